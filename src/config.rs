@@ -1,0 +1,869 @@
+//! Configuration: raw TOML structs, then one validation into a rich [`Config`].
+//!
+//! Two steps, as in ripgrep and hickory-dns: serde reads [`raw`] structs that mirror the file
+//! exactly (`deny_unknown_fields`, so a typo is an error, not a silently ignored key), then
+//! [`Config::from_raw`] turns them into parsed types (names, regexes, durations, socket
+//! addresses) once. Every value that is validated after parsing keeps its byte span, so an error
+//! names the file, the key and the line.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use regex::Regex;
+
+use crate::inventory::InstanceState;
+use crate::naming::{Rule, RuleKind, Rules};
+
+/// What went wrong loading a config file. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a key is unknown, or a value has the wrong type.
+    #[error("failed to parse config file {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// toml's message: it names the line, the column and the key.
+        message: String,
+    },
+    /// A value parsed but does not make sense.
+    #[error("{path}:{line}: invalid `{key}`: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// Dotted key, e.g. `naming.rules[2].pattern`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The serde mirror of the config file. Nothing here is validated beyond types.
+pub mod raw {
+    use serde::Deserialize;
+    use toml::Spanned;
+
+    /// The whole file.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        /// `[server]`
+        pub server: Server,
+        /// `[zone]`
+        pub zone: Zone,
+        /// `[inventory]`
+        pub inventory: Inventory,
+        /// `[naming]`
+        #[serde(default)]
+        pub naming: Naming,
+    }
+
+    /// `[server]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        /// Socket addresses; each serves UDP and TCP.
+        pub listen: Spanned<Vec<Spanned<String>>>,
+        /// How long an idle TCP connection is kept open.
+        #[serde(default = "default_tcp_idle_timeout")]
+        pub tcp_idle_timeout: Spanned<String>,
+    }
+
+    fn default_tcp_idle_timeout() -> Spanned<String> {
+        Spanned::new(0..0, "10s".to_owned())
+    }
+
+    /// `[zone]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Zone {
+        /// The zone apex, e.g. `internal.`.
+        pub apex: Spanned<String>,
+        /// TTL of the host records (A, AAAA, CNAME).
+        #[serde(default = "default_record_ttl")]
+        pub record_ttl: u32,
+        /// TTL of the SOA and NS records at the apex.
+        #[serde(default = "default_apex_ttl")]
+        pub apex_ttl: u32,
+        /// `[zone.soa]`
+        pub soa: Soa,
+        /// `[[zone.nameservers]]`
+        pub nameservers: Spanned<Vec<Nameserver>>,
+    }
+
+    fn default_record_ttl() -> u32 {
+        60
+    }
+    fn default_apex_ttl() -> u32 {
+        3600
+    }
+
+    /// `[zone.soa]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Soa {
+        /// MNAME; defaults to the first nameserver.
+        pub primary_ns: Option<Spanned<String>>,
+        /// RNAME, the hostmaster's mailbox as a domain name.
+        pub hostmaster: Spanned<String>,
+        /// Seconds between secondaries' refresh checks.
+        #[serde(default = "default_refresh")]
+        pub refresh: u32,
+        /// Seconds between retries of a failed refresh.
+        #[serde(default = "default_retry")]
+        pub retry: u32,
+        /// Seconds after which a secondary stops answering without a refresh.
+        #[serde(default = "default_expire")]
+        pub expire: u32,
+        /// Negative-caching TTL (RFC 2308).
+        #[serde(default = "default_minimum")]
+        pub minimum: u32,
+    }
+
+    fn default_refresh() -> u32 {
+        3600
+    }
+    fn default_retry() -> u32 {
+        600
+    }
+    fn default_expire() -> u32 {
+        604_800
+    }
+    fn default_minimum() -> u32 {
+        60
+    }
+
+    /// `[[zone.nameservers]]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Nameserver {
+        /// Relative to the apex, or absolute with a trailing dot.
+        pub name: Spanned<String>,
+        /// Glue; required when the name is inside the zone.
+        #[serde(default)]
+        pub addresses: Vec<Spanned<String>>,
+    }
+
+    /// `[inventory]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Inventory {
+        /// `file` (the EC2 source comes with its own keys).
+        pub source: Spanned<String>,
+        /// For `file`: the describe-instances JSON, relative to the config file.
+        pub path: Option<Spanned<String>>,
+        /// For `file`: the region, when the dump does not say (derived from the AZ otherwise).
+        pub region: Option<String>,
+        /// How often the inventory is read again.
+        #[serde(default = "default_refresh_interval")]
+        pub refresh_interval: Spanned<String>,
+    }
+
+    fn default_refresh_interval() -> Spanned<String> {
+        Spanned::new(0..0, "30s".to_owned())
+    }
+
+    /// `[naming]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Naming {
+        /// Instance states that get names.
+        #[serde(default = "default_states")]
+        pub states: Spanned<Vec<Spanned<String>>>,
+        /// Whether every instance is also named by its id.
+        #[serde(default = "default_true")]
+        pub instance_id_names: bool,
+        /// `[[naming.rules]]`, in order.
+        #[serde(default)]
+        pub rules: Vec<Rule>,
+    }
+
+    impl Default for Naming {
+        fn default() -> Self {
+            Self {
+                states: default_states(),
+                instance_id_names: true,
+                rules: Vec::new(),
+            }
+        }
+    }
+
+    fn default_states() -> Spanned<Vec<Spanned<String>>> {
+        Spanned::new(0..0, vec![Spanned::new(0..0, "running".to_owned())])
+    }
+    fn default_true() -> bool {
+        true
+    }
+
+    /// `[[naming.rules]]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Rule {
+        /// `tag` or `security_group`.
+        pub kind: Spanned<String>,
+        /// For `tag`: the tag key (default `Name`).
+        pub tag: Option<Spanned<String>>,
+        /// For `tag`: split the value on this string to get several names.
+        pub separator: Option<Spanned<String>>,
+        /// For `security_group`: a regex over the group name with a `name` capture.
+        pub pattern: Option<Spanned<String>>,
+        /// The name names one instance: when several claim it, the newest launch wins.
+        #[serde(default)]
+        pub single: bool,
+    }
+}
+
+/// A validated configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from; relative paths in it are resolved against its folder.
+    pub path: PathBuf,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[zone]`
+    pub zone: ZoneConfig,
+    /// `[inventory]`
+    pub inventory: InventoryConfig,
+    /// `[naming]`
+    pub naming: Rules,
+}
+
+/// Listening sockets and connection limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Each address serves UDP and TCP on the same port.
+    pub listen: Vec<SocketAddr>,
+    /// Idle TCP connections are closed after this long.
+    pub tcp_idle_timeout: Duration,
+}
+
+/// The authoritative zone.
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    /// Fully qualified, lower case.
+    pub apex: Name,
+    /// TTL of host records.
+    pub record_ttl: u32,
+    /// TTL of SOA and NS.
+    pub apex_ttl: u32,
+    /// SOA MNAME.
+    pub primary_ns: Name,
+    /// SOA RNAME.
+    pub hostmaster: Name,
+    /// SOA REFRESH.
+    pub refresh: u32,
+    /// SOA RETRY.
+    pub retry: u32,
+    /// SOA EXPIRE.
+    pub expire: u32,
+    /// SOA MINIMUM: the negative-caching TTL.
+    pub minimum: u32,
+    /// NS records at the apex, with glue for in-zone ones.
+    pub nameservers: Vec<NameserverConfig>,
+}
+
+/// One apex NS record.
+#[derive(Debug, Clone)]
+pub struct NameserverConfig {
+    /// Fully qualified.
+    pub name: Name,
+    /// Glue addresses (only for names inside the zone).
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Where the fleet comes from.
+#[derive(Debug, Clone)]
+pub struct InventoryConfig {
+    /// The source and its settings.
+    pub source: SourceConfig,
+    /// How often the source is read again.
+    pub refresh_interval: Duration,
+}
+
+/// Inventory sources.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// A describe-instances JSON dump.
+    File {
+        /// Absolute, or relative to the working directory (resolved against the config's folder).
+        path: PathBuf,
+        /// Region for instances, when the dump does not say.
+        region: Option<String>,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates config text as if read from `path` (which anchors relative paths).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: raw::File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Self::from_raw(path, text, raw)
+    }
+
+    /// The one validation step from raw structs to rich types.
+    pub fn from_raw(path: &Path, text: &str, raw: raw::File) -> Result<Self, ConfigError> {
+        let v = Validator { path, text };
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        let mut listen = Vec::new();
+        for (i, addr) in raw.server.listen.get_ref().iter().enumerate() {
+            let parsed: SocketAddr = addr.get_ref().parse().map_err(|_| {
+                v.err(
+                    &format!("server.listen[{i}]"),
+                    addr.span(),
+                    format!("`{}` is not an IP:port socket address", addr.get_ref()),
+                )
+            })?;
+            if listen.contains(&parsed) {
+                return Err(v.err(
+                    &format!("server.listen[{i}]"),
+                    addr.span(),
+                    format!("{parsed} is listed twice"),
+                ));
+            }
+            listen.push(parsed);
+        }
+        if listen.is_empty() {
+            return Err(v.err(
+                "server.listen",
+                raw.server.listen.span(),
+                "at least one address is needed".into(),
+            ));
+        }
+        let tcp_idle_timeout =
+            v.duration("server.tcp_idle_timeout", &raw.server.tcp_idle_timeout)?;
+
+        let zone = v.zone(&raw.zone)?;
+        let inventory = v.inventory(base, &raw.inventory)?;
+        let naming = v.naming(&raw.naming)?;
+
+        Ok(Config {
+            path: path.to_owned(),
+            server: ServerConfig {
+                listen,
+                tcp_idle_timeout,
+            },
+            zone,
+            inventory,
+            naming,
+        })
+    }
+}
+
+/// Carries the file name and text so each check can report a line.
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: &str, span: Range<usize>, message: String) -> ConfigError {
+        // Defaults carry an empty span at 0; line 1 is as good a pointer as any for them.
+        let line = self.text[..span.start.min(self.text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1;
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line,
+            key: key.to_owned(),
+            message,
+        }
+    }
+
+    fn duration(&self, key: &str, value: &toml::Spanned<String>) -> Result<Duration, ConfigError> {
+        let d = humantime::parse_duration(value.get_ref()).map_err(|e| {
+            self.err(
+                key,
+                value.span(),
+                format!("`{}` is not a duration like \"30s\": {e}", value.get_ref()),
+            )
+        })?;
+        if d.is_zero() {
+            return Err(self.err(key, value.span(), "must be more than zero".into()));
+        }
+        Ok(d)
+    }
+
+    /// A domain name: absolute with a trailing dot, or relative to `origin` when one is given.
+    fn name(
+        &self,
+        key: &str,
+        value: &toml::Spanned<String>,
+        origin: Option<&Name>,
+    ) -> Result<Name, ConfigError> {
+        let s = value.get_ref().trim();
+        let invalid = |m: String| self.err(key, value.span(), m);
+        if s.is_empty() {
+            return Err(invalid("must not be empty".into()));
+        }
+        let name =
+            Name::from_ascii(s).map_err(|e| invalid(format!("`{s}` is not a domain name: {e}")))?;
+        let name = if name.is_fqdn() {
+            name
+        } else if let Some(origin) = origin {
+            name.append_domain(origin)
+                .map_err(|e| invalid(format!("`{s}` is too long inside {origin}: {e}")))?
+        } else {
+            return Err(invalid(format!(
+                "`{s}` must be fully qualified (end with a dot)"
+            )));
+        };
+        Ok(name.to_lowercase())
+    }
+
+    fn zone(&self, raw: &raw::Zone) -> Result<ZoneConfig, ConfigError> {
+        let apex = self.name("zone.apex", &raw.apex, None)?;
+        if apex.is_root() {
+            return Err(self.err(
+                "zone.apex",
+                raw.apex.span(),
+                "the root zone cannot be served; name a zone such as `internal.`".into(),
+            ));
+        }
+        let mut nameservers = Vec::new();
+        for (i, ns) in raw.nameservers.get_ref().iter().enumerate() {
+            let key = format!("zone.nameservers[{i}]");
+            let name = self.name(&format!("{key}.name"), &ns.name, Some(&apex))?;
+            let mut addresses = Vec::new();
+            for (j, a) in ns.addresses.iter().enumerate() {
+                let ip: IpAddr = a.get_ref().parse().map_err(|_| {
+                    self.err(
+                        &format!("{key}.addresses[{j}]"),
+                        a.span(),
+                        format!("`{}` is not an IP address", a.get_ref()),
+                    )
+                })?;
+                addresses.push(ip);
+            }
+            let in_zone = apex.zone_of(&name);
+            if in_zone && addresses.is_empty() {
+                return Err(self.err(
+                    &format!("{key}.addresses"),
+                    ns.name.span(),
+                    format!("{name} is inside {apex}, so it needs glue addresses"),
+                ));
+            }
+            if !in_zone && !addresses.is_empty() {
+                return Err(self.err(
+                    &format!("{key}.addresses"),
+                    ns.name.span(),
+                    format!("{name} is outside {apex}; its addresses are not ours to serve"),
+                ));
+            }
+            if name == apex {
+                return Err(self.err(
+                    &format!("{key}.name"),
+                    ns.name.span(),
+                    "a nameserver cannot be the apex itself".into(),
+                ));
+            }
+            nameservers.push(NameserverConfig { name, addresses });
+        }
+        let Some(first) = nameservers.first() else {
+            return Err(self.err(
+                "zone.nameservers",
+                raw.nameservers.span(),
+                "at least one nameserver is needed for the apex NS record".into(),
+            ));
+        };
+        let primary_ns = match &raw.soa.primary_ns {
+            Some(p) => self.name("zone.soa.primary_ns", p, Some(&apex))?,
+            None => first.name.clone(),
+        };
+        let hostmaster = self.name("zone.soa.hostmaster", &raw.soa.hostmaster, Some(&apex))?;
+        Ok(ZoneConfig {
+            apex,
+            record_ttl: raw.record_ttl,
+            apex_ttl: raw.apex_ttl,
+            primary_ns,
+            hostmaster,
+            refresh: raw.soa.refresh,
+            retry: raw.soa.retry,
+            expire: raw.soa.expire,
+            minimum: raw.soa.minimum,
+            nameservers,
+        })
+    }
+
+    fn inventory(&self, base: &Path, raw: &raw::Inventory) -> Result<InventoryConfig, ConfigError> {
+        let refresh_interval =
+            self.duration("inventory.refresh_interval", &raw.refresh_interval)?;
+        let source = match raw.source.get_ref().as_str() {
+            "file" => {
+                let Some(p) = &raw.path else {
+                    return Err(self.err(
+                        "inventory.path",
+                        raw.source.span(),
+                        "source \"file\" needs `path`, the describe-instances JSON".into(),
+                    ));
+                };
+                if p.get_ref().trim().is_empty() {
+                    return Err(self.err("inventory.path", p.span(), "must not be empty".into()));
+                }
+                SourceConfig::File {
+                    path: base.join(p.get_ref()),
+                    region: raw.region.clone(),
+                }
+            }
+            other => {
+                return Err(self.err(
+                    "inventory.source",
+                    raw.source.span(),
+                    format!("unknown source `{other}`; expected \"file\""),
+                ));
+            }
+        };
+        Ok(InventoryConfig {
+            source,
+            refresh_interval,
+        })
+    }
+
+    fn naming(&self, raw: &raw::Naming) -> Result<Rules, ConfigError> {
+        let mut states = BTreeSet::new();
+        for (i, s) in raw.states.get_ref().iter().enumerate() {
+            let state: InstanceState = s
+                .get_ref()
+                .parse()
+                .map_err(|e: String| self.err(&format!("naming.states[{i}]"), s.span(), e))?;
+            states.insert(state);
+        }
+        if states.is_empty() {
+            return Err(self.err(
+                "naming.states",
+                raw.states.span(),
+                "no state is named, so no instance would get a name".into(),
+            ));
+        }
+        let mut rules = Vec::new();
+        for (i, r) in raw.rules.iter().enumerate() {
+            let key = format!("naming.rules[{i}]");
+            let only = |field: &str, present: bool, span: Range<usize>| {
+                if present {
+                    Err(self.err(
+                        &format!("{key}.{field}"),
+                        span,
+                        format!("`{field}` does not apply to kind \"{}\"", r.kind.get_ref()),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            let kind = match r.kind.get_ref().as_str() {
+                "tag" => {
+                    only(
+                        "pattern",
+                        r.pattern.is_some(),
+                        r.pattern.as_ref().map_or(0..0, |p| p.span()),
+                    )?;
+                    let tag = match &r.tag {
+                        Some(t) if t.get_ref().is_empty() => {
+                            return Err(self.err(
+                                &format!("{key}.tag"),
+                                t.span(),
+                                "must not be empty".into(),
+                            ));
+                        }
+                        Some(t) => t.get_ref().clone(),
+                        None => "Name".to_owned(),
+                    };
+                    let separator = match &r.separator {
+                        Some(s) if s.get_ref().is_empty() => {
+                            return Err(self.err(
+                                &format!("{key}.separator"),
+                                s.span(),
+                                "must not be empty".into(),
+                            ));
+                        }
+                        s => s.as_ref().map(|s| s.get_ref().clone()),
+                    };
+                    RuleKind::Tag {
+                        key: tag,
+                        separator,
+                    }
+                }
+                "security_group" => {
+                    only(
+                        "tag",
+                        r.tag.is_some(),
+                        r.tag.as_ref().map_or(0..0, |p| p.span()),
+                    )?;
+                    only(
+                        "separator",
+                        r.separator.is_some(),
+                        r.separator.as_ref().map_or(0..0, |p| p.span()),
+                    )?;
+                    let Some(p) = &r.pattern else {
+                        return Err(self.err(
+                            &format!("{key}.pattern"),
+                            r.kind.span(),
+                            "kind \"security_group\" needs `pattern`, a regex with a `name` capture"
+                                .into(),
+                        ));
+                    };
+                    let re = Regex::new(p.get_ref()).map_err(|e| {
+                        self.err(
+                            &format!("{key}.pattern"),
+                            p.span(),
+                            format!("bad regex: {e}"),
+                        )
+                    })?;
+                    if !re.capture_names().any(|n| n == Some("name")) {
+                        return Err(self.err(
+                            &format!("{key}.pattern"),
+                            p.span(),
+                            "the regex needs a `(?P<name>...)` capture: it is the name".into(),
+                        ));
+                    }
+                    RuleKind::SecurityGroup { pattern: re }
+                }
+                other => {
+                    return Err(self.err(
+                        &format!("{key}.kind"),
+                        r.kind.span(),
+                        format!("unknown kind `{other}`; expected \"tag\" or \"security_group\""),
+                    ));
+                }
+            };
+            rules.push(Rule {
+                kind,
+                single: r.single,
+            });
+        }
+        Ok(Rules {
+            states,
+            instance_id_names: raw.instance_id_names,
+            rules,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    fn toml_files() -> Vec<PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(config_dir())
+            .expect("config/ exists")
+            .map(|e| e.expect("readable entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "config/ holds no .toml file");
+        files
+    }
+
+    #[test]
+    fn every_config_file_loads() {
+        for file in toml_files() {
+            let config = Config::load(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert!(!config.server.listen.is_empty());
+        }
+    }
+
+    /// Adds `bogus_key = 1` to every table (and array-of-tables entry) of every example and
+    /// expects the parse to fail naming that key, so no table silently accepts typos.
+    #[test]
+    fn unknown_keys_are_rejected_in_every_table() {
+        for file in toml_files() {
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let doc: toml::Table = toml::from_str(&text).expect("valid toml");
+            let mut paths = Vec::new();
+            collect_tables(
+                &toml::Value::Table(doc.clone()),
+                &mut Vec::new(),
+                &mut paths,
+            );
+            assert!(
+                paths.len() >= 4,
+                "{}: expected several tables",
+                file.display()
+            );
+            for path in paths {
+                let mut doc = toml::Value::Table(doc.clone());
+                insert_at(&mut doc, &path, "bogus_key");
+                let text = toml::to_string(&doc).expect("serialisable");
+                let err = Config::parse(&file, &text).expect_err(&format!(
+                    "{}: unknown key at {path:?} was accepted",
+                    file.display()
+                ));
+                assert!(
+                    err.to_string().contains("bogus_key"),
+                    "{}: error does not name the key: {err}",
+                    file.display()
+                );
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    fn collect_tables(v: &toml::Value, here: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+        match v {
+            toml::Value::Table(t) => {
+                out.push(here.clone());
+                for (k, v) in t {
+                    here.push(Step::Key(k.clone()));
+                    collect_tables(v, here, out);
+                    here.pop();
+                }
+            }
+            toml::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    here.push(Step::Index(i));
+                    collect_tables(v, here, out);
+                    here.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn insert_at(v: &mut toml::Value, path: &[Step], key: &str) {
+        let mut cur = v;
+        for step in path {
+            cur = match (step, cur) {
+                (Step::Key(k), toml::Value::Table(t)) => t.get_mut(k).expect("path exists"),
+                (Step::Index(i), toml::Value::Array(a)) => &mut a[*i],
+                _ => panic!("path does not fit"),
+            };
+        }
+        match cur {
+            toml::Value::Table(t) => {
+                t.insert(key.to_owned(), toml::Value::Integer(1));
+            }
+            _ => panic!("not a table"),
+        }
+    }
+
+    const GOOD: &str = r#"
+[server]
+listen = ["127.0.0.1:5353"]
+
+[zone]
+apex = "internal."
+
+[zone.soa]
+hostmaster = "hostmaster"
+
+[[zone.nameservers]]
+name = "ns1"
+addresses = ["127.0.0.1"]
+
+[inventory]
+source = "file"
+path = "x.json"
+
+[[naming.rules]]
+kind = "security_group"
+pattern = "^SG-T-(?P<name>.+)$"
+"#;
+
+    fn invalid(text: &str) -> (usize, String, String) {
+        match Config::parse(Path::new("/etc/stabledns.toml"), text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_minimal_config_is_valid_and_defaults_apply() {
+        let c = Config::parse(Path::new("/etc/stabledns/stabledns.toml"), GOOD).expect("valid");
+        assert_eq!(c.zone.apex.to_ascii(), "internal.");
+        assert_eq!(c.zone.primary_ns.to_ascii(), "ns1.internal.");
+        assert_eq!(c.zone.hostmaster.to_ascii(), "hostmaster.internal.");
+        assert_eq!(c.zone.record_ttl, 60);
+        assert_eq!(c.inventory.refresh_interval, Duration::from_secs(30));
+        assert_eq!(c.server.tcp_idle_timeout, Duration::from_secs(10));
+        assert!(c.naming.states.contains(&InstanceState::Running));
+        let SourceConfig::File { path, .. } = &c.inventory.source;
+        assert_eq!(path, Path::new("/etc/stabledns/x.json"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        let (line, key, msg) = invalid(&GOOD.replace("127.0.0.1:5353", "localhost"));
+        assert_eq!((line, key.as_str()), (3, "server.listen[0]"));
+        assert!(msg.contains("localhost"), "{msg}");
+
+        let (line, key, msg) = invalid(&GOOD.replace("(?P<name>.+)", "(.+)"));
+        assert_eq!((line, key.as_str()), (21, "naming.rules[0].pattern"));
+        assert!(msg.contains("name"), "{msg}");
+
+        let (line, key, _) = invalid(&GOOD.replace("^SG-T-(?P<name>.+)$", "(?P<name>[a-"));
+        assert_eq!((line, key.as_str()), (21, "naming.rules[0].pattern"));
+
+        let (line, key, _) = invalid(&GOOD.replace("source = \"file\"", "source = \"ftp\""));
+        assert_eq!((line, key.as_str()), (16, "inventory.source"));
+
+        let (line, key, _) = invalid(&GOOD.replace("addresses = [\"127.0.0.1\"]", ""));
+        assert_eq!((line, key.as_str()), (12, "zone.nameservers[0].addresses"));
+
+        let (line, key, _) = invalid(&GOOD.replace("apex = \"internal.\"", "apex = \"internal\""));
+        assert_eq!((line, key.as_str()), (6, "zone.apex"));
+
+        let (line, key, _) = invalid(&GOOD.replace(
+            "path = \"x.json\"",
+            "path = \"x.json\"\nrefresh_interval = \"soon\"",
+        ));
+        assert_eq!((line, key.as_str()), (18, "inventory.refresh_interval"));
+
+        let (line, key, _) = invalid(&GOOD.replace(
+            "[[naming.rules]]",
+            "[naming]\nstates = [\"runing\"]\n\n[[naming.rules]]",
+        ));
+        assert_eq!((line, key.as_str()), (20, "naming.states[0]"));
+
+        let (_, key, _) = invalid(&GOOD.replace("kind = \"security_group\"", "kind = \"tag\""));
+        assert_eq!(key, "naming.rules[0].pattern");
+    }
+
+    #[test]
+    fn parse_errors_name_the_file_key_and_line() {
+        let err = Config::parse(
+            Path::new("/etc/stabledns.toml"),
+            &GOOD.replace("[zone]\n", "[zone]\nrecord_ttl = \"sixty\"\n"),
+        )
+        .expect_err("wrong type");
+        let text = err.to_string();
+        assert!(text.contains("/etc/stabledns.toml"), "{text}");
+        assert!(text.contains("line 6"), "{text}");
+        assert!(text.contains("record_ttl"), "{text}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The `file` source: exactly the JSON `aws ec2 describe-instances` prints.
+//!
+//! So an operator can serve (or debug against) a real dump offline:
+//! `aws ec2 describe-instances > fleet.json`. AWS field names, unknown fields ignored (the API
+//! grows), empty strings treated as absent (the CLI prints `"PublicDnsName": ""` for instances
+//! without one). A malformed document is an error that says where, never a partial fleet.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Instance, InstanceError, InventoryError, SecurityGroup, region_of_zone};
+
+/// Reads a describe-instances dump.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// The JSON file.
+    pub path: PathBuf,
+    /// Region for every instance; derived from its availability zone when absent.
+    pub region: Option<String>,
+}
+
+impl FileSource {
+    /// Reads and parses the file.
+    pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
+        let bytes = tokio::fs::read(&self.path)
+            .await
+            .map_err(|source| InventoryError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        parse(&self.path, &bytes, self.region.as_deref())
+    }
+}
+
+/// Parses describe-instances JSON; `path` only labels errors.
+pub fn parse(
+    path: &Path,
+    bytes: &[u8],
+    region: Option<&str>,
+) -> Result<Vec<Instance>, InventoryError> {
+    let parse_err = |message: String| InventoryError::Parse {
+        path: path.to_owned(),
+        message,
+    };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        let at = e.path().to_string();
+        let place = if at == "." {
+            String::new()
+        } else {
+            format!(" at {at}")
+        };
+        parse_err(format!(
+            "{inner}{place} (expected the JSON that `aws ec2 describe-instances` prints)"
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (r, reservation) in doc.reservations.into_iter().enumerate() {
+        for (i, raw) in reservation.instances.into_iter().enumerate() {
+            let instance = convert(raw, reservation.owner_id.as_deref(), region)
+                .map_err(|e| parse_err(format!("Reservations[{r}].Instances[{i}]: {e}")))?;
+            out.push(instance);
+        }
+    }
+    Ok(out)
+}
+
+fn convert(
+    raw: RawInstance,
+    owner: Option<&str>,
+    region: Option<&str>,
+) -> Result<Instance, InstanceError> {
+    let id = non_empty(raw.instance_id).ok_or(InstanceError::Missing("InstanceId"))?;
+    let state_name = raw
+        .state
+        .and_then(|s| non_empty(s.name))
+        .ok_or(InstanceError::Missing("State.Name"))?;
+    let state = state_name
+        .parse()
+        .map_err(|_| InstanceError::Invalid("State.Name", state_name))?;
+    let launch_time = match non_empty(raw.launch_time) {
+        Some(t) => Some(
+            t.parse::<jiff::Timestamp>()
+                .map_err(|_| InstanceError::Invalid("LaunchTime", t))?,
+        ),
+        None => None,
+    };
+    let ipv4 =
+        |field: &'static str, v: Option<String>| -> Result<Option<Ipv4Addr>, InstanceError> {
+            match non_empty(v) {
+                Some(s) => s
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| InstanceError::Invalid(field, s)),
+                None => Ok(None),
+            }
+        };
+    let private_ip = ipv4("PrivateIpAddress", raw.private_ip_address)?;
+    let public_ip = ipv4("PublicIpAddress", raw.public_ip_address)?;
+
+    let mut ipv6: Vec<Ipv6Addr> = Vec::new();
+    let v6_strings = raw.ipv6_address.into_iter().chain(
+        raw.network_interfaces
+            .into_iter()
+            .flat_map(|n| n.ipv6_addresses)
+            .filter_map(|a| a.ipv6_address),
+    );
+    for s in v6_strings.filter(|s| !s.is_empty()) {
+        let addr: Ipv6Addr = s
+            .parse()
+            .map_err(|_| InstanceError::Invalid("Ipv6Address", s))?;
+        if !ipv6.contains(&addr) {
+            ipv6.push(addr);
+        }
+    }
+
+    let mut tags = BTreeMap::new();
+    for tag in raw.tags {
+        if let Some(key) = non_empty(tag.key) {
+            tags.insert(key, tag.value.unwrap_or_default());
+        }
+    }
+    let security_groups = raw
+        .security_groups
+        .into_iter()
+        .filter_map(|g| {
+            Some(SecurityGroup {
+                id: non_empty(g.group_id)?,
+                name: g.group_name.unwrap_or_default(),
+            })
+        })
+        .collect();
+    let availability_zone = raw.placement.and_then(|p| non_empty(p.availability_zone));
+    let region = region
+        .map(str::to_owned)
+        .or_else(|| availability_zone.as_deref().and_then(region_of_zone));
+
+    Ok(Instance {
+        id,
+        state,
+        launch_time,
+        account: owner.map(str::to_owned),
+        region,
+        availability_zone,
+        vpc_id: non_empty(raw.vpc_id),
+        subnet_id: non_empty(raw.subnet_id),
+        private_ip,
+        private_dns_name: non_empty(raw.private_dns_name),
+        public_ip,
+        public_dns_name: non_empty(raw.public_dns_name),
+        ipv6,
+        tags,
+        security_groups,
+    })
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Document {
+    reservations: Vec<Reservation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Reservation {
+    owner_id: Option<String>,
+    #[serde(default)]
+    instances: Vec<RawInstance>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawInstance {
+    instance_id: Option<String>,
+    state: Option<RawState>,
+    launch_time: Option<String>,
+    placement: Option<RawPlacement>,
+    vpc_id: Option<String>,
+    subnet_id: Option<String>,
+    private_ip_address: Option<String>,
+    private_dns_name: Option<String>,
+    public_ip_address: Option<String>,
+    public_dns_name: Option<String>,
+    ipv6_address: Option<String>,
+    #[serde(default)]
+    network_interfaces: Vec<RawInterface>,
+    #[serde(default)]
+    tags: Vec<RawTag>,
+    #[serde(default)]
+    security_groups: Vec<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawState {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawPlacement {
+    availability_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawInterface {
+    #[serde(default)]
+    ipv6_addresses: Vec<RawIpv6>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawIpv6 {
+    ipv6_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawTag {
+    key: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawGroup {
+    group_id: Option<String>,
+    group_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::InstanceState;
+
+    fn demo() -> Vec<Instance> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-instances.json");
+        let bytes = std::fs::read(&path).expect("demo inventory exists");
+        parse(&path, &bytes, None).expect("demo inventory parses")
+    }
+
+    #[test]
+    fn the_demo_dump_has_every_field() {
+        let fleet = demo();
+        let db1 = fleet
+            .iter()
+            .find(|i| i.tags.get("Name").map(String::as_str) == Some("db1"))
+            .expect("db1 in demo");
+        assert_eq!(db1.state, InstanceState::Running);
+        assert_eq!(db1.region.as_deref(), Some("eu-west-1"));
+        assert!(
+            db1.availability_zone
+                .as_deref()
+                .is_some_and(|z| z.starts_with("eu-west-1"))
+        );
+        assert!(db1.vpc_id.is_some() && db1.subnet_id.is_some() && db1.account.is_some());
+        assert!(db1.private_ip.is_some() && db1.private_dns_name.is_some());
+        assert!(db1.public_ip.is_some());
+        assert!(
+            db1.public_dns_name
+                .as_deref()
+                .is_some_and(|n| n.ends_with(".amazonaws.com"))
+        );
+        assert!(db1.launch_time.is_some());
+        assert!(db1.security_groups.iter().any(|g| g.name == "SG-I-DB1"));
+        // The worker has no public name: the CLI prints "" and that must read as absent.
+        let worker = fleet
+            .iter()
+            .find(|i| i.tags.get("Name").is_some_and(|n| n.contains("worker")))
+            .expect("worker in demo");
+        assert_eq!(worker.public_dns_name, None);
+        assert_eq!(worker.public_ip, None);
+        assert!(fleet.iter().any(|i| !i.ipv6.is_empty()), "demo shows IPv6");
+        assert!(fleet.iter().any(|i| i.state == InstanceState::Stopped));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let json = br#"{"Reservations":[{"Future":1,"Instances":[
+            {"InstanceId":"i-1","State":{"Code":16,"Name":"running"},"Shiny":{"a":[1]}}]}],
+            "NextToken":null}"#;
+        let fleet = parse(Path::new("f.json"), json, Some("eu-west-1")).expect("parses");
+        assert_eq!(fleet.len(), 1);
+        assert_eq!(fleet[0].region.as_deref(), Some("eu-west-1"));
+    }
+
+    fn parse_error(json: &str) -> String {
+        parse(Path::new("fleet.json"), json.as_bytes(), None)
+            .expect_err("must fail")
+            .to_string()
+    }
+
+    #[test]
+    fn malformed_files_say_where() {
+        let e = parse_error("not json");
+        assert!(e.contains("fleet.json") && e.contains("line 1"), "{e}");
+
+        let e = parse_error(r#"{"Instances":[]}"#);
+        assert!(e.contains("Reservations"), "{e}");
+
+        let e = parse_error(r#"{"Reservations":[{"Instances":[{"InstanceId":5}]}]}"#);
+        assert!(e.contains("Reservations[0].Instances[0].InstanceId"), "{e}");
+
+        let e = parse_error(r#"{"Reservations":[{"Instances":[{"InstanceId":"i-1"}]}]}"#);
+        assert!(
+            e.contains("Reservations[0].Instances[0]") && e.contains("State.Name"),
+            "{e}"
+        );
+
+        let e = parse_error(
+            r#"{"Reservations":[{},{"Instances":[{"InstanceId":"i-1","State":{"Name":"running"},
+            "PrivateIpAddress":"10.0.0.300"}]}]}"#,
+        );
+        assert!(
+            e.contains("Reservations[1].Instances[0]") && e.contains("10.0.0.300"),
+            "{e}"
+        );
+
+        let e = parse_error(
+            r#"{"Reservations":[{"Instances":[{"InstanceId":"i-1","State":{"Name":"exploded"}}]}]}"#,
+        );
+        assert!(e.contains("exploded"), "{e}");
+    }
+}

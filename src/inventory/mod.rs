@@ -1,0 +1,242 @@
+//! The fleet: what instances exist, as the EC2 API describes them.
+//!
+//! This module (and only it) knows AWS's shapes. Everything downstream sees [`Instance`], a plain
+//! struct with every field the naming rules or the answers could want, whatever the source.
+//! Sources are an enum rather than a trait object: there are few of them, and an enum keeps
+//! `async fn` without boxing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{InventoryConfig, SourceConfig};
+
+pub mod file;
+
+/// One EC2 instance, with the fields stabledns names and answers from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// `i-0abc...`
+    pub id: String,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// When it was launched; newest wins a contested single-instance name.
+    pub launch_time: Option<jiff::Timestamp>,
+    /// The account that owns it (the reservation's owner), when known.
+    pub account: Option<String>,
+    /// e.g. `eu-west-1`.
+    pub region: Option<String>,
+    /// e.g. `eu-west-1a`.
+    pub availability_zone: Option<String>,
+    /// `vpc-...`
+    pub vpc_id: Option<String>,
+    /// `subnet-...`
+    pub subnet_id: Option<String>,
+    /// The primary private IPv4 address.
+    pub private_ip: Option<Ipv4Addr>,
+    /// e.g. `ip-10-0-1-10.eu-west-1.compute.internal`.
+    pub private_dns_name: Option<String>,
+    /// The public IPv4 address, when it has one.
+    pub public_ip: Option<Ipv4Addr>,
+    /// e.g. `ec2-79-125-3-243.eu-west-1.compute.amazonaws.com`: the CNAME target that AWS's
+    /// resolver answers with the private address inside the VPC and the public one outside.
+    pub public_dns_name: Option<String>,
+    /// Every IPv6 address on its interfaces.
+    pub ipv6: Vec<Ipv6Addr>,
+    /// Tag key → value.
+    pub tags: BTreeMap<String, String>,
+    /// Its security groups.
+    pub security_groups: Vec<SecurityGroup>,
+}
+
+/// A security group as attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    /// `sg-...`
+    pub id: String,
+    /// e.g. `SG-T-WEB`.
+    pub name: String,
+}
+
+/// EC2 instance states, as the API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// `pending`
+    Pending,
+    /// `running`
+    Running,
+    /// `shutting-down`
+    ShuttingDown,
+    /// `terminated`
+    Terminated,
+    /// `stopping`
+    Stopping,
+    /// `stopped`
+    Stopped,
+}
+
+impl InstanceState {
+    /// The API's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InstanceState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "terminated" => Self::Terminated,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            other => {
+                return Err(format!(
+                    "unknown instance state `{other}`; expected one of pending, running, \
+                     shutting-down, terminated, stopping, stopped"
+                ));
+            }
+        })
+    }
+}
+
+/// Why the fleet could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The inventory file could not be read.
+    #[error("failed to read inventory file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The inventory file is not describe-instances JSON.
+    #[error("failed to parse inventory file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where in the document and what is wrong.
+        message: String,
+    },
+}
+
+/// Why one instance in an API answer or dump cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// A field every instance must have is absent.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A field has a value that cannot be right.
+    #[error("invalid {0} `{1}`")]
+    Invalid(&'static str, String),
+}
+
+/// A place the fleet is read from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A describe-instances JSON dump.
+    File(file::FileSource),
+}
+
+impl Source {
+    /// The source the config asks for.
+    pub fn from_config(config: &InventoryConfig) -> Self {
+        match &config.source {
+            SourceConfig::File { path, region } => Source::File(file::FileSource {
+                path: path.clone(),
+                region: region.clone(),
+            }),
+        }
+    }
+
+    /// Reads the whole fleet; all or nothing.
+    pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
+        match self {
+            Source::File(f) => f.fetch().await,
+        }
+    }
+
+    /// For logs: where the fleet comes from.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(f) => format!("file {}", f.path.display()),
+        }
+    }
+}
+
+/// `eu-west-1` from `eu-west-1a`, and `us-west-2` from the local zone `us-west-2-lax-1a`.
+pub fn region_of_zone(az: &str) -> Option<String> {
+    // A region is `<geo>-<direction>-<n>` (optionally `-gov`/`-iso` style infixes); everything
+    // after the first digit run is the zone.
+    let mut parts = Vec::new();
+    for part in az.split('-') {
+        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && !parts.is_empty() {
+            parts.push(&part[..digits]);
+            return (parts.len() >= 3).then(|| parts.join("-"));
+        }
+        parts.push(part);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_come_from_zones() {
+        assert_eq!(region_of_zone("eu-west-1a").as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            region_of_zone("us-west-2-lax-1a").as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(
+            region_of_zone("us-gov-west-1b").as_deref(),
+            Some("us-gov-west-1")
+        );
+        assert_eq!(
+            region_of_zone("ap-southeast-2c").as_deref(),
+            Some("ap-southeast-2")
+        );
+        assert_eq!(region_of_zone("nonsense"), None);
+        assert_eq!(region_of_zone(""), None);
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in [
+            InstanceState::Pending,
+            InstanceState::Running,
+            InstanceState::ShuttingDown,
+            InstanceState::Terminated,
+            InstanceState::Stopping,
+            InstanceState::Stopped,
+        ] {
+            assert_eq!(s.as_str().parse::<InstanceState>(), Ok(s));
+        }
+        assert!("Running".parse::<InstanceState>().is_err());
+    }
+}

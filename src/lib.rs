@@ -1,0 +1,115 @@
+//! stabledns: an authoritative DNS server that gives EC2 fleets names that survive instance
+//! replacement.
+//!
+//! Data flows one way, and the modules are listed in that order:
+//!
+//! - [`config`]: the TOML file, validated once into rich types.
+//! - [`inventory`]: the fleet as a list of [`inventory::Instance`] (a describe-instances file).
+//! - [`naming`]: a pure function from instances and rules to host names.
+//! - [`zone`]: an immutable [`zone::Snapshot`] of every answer, published by atomic swap.
+//! - [`dns`]: the hickory-server request handler and sockets that answer from the snapshot.
+//! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
+//!
+//! Goals: answers are lookups in a precomputed snapshot (never a scan, never a lock); a failed
+//! refresh never loses a name already served; bad input gets a clear error or a clean RCODE.
+
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub mod config;
+pub mod dns;
+pub mod inventory;
+pub mod naming;
+pub mod refresh;
+pub mod zone;
+
+pub use config::Config;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The first inventory load failed, so there is nothing to serve.
+    #[error("failed to load the inventory from {source_name}: {error}")]
+    FirstLoad {
+        /// Where the fleet was to come from.
+        source_name: String,
+        /// Why it failed.
+        error: inventory::InventoryError,
+    },
+    /// A listen address could not be bound.
+    #[error("failed to listen: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A started server: sockets bound, first snapshot published, refresh loop running.
+pub struct Running {
+    dns: dns::DnsServer,
+    refresh: JoinHandle<()>,
+    shutdown: CancellationToken,
+    /// The published snapshot, shared with the handler.
+    pub snapshot: zone::SnapshotCell,
+}
+
+impl Running {
+    /// The addresses bound (ports resolved when the config said 0).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.dns.addrs
+    }
+
+    /// Stops the refresh loop and the sockets, letting in-flight answers finish.
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        // The loop only ends by cancellation; a panic in it has been logged already.
+        let _ = self.refresh.await;
+        self.dns.shutdown().await
+    }
+}
+
+/// Loads the first snapshot, binds every listen address and starts refreshing.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let config = Arc::new(config);
+    let source = inventory::Source::from_config(&config.inventory);
+    let cell = zone::SnapshotCell::default();
+    refresh::refresh_once(&config, &source, &cell)
+        .await
+        .map_err(|error| Error::FirstLoad {
+            source_name: source.describe(),
+            error,
+        })?;
+    let handler = dns::Handler::new(cell.clone());
+    let dns = dns::bind(
+        &config.server.listen,
+        handler,
+        config.server.tcp_idle_timeout,
+    )
+    .await?;
+    let shutdown = CancellationToken::new();
+    let refresh = tokio::spawn(refresh::run(
+        config.clone(),
+        source,
+        cell.clone(),
+        config.inventory.refresh_interval,
+        shutdown.clone(),
+    ));
+    Ok(Running {
+        dns,
+        refresh,
+        shutdown,
+        snapshot: cell,
+    })
+}
+
+/// Serves `config` until `shutdown` fires.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let running = start(config).await?;
+    shutdown.cancelled().await;
+    info!("shutting down");
+    running.stop().await?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The `stabledns` command: parses arguments, sets up logging and signals, and calls the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use stabledns::Config;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Authoritative DNS for EC2 fleets: stable names by role that survive instance replacement.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the zone.
+    Serve {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Listen here instead of the config's `server.listen` (repeatable; port 0 picks one).
+        #[arg(long)]
+        listen: Vec<SocketAddr>,
+    },
+    /// Validate the config and the inventory, then exit.
+    Check {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Print every name the current inventory gives, with its records and instances.
+    Names {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            // hickory logs every request at info; that is a query log, not an operator's log.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_net=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli.command)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stabledns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config, listen } => {
+            let mut config = Config::load(&config)?;
+            if !listen.is_empty() {
+                config.server.listen = listen;
+            }
+            let shutdown = CancellationToken::new();
+            tokio::spawn(signal_shutdown(shutdown.clone()));
+            stabledns::run(config, shutdown).await?;
+        }
+        Command::Check { config } => {
+            let config = Config::load(&config)?;
+            let snapshot = load_snapshot(&config).await?;
+            for w in &snapshot.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: OK: zone {}, {} instances, {} names, listening on {}",
+                config.path.display(),
+                config.zone.apex,
+                snapshot.instance_count,
+                snapshot.views.first().map_or(0, |v| v.name_count()),
+                config
+                    .server
+                    .listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Command::Names { config } => {
+            let config = Config::load(&config)?;
+            let snapshot = load_snapshot(&config).await?;
+            for w in &snapshot.warnings {
+                eprintln!("warning: {w}");
+            }
+            let view = snapshot.views.first().context("no view is configured")?;
+            print_rows(&view.rows());
+        }
+    }
+    Ok(())
+}
+
+async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {
+    let source = stabledns::inventory::Source::from_config(&config.inventory);
+    let instances = source
+        .fetch()
+        .await
+        .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
+    let serial = stabledns::refresh::next_serial(None, std::time::SystemTime::now());
+    Ok(stabledns::refresh::build_snapshot(
+        config, &instances, serial,
+    ))
+}
+
+fn print_rows(rows: &[stabledns::zone::Row]) {
+    let table: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.rtype.to_string(),
+                r.targets.join(" "),
+                if r.instances.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.instances.join(" ")
+                },
+            ]
+        })
+        .collect();
+    let header = ["NAME", "TYPE", "TARGET", "INSTANCES"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&table) {
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    }
+}
+
+/// SIGINT or SIGTERM starts a graceful shutdown.
+async fn signal_shutdown(token: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    token.cancel();
+}

@@ -1,0 +1,184 @@
+//! The zone snapshot: every answer the server can give, precomputed, immutable.
+//!
+//! A [`Snapshot`] is built off to the side ([`build`]) and published by one atomic swap
+//! ([`SnapshotCell`]); the DNS handler only reads it. Answering is a hash lookup of the
+//! lower-cased query name in one view's node table followed by a pick of the record set for the
+//! query type: no scan, no lock, and cost does not grow with the fleet.
+//!
+//! Why our own table rather than hickory's `InMemoryZoneHandler`: every view gets its own
+//! precomputed records from one naming pass, the node also carries the instance ids behind a
+//! name (for `stabledns names` and troubleshooting), and the same table will feed the UDP fast
+//! path's precomputed wire answers. The RFC semantics we need (NXDOMAIN/NODATA with the SOA,
+//! CNAME exclusivity, empty non-terminals, minimal ANY) are a few lines in [`ViewZone::lookup`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+use hickory_proto::rr::{LowerName, Record, RecordType};
+
+mod build;
+
+pub use build::{AddressKind, SingleMode, ViewPolicy, build, naming_limits};
+
+/// Everything served at one moment. Never mutated after [`build`].
+#[derive(Debug)]
+pub struct Snapshot {
+    /// SOA serial of this snapshot.
+    pub serial: u32,
+    /// When it was built.
+    pub built_at: SystemTime,
+    /// The zone apex.
+    pub apex: LowerName,
+    /// How many instances the inventory held.
+    pub instance_count: usize,
+    /// Per view, in the order the views were configured.
+    pub views: Vec<ViewZone>,
+    /// Warnings from naming and building, for whoever publishes it to log.
+    pub warnings: Vec<String>,
+}
+
+/// One view's answers.
+#[derive(Debug, PartialEq)]
+pub struct ViewZone {
+    /// The view's name.
+    pub name: String,
+    nodes: HashMap<LowerName, Node>,
+    /// The apex SOA, as answered to an SOA query.
+    soa: Record,
+    /// The SOA for the authority section of negative answers: its TTL is the negative-caching
+    /// TTL, min(SOA TTL, MINIMUM) (RFC 2308 section 3).
+    negative_soa: Record,
+}
+
+/// Everything at one owner name.
+#[derive(Debug, Default, PartialEq)]
+struct Node {
+    /// Sorted by type. Empty for an empty non-terminal (`web` when only `1.web` exists).
+    rrsets: Vec<RrSet>,
+    /// Instance ids behind the name (none for the zone's own names).
+    backing: Vec<String>,
+}
+
+#[derive(Debug, PartialEq)]
+struct RrSet {
+    rtype: RecordType,
+    records: Vec<Record>,
+    /// Records for the additional section (glue for NS).
+    additionals: Vec<Record>,
+}
+
+/// The outcome of looking a question up in a view.
+#[derive(Debug, PartialEq)]
+pub enum Lookup<'a> {
+    /// The name is not in our zone (REFUSED until forwarding exists).
+    NotOurs,
+    /// Authoritative data.
+    Answer {
+        /// Answer section.
+        answers: &'a [Record],
+        /// Additional section.
+        additionals: &'a [Record],
+    },
+    /// The name exists, not with that type: NOERROR, empty answer, SOA in authority.
+    NoData(&'a Record),
+    /// The name does not exist: NXDOMAIN, SOA in authority.
+    NxDomain(&'a Record),
+}
+
+impl ViewZone {
+    /// Answers one question. `name` must be lower-cased (a [`LowerName`] is).
+    pub fn lookup(&self, apex: &LowerName, name: &LowerName, rtype: RecordType) -> Lookup<'_> {
+        if !apex.zone_of(name) {
+            return Lookup::NotOurs;
+        }
+        let Some(node) = self.nodes.get(name) else {
+            return Lookup::NxDomain(&self.negative_soa);
+        };
+        // RFC 1034 3.6.2: a CNAME owner has no other data, and answers every type with it.
+        if let [only] = node.rrsets.as_slice()
+            && only.rtype == RecordType::CNAME
+        {
+            return answer(only);
+        }
+        if rtype == RecordType::ANY {
+            // RFC 8482: one RRset is a complete answer to ANY, and it keeps replies small.
+            return match node.rrsets.first() {
+                Some(set) => answer(set),
+                None => Lookup::NoData(&self.negative_soa),
+            };
+        }
+        match node.rrsets.iter().find(|s| s.rtype == rtype) {
+            Some(set) => answer(set),
+            None => Lookup::NoData(&self.negative_soa),
+        }
+    }
+
+    /// The apex SOA record.
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    /// Every name with data, sorted, for `stabledns names`: not for the query path.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = self
+            .nodes
+            .iter()
+            .flat_map(|(name, node)| {
+                node.rrsets.iter().map(move |set| Row {
+                    name: name.to_string(),
+                    rtype: set.rtype,
+                    targets: set.records.iter().map(|r| r.data.to_string()).collect(),
+                    instances: node.backing.clone(),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.name.as_str(), u16::from(a.rtype)).cmp(&(b.name.as_str(), u16::from(b.rtype)))
+        });
+        rows
+    }
+
+    /// How many names have data (not counting empty non-terminals).
+    pub fn name_count(&self) -> usize {
+        self.nodes.values().filter(|n| !n.rrsets.is_empty()).count()
+    }
+}
+
+fn answer(set: &RrSet) -> Lookup<'_> {
+    Lookup::Answer {
+        answers: &set.records,
+        additionals: &set.additionals,
+    }
+}
+
+/// One line of `stabledns names`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Owner name, fully qualified.
+    pub name: String,
+    /// Record type.
+    pub rtype: RecordType,
+    /// Each record's data in presentation form.
+    pub targets: Vec<String>,
+    /// Instance ids behind the name.
+    pub instances: Vec<String>,
+}
+
+/// Where the current snapshot lives. Readers `load` without a lock; the refresh loop `store`s
+/// a whole new snapshot at once, so a reader sees the old one or the new one, never a mix.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotCell(Arc<ArcSwapOption<Snapshot>>);
+
+impl SnapshotCell {
+    /// The current snapshot, if one was ever published.
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.0.load_full()
+    }
+
+    /// Publishes a snapshot.
+    pub fn store(&self, snapshot: Snapshot) {
+        self.0.store(Some(Arc::new(snapshot)));
+    }
+}
