@@ -1,1 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1, queried by real clients.
+//!
+//! One test binary (one build) with a file per area; `harness` starts servers and clients.
 
+mod answers;
+mod cli;
+mod dig;
+mod harness;

@@ -1,0 +1,144 @@
+//! The real binary: `serve` with the demo config as the README runs it, `check` and `names`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::harness::{dig, root};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
+
+/// Kills the child on drop so a failed assertion leaves no server behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `stabledns serve --config config/demo.toml` on an ephemeral port and reads the bound
+/// address from its log.
+fn serve_demo() -> (Server, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .args([
+            "serve",
+            "--config",
+            "config/demo.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().expect("piped");
+    let server = Server(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("local=").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address")
+        .parse()
+        .expect("a socket address");
+    (server, addr)
+}
+
+#[test]
+fn the_readme_serve_command_answers_db1_with_the_cname() {
+    let (mut server, addr) = serve_demo();
+    let out = dig(addr, &["db1.internal"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(
+        out.contains("CNAME\tec2-52-49-30-13.eu-west-1.compute.amazonaws.com."),
+        "{out}"
+    );
+    // SIGTERM is a clean shutdown with exit status 0.
+    let pid = server.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = server.0.wait().expect("exits");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[test]
+fn check_validates_and_names_lists_the_table() {
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args(["check", "--config", "config/demo.toml"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("OK: zone internal., 7 instances"),
+        "{stdout}"
+    );
+    // The demo's odd tag value is reported, naming the instance.
+    assert!(stdout.contains("warning: i-0a1b2c3d4e5f60007"), "{stdout}");
+
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args(["names", "--config", "config/demo.toml"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let db = stdout
+        .lines()
+        .find(|l| l.starts_with("db.internal."))
+        .unwrap_or_else(|| panic!("no db row: {stdout}"));
+    let f: Vec<&str> = db.split_whitespace().collect();
+    assert_eq!(
+        f,
+        [
+            "db.internal.",
+            "A",
+            "10.0.1.20",
+            "10.0.2.20",
+            "i-0a1b2c3d4e5f60003",
+            "i-0a1b2c3d4e5f60004"
+        ]
+    );
+}
+
+#[test]
+fn a_bad_config_fails_with_file_key_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace("apex = \"internal.\"", "apex = \"internal..\"");
+    std::fs::write(&path, text).expect("write");
+    for cmd in ["check", "serve", "names"] {
+        let out = Command::new(BIN)
+            .args([cmd, "--config"])
+            .arg(&path)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{cmd} accepted a bad config");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("bad.toml:15: invalid `zone.apex`"),
+            "{cmd}: {stderr}"
+        );
+    }
+}

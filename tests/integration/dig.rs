@@ -1,0 +1,80 @@
+//! The real `dig`, as an operator would use it, over UDP and TCP.
+
+use crate::harness::{TestServer, dig};
+
+fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    let header = format!(";; {name} SECTION:");
+    out.lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect()
+}
+
+fn fields(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[tokio::test]
+async fn dig_sees_cname_tier_nxdomain_and_refused() {
+    let server = TestServer::demo().await;
+    let addr = server.addr();
+    // dig blocks; run it off the runtime the server answers on.
+    let out = tokio::task::spawn_blocking(move || {
+        let mut outs = Vec::new();
+        for transport in ["+notcp", "+tcp"] {
+            outs.push((
+                transport,
+                dig(addr, &[transport, "db1.internal"]),
+                dig(addr, &[transport, "web.internal", "A"]),
+                dig(addr, &[transport, "nothing-here.internal"]),
+                dig(addr, &[transport, "example.com"]),
+                dig(addr, &[transport, "BATCH-worker.Internal", "A"]),
+            ));
+        }
+        outs
+    })
+    .await
+    .expect("dig ran");
+
+    for (t, db1, web, nx, refused, worker) in out {
+        assert!(db1.contains("status: NOERROR"), "{t}: {db1}");
+        assert!(db1.contains("flags: qr aa"), "{t}: authoritative: {db1}");
+        let answer = section(&db1, "ANSWER");
+        assert_eq!(answer.len(), 1, "{t}: {db1}");
+        assert_eq!(
+            fields(answer[0]),
+            [
+                "db1.internal.",
+                "60",
+                "IN",
+                "CNAME",
+                "ec2-52-49-30-13.eu-west-1.compute.amazonaws.com."
+            ],
+            "{t}"
+        );
+
+        let mut ips: Vec<&str> = section(&web, "ANSWER")
+            .iter()
+            .map(|l| fields(l)[4])
+            .collect();
+        ips.sort_unstable();
+        assert_eq!(ips, ["10.0.1.10", "10.0.2.10"], "{t}: {web}");
+
+        assert!(nx.contains("status: NXDOMAIN"), "{t}: {nx}");
+        let auth = section(&nx, "AUTHORITY");
+        assert_eq!(auth.len(), 1, "{t}: {nx}");
+        assert_eq!(
+            fields(auth[0])[..4],
+            ["internal.", "60", "IN", "SOA"],
+            "{t}"
+        );
+
+        assert!(refused.contains("status: REFUSED"), "{t}: {refused}");
+
+        let answer = section(&worker, "ANSWER");
+        assert_eq!(answer.len(), 1, "{t}: {worker}");
+        assert_eq!(fields(answer[0])[3..], ["A", "10.0.3.30"], "{t}");
+    }
+    server.stop().await;
+}

@@ -1,0 +1,128 @@
+//! Starting servers on ephemeral loopback ports and talking to them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use hickory_server::net::client::{Client, ClientHandle};
+use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::net::tcp::TcpClientStream;
+use hickory_server::net::udp::UdpClientStream;
+use hickory_server::proto::op::Message;
+use hickory_server::proto::rr::{DNSClass, Name, RecordType};
+use stabledns::{Config, Running};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
+}
+
+/// The demo config, listening on an ephemeral loopback port.
+pub fn demo_config() -> Config {
+    let mut config = Config::load(&root().join("config/demo.toml")).expect("demo config loads");
+    config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    config
+}
+
+/// A server started in-process; stopped by [`TestServer::stop`] or when the runtime ends.
+pub struct TestServer {
+    running: Running,
+}
+
+impl TestServer {
+    /// Starts the demo.
+    pub async fn demo() -> Self {
+        Self::start(demo_config()).await
+    }
+
+    /// Starts any config.
+    pub async fn start(config: Config) -> Self {
+        let running = stabledns::start(config).await.expect("server starts");
+        Self { running }
+    }
+
+    /// The one bound address (UDP and TCP).
+    pub fn addr(&self) -> SocketAddr {
+        self.running.addrs()[0]
+    }
+
+    /// A hickory client over UDP and one over TCP, labelled.
+    pub async fn clients(&self) -> Vec<(&'static str, Client<TokioRuntimeProvider>)> {
+        vec![
+            ("udp", udp_client(self.addr())),
+            ("tcp", tcp_client(self.addr()).await),
+        ]
+    }
+
+    /// The serial of the published snapshot.
+    pub fn running_serial(&self) -> Option<u32> {
+        self.running.snapshot.load().map(|s| s.serial)
+    }
+
+    /// Stops the server.
+    pub async fn stop(self) {
+        self.running.stop().await.expect("clean stop");
+    }
+}
+
+/// A hickory client over UDP.
+pub fn udp_client(addr: SocketAddr) -> Client<TokioRuntimeProvider> {
+    let conn = UdpClientStream::builder(addr, TokioRuntimeProvider::default())
+        .with_timeout(Some(Duration::from_secs(5)))
+        .build();
+    let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(conn);
+    tokio::spawn(bg);
+    client
+}
+
+/// A hickory client over TCP.
+pub async fn tcp_client(addr: SocketAddr) -> Client<TokioRuntimeProvider> {
+    let (stream, sender) = TcpClientStream::new(addr, None, None, TokioRuntimeProvider::new());
+    let (client, bg) =
+        Client::<TokioRuntimeProvider>::new(stream.await.expect("tcp connects"), sender);
+    tokio::spawn(bg);
+    client
+}
+
+/// One query; the whole response message.
+pub async fn query(
+    client: &mut Client<TokioRuntimeProvider>,
+    name: &str,
+    class: DNSClass,
+    rtype: RecordType,
+) -> Message {
+    let name = Name::from_str(name).expect("valid name");
+    client
+        .query(name, class, rtype)
+        .await
+        .unwrap_or_else(|e| panic!("query failed: {e}"))
+        .into_message()
+}
+
+/// Sends raw bytes over UDP and returns the reply, or `None` after `wait`.
+pub async fn raw_udp(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    sock.send_to(bytes, addr).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+/// Runs the real `dig` against `addr` and returns its output. Fails loudly without dig.
+pub fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string(), "+time=3", "+tries=1"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run dig ({e}): install dnsutils (scripts/test does) and run again")
+        });
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
