@@ -854,6 +854,28 @@ pattern = "^SG-T-(?P<name>.+)$"
         assert_eq!(key, "naming.rules[0].pattern");
     }
 
+    /// Every TOML snippet in the README is valid where it is meant to go (on top of a minimal
+    /// config), so the documentation cannot drift from the parser.
+    #[test]
+    fn readme_toml_snippets_load() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .expect("README.md");
+        let mut blocks = 0;
+        let mut rest = readme.as_str();
+        while let Some(start) = rest.find("```toml\n") {
+            let body = &rest[start + 8..];
+            let end = body.find("```").expect("closed block");
+            let text = format!("{GOOD}\n{}", &body[..end]);
+            if let Err(e) = Config::parse(Path::new("README.md"), &text) {
+                panic!("README snippet does not load: {e}\n{}", &body[..end]);
+            }
+            blocks += 1;
+            rest = &body[end..];
+        }
+        assert!(blocks >= 1, "no toml block found in README.md");
+    }
+
     #[test]
     fn parse_errors_name_the_file_key_and_line() {
         let err = Config::parse(
