@@ -161,15 +161,60 @@ pub mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Inventory {
-        /// `file` (the EC2 source comes with its own keys).
+        /// `file` or `ec2`.
         pub source: Spanned<String>,
         /// For `file`: the describe-instances JSON, relative to the config file.
         pub path: Option<Spanned<String>>,
         /// For `file`: the region, when the dump does not say (derived from the AZ otherwise).
-        pub region: Option<String>,
+        pub region: Option<Spanned<String>>,
+        /// For `ec2`: regions to walk (default: the SDK's region from env or profile).
+        pub regions: Option<Spanned<Vec<Spanned<String>>>>,
+        /// For `ec2`: the EC2 endpoint (a VPC endpoint; moto in tests).
+        pub endpoint_url: Option<Spanned<String>>,
+        /// For `ec2`: roles to assume, one walk per role and region (other accounts).
+        pub assume_roles: Option<Spanned<Vec<Spanned<String>>>>,
+        /// For `ec2`: DescribeInstances filters, e.g. `tag:stabledns` = `["on"]`.
+        pub filters: Option<Spanned<Vec<Filter>>>,
+        /// For `ec2`: instances per page (5 to 1000).
+        pub page_size: Option<Spanned<i64>>,
+        /// For `ec2`: timeout of one API call attempt.
+        pub api_timeout: Option<Spanned<String>>,
         /// How often the inventory is read again.
         #[serde(default = "default_refresh_interval")]
         pub refresh_interval: Spanned<String>,
+        /// Longest wait between retries after failures.
+        #[serde(default = "default_max_backoff")]
+        pub max_backoff: Spanned<String>,
+        /// A refresh removing more than this fraction of the names waits for confirmation.
+        #[serde(default = "default_max_removed_fraction")]
+        pub max_removed_fraction: Spanned<f64>,
+        /// How many refreshes in a row must see such a shrunken fleet before it is published.
+        #[serde(default = "default_confirm_refreshes")]
+        pub confirm_refreshes: Spanned<i64>,
+        /// Past this age the data is logged as stale at every refresh.
+        pub max_stale: Option<Spanned<String>>,
+        /// Where the last published inventory is kept across restarts.
+        pub state_file: Option<Spanned<String>>,
+    }
+
+    /// `[[inventory.filters]]`, as the EC2 API's `Filter`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Filter {
+        /// e.g. `tag:stabledns`, `vpc-id`.
+        pub name: Spanned<String>,
+        /// Any of these values matches.
+        pub values: Vec<String>,
+    }
+
+    fn default_max_backoff() -> Spanned<String> {
+        Spanned::new(0..0, "5m".to_owned())
+    }
+    fn default_max_removed_fraction() -> Spanned<f64> {
+        Spanned::new(0..0, 0.5)
+    }
+    fn default_confirm_refreshes() -> Spanned<i64> {
+        Spanned::new(0..0, 3)
     }
 
     fn default_refresh_interval() -> Spanned<String> {
@@ -284,13 +329,23 @@ pub struct NameserverConfig {
     pub addresses: Vec<IpAddr>,
 }
 
-/// Where the fleet comes from.
+/// Where the fleet comes from and how it is refreshed.
 #[derive(Debug, Clone)]
 pub struct InventoryConfig {
     /// The source and its settings.
     pub source: SourceConfig,
-    /// How often the source is read again.
+    /// How often the source is read again (a little jitter is added).
     pub refresh_interval: Duration,
+    /// Longest wait between retries after failures.
+    pub max_backoff: Duration,
+    /// A refresh that removes more than this fraction of the names is held back.
+    pub max_removed_fraction: f64,
+    /// Refreshes in a row that must agree before a held-back shrink is published.
+    pub confirm_refreshes: u32,
+    /// Data older than this is logged as stale at every refresh.
+    pub max_stale: Option<Duration>,
+    /// The state file, if any.
+    pub state_file: Option<PathBuf>,
 }
 
 /// Inventory sources.
@@ -298,11 +353,30 @@ pub struct InventoryConfig {
 pub enum SourceConfig {
     /// A describe-instances JSON dump.
     File {
-        /// Absolute, or relative to the working directory (resolved against the config's folder).
+        /// Resolved against the config file's folder.
         path: PathBuf,
         /// Region for instances, when the dump does not say.
         region: Option<String>,
     },
+    /// The EC2 API.
+    Ec2(Ec2Config),
+}
+
+/// The `ec2` source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ec2Config {
+    /// Regions to walk; empty means the SDK's own region.
+    pub regions: Vec<String>,
+    /// Endpoint override.
+    pub endpoint_url: Option<String>,
+    /// Role ARNs to assume; empty means the credentials' own account.
+    pub assume_roles: Vec<String>,
+    /// DescribeInstances filters (name, values).
+    pub filters: Vec<(String, Vec<String>)>,
+    /// Instances per page.
+    pub page_size: i32,
+    /// Timeout of one API call attempt.
+    pub api_timeout: Duration,
 }
 
 impl Config {
@@ -512,10 +586,24 @@ impl Validator<'_> {
     }
 
     fn inventory(&self, base: &Path, raw: &raw::Inventory) -> Result<InventoryConfig, ConfigError> {
-        let refresh_interval =
-            self.duration("inventory.refresh_interval", &raw.refresh_interval)?;
-        let source = match raw.source.get_ref().as_str() {
+        let kind = raw.source.get_ref().as_str();
+        // Keys of one source given to another are mistakes worth catching, not ignoring.
+        let reject = |key: &str, span: Option<Range<usize>>| match span {
+            Some(span) => Err(self.err(
+                &format!("inventory.{key}"),
+                span,
+                format!("`{key}` does not apply to source \"{kind}\""),
+            )),
+            None => Ok(()),
+        };
+        let source = match kind {
             "file" => {
+                reject("regions", raw.regions.as_ref().map(|v| v.span()))?;
+                reject("endpoint_url", raw.endpoint_url.as_ref().map(|v| v.span()))?;
+                reject("assume_roles", raw.assume_roles.as_ref().map(|v| v.span()))?;
+                reject("filters", raw.filters.as_ref().map(|v| v.span()))?;
+                reject("page_size", raw.page_size.as_ref().map(|v| v.span()))?;
+                reject("api_timeout", raw.api_timeout.as_ref().map(|v| v.span()))?;
                 let Some(p) = &raw.path else {
                     return Err(self.err(
                         "inventory.path",
@@ -526,22 +614,160 @@ impl Validator<'_> {
                 if p.get_ref().trim().is_empty() {
                     return Err(self.err("inventory.path", p.span(), "must not be empty".into()));
                 }
+                let region = match &raw.region {
+                    Some(r) => Some(self.region("inventory.region", r)?),
+                    None => None,
+                };
                 SourceConfig::File {
                     path: base.join(p.get_ref()),
-                    region: raw.region.clone(),
+                    region,
                 }
+            }
+            "ec2" => {
+                reject("path", raw.path.as_ref().map(|v| v.span()))?;
+                reject("region", raw.region.as_ref().map(|v| v.span()))?;
+                SourceConfig::Ec2(self.ec2(raw)?)
             }
             other => {
                 return Err(self.err(
                     "inventory.source",
                     raw.source.span(),
-                    format!("unknown source `{other}`; expected \"file\""),
+                    format!("unknown source `{other}`; expected \"file\" or \"ec2\""),
                 ));
             }
         };
+        let fraction = *raw.max_removed_fraction.get_ref();
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(self.err(
+                "inventory.max_removed_fraction",
+                raw.max_removed_fraction.span(),
+                format!("{fraction} is not a fraction from 0.0 to 1.0 (1.0 turns the check off)"),
+            ));
+        }
+        let confirm = u32::try_from(*raw.confirm_refreshes.get_ref())
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                self.err(
+                    "inventory.confirm_refreshes",
+                    raw.confirm_refreshes.span(),
+                    "must be from 1 to 1000".into(),
+                )
+            })?;
+        let max_stale = match &raw.max_stale {
+            Some(d) => Some(self.duration("inventory.max_stale", d)?),
+            None => None,
+        };
+        let state_file = match &raw.state_file {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(self.err("inventory.state_file", p.span(), "must not be empty".into()));
+            }
+            Some(p) => Some(base.join(p.get_ref())),
+            None => None,
+        };
         Ok(InventoryConfig {
             source,
-            refresh_interval,
+            refresh_interval: self.duration("inventory.refresh_interval", &raw.refresh_interval)?,
+            max_backoff: self.duration("inventory.max_backoff", &raw.max_backoff)?,
+            max_removed_fraction: fraction,
+            confirm_refreshes: confirm,
+            max_stale,
+            state_file,
+        })
+    }
+
+    fn region(&self, key: &str, value: &toml::Spanned<String>) -> Result<String, ConfigError> {
+        let r = value.get_ref();
+        let ok = crate::inventory::region_of_zone(&format!("{r}a")).as_deref() == Some(r.as_str());
+        if !ok {
+            return Err(self.err(
+                key,
+                value.span(),
+                format!("`{r}` is not an AWS region name like \"eu-west-1\""),
+            ));
+        }
+        Ok(r.clone())
+    }
+
+    fn ec2(&self, raw: &raw::Inventory) -> Result<Ec2Config, ConfigError> {
+        let mut regions = Vec::new();
+        if let Some(list) = &raw.regions {
+            for (i, r) in list.get_ref().iter().enumerate() {
+                let region = self.region(&format!("inventory.regions[{i}]"), r)?;
+                if !regions.contains(&region) {
+                    regions.push(region);
+                }
+            }
+        }
+        let endpoint_url = match &raw.endpoint_url {
+            Some(u) => {
+                let url = u.get_ref().trim();
+                let rest = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .filter(|rest| !rest.is_empty());
+                if rest.is_none() {
+                    return Err(self.err(
+                        "inventory.endpoint_url",
+                        u.span(),
+                        format!("`{url}` is not an http:// or https:// URL"),
+                    ));
+                }
+                Some(url.to_owned())
+            }
+            None => None,
+        };
+        let mut assume_roles = Vec::new();
+        if let Some(list) = &raw.assume_roles {
+            for (i, arn) in list.get_ref().iter().enumerate() {
+                let a = arn.get_ref();
+                if !(a.starts_with("arn:") && a.contains(":iam::") && a.contains(":role/")) {
+                    return Err(self.err(
+                        &format!("inventory.assume_roles[{i}]"),
+                        arn.span(),
+                        format!("`{a}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+                    ));
+                }
+                assume_roles.push(a.clone());
+            }
+        }
+        let mut filters = Vec::new();
+        if let Some(list) = &raw.filters {
+            for (i, f) in list.get_ref().iter().enumerate() {
+                if f.name.get_ref().trim().is_empty() || f.values.is_empty() {
+                    return Err(self.err(
+                        &format!("inventory.filters[{i}]"),
+                        f.name.span(),
+                        "a filter needs a `name` and at least one value".into(),
+                    ));
+                }
+                filters.push((f.name.get_ref().clone(), f.values.clone()));
+            }
+        }
+        let page_size = match &raw.page_size {
+            Some(p) => i32::try_from(*p.get_ref())
+                .ok()
+                .filter(|n| (5..=1000).contains(n))
+                .ok_or_else(|| {
+                    self.err(
+                        "inventory.page_size",
+                        p.span(),
+                        "must be from 5 to 1000 (the API's limits)".into(),
+                    )
+                })?,
+            None => 1000,
+        };
+        let api_timeout = match &raw.api_timeout {
+            Some(d) => self.duration("inventory.api_timeout", d)?,
+            None => Duration::from_secs(10),
+        };
+        Ok(Ec2Config {
+            regions,
+            endpoint_url,
+            assume_roles,
+            filters,
+            page_size,
+            api_timeout,
         })
     }
 
@@ -812,7 +1038,9 @@ pattern = "^SG-T-(?P<name>.+)$"
         assert_eq!(c.inventory.refresh_interval, Duration::from_secs(30));
         assert_eq!(c.server.tcp_idle_timeout, Duration::from_secs(10));
         assert!(c.naming.states.contains(&InstanceState::Running));
-        let SourceConfig::File { path, .. } = &c.inventory.source;
+        let SourceConfig::File { path, .. } = &c.inventory.source else {
+            panic!("file source expected");
+        };
         assert_eq!(path, Path::new("/etc/stabledns/x.json"));
     }
 

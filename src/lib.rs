@@ -4,11 +4,12 @@
 //! Data flows one way, and the modules are listed in that order:
 //!
 //! - [`config`]: the TOML file, validated once into rich types.
-//! - [`inventory`]: the fleet as a list of [`inventory::Instance`] (a describe-instances file).
+//! - [`inventory`]: the fleet as a list of [`inventory::Instance`] (the EC2 API or a file).
 //! - [`naming`]: a pure function from instances and rules to host names.
 //! - [`zone`]: an immutable [`zone::Snapshot`] of every answer, published by atomic swap.
 //! - [`dns`]: the hickory-server request handler and sockets that answer from the snapshot.
 //! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
+//! - [`state`]: the last published fleet on disk, so a restart answers before the API does.
 //!
 //! Goals: answers are lookups in a precomputed snapshot (never a scan, never a lock); a failed
 //! refresh never loses a name already served; bad input gets a clear error or a clean RCODE.
@@ -27,6 +28,7 @@ pub mod dns;
 pub mod inventory;
 pub mod naming;
 pub mod refresh;
+pub mod state;
 pub mod zone;
 
 pub use config::Config;
@@ -47,13 +49,15 @@ pub enum Error {
     Bind(#[from] std::io::Error),
 }
 
-/// A started server: sockets bound, first snapshot published, refresh loop running.
+/// A started server: sockets bound, refresh loop running.
 pub struct Running {
     dns: dns::DnsServer,
     refresh: JoinHandle<()>,
     shutdown: CancellationToken,
     /// The published snapshot, shared with the handler.
     pub snapshot: zone::SnapshotCell,
+    /// The refresh loop's counters.
+    pub stats: Arc<refresh::RefreshStats>,
 }
 
 impl Running {
@@ -71,17 +75,30 @@ impl Running {
     }
 }
 
-/// Loads the first snapshot, binds every listen address and starts refreshing.
+/// Starts serving: the state file's fleet at once if there is one, then the inventory.
+///
+/// Start-up never waits on the EC2 API: an API outage at boot must not take DNS down. Until a
+/// first snapshot exists, queries get SERVFAIL. A `file` inventory is read before binding, and
+/// failing to read it with nothing else to serve is an error (a broken file is a config mistake).
 pub async fn start(config: Config) -> Result<Running, Error> {
     let config = Arc::new(config);
-    let source = inventory::Source::from_config(&config.inventory);
+    let source = inventory::Source::from_config(&config.inventory).await;
+    let is_file = matches!(source, inventory::Source::File(_));
     let cell = zone::SnapshotCell::default();
-    refresh::refresh_once(&config, &source, &cell)
-        .await
-        .map_err(|error| Error::FirstLoad {
-            source_name: source.describe(),
-            error,
-        })?;
+    let mut refresher = refresh::Refresher::new(config.clone(), source, cell.clone());
+    let mut ready = refresher.load_state().await;
+    if is_file {
+        match refresher.refresh_once().await {
+            Ok(_) => ready = true,
+            Err(error) if !ready => {
+                return Err(Error::FirstLoad {
+                    source_name: refresher.source_name(),
+                    error,
+                });
+            }
+            Err(error) => tracing::warn!(%error, "serving the state file's fleet meanwhile"),
+        }
+    }
     let handler = dns::Handler::new(cell.clone());
     let dns = dns::bind(
         &config.server.listen,
@@ -90,18 +107,15 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     )
     .await?;
     let shutdown = CancellationToken::new();
-    let refresh = tokio::spawn(refresh::run(
-        config.clone(),
-        source,
-        cell.clone(),
-        config.inventory.refresh_interval,
-        shutdown.clone(),
-    ));
+    let stats = refresher.stats();
+    info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
+    let refresh = tokio::spawn(refresher.run(ready, shutdown.clone()));
     Ok(Running {
         dns,
         refresh,
         shutdown,
         snapshot: cell,
+        stats,
     })
 }
 

@@ -114,7 +114,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {
-    let source = stabledns::inventory::Source::from_config(&config.inventory);
+    let source = stabledns::inventory::Source::from_config(&config.inventory).await;
     let instances = source
         .fetch()
         .await

@@ -1,20 +1,37 @@
-//! The refresh loop: fetch → name → build → swap, on a timer.
+//! The refresh loop: fetch → name → build → swap, on a timer. Never loses a name.
 //!
-//! The only code that calls inventory, naming and zone together. A failed fetch keeps the last
-//! good snapshot serving; an unchanged fleet keeps its serial (secondaries and caches see no
-//! churn); a changed one gets a serial that is both larger than the last and at least the
-//! current Unix time, so it also moves forward across restarts.
+//! The only code that calls inventory, naming and zone together (CoreDNS route53's model):
+//! - a fetch is all or nothing, and a failed one keeps the last good snapshot serving while the
+//!   next attempt backs off exponentially (with jitter, up to `max_backoff`);
+//! - an unchanged fleet keeps its serial; a changed one gets a serial larger than the last and
+//!   at least the Unix time, so it moves forward across restarts too;
+//! - the safety valve holds back a refresh that would remove more than `max_removed_fraction`
+//!   of the names until `confirm_refreshes` refreshes in a row agree (an API glitch that
+//!   returns an empty fleet must not wipe DNS);
+//! - every publish is logged as a diff and written to the state file, which the next start
+//!   serves from before the API answers.
 
+use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::inventory::{Instance, InventoryError, Source};
 use crate::naming;
+use crate::state;
 use crate::zone::{self, Snapshot, SnapshotCell, ViewPolicy};
+
+/// First retry delay after a failure; doubles per consecutive failure up to `max_backoff`.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+
+/// At most this many lines of a publish diff are logged; the rest is counted.
+const MAX_DIFF_LINES: usize = 50;
 
 /// Builds the snapshot a config and a fleet give, with `serial`.
 pub fn build_snapshot(config: &Config, instances: &[Instance], serial: u32) -> Snapshot {
@@ -40,56 +57,313 @@ pub fn next_serial(previous: Option<u32>, now: SystemTime) -> u32 {
     }
 }
 
-/// Reads the fleet once and publishes it if the answers changed. Returns whether it published.
-pub async fn refresh_once(
-    config: &Config,
-    source: &Source,
-    cell: &SnapshotCell,
-) -> Result<bool, InventoryError> {
-    let instances = source.fetch().await?;
-    let previous = cell.load();
-    if let Some(prev) = &previous {
-        let candidate = build_snapshot(config, &instances, prev.serial);
-        if candidate.views == prev.views {
-            return Ok(false);
-        }
-    }
-    let serial = next_serial(previous.as_ref().map(|p| p.serial), SystemTime::now());
-    let snapshot = build_snapshot(config, &instances, serial);
-    publish(cell, snapshot, previous);
-    Ok(true)
+/// Counters and gauges of the loop, for logs, tests and (later) metrics.
+#[derive(Debug, Default)]
+pub struct RefreshStats {
+    /// Fetches that succeeded.
+    pub successes: AtomicU64,
+    /// Fetches that failed.
+    pub failures: AtomicU64,
+    /// Failures since the last success.
+    pub consecutive_failures: AtomicU64,
+    /// The delay before the next attempt, in milliseconds.
+    pub next_delay_ms: AtomicU64,
+    /// Refreshes held back by the safety valve.
+    pub valve_trips: AtomicU64,
+    /// Snapshots published.
+    pub publishes: AtomicU64,
+    /// When the API last confirmed the published data (Unix ms; 0 = never).
+    pub last_success_unix_ms: AtomicU64,
 }
 
-fn publish(cell: &SnapshotCell, snapshot: Snapshot, previous: Option<Arc<Snapshot>>) {
-    for w in &snapshot.warnings {
-        warn!("{w}");
+impl RefreshStats {
+    /// How old the published data is: time since the source last confirmed it.
+    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+        let ms = self.last_success_unix_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| {
+            now.duration_since(UNIX_EPOCH + Duration::from_millis(ms))
+                .unwrap_or_default()
+        })
     }
-    info!(
-        serial = snapshot.serial,
-        previous_serial = previous.map(|p| p.serial),
-        instances = snapshot.instance_count,
-        names = snapshot.views.first().map_or(0, |v| v.name_count()),
-        "published zone snapshot"
-    );
-    cell.store(snapshot);
+
+    fn mark_success(&self) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_success_unix_ms.store(now, Ordering::Relaxed);
+    }
 }
 
-/// Refreshes every `interval` until `shutdown`; failures are logged and the old snapshot stays.
-pub async fn run(
+/// What one refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The answers changed and the new snapshot is live.
+    Published,
+    /// The fleet gives the same answers; nothing changed.
+    Unchanged,
+    /// The safety valve held the refresh back.
+    Held,
+}
+
+/// The loop's state between refreshes.
+pub struct Refresher {
     config: Arc<Config>,
     source: Source,
     cell: SnapshotCell,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = shutdown.cancelled() => return,
+    stats: Arc<RefreshStats>,
+    /// A held-back shrink: its fingerprint and how many refreshes in a row saw it.
+    held: Option<(u64, u32)>,
+}
+
+impl Refresher {
+    /// A refresher publishing into `cell`.
+    pub fn new(config: Arc<Config>, source: Source, cell: SnapshotCell) -> Self {
+        Self {
+            config,
+            source,
+            cell,
+            stats: Arc::default(),
+            held: None,
         }
-        if let Err(e) = refresh_once(&config, &source, &cell).await {
-            warn!(error = %e, "refresh failed; still serving the last good snapshot");
+    }
+
+    /// The loop's counters.
+    pub fn stats(&self) -> Arc<RefreshStats> {
+        self.stats.clone()
+    }
+
+    /// Where the fleet comes from, for logs.
+    pub fn source_name(&self) -> String {
+        self.source.describe()
+    }
+
+    /// Publishes the state file's fleet, if there is a readable one. A missing file is normal;
+    /// an unreadable one is logged and ignored.
+    pub async fn load_state(&self) -> bool {
+        let Some(path) = self.config.inventory.state_file.clone() else {
+            return false;
+        };
+        let loaded = tokio::task::spawn_blocking(move || state::load(&path)).await;
+        match loaded {
+            Ok(Ok(Some(saved))) => {
+                let snapshot = build_snapshot(&self.config, &saved.instances, saved.serial);
+                info!(
+                    serial = saved.serial,
+                    instances = saved.instances.len(),
+                    saved_at = %saved.saved_at,
+                    "serving the state file's fleet until the inventory answers"
+                );
+                self.cell.store(snapshot);
+                true
+            }
+            Ok(Ok(None)) => false,
+            Ok(Err(e)) => {
+                warn!("{e}; starting without it");
+                false
+            }
+            Err(e) => {
+                warn!("failed to read the state file: {e}");
+                false
+            }
         }
+    }
+
+    /// One refresh: fetch, and publish if the answers changed and the valve allows.
+    pub async fn refresh_once(&mut self) -> Result<Outcome, InventoryError> {
+        let instances = match self.source.fetch().await {
+            Ok(i) => i,
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .consecutive_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let previous = self.cell.load();
+        if let Some(prev) = &previous {
+            let candidate = build_snapshot(&self.config, &instances, prev.serial);
+            if candidate.views == prev.views {
+                self.held = None;
+                self.stats.mark_success();
+                return Ok(Outcome::Unchanged);
+            }
+            if self.hold_back(prev, &candidate) {
+                self.stats.valve_trips.fetch_add(1, Ordering::Relaxed);
+                return Ok(Outcome::Held);
+            }
+        }
+        self.held = None;
+        let serial = next_serial(previous.as_ref().map(|p| p.serial), SystemTime::now());
+        let snapshot = build_snapshot(&self.config, &instances, serial);
+        log_publish(previous.as_deref(), &snapshot);
+        self.cell.store(snapshot);
+        self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        self.stats.mark_success();
+        if let Some(path) = self.config.inventory.state_file.clone() {
+            let written =
+                tokio::task::spawn_blocking(move || state::save(&path, serial, &instances)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!("{e}; the next start cannot serve before the API answers"),
+                Err(e) => error!("failed to write the state file: {e}"),
+            }
+        }
+        Ok(Outcome::Published)
+    }
+
+    /// The safety valve: whether `candidate` removes too much of `prev` to publish yet.
+    fn hold_back(&mut self, prev: &Snapshot, candidate: &Snapshot) -> bool {
+        let inv = &self.config.inventory;
+        let before = prev.names.len();
+        let removed = prev
+            .names
+            .keys()
+            .filter(|n| !candidate.names.contains_key(*n))
+            .count();
+        #[allow(clippy::cast_precision_loss)] // name counts are far below 2^52
+        let fraction = if before == 0 {
+            0.0
+        } else {
+            removed as f64 / before as f64
+        };
+        if fraction <= inv.max_removed_fraction {
+            return false;
+        }
+        let fingerprint = fingerprint(&candidate.names);
+        let seen = match self.held {
+            Some((fp, n)) if fp == fingerprint => n + 1,
+            _ => 1,
+        };
+        if seen >= inv.confirm_refreshes {
+            warn!(
+                removed,
+                of = before,
+                refreshes = seen,
+                "publishing a fleet that lost {:.0}% of its names: seen {seen} refreshes in a row",
+                fraction * 100.0
+            );
+            return false;
+        }
+        self.held = Some((fingerprint, seen));
+        error!(
+            removed,
+            of = before,
+            seen,
+            needed = inv.confirm_refreshes,
+            "safety valve: this refresh would remove {:.0}% of the names (limit {:.0}%); \
+             still serving the previous fleet until {} refreshes in a row agree",
+            fraction * 100.0,
+            inv.max_removed_fraction * 100.0,
+            inv.confirm_refreshes
+        );
+        true
+    }
+
+    /// Refreshes until `shutdown`: first at once (or after one interval when `loaded`), then
+    /// every interval with jitter, backing off after failures.
+    pub async fn run(mut self, loaded: bool, shutdown: CancellationToken) {
+        let inv = self.config.inventory.clone();
+        let mut delay = if loaded {
+            jitter(inv.refresh_interval)
+        } else {
+            Duration::ZERO
+        };
+        loop {
+            self.stats.next_delay_ms.store(
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let result = tokio::select! {
+                r = self.refresh_once() => r,
+                () = shutdown.cancelled() => return,
+            };
+            delay = match result {
+                Ok(_) => jitter(inv.refresh_interval),
+                Err(e) => {
+                    let failures = self.stats.consecutive_failures.load(Ordering::Relaxed);
+                    let backoff = backoff(failures, inv.max_backoff);
+                    warn!(
+                        error = %e,
+                        consecutive_failures = failures,
+                        retry_in = ?backoff,
+                        "refresh failed; still serving the last good snapshot"
+                    );
+                    backoff
+                }
+            };
+            if let (Some(max), Some(age)) = (inv.max_stale, self.stats.age(SystemTime::now()))
+                && age > max
+            {
+                error!(age = ?age, max_stale = ?max, "serving stale data: the inventory has not confirmed it for too long");
+            }
+        }
+    }
+}
+
+/// Delay before retry number `failures` (1-based): 1 s, 2 s, 4 s, … up to `max`, jittered.
+pub fn backoff(failures: u64, max: Duration) -> Duration {
+    let exp = u32::try_from(failures.saturating_sub(1).min(30)).unwrap_or(30);
+    let base = INITIAL_BACKOFF.saturating_mul(1u32 << exp).min(max);
+    jitter(base).min(max)
+}
+
+/// ±10 %, so a fleet of servers does not poll the API in lockstep.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.9 + fastrand::f64() * 0.2)
+}
+
+fn fingerprint(names: &BTreeMap<String, Vec<String>>) -> u64 {
+    let mut h = DefaultHasher::new();
+    names.hash(&mut h);
+    h.finish()
+}
+
+fn log_publish(previous: Option<&Snapshot>, new: &Snapshot) {
+    for w in &new.warnings {
+        warn!("{w}");
+    }
+    info!(
+        serial = new.serial,
+        previous_serial = previous.map(|p| p.serial),
+        instances = new.instance_count,
+        names = new.names.len(),
+        "published zone snapshot"
+    );
+    let Some(prev) = previous else {
+        return;
+    };
+    let mut lines = Vec::new();
+    for (name, now) in &new.names {
+        match prev.names.get(name) {
+            None => lines.push(format!("added {name} -> {}", now.join(", "))),
+            Some(before) if before != now => {
+                lines.push(format!(
+                    "{name}: {} -> {}",
+                    before.join(", "),
+                    now.join(", ")
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, before) in &prev.names {
+        if !new.names.contains_key(name) {
+            lines.push(format!("removed {name} (was {})", before.join(", ")));
+        }
+    }
+    let total = lines.len();
+    for line in lines.iter().take(MAX_DIFF_LINES) {
+        info!("{line}");
+    }
+    if total > MAX_DIFF_LINES {
+        info!("... and {} more changes", total - MAX_DIFF_LINES);
     }
 }
 
@@ -105,5 +379,16 @@ mod tests {
         // Two changes within a second, or a clock that went back: still forward.
         assert_eq!(next_serial(Some(1_800_000_000), t), 1_800_000_001);
         assert_eq!(next_serial(Some(1_900_000_000), t), 1_900_000_001);
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap() {
+        let cap = Duration::from_secs(60);
+        let approx = |n: u64| backoff(n, cap).as_secs_f64();
+        assert!((0.9..=1.1).contains(&approx(1)));
+        assert!((1.8..=2.2).contains(&approx(2)));
+        assert!((7.2..=8.8).contains(&approx(4)));
+        assert!(approx(7) <= 60.0 && approx(7) >= 54.0);
+        assert!(approx(1000) <= 60.0);
     }
 }

@@ -69,7 +69,7 @@ pub fn parse(
     Ok(out)
 }
 
-fn convert(
+pub(super) fn convert(
     raw: RawInstance,
     owner: Option<&str>,
     region: Option<&str>,
@@ -178,63 +178,63 @@ struct Reservation {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawInstance {
-    instance_id: Option<String>,
-    state: Option<RawState>,
-    launch_time: Option<String>,
-    placement: Option<RawPlacement>,
-    vpc_id: Option<String>,
-    subnet_id: Option<String>,
-    private_ip_address: Option<String>,
-    private_dns_name: Option<String>,
-    public_ip_address: Option<String>,
-    public_dns_name: Option<String>,
-    ipv6_address: Option<String>,
+pub(super) struct RawInstance {
+    pub(super) instance_id: Option<String>,
+    pub(super) state: Option<RawState>,
+    pub(super) launch_time: Option<String>,
+    pub(super) placement: Option<RawPlacement>,
+    pub(super) vpc_id: Option<String>,
+    pub(super) subnet_id: Option<String>,
+    pub(super) private_ip_address: Option<String>,
+    pub(super) private_dns_name: Option<String>,
+    pub(super) public_ip_address: Option<String>,
+    pub(super) public_dns_name: Option<String>,
+    pub(super) ipv6_address: Option<String>,
     #[serde(default)]
-    network_interfaces: Vec<RawInterface>,
+    pub(super) network_interfaces: Vec<RawInterface>,
     #[serde(default)]
-    tags: Vec<RawTag>,
+    pub(super) tags: Vec<RawTag>,
     #[serde(default)]
-    security_groups: Vec<RawGroup>,
+    pub(super) security_groups: Vec<RawGroup>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawState {
-    name: Option<String>,
+pub(super) struct RawState {
+    pub(super) name: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawPlacement {
-    availability_zone: Option<String>,
+pub(super) struct RawPlacement {
+    pub(super) availability_zone: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawInterface {
+pub(super) struct RawInterface {
     #[serde(default)]
-    ipv6_addresses: Vec<RawIpv6>,
+    pub(super) ipv6_addresses: Vec<RawIpv6>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawIpv6 {
-    ipv6_address: Option<String>,
+pub(super) struct RawIpv6 {
+    pub(super) ipv6_address: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawTag {
-    key: Option<String>,
-    value: Option<String>,
+pub(super) struct RawTag {
+    pub(super) key: Option<String>,
+    pub(super) value: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawGroup {
-    group_id: Option<String>,
-    group_name: Option<String>,
+pub(super) struct RawGroup {
+    pub(super) group_id: Option<String>,
+    pub(super) group_name: Option<String>,
 }
 
 #[cfg(test)]

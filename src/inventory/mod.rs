@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{InventoryConfig, SourceConfig};
 
+pub mod ec2;
 pub mod file;
 
 /// One EC2 instance, with the fields stabledns names and answers from.
@@ -132,6 +133,14 @@ pub enum InventoryError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The EC2 API failed, or answered something unusable.
+    #[error("failed to describe instances in {place}: {message}")]
+    Api {
+        /// Region (and role) of the walk that failed.
+        place: String,
+        /// The SDK's error with its causes, or what is wrong with the answer.
+        message: String,
+    },
     /// The inventory file is not describe-instances JSON.
     #[error("failed to parse inventory file {path}: {message}")]
     Parse {
@@ -158,16 +167,19 @@ pub enum InstanceError {
 pub enum Source {
     /// A describe-instances JSON dump.
     File(file::FileSource),
+    /// The EC2 API.
+    Ec2(ec2::Ec2Source),
 }
 
 impl Source {
     /// The source the config asks for.
-    pub fn from_config(config: &InventoryConfig) -> Self {
+    pub async fn from_config(config: &InventoryConfig) -> Self {
         match &config.source {
             SourceConfig::File { path, region } => Source::File(file::FileSource {
                 path: path.clone(),
                 region: region.clone(),
             }),
+            SourceConfig::Ec2(ec2) => Source::Ec2(ec2::Ec2Source::new(ec2).await),
         }
     }
 
@@ -175,6 +187,7 @@ impl Source {
     pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
         match self {
             Source::File(f) => f.fetch().await,
+            Source::Ec2(e) => e.fetch().await,
         }
     }
 
@@ -182,6 +195,7 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::File(f) => format!("file {}", f.path.display()),
+            Source::Ec2(e) => e.describe(),
         }
     }
 }

@@ -124,8 +124,16 @@ pub fn build(
         })
         .collect();
 
+    let names = owners
+        .iter()
+        .map(|(owner, host)| {
+            let ids = host.backing.iter().map(|b| b.instance.clone()).collect();
+            (owner.to_ascii(), ids)
+        })
+        .collect();
     Snapshot {
         serial,
+        names,
         built_at: SystemTime::now(),
         apex,
         instance_count: instances.len(),

@@ -11,7 +11,7 @@
 //! path's precomputed wire answers. The RFC semantics we need (NXDOMAIN/NODATA with the SOA,
 //! CNAME exclusivity, empty non-terminals, minimal ANY) are a few lines in [`ViewZone::lookup`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub apex: LowerName,
     /// How many instances the inventory held.
     pub instance_count: usize,
+    /// Every host name (fully qualified) → the instance ids behind it; view-independent.
+    pub names: BTreeMap<String, Vec<String>>,
     /// Per view, in the order the views were configured.
     pub views: Vec<ViewZone>,
     /// Warnings from naming and building, for whoever publishes it to log.

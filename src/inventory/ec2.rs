@@ -1,0 +1,232 @@
+//! The `ec2` source: DescribeInstances over every configured account and region.
+//!
+//! The only code that imports `aws-sdk-*`. Credentials come from `aws-config`'s standard chain
+//! (environment, shared profile and SSO, web identity, ECS, IMDSv2); other accounts are reached
+//! by assuming roles. A fetch is all or nothing: one failed page, region or account fails the
+//! whole fetch, so the refresh loop never publishes part of a fleet.
+//!
+//! Each SDK instance is mapped onto the same raw shape the `file` source reads and converted by
+//! the same code, so both sources validate instances identically.
+
+use std::time::Duration;
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::error::DisplayErrorContext;
+use aws_sdk_ec2::types::Filter;
+use tracing::debug;
+
+use super::file::{RawGroup, RawInstance, RawInterface, RawIpv6, RawPlacement, RawState, RawTag};
+use super::{Instance, InventoryError};
+use crate::config::Ec2Config;
+
+/// One account × region to walk.
+#[derive(Debug, Clone)]
+struct Walk {
+    region: String,
+    /// The assumed role, or `None` for the credentials' own account.
+    role: Option<String>,
+    client: aws_sdk_ec2::Client,
+}
+
+/// Reads instances from the EC2 API.
+#[derive(Debug, Clone)]
+pub struct Ec2Source {
+    walks: Vec<Walk>,
+    filters: Vec<Filter>,
+    page_size: i32,
+}
+
+impl Ec2Source {
+    /// Prepares clients for every account and region; no network traffic yet.
+    pub async fn new(config: &Ec2Config) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.api_timeout.min(Duration::from_secs(5)))
+            .operation_attempt_timeout(config.api_timeout)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let base = loader.load().await;
+        let regions: Vec<String> = if config.regions.is_empty() {
+            vec![
+                base.region()
+                    .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),
+            ]
+        } else {
+            config.regions.clone()
+        };
+        let mut walks = Vec::new();
+        for region in &regions {
+            let regional = base
+                .to_builder()
+                .region(Region::new(region.clone()))
+                .build();
+            if config.assume_roles.is_empty() {
+                walks.push(Walk {
+                    region: region.clone(),
+                    role: None,
+                    client: client(&regional),
+                });
+            }
+            for role in &config.assume_roles {
+                let provider = AssumeRoleProvider::builder(role.clone())
+                    .session_name("stabledns")
+                    .configure(&regional)
+                    .build()
+                    .await;
+                let assumed = regional
+                    .to_builder()
+                    .credentials_provider(
+                        aws_sdk_ec2::config::SharedCredentialsProvider::new(provider),
+                    )
+                    .build();
+                walks.push(Walk {
+                    region: region.clone(),
+                    role: Some(role.clone()),
+                    client: client(&assumed),
+                });
+            }
+        }
+        let filters = config
+            .filters
+            .iter()
+            .map(|(name, values)| {
+                Filter::builder()
+                    .name(name)
+                    .set_values(Some(values.clone()))
+                    .build()
+            })
+            .collect();
+        Self {
+            walks,
+            filters,
+            page_size: config.page_size,
+        }
+    }
+
+    /// For logs.
+    pub fn describe(&self) -> String {
+        let walks: Vec<String> = self
+            .walks
+            .iter()
+            .map(|w| match &w.role {
+                Some(role) => format!("{role}@{}", w.region),
+                None => w.region.clone(),
+            })
+            .collect();
+        format!("EC2 in {}", walks.join(", "))
+    }
+
+    /// Every instance in every walk, or the first error.
+    pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
+        let mut out = Vec::new();
+        for walk in &self.walks {
+            let before = out.len();
+            self.walk(walk, &mut out).await?;
+            debug!(region = %walk.region, role = ?walk.role, instances = out.len() - before, "walked");
+        }
+        Ok(out)
+    }
+
+    async fn walk(&self, walk: &Walk, out: &mut Vec<Instance>) -> Result<(), InventoryError> {
+        let where_ = || match &walk.role {
+            Some(role) => format!("{} as {role}", walk.region),
+            None => walk.region.clone(),
+        };
+        let mut pages = walk
+            .client
+            .describe_instances()
+            .set_filters((!self.filters.is_empty()).then(|| self.filters.clone()))
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| InventoryError::Api {
+                place: where_(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+            for reservation in page.reservations() {
+                for inst in reservation.instances() {
+                    let instance = super::file::convert(
+                        raw(inst),
+                        reservation.owner_id(),
+                        Some(walk.region.as_str()),
+                    )
+                    .map_err(|e| InventoryError::Api {
+                        place: where_(),
+                        message: format!(
+                            "instance {}: {e}",
+                            inst.instance_id().unwrap_or("(no id)")
+                        ),
+                    })?;
+                    out.push(instance);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn client(config: &SdkConfig) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(config)
+}
+
+fn s(v: Option<&str>) -> Option<String> {
+    v.map(str::to_owned)
+}
+
+/// The SDK's instance in the describe-instances JSON shape.
+fn raw(i: &aws_sdk_ec2::types::Instance) -> RawInstance {
+    RawInstance {
+        instance_id: s(i.instance_id()),
+        state: i.state().map(|st| RawState {
+            name: st.name().map(|n| n.as_str().to_owned()),
+        }),
+        launch_time: i.launch_time().and_then(|t| {
+            t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
+                .ok()
+        }),
+        placement: i.placement().map(|p| RawPlacement {
+            availability_zone: s(p.availability_zone()),
+        }),
+        vpc_id: s(i.vpc_id()),
+        subnet_id: s(i.subnet_id()),
+        private_ip_address: s(i.private_ip_address()),
+        private_dns_name: s(i.private_dns_name()),
+        public_ip_address: s(i.public_ip_address()),
+        public_dns_name: s(i.public_dns_name()),
+        ipv6_address: s(i.ipv6_address()),
+        network_interfaces: i
+            .network_interfaces()
+            .iter()
+            .map(|n| RawInterface {
+                ipv6_addresses: n
+                    .ipv6_addresses()
+                    .iter()
+                    .map(|a| RawIpv6 {
+                        ipv6_address: s(a.ipv6_address()),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        tags: i
+            .tags()
+            .iter()
+            .map(|t| RawTag {
+                key: s(t.key()),
+                value: s(t.value()),
+            })
+            .collect(),
+        security_groups: i
+            .security_groups()
+            .iter()
+            .map(|g| RawGroup {
+                group_id: s(g.group_id()),
+                group_name: s(g.group_name()),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,161 @@
+//! The state file: the last published inventory and its serial, so a restart answers at once.
+//!
+//! Written atomically (temporary file in the same folder, fsync, rename, fsync of the folder):
+//! a crash at any moment leaves the old file or the new one, never half of one. Reading
+//! tolerates nothing: a file that does not parse is reported and ignored as a whole.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::Instance;
+
+/// Bumped when the format changes incompatibly; other versions are ignored with a warning.
+const VERSION: u32 = 1;
+
+/// What the file holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Saved {
+    /// Format version.
+    pub version: u32,
+    /// The serial the fleet was published with.
+    pub serial: u32,
+    /// When it was written.
+    pub saved_at: jiff::Timestamp,
+    /// The fleet.
+    pub instances: Vec<Instance>,
+}
+
+/// Why the state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading or writing failed.
+    #[error("failed to {action} state file {path}: {source}")]
+    Io {
+        /// read, write, …
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file is not a state file this version understands.
+    #[error("ignoring unreadable state file {path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads the state file; `Ok(None)` when there is none.
+pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    if saved.version != VERSION {
+        return Err(StateError::Corrupt {
+            path: path.to_owned(),
+            message: format!(
+                "format version {} (this build reads {VERSION})",
+                saved.version
+            ),
+        });
+    }
+    Ok(Some(saved))
+}
+
+/// Writes the state file atomically.
+pub fn save(path: &Path, serial: u32, instances: &[Instance]) -> Result<(), StateError> {
+    let io_err = |action, source| StateError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    let saved = SavedRef {
+        version: VERSION,
+        serial,
+        saved_at: jiff::Timestamp::now(),
+        instances,
+    };
+    let bytes = serde_json::to_vec(&saved).map_err(|e| io_err("encode", io::Error::other(e)))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // The rename is durable only once the folder is.
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err("write", e)
+    })
+}
+
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    version: u32,
+    serial: u32,
+    saved_at: jiff::Timestamp,
+    instances: &'a [Instance],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Vec<Instance> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-instances.json");
+        let bytes = fs::read(&path).expect("demo");
+        crate::inventory::file::parse(&path, &bytes, None).expect("parses")
+    }
+
+    #[test]
+    fn round_trip_missing_and_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        assert!(load(&path).expect("missing is fine").is_none());
+
+        let fleet = demo();
+        save(&path, 42, &fleet).expect("saves");
+        let saved = load(&path).expect("loads").expect("present");
+        assert_eq!(saved.serial, 42);
+        assert_eq!(saved.instances, fleet);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1);
+
+        fs::write(&path, b"{\"version\":1,\"serial\":").expect("write");
+        assert!(matches!(load(&path), Err(StateError::Corrupt { .. })));
+        fs::write(
+            &path,
+            b"{\"version\":99,\"serial\":1,\"saved_at\":\"2026-01-01T00:00:00Z\",\"instances\":[]}",
+        )
+        .expect("write");
+        let e = load(&path).expect_err("other version");
+        assert!(e.to_string().contains("version 99"), "{e}");
+    }
+}
