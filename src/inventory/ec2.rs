@@ -79,9 +79,9 @@ impl Ec2Source {
                     .await;
                 let assumed = regional
                     .to_builder()
-                    .credentials_provider(
-                        aws_sdk_ec2::config::SharedCredentialsProvider::new(provider),
-                    )
+                    .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                        provider,
+                    ))
                     .build();
                 walks.push(Walk {
                     region: region.clone(),

@@ -61,6 +61,30 @@ impl TestServer {
         self.running.snapshot.load().map(|s| s.serial)
     }
 
+    /// Successful inventory fetches so far.
+    pub fn successes(&self) -> u64 {
+        self.running
+            .stats
+            .successes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Failed inventory fetches so far.
+    pub fn failures(&self) -> u64 {
+        self.running
+            .stats
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> std::sync::Arc<stabledns::zone::Snapshot> {
+        self.running
+            .snapshot
+            .load()
+            .expect("a snapshot is published")
+    }
+
     /// Stops the server.
     pub async fn stop(self) {
         self.running.stop().await.expect("clean stop");
@@ -125,4 +149,44 @@ pub fn dig(addr: SocketAddr, args: &[&str]) -> String {
             panic!("cannot run dig ({e}): install dnsutils (scripts/test does) and run again")
         });
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asks `name`/`rtype` over UDP with a fresh client.
+pub async fn ask(addr: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    let mut client = udp_client(addr);
+    query(&mut client, name, DNSClass::IN, rtype).await
+}
+
+/// The answer's data in presentation form, sorted (`NXDOMAIN`/`SERVFAIL`… for errors).
+pub fn summary(m: &Message) -> Vec<String> {
+    use hickory_server::proto::op::ResponseCode;
+    if m.metadata.response_code != ResponseCode::NoError {
+        return vec![m.metadata.response_code.to_string()];
+    }
+    let mut out: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    out.sort();
+    out
+}
+
+/// Polls until `name` answers `want` (see [`summary`]), or panics after `within`.
+pub async fn wait_for(
+    addr: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    want: &[&str],
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    loop {
+        let got = summary(&ask(addr, name, rtype).await);
+        if got == want {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{name} {rtype}: still {got:?} after {within:?}, want {want:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

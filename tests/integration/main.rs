@@ -5,4 +5,6 @@
 mod answers;
 mod cli;
 mod dig;
+mod ec2;
 mod harness;
+mod moto;

@@ -1,0 +1,294 @@
+//! The EC2 inventory end to end: fleets built in moto, served over DNS after a refresh.
+
+use std::time::Duration;
+
+use hickory_server::proto::rr::RecordType;
+
+use crate::harness::{TestServer, wait_for};
+use crate::moto::{Moto, Network, ec2_config, private_ip, public_dns};
+
+const SOON: Duration = Duration::from_secs(15);
+
+fn fqdn(name: &str) -> String {
+    format!("{name}.")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_tag_changes_stops_starts_and_replacements_show_after_a_refresh() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let web = net
+        .launch(&ec2, 2, true, &[("team", "shop")], &["SG-T-WEB"])
+        .await;
+    let db1 = net
+        .launch(
+            &ec2,
+            1,
+            true,
+            &[("Name", "db-primary")],
+            &["SG-T-DB", "SG-I-DB1"],
+        )
+        .await;
+    let worker = net
+        .launch(&ec2, 1, false, &[("Name", "worker")], &["SG-T-JOBS"])
+        .await;
+    let db1 = db1[0].clone();
+    let worker = worker[0].clone();
+
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], "")).await;
+    let addr = server.addr();
+
+    // A single-instance name is a CNAME to the instance's public DNS name.
+    let db1_public = fqdn(&public_dns(&ec2, &db1).await.expect("db1 has a public name"));
+    wait_for(addr, "db1.internal.", RecordType::A, &[&db1_public], SOON).await;
+    wait_for(
+        addr,
+        "db-primary.internal.",
+        RecordType::A,
+        &[&db1_public],
+        SOON,
+    )
+    .await;
+    // A tier answers its private addresses; a private-only instance its private address.
+    let web_ips = [
+        private_ip(&ec2, &web[0]).await,
+        private_ip(&ec2, &web[1]).await,
+    ];
+    wait_for(
+        addr,
+        "web.internal.",
+        RecordType::A,
+        &[&web_ips[0], &web_ips[1]],
+        SOON,
+    )
+    .await;
+    let worker_ip = private_ip(&ec2, &worker).await;
+    wait_for(addr, "worker.internal.", RecordType::A, &[&worker_ip], SOON).await;
+    wait_for(
+        addr,
+        &format!("{worker}.internal."),
+        RecordType::A,
+        &[&worker_ip],
+        SOON,
+    )
+    .await;
+
+    // Unchanged refreshes keep the serial.
+    let serial = server.running_serial().expect("published");
+    let seen = server.successes();
+    while server.successes() < seen + 3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        server.running_serial(),
+        Some(serial),
+        "an unchanged fleet changed the serial"
+    );
+
+    // A tag change renames.
+    ec2.create_tags()
+        .resources(&worker)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Name")
+                .value("cruncher")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    wait_for(
+        addr,
+        "cruncher.internal.",
+        RecordType::A,
+        &[&worker_ip],
+        SOON,
+    )
+    .await;
+    wait_for(
+        addr,
+        "worker.internal.",
+        RecordType::A,
+        &["Non-Existent Domain"],
+        SOON,
+    )
+    .await;
+    assert!(
+        server.running_serial() > Some(serial),
+        "a change must raise the serial"
+    );
+
+    // Stop: the name goes. Start: it comes back with the new public name.
+    ec2.stop_instances()
+        .instance_ids(&db1)
+        .send()
+        .await
+        .expect("stop");
+    wait_for(
+        addr,
+        "db1.internal.",
+        RecordType::A,
+        &["Non-Existent Domain"],
+        SOON,
+    )
+    .await;
+    ec2.start_instances()
+        .instance_ids(&db1)
+        .send()
+        .await
+        .expect("start");
+    let restarted = fqdn(
+        &public_dns(&ec2, &db1)
+            .await
+            .expect("public name after start"),
+    );
+    wait_for(addr, "db1.internal.", RecordType::A, &[&restarted], SOON).await;
+
+    // Replacement: the old db1 terminates, a new one takes the group and the name.
+    ec2.terminate_instances()
+        .instance_ids(&db1)
+        .send()
+        .await
+        .expect("terminate");
+    let new_db1 = net
+        .launch(&ec2, 1, true, &[], &["SG-T-DB", "SG-I-DB1"])
+        .await;
+    let new_public = fqdn(&public_dns(&ec2, &new_db1[0]).await.expect("public name"));
+    wait_for(addr, "db1.internal.", RecordType::A, &[&new_public], SOON).await;
+    wait_for(
+        addr,
+        &format!("{db1}.internal."),
+        RecordType::A,
+        &["Non-Existent Domain"],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_are_merged() {
+    let moto = Moto::start();
+    let east = moto.client("us-east-1");
+    let west = moto.client("eu-west-1");
+    let east_net = Network::create(&east).await;
+    let west_net = Network::create_in(&west, 21).await;
+    let a = east_net
+        .launch(&east, 1, false, &[("Name", "api")], &["SG-T-API"])
+        .await;
+    let b = west_net
+        .launch(&west, 1, false, &[("Name", "api")], &["SG-T-API"])
+        .await;
+    let ips = [
+        private_ip(&east, &a[0]).await,
+        private_ip(&west, &b[0]).await,
+    ];
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1", "eu-west-1"], "")).await;
+    wait_for(
+        server.addr(),
+        "api.internal.",
+        RecordType::A,
+        &[&ips[0], &ips[1]],
+        SOON,
+    )
+    .await;
+    let snapshot = server.snapshot();
+    assert!(snapshot.names.contains_key(&format!("{}.internal.", b[0])));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_serves_the_state_file_while_the_api_is_down_and_serials_only_grow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let extra = format!("state_file = \"{}\"", state.display());
+
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let db = net.launch(&ec2, 1, false, &[("Name", "db")], &[]).await;
+    let db_ip = private_ip(&ec2, &db[0]).await;
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "db.internal.",
+        RecordType::A,
+        &[&db_ip],
+        SOON,
+    )
+    .await;
+    let first_serial = server.running_serial().expect("serial");
+    server.stop().await;
+    let dead_url = moto.url.clone();
+    drop(moto);
+
+    // The API is gone: the restarted server answers from the state file within a second.
+    let started = tokio::time::Instant::now();
+    let server = TestServer::start(ec2_config(&dead_url, &["us-east-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "db.internal.",
+        RecordType::A,
+        &[&db_ip],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.running_serial(),
+        Some(first_serial),
+        "same data, same serial"
+    );
+    // Refreshes fail, and the names stay.
+    while server.failures() < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for(
+        server.addr(),
+        "db.internal.",
+        RecordType::A,
+        &[&db_ip],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+
+    // A new API with another fleet: the serial moves forward from the saved one.
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let db = net.launch(&ec2, 2, false, &[("Name", "db")], &[]).await;
+    let ips = [
+        private_ip(&ec2, &db[0]).await,
+        private_ip(&ec2, &db[1]).await,
+    ];
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "db.internal.",
+        RecordType::A,
+        &[&ips[0], &ips[1]],
+        SOON,
+    )
+    .await;
+    assert!(server.running_serial() > Some(first_serial));
+    server.stop().await;
+
+    // A corrupt state file is ignored, never a crash.
+    std::fs::write(&state, b"{ not json").expect("write");
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "db.internal.",
+        RecordType::A,
+        &[&ips[0], &ips[1]],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+}
