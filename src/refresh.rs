@@ -74,6 +74,8 @@ pub struct RefreshStats {
     pub publishes: AtomicU64,
     /// When the API last confirmed the published data (Unix ms; 0 = never).
     pub last_success_unix_ms: AtomicU64,
+    /// The last failure's count of consecutive failures and the backoff it chose, together.
+    last_backoff: std::sync::Mutex<(u64, Duration)>,
 }
 
 impl RefreshStats {
@@ -84,6 +86,11 @@ impl RefreshStats {
             now.duration_since(UNIX_EPOCH + Duration::from_millis(ms))
                 .unwrap_or_default()
         })
+    }
+
+    /// (consecutive failures, backoff chosen) at the last failure.
+    pub fn last_backoff(&self) -> (u64, Duration) {
+        self.last_backoff.lock().map_or((0, Duration::ZERO), |g| *g)
     }
 
     fn mark_success(&self) {
@@ -289,6 +296,9 @@ impl Refresher {
                 Err(e) => {
                     let failures = self.stats.consecutive_failures.load(Ordering::Relaxed);
                     let backoff = backoff(failures, inv.max_backoff);
+                    if let Ok(mut last) = self.stats.last_backoff.lock() {
+                        *last = (failures, backoff);
+                    }
                     warn!(
                         error = %e,
                         consecutive_failures = failures,

@@ -6,6 +6,7 @@ use hickory_server::proto::rr::RecordType;
 
 use crate::harness::{TestServer, wait_for};
 use crate::moto::{Moto, Network, ec2_config, private_ip, public_dns};
+use crate::proxy::{Mode, Proxy};
 
 const SOON: Duration = Duration::from_secs(15);
 
@@ -290,5 +291,171 @@ async fn a_restart_serves_the_state_file_while_the_api_is_down_and_serials_only_
         SOON,
     )
     .await;
+    server.stop().await;
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `within`.
+async fn until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_walks_every_page() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    for _ in 0..12 {
+        net.launch(&ec2, 100, false, &[], &["SG-T-FLEET"]).await;
+    }
+    let proxy = Proxy::start(&moto.url).await;
+    // moto takes seconds to describe 1,200 instances, and the proxy asks it once per page.
+    let extra = "page_size = 500\napi_timeout = \"60s\"\nrefresh_interval = \"1h\"";
+    let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], extra)).await;
+    until("the first refresh", Duration::from_secs(180), || server.successes() > 0).await;
+    let snapshot = server.snapshot();
+    assert_eq!(snapshot.instance_count, 1200);
+    assert_eq!(snapshot.names["fleet.internal."].len(), 1200);
+    // 500 + 500 + 200 instances: three pages for the one refresh.
+    assert!(
+        proxy.describe_calls() >= 3,
+        "only {} pages",
+        proxy.describe_calls()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_faults_keep_the_last_good_answers_back_off_and_recover() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    // Four reservations of two: with page_size 5 every walk takes two pages.
+    for tier in ["app", "app", "db", "jobs"] {
+        net.launch(&ec2, 2, false, &[], &[&format!("SG-T-{tier}")])
+            .await;
+    }
+    let proxy = Proxy::start(&moto.url).await;
+    let extra = "page_size = 5\nconfirm_refreshes = 1000";
+    let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], extra)).await;
+    until("the first refresh", SOON, || server.successes() > 0).await;
+
+    for (round, mode) in [
+        Mode::ServerError,
+        Mode::Throttle,
+        Mode::Hang,
+        Mode::FailLaterPages,
+        Mode::Empty,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A change that a successful refresh would publish.
+        let added = net
+            .launch(&ec2, 1, false, &[("Name", &format!("new{round}"))], &[])
+            .await;
+        let ip = private_ip(&ec2, &added[0]).await;
+        let before = server.snapshot();
+        proxy.set(mode);
+        if mode == Mode::Empty {
+            // Success with nothing in it is the safety valve's case, not a failure.
+            let trips = server.valve_trips();
+            until("two held refreshes", SOON, || {
+                server.valve_trips() >= trips + 2
+            })
+            .await;
+        } else {
+            let failures = server.failures();
+            until(&format!("two failures under {mode:?}"), SOON * 2, || {
+                server.failures() >= failures + 2
+            })
+            .await;
+            let (n, delay) = server.last_backoff();
+            assert!(
+                n >= 2 && delay > Duration::from_millis(1500),
+                "{mode:?}: backoff {n} {delay:?}"
+            );
+        }
+        // Exactly the last good answers are still served.
+        let during = server.snapshot();
+        assert_eq!(during.serial, before.serial, "{mode:?}");
+        assert_eq!(during.names, before.names, "{mode:?}");
+        crate::harness::wait_for(
+            server.addr(),
+            &format!("new{round}.internal."),
+            RecordType::A,
+            &["Non-Existent Domain"],
+            SOON,
+        )
+        .await;
+        // Recovery publishes the new fleet.
+        proxy.set(Mode::Pass);
+        wait_for(
+            server.addr(),
+            &format!("new{round}.internal."),
+            RecordType::A,
+            &[&ip],
+            SOON * 2,
+        )
+        .await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let ids = net.launch(&ec2, 3, false, &[("Name", "svc")], &[]).await;
+    let proxy = Proxy::start(&moto.url).await;
+    let server = TestServer::start(ec2_config(
+        &proxy.url,
+        &["us-east-1"],
+        "confirm_refreshes = 3",
+    ))
+    .await;
+    until("the first refresh", SOON, || server.successes() > 0).await;
+    let ip = private_ip(&ec2, &ids[0]).await;
+    wait_for(
+        server.addr(),
+        &format!("{}.internal.", ids[0]),
+        RecordType::A,
+        &[&ip],
+        SOON,
+    )
+    .await;
+
+    // An empty fleet is held for two refreshes and published on the third.
+    proxy.set(Mode::Empty);
+    until("the shrink to be published", SOON, || {
+        server.snapshot().names.is_empty()
+    })
+    .await;
+    assert_eq!(
+        server.valve_trips(),
+        2,
+        "held exactly confirm_refreshes - 1 times"
+    );
+    server.stop().await;
+
+    // With the valve off, it is published at once.
+    proxy.set(Mode::Pass);
+    let off = "max_removed_fraction = 1.0";
+    let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], off)).await;
+    until("the first refresh", SOON, || server.successes() > 0).await;
+    assert_eq!(server.snapshot().names.len(), 4);
+    proxy.set(Mode::Empty);
+    until("the empty fleet", SOON, || {
+        server.snapshot().names.is_empty()
+    })
+    .await;
+    assert_eq!(server.valve_trips(), 0);
     server.stop().await;
 }

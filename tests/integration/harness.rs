@@ -77,6 +77,19 @@ impl TestServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Refreshes held back by the safety valve.
+    pub fn valve_trips(&self) -> u64 {
+        self.running
+            .stats
+            .valve_trips
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// (consecutive failures, chosen backoff) at the last failure.
+    pub fn last_backoff(&self) -> (u64, Duration) {
+        self.running.stats.last_backoff()
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> std::sync::Arc<stabledns::zone::Snapshot> {
         self.running

@@ -8,3 +8,4 @@ mod dig;
 mod ec2;
 mod harness;
 mod moto;
+mod proxy;

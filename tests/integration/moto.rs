@@ -119,10 +119,21 @@ pub fn ec2_config(endpoint: &str, regions: &[&str], extra: &str) -> Config {
         .map(|r| format!("\"{r}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let inventory = format!(
-        "[inventory]\nsource = \"ec2\"\nendpoint_url = \"{endpoint}\"\nregions = [{regions}]\n\
-         refresh_interval = \"300ms\"\napi_timeout = \"2s\"\nmax_backoff = \"2s\"\n{extra}\n\n"
+    // `extra` lines override these defaults key by key.
+    let defaults = [
+        ("refresh_interval", "\"300ms\""),
+        ("api_timeout", "\"2s\""),
+        ("max_backoff", "\"2s\""),
+    ];
+    let mut inventory = format!(
+        "[inventory]\nsource = \"ec2\"\nendpoint_url = \"{endpoint}\"\nregions = [{regions}]\n{extra}\n"
     );
+    for (key, value) in defaults {
+        if !extra.lines().any(|l| l.trim_start().starts_with(key)) {
+            inventory.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    inventory.push('\n');
     let text = format!("{}{inventory}{}", &demo[..start], &demo[end..]);
     let mut config = Config::parse(&crate::harness::root().join("config/test.toml"), &text)
         .expect("valid config");
@@ -172,7 +183,8 @@ impl Network {
             }
         };
         let public_subnet = subnet(format!("10.{octet}.1.0/24")).await;
-        let private_subnet = subnet(format!("10.{octet}.2.0/24")).await;
+        // Room for the 1,200-instance pagination fleet.
+        let private_subnet = subnet(format!("10.{octet}.16.0/20")).await;
         ec2.modify_subnet_attribute()
             .subnet_id(&public_subnet)
             .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())

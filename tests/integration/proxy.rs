@@ -1,0 +1,303 @@
+//! A small fault-injecting HTTP proxy between stabledns and moto.
+//!
+//! It forwards each request to moto (one request per connection) unless told to fail it: a 500,
+//! throttling, a connection that hangs, an empty but successful fleet, or a failure of every
+//! page after the first. It also paginates DescribeInstances, which moto does not (it ignores
+//! MaxResults): it asks moto for the whole fleet and hands it out in pages of whole
+//! reservations with a NextToken.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does with the next requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward (and paginate).
+    Pass,
+    /// HTTP 500 InternalError.
+    ServerError,
+    /// HTTP 503 RequestLimitExceeded.
+    Throttle,
+    /// Accept and never answer.
+    Hang,
+    /// A successful DescribeInstances with no reservations.
+    Empty,
+    /// The first page forwards; any request with a NextToken gets a 500.
+    FailLaterPages,
+}
+
+struct Shared {
+    mode: Mutex<Mode>,
+    upstream: String,
+    describe_calls: AtomicU64,
+}
+
+/// A running proxy; its task ends with the test's runtime.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// Starts a proxy in front of `moto_url` (`http://127.0.0.1:PORT`).
+    pub async fn start(moto_url: &str) -> Self {
+        let upstream = moto_url
+            .strip_prefix("http://")
+            .expect("http url")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shared = Arc::new(Shared {
+            mode: Mutex::new(Mode::Pass),
+            upstream,
+            describe_calls: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve(conn, s.clone()));
+            }
+        });
+        Self { url, shared }
+    }
+
+    /// Switches what the next requests get.
+    pub fn set(&self, mode: Mode) {
+        *self.shared.mode.lock().expect("mode lock") = mode;
+    }
+
+    /// DescribeInstances requests seen (each page is one).
+    pub fn describe_calls(&self) -> u64 {
+        self.shared.describe_calls.load(Ordering::Relaxed)
+    }
+}
+
+struct Request {
+    head: String,
+    body: String,
+}
+
+async fn read_request(conn: &mut TcpStream) -> Option<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = header(&head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
+    Some(Request { head, body })
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn param<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+async fn respond(conn: &mut TcpStream, status: &str, body: &str) {
+    let msg = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(msg.as_bytes()).await;
+    let _ = conn.shutdown().await;
+}
+
+fn error_xml(code: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code>\
+         <Message>injected by the test proxy</Message></Error></Errors>\
+         <RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+    )
+}
+
+async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
+    let Some(req) = read_request(&mut conn).await else {
+        return;
+    };
+    let describe = param(&req.body, "Action") == Some("DescribeInstances");
+    if describe {
+        shared.describe_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    let mode = *shared.mode.lock().expect("mode lock");
+    let next_token = param(&req.body, "NextToken").map(str::to_owned);
+    match mode {
+        Mode::ServerError => {
+            return respond(
+                &mut conn,
+                "500 Internal Server Error",
+                &error_xml("InternalError"),
+            )
+            .await;
+        }
+        Mode::Throttle => {
+            return respond(
+                &mut conn,
+                "503 Service Unavailable",
+                &error_xml("RequestLimitExceeded"),
+            )
+            .await;
+        }
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        Mode::Empty if describe => {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                <DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+                <requestId>empty</requestId><reservationSet/></DescribeInstancesResponse>";
+            return respond(&mut conn, "200 OK", body).await;
+        }
+        Mode::FailLaterPages if describe && next_token.is_some() => {
+            return respond(
+                &mut conn,
+                "500 Internal Server Error",
+                &error_xml("InternalError"),
+            )
+            .await;
+        }
+        _ => {}
+    }
+    // Forward: moto gets the request without paging parameters and answers everything.
+    let body = if describe {
+        req.body
+            .split('&')
+            .filter(|kv| !kv.starts_with("NextToken=") && !kv.starts_with("MaxResults="))
+            .collect::<Vec<_>>()
+            .join("&")
+    } else {
+        req.body.clone()
+    };
+    let mut head: Vec<&str> = req
+        .head
+        .split("\r\n")
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            !l.is_empty()
+                && !lower.starts_with("content-length:")
+                && !lower.starts_with("connection:")
+        })
+        .collect();
+    let length = format!("content-length: {}", body.len());
+    head.push(&length);
+    head.push("connection: close");
+    let forwarded = format!("{}\r\n\r\n{body}", head.join("\r\n"));
+    let Ok(mut up) = TcpStream::connect(&shared.upstream).await else {
+        return respond(
+            &mut conn,
+            "502 Bad Gateway",
+            &error_xml("ProxyUpstreamDown"),
+        )
+        .await;
+    };
+    if up.write_all(forwarded.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut response = Vec::new();
+    if up.read_to_end(&mut response).await.is_err() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let Some((resp_head, resp_body)) = text.split_once("\r\n\r\n") else {
+        return;
+    };
+    let status = resp_head
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(' ').map(|(_, s)| s.to_owned()))
+        .unwrap_or_else(|| "200 OK".to_owned());
+    let max = param(&req.body, "MaxResults").and_then(|m| m.parse::<usize>().ok());
+    let body = match (describe, max) {
+        (true, Some(max)) if status.starts_with("200") => {
+            let page = next_token
+                .as_deref()
+                .and_then(|t| t.strip_prefix("page-"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            paginate(resp_body, max, page)
+        }
+        _ => resp_body.to_owned(),
+    };
+    respond(&mut conn, &status, &body).await;
+}
+
+/// Cuts moto's full answer down to page `page` of whole reservations holding at most `max`
+/// instances each (at least one reservation per page), adding a nextToken when more follow.
+fn paginate(xml: &str, max: usize, page: usize) -> String {
+    let (Some(open), Some(close)) = (xml.find("<reservationSet>"), xml.rfind("</reservationSet>"))
+    else {
+        return xml.to_owned();
+    };
+    let inner = &xml[open + "<reservationSet>".len()..close];
+    let mut items = Vec::new();
+    let (mut depth, mut start, mut i) = (0usize, 0usize, 0usize);
+    while i < inner.len() {
+        if inner[i..].starts_with("<item>") {
+            if depth == 0 {
+                start = i;
+            }
+            depth += 1;
+            i += "<item>".len();
+        } else if inner[i..].starts_with("</item>") {
+            depth -= 1;
+            i += "</item>".len();
+            if depth == 0 {
+                items.push(&inner[start..i]);
+            }
+        } else {
+            i += inner[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    let mut pages: Vec<Vec<&str>> = vec![Vec::new()];
+    let mut count = 0;
+    for item in items {
+        let n = item.matches("<instanceState>").count();
+        let current = pages.last_mut().expect("a page");
+        if !current.is_empty() && count + n > max {
+            pages.push(Vec::new());
+            count = 0;
+        }
+        pages.last_mut().expect("a page").push(item);
+        count += n;
+    }
+    let chosen = pages.get(page).cloned().unwrap_or_default().concat();
+    let token = if page + 1 < pages.len() {
+        format!("<nextToken>page-{}</nextToken>", page + 1)
+    } else {
+        String::new()
+    };
+    let rest = &xml[close + "</reservationSet>".len()..];
+    format!(
+        "{}<reservationSet>{chosen}</reservationSet>{token}{rest}",
+        &xml[..open]
+    )
+}
