@@ -432,8 +432,23 @@ impl Config {
             v.duration("server.tcp_idle_timeout", &raw.server.tcp_idle_timeout)?;
 
         let zone = v.zone(&raw.zone)?;
-        let inventory = v.inventory(base, &raw.inventory)?;
+        let mut inventory = v.inventory(base, &raw.inventory)?;
         let naming = v.naming(&raw.naming)?;
+        // Only named states matter, so let the API drop the rest (terminated instances linger
+        // for an hour in DescribeInstances), unless the operator filters states already.
+        if let SourceConfig::Ec2(ec2) = &mut inventory.source
+            && !ec2
+                .filters
+                .iter()
+                .any(|(name, _)| name == "instance-state-name")
+        {
+            let states = naming
+                .states
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect();
+            ec2.filters.push(("instance-state-name".to_owned(), states));
+        }
 
         Ok(Config {
             path: path.to_owned(),
@@ -1045,6 +1060,41 @@ pattern = "^SG-T-(?P<name>.+)$"
     }
 
     #[test]
+    fn the_ec2_example_filters_on_tags_and_named_states() {
+        let c = Config::load(&config_dir().join("stabledns.toml")).expect("loads");
+        let SourceConfig::Ec2(ec2) = &c.inventory.source else {
+            panic!("ec2 source expected");
+        };
+        assert_eq!(ec2.regions, ["eu-west-1", "eu-central-1"]);
+        assert_eq!(
+            ec2.filters,
+            [
+                ("tag:stabledns".to_owned(), vec!["on".to_owned()]),
+                ("instance-state-name".to_owned(), vec!["running".to_owned()]),
+            ]
+        );
+        assert_eq!(
+            c.inventory.state_file.as_deref(),
+            Some(Path::new("/var/lib/stabledns/state.json"))
+        );
+        assert_eq!(c.inventory.max_stale, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn keys_of_one_source_are_rejected_for_the_other() {
+        let (_, key, msg) =
+            invalid(&GOOD.replace("path = \"x.json\"", "path = \"x.json\"\npage_size = 100"));
+        assert_eq!(key, "inventory.page_size");
+        assert!(msg.contains("does not apply to source \"file\""), "{msg}");
+        let ec2 = GOOD.replace("source = \"file\"", "source = \"ec2\"");
+        let (_, key, _) = invalid(&ec2);
+        assert_eq!(key, "inventory.path");
+        let ec2 = ec2.replace("path = \"x.json\"", "regions = [\"eu-west\"]");
+        let (line, key, _) = invalid(&ec2);
+        assert_eq!((line, key.as_str()), (17, "inventory.regions[0]"));
+    }
+
+    #[test]
     fn bad_values_name_the_key_and_line() {
         let (line, key, msg) = invalid(&GOOD.replace("127.0.0.1:5353", "localhost"));
         assert_eq!((line, key.as_str()), (3, "server.listen[0]"));
@@ -1082,8 +1132,8 @@ pattern = "^SG-T-(?P<name>.+)$"
         assert_eq!(key, "naming.rules[0].pattern");
     }
 
-    /// Every TOML snippet in the README is valid where it is meant to go (on top of a minimal
-    /// config), so the documentation cannot drift from the parser.
+    /// Every TOML snippet in the README is valid where it is meant to go (its tables in place
+    /// of a minimal config's), so the documentation cannot drift from the parser.
     #[test]
     fn readme_toml_snippets_load() {
         let readme =
@@ -1094,7 +1144,12 @@ pattern = "^SG-T-(?P<name>.+)$"
         while let Some(start) = rest.find("```toml\n") {
             let body = &rest[start + 8..];
             let end = body.find("```").expect("closed block");
-            let text = format!("{GOOD}\n{}", &body[..end]);
+            // Each top-level table of the snippet replaces the minimal config's.
+            let mut doc: toml::Table = toml::from_str(GOOD).expect("GOOD parses");
+            let snippet: toml::Table = toml::from_str(&body[..end])
+                .unwrap_or_else(|e| panic!("README snippet is not TOML: {e}\n{}", &body[..end]));
+            doc.extend(snippet);
+            let text = toml::to_string(&doc).expect("serialisable");
             if let Err(e) = Config::parse(Path::new("README.md"), &text) {
                 panic!("README snippet does not load: {e}\n{}", &body[..end]);
             }

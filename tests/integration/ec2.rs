@@ -318,7 +318,10 @@ async fn pagination_walks_every_page() {
     // moto takes seconds to describe 1,200 instances, and the proxy asks it once per page.
     let extra = "page_size = 500\napi_timeout = \"60s\"\nrefresh_interval = \"1h\"";
     let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], extra)).await;
-    until("the first refresh", Duration::from_secs(180), || server.successes() > 0).await;
+    until("the first refresh", Duration::from_secs(180), || {
+        server.successes() > 0
+    })
+    .await;
     let snapshot = server.snapshot();
     assert_eq!(snapshot.instance_count, 1200);
     assert_eq!(snapshot.names["fleet.internal."].len(), 1200);
