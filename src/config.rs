@@ -173,6 +173,8 @@ pub mod raw {
         pub endpoint_url: Option<Spanned<String>>,
         /// For `ec2`: roles to assume, one walk per role and region (other accounts).
         pub assume_roles: Option<Spanned<Vec<Spanned<String>>>>,
+        /// For `ec2`: also walk the credentials' own account (default true).
+        pub own_account: Option<Spanned<bool>>,
         /// For `ec2`: DescribeInstances filters, e.g. `tag:stabledns` = `["on"]`.
         pub filters: Option<Spanned<Vec<Filter>>>,
         /// For `ec2`: instances per page (5 to 1000).
@@ -369,8 +371,10 @@ pub struct Ec2Config {
     pub regions: Vec<String>,
     /// Endpoint override.
     pub endpoint_url: Option<String>,
-    /// Role ARNs to assume; empty means the credentials' own account.
+    /// Role ARNs to assume, each another account's walk.
     pub assume_roles: Vec<String>,
+    /// Whether the credentials' own account is walked too.
+    pub own_account: bool,
     /// DescribeInstances filters (name, values).
     pub filters: Vec<(String, Vec<String>)>,
     /// Instances per page.
@@ -616,6 +620,7 @@ impl Validator<'_> {
                 reject("regions", raw.regions.as_ref().map(|v| v.span()))?;
                 reject("endpoint_url", raw.endpoint_url.as_ref().map(|v| v.span()))?;
                 reject("assume_roles", raw.assume_roles.as_ref().map(|v| v.span()))?;
+                reject("own_account", raw.own_account.as_ref().map(|v| v.span()))?;
                 reject("filters", raw.filters.as_ref().map(|v| v.span()))?;
                 reject("page_size", raw.page_size.as_ref().map(|v| v.span()))?;
                 reject("api_timeout", raw.api_timeout.as_ref().map(|v| v.span()))?;
@@ -746,6 +751,14 @@ impl Validator<'_> {
                 assume_roles.push(a.clone());
             }
         }
+        let own_account = raw.own_account.as_ref().is_none_or(|b| *b.get_ref());
+        if !own_account && assume_roles.is_empty() {
+            return Err(self.err(
+                "inventory.own_account",
+                raw.own_account.as_ref().map_or(0..0, |b| b.span()),
+                "with `own_account = false`, `assume_roles` must name at least one role".into(),
+            ));
+        }
         let mut filters = Vec::new();
         if let Some(list) = &raw.filters {
             for (i, f) in list.get_ref().iter().enumerate() {
@@ -780,6 +793,7 @@ impl Validator<'_> {
             regions,
             endpoint_url,
             assume_roles,
+            own_account,
             filters,
             page_size,
             api_timeout,

@@ -30,6 +30,29 @@ use crate::zone::{self, Snapshot, SnapshotCell, ViewPolicy};
 /// First retry delay after a failure; doubles per consecutive failure up to `max_backoff`.
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 
+/// What changed between two name tables, one line per name, for the publish log.
+pub fn diff(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (name, now) in after {
+        match before.get(name) {
+            None => lines.push(format!("added {name} -> {}", now.join(", "))),
+            Some(was) if was != now => {
+                lines.push(format!("{name}: {} -> {}", was.join(", "), now.join(", ")));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, was) in before {
+        if !after.contains_key(name) {
+            lines.push(format!("removed {name} (was {})", was.join(", ")));
+        }
+    }
+    lines
+}
+
 /// At most this many lines of a publish diff are logged; the rest is counted.
 const MAX_DIFF_LINES: usize = 50;
 
@@ -349,25 +372,7 @@ fn log_publish(previous: Option<&Snapshot>, new: &Snapshot) {
     let Some(prev) = previous else {
         return;
     };
-    let mut lines = Vec::new();
-    for (name, now) in &new.names {
-        match prev.names.get(name) {
-            None => lines.push(format!("added {name} -> {}", now.join(", "))),
-            Some(before) if before != now => {
-                lines.push(format!(
-                    "{name}: {} -> {}",
-                    before.join(", "),
-                    now.join(", ")
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    for (name, before) in &prev.names {
-        if !new.names.contains_key(name) {
-            lines.push(format!("removed {name} (was {})", before.join(", ")));
-        }
-    }
+    let lines = diff(&prev.names, &new.names);
     let total = lines.len();
     for line in lines.iter().take(MAX_DIFF_LINES) {
         info!("{line}");
@@ -389,6 +394,39 @@ mod tests {
         // Two changes within a second, or a clock that went back: still forward.
         assert_eq!(next_serial(Some(1_800_000_000), t), 1_800_000_001);
         assert_eq!(next_serial(Some(1_900_000_000), t), 1_900_000_001);
+    }
+
+    #[test]
+    fn diffs_name_what_changed() {
+        let table = |rows: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            rows.iter()
+                .map(|(n, ids)| {
+                    (
+                        (*n).to_owned(),
+                        ids.iter().map(|s| (*s).to_owned()).collect(),
+                    )
+                })
+                .collect()
+        };
+        let before = table(&[
+            ("db1.internal.", &["i-aaa"]),
+            ("old.internal.", &["i-old"]),
+            ("web.internal.", &["i-1"]),
+        ]);
+        let after = table(&[
+            ("db1.internal.", &["i-bbb"]),
+            ("new.internal.", &["i-new"]),
+            ("web.internal.", &["i-1"]),
+        ]);
+        assert_eq!(
+            diff(&before, &after),
+            [
+                "db1.internal.: i-aaa -> i-bbb",
+                "added new.internal. -> i-new",
+                "removed old.internal. (was i-old)"
+            ]
+        );
+        assert!(diff(&after, &after).is_empty());
     }
 
     #[test]

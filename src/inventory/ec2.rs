@@ -64,7 +64,7 @@ impl Ec2Source {
                 .to_builder()
                 .region(Region::new(region.clone()))
                 .build();
-            if config.assume_roles.is_empty() {
+            if config.own_account {
                 walks.push(Walk {
                     region: region.clone(),
                     role: None,

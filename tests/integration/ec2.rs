@@ -462,3 +462,111 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     assert_eq!(server.valve_trips(), 0);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_field_is_filled_from_the_api() {
+    use stabledns::inventory::{InstanceState, Source};
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let net = Network::create(&ec2).await;
+    let id = net
+        .launch(
+            &ec2,
+            1,
+            true,
+            &[("Name", "db1"), ("team", "data")],
+            &["SG-I-DB1"],
+        )
+        .await
+        .remove(0);
+    let config = ec2_config(&moto.url, &["eu-west-1"], "");
+    let source = Source::from_config(&config.inventory).await;
+    let fleet = source.fetch().await.expect("fetch");
+    let [inst] = &fleet[..] else {
+        panic!("one instance expected: {fleet:?}")
+    };
+    assert_eq!(inst.id, id);
+    assert_eq!(inst.state, InstanceState::Running);
+    assert!(inst.launch_time.is_some());
+    assert_eq!(inst.region.as_deref(), Some("eu-west-1"));
+    assert!(
+        inst.availability_zone
+            .as_deref()
+            .is_some_and(|z| z.starts_with("eu-west-1"))
+    );
+    assert!(
+        inst.account.as_deref().is_some_and(|a| a.len() == 12),
+        "{:?}",
+        inst.account
+    );
+    assert!(
+        inst.vpc_id
+            .as_deref()
+            .is_some_and(|v| v.starts_with("vpc-"))
+    );
+    assert_eq!(inst.subnet_id.as_deref(), Some(net.public_subnet.as_str()));
+    assert_eq!(
+        inst.private_ip.map(|ip| ip.to_string()),
+        Some(private_ip(&ec2, &id).await)
+    );
+    assert!(inst.private_dns_name.is_some());
+    assert!(inst.public_ip.is_some());
+    assert_eq!(inst.public_dns_name, public_dns(&ec2, &id).await);
+    assert_eq!(inst.tags.get("team").map(String::as_str), Some("data"));
+    assert!(
+        inst.security_groups
+            .iter()
+            .any(|g| g.name == "SG-I-DB1" && g.id.starts_with("sg-"))
+    );
+    // Stopped instances are filtered out by the API (instance-state-name from naming.states).
+    ec2.stop_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .expect("stop");
+    assert!(source.fetch().await.expect("fetch").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assumed_roles_add_other_accounts_fleets() {
+    let moto = Moto::start();
+    let own = moto.client("us-east-1");
+    let role = "arn:aws:iam::111111111111:role/stabledns-read";
+    let other = moto.assumed_client("us-east-1", role).await;
+    let own_net = Network::create(&own).await;
+    let other_net = Network::create_in(&other, 22).await;
+    let a = own_net
+        .launch(&own, 1, false, &[("Name", "ledger")], &[])
+        .await;
+    let b = other_net
+        .launch(&other, 1, false, &[("Name", "ledger")], &[])
+        .await;
+    let ips = [
+        private_ip(&own, &a[0]).await,
+        private_ip(&other, &b[0]).await,
+    ];
+    let extra = format!("assume_roles = [\"{role}\"]");
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "ledger.internal.",
+        RecordType::A,
+        &[&ips[0], &ips[1]],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+
+    // Only the other account when the own one is switched off.
+    let extra = format!("{extra}\nown_account = false");
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "ledger.internal.",
+        RecordType::A,
+        &[&ips[1]],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+}

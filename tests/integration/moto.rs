@@ -103,6 +103,32 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// An EC2 client acting in another account through an assumed role (moto keeps a separate
+    /// fleet per account).
+    pub async fn assumed_client(&self, region: &str, role: &str) -> Client {
+        use aws_config::sts::AssumeRoleProvider;
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.url)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        let provider = AssumeRoleProvider::builder(role)
+            .session_name("tests")
+            .configure(&base)
+            .build()
+            .await;
+        let config = base
+            .to_builder()
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build();
+        Client::new(&config)
+    }
+}
+
 /// The demo's zone and naming rules with an `ec2` inventory at `endpoint` (moto or a proxy in
 /// front of it), refreshing every `interval`.
 pub fn ec2_config(endpoint: &str, regions: &[&str], extra: &str) -> Config {
