@@ -570,3 +570,38 @@ async fn assumed_roles_add_other_accounts_fleets() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_does_not_wait_for_an_unreachable_api() {
+    // A loopback port nothing listens on: connection refused, every time.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let started = tokio::time::Instant::now();
+    let server = TestServer::start(ec2_config(&dead, &["us-east-1"], "")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "start blocked {:?}",
+        started.elapsed()
+    );
+    // Nothing to serve yet: SERVFAIL (not NXDOMAIN, which resolvers would cache as an answer).
+    wait_for(
+        server.addr(),
+        "db1.internal.",
+        RecordType::A,
+        &["Server Failure"],
+        SOON,
+    )
+    .await;
+    until("failed refreshes", SOON, || server.failures() >= 2).await;
+    wait_for(
+        server.addr(),
+        "internal.",
+        RecordType::SOA,
+        &["Server Failure"],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+}
