@@ -17,6 +17,7 @@ use regex::Regex;
 
 use crate::inventory::InstanceState;
 use crate::naming::{Rule, RuleKind, Rules};
+use crate::view::{AddressKind, SingleMode, ViewPolicy};
 
 /// What went wrong loading a config file. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,32 @@ pub mod raw {
         /// `[naming]`
         #[serde(default)]
         pub naming: Naming,
+        /// `[[views]]`, in order.
+        #[serde(default)]
+        pub views: Vec<View>,
+    }
+
+    /// `[[views]]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct View {
+        /// Unique name.
+        pub name: Spanned<String>,
+        /// Client CIDRs (or addresses); absent matches every client.
+        pub clients: Option<Vec<Spanned<String>>>,
+        /// `private` or `public`.
+        #[serde(default = "default_addresses")]
+        pub addresses: Spanned<String>,
+        /// `cname` or `address`.
+        #[serde(default = "default_single")]
+        pub single: Spanned<String>,
+    }
+
+    fn default_addresses() -> Spanned<String> {
+        Spanned::new(0..0, "private".to_owned())
+    }
+    fn default_single() -> Spanned<String> {
+        Spanned::new(0..0, "cname".to_owned())
     }
 
     /// `[server]`
@@ -286,6 +313,8 @@ pub struct Config {
     pub inventory: InventoryConfig,
     /// `[naming]`
     pub naming: Rules,
+    /// `[[views]]`, in order; one `inside` view for everyone when none is configured.
+    pub views: Vec<ViewPolicy>,
 }
 
 /// Listening sockets and connection limits.
@@ -454,8 +483,10 @@ impl Config {
             ec2.filters.push(("instance-state-name".to_owned(), states));
         }
 
+        let views = v.views(&raw.views)?;
         Ok(Config {
             path: path.to_owned(),
+            views,
             server: ServerConfig {
                 listen,
                 tcp_idle_timeout,
@@ -800,6 +831,91 @@ impl Validator<'_> {
         })
     }
 
+    fn views(&self, raw: &[raw::View]) -> Result<Vec<ViewPolicy>, ConfigError> {
+        if raw.is_empty() {
+            return Ok(vec![ViewPolicy::inside()]);
+        }
+        let mut views: Vec<ViewPolicy> = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let key = format!("views[{i}]");
+            let name = r.name.get_ref().trim();
+            if name.is_empty() || views.iter().any(|v| v.name == name) {
+                return Err(self.err(
+                    &format!("{key}.name"),
+                    r.name.span(),
+                    format!("view names must be unique and not empty (`{name}`)"),
+                ));
+            }
+            if let Some(prev) = views.iter().find(|v| v.clients.is_empty()) {
+                return Err(self.err(
+                    &format!("{key}.name"),
+                    r.name.span(),
+                    format!(
+                        "view `{}` has no `clients`, so it matches everyone and `{name}` after it \
+                         could never be chosen; put the catch-all view last",
+                        prev.name
+                    ),
+                ));
+            }
+            let mut clients = Vec::new();
+            if let Some(list) = &r.clients {
+                if list.is_empty() {
+                    return Err(self.err(
+                        &format!("{key}.clients"),
+                        r.name.span(),
+                        "an empty list matches nobody; leave `clients` out to match everyone"
+                            .into(),
+                    ));
+                }
+                for (j, c) in list.iter().enumerate() {
+                    let text = c.get_ref().trim();
+                    let net = text
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            self.err(
+                                &format!("{key}.clients[{j}]"),
+                                c.span(),
+                                format!(
+                                    "`{text}` is not a CIDR like \"10.0.0.0/16\" or an address"
+                                ),
+                            )
+                        })?;
+                    clients.push(net.trunc());
+                }
+            }
+            let addresses = match r.addresses.get_ref().as_str() {
+                "private" => AddressKind::Private,
+                "public" => AddressKind::Public,
+                other => {
+                    return Err(self.err(
+                        &format!("{key}.addresses"),
+                        r.addresses.span(),
+                        format!("`{other}`: expected \"private\" or \"public\""),
+                    ));
+                }
+            };
+            let single = match r.single.get_ref().as_str() {
+                "cname" => SingleMode::Cname,
+                "address" => SingleMode::Address,
+                other => {
+                    return Err(self.err(
+                        &format!("{key}.single"),
+                        r.single.span(),
+                        format!("`{other}`: expected \"cname\" or \"address\""),
+                    ));
+                }
+            };
+            views.push(ViewPolicy {
+                name: name.to_owned(),
+                clients,
+                addresses,
+                single,
+            });
+        }
+        Ok(views)
+    }
+
     fn naming(&self, raw: &raw::Naming) -> Result<Rules, ConfigError> {
         let mut states = BTreeSet::new();
         for (i, s) in raw.states.get_ref().iter().enumerate() {
@@ -1092,6 +1208,40 @@ pattern = "^SG-T-(?P<name>.+)$"
             Some(Path::new("/var/lib/stabledns/state.json"))
         );
         assert_eq!(c.inventory.max_stale, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn views_are_validated() {
+        let with = |views: &str| format!("{GOOD}\n{views}");
+        let ok = Config::parse(
+            Path::new("x.toml"),
+            &with("[[views]]\nname = \"a\"\nclients = [\"10.0.0.1\", \"10.1.2.3/16\"]\n"),
+        )
+        .expect("valid");
+        assert_eq!(ok.views[0].clients[0].to_string(), "10.0.0.1/32");
+        assert_eq!(
+            ok.views[0].clients[1].to_string(),
+            "10.1.0.0/16",
+            "host bits are dropped"
+        );
+
+        let (line, key, _) = invalid(&with(
+            "[[views]]\nname = \"a\"\nclients = [\"10.0.0.0/33\"]\n",
+        ));
+        assert_eq!((line, key.as_str()), (25, "views[0].clients[0]"));
+        let (_, key, msg) = invalid(&with(
+            "[[views]]\nname = \"all\"\n[[views]]\nname = \"b\"\nclients = [\"10.0.0.0/8\"]\n",
+        ));
+        assert_eq!(key, "views[1].name");
+        assert!(msg.contains("last"), "{msg}");
+        let (_, key, _) = invalid(&with(
+            "[[views]]\nname = \"a\"\nclients = [\"10.0.0.0/8\"]\n[[views]]\nname = \"a\"\n",
+        ));
+        assert_eq!(key, "views[1].name");
+        let (_, key, _) = invalid(&with("[[views]]\nname = \"a\"\naddresses = \"secret\"\n"));
+        assert_eq!(key, "views[0].addresses");
+        let (_, key, _) = invalid(&with("[[views]]\nname = \"a\"\nsingle = \"alias\"\n"));
+        assert_eq!(key, "views[0].single");
     }
 
     #[test]

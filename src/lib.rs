@@ -6,6 +6,7 @@
 //! - [`config`]: the TOML file, validated once into rich types.
 //! - [`inventory`]: the fleet as a list of [`inventory::Instance`] (the EC2 API or a file).
 //! - [`naming`]: a pure function from instances and rules to host names.
+//! - [`view`]: which answers a client gets, by its source address (split horizon).
 //! - [`zone`]: an immutable [`zone::Snapshot`] of every answer, published by atomic swap.
 //! - [`dns`]: the hickory-server request handler and sockets that answer from the snapshot.
 //! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
@@ -29,6 +30,7 @@ pub mod inventory;
 pub mod naming;
 pub mod refresh;
 pub mod state;
+pub mod view;
 pub mod zone;
 
 pub use config::Config;

@@ -40,6 +40,9 @@ enum Command {
         /// The config file.
         #[arg(short, long)]
         config: PathBuf,
+        /// The view to print (default: the first configured).
+        #[arg(long)]
+        view: Option<String>,
     },
 }
 
@@ -85,12 +88,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for w in &snapshot.warnings {
                 println!("warning: {w}");
             }
+            let views: Vec<String> = snapshot
+                .views
+                .iter()
+                .map(|v| format!("{} {}", v.name, v.name_count()))
+                .collect();
             println!(
-                "{}: OK: zone {}, {} instances, {} names, listening on {}",
+                "{}: OK: zone {}, {} instances, names per view: {}; listening on {}",
                 config.path.display(),
                 config.zone.apex,
                 snapshot.instance_count,
-                snapshot.views.first().map_or(0, |v| v.name_count()),
+                views.join(", "),
                 config
                     .server
                     .listen
@@ -100,14 +108,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .join(", ")
             );
         }
-        Command::Names { config } => {
+        Command::Names { config, view } => {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
             }
-            let view = snapshot.views.first().context("no view is configured")?;
-            print_rows(&view.rows());
+            let zone = match &view {
+                Some(name) => snapshot.view(name).with_context(|| {
+                    let names: Vec<&str> = snapshot.views.iter().map(|v| v.name.as_str()).collect();
+                    format!("no view `{name}`; the config has {}", names.join(", "))
+                })?,
+                None => snapshot.views.first().context("no view is configured")?,
+            };
+            print_rows(&zone.rows());
         }
     }
     Ok(())

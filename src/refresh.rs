@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::inventory::{Instance, InventoryError, Source};
 use crate::naming;
 use crate::state;
-use crate::zone::{self, Snapshot, SnapshotCell, ViewPolicy};
+use crate::zone::{self, Snapshot, SnapshotCell};
 
 /// First retry delay after a failure; doubles per consecutive failure up to `max_backoff`.
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -60,12 +60,7 @@ const MAX_DIFF_LINES: usize = 50;
 pub fn build_snapshot(config: &Config, instances: &[Instance], serial: u32) -> Snapshot {
     let limits = zone::naming_limits(&config.zone);
     let names = naming::assign(instances, &config.naming, &limits);
-    zone::build(&config.zone, &views(config), instances, &names, serial)
-}
-
-/// The views a config defines (one inside view until split horizon lands).
-fn views(_config: &Config) -> Vec<ViewPolicy> {
-    vec![ViewPolicy::inside()]
+    zone::build(&config.zone, &config.views, instances, &names, serial)
 }
 
 /// The next serial after `previous`: larger than it, and at least the Unix time.

@@ -75,8 +75,9 @@ impl RequestHandler for Handler {
             // Nothing published yet: say so, rather than deny names that may exist.
             return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
         };
-        let Some(view) = snapshot.views.first() else {
-            return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
+        let Some(view) = snapshot.view_for(request.src().ip()) else {
+            // No view takes this client: it is not ours to answer.
+            return error_response(request, edns, ResponseCode::Refused, response_handle).await;
         };
 
         let (rcode, answers, soa, additionals): (_, &[Record], Option<&Record>, &[Record]) =

@@ -11,52 +11,12 @@ use super::{Node, RrSet, Snapshot, ViewZone};
 use crate::config::ZoneConfig;
 use crate::inventory::Instance;
 use crate::naming::{HostName, Naming};
-
-/// Which of an instance's addresses a view answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddressKind {
-    /// Private IPv4 (and IPv6): for clients inside the VPC.
-    Private,
-    /// Public IPv4 (and IPv6): for clients outside.
-    Public,
-}
-
-/// How a view answers a name backed by one instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SingleMode {
-    /// CNAME to the instance's public DNS name when it has one, so AWS's resolver picks the
-    /// private or public address by where the client asks from.
-    Cname,
-    /// The address itself (for clients that cannot resolve the AWS name to the private one).
-    Address,
-}
-
-/// How one view answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViewPolicy {
-    /// Name, for logs and `stabledns names --view`.
-    pub name: String,
-    /// Private or public addresses.
-    pub addresses: AddressKind,
-    /// Single-instance names as CNAME or address.
-    pub single: SingleMode,
-}
-
-impl ViewPolicy {
-    /// The policy of a VPC-inside client: private addresses, CNAME to public names.
-    pub fn inside() -> Self {
-        Self {
-            name: "inside".to_owned(),
-            addresses: AddressKind::Private,
-            single: SingleMode::Cname,
-        }
-    }
-}
+use crate::view::{AddressKind, Selector, SingleMode, ViewPolicy};
 
 /// Builds every view's answers for one fleet.
 pub fn build(
     zone: &ZoneConfig,
-    views: &[ViewPolicy],
+    views_in: &[ViewPolicy],
     instances: &[Instance],
     naming: &Naming,
     serial: u32,
@@ -93,11 +53,11 @@ pub fn build(
     let mut negative_soa = soa.clone();
     negative_soa.ttl = zone.apex_ttl.min(zone.minimum);
 
-    let views = views
+    let views = views_in
         .iter()
         .map(|policy| {
             let mut nodes: HashMap<LowerName, Node> = HashMap::new();
-            apex_nodes(zone, &soa, &mut nodes);
+            apex_nodes(zone, policy, &soa, &mut nodes);
             for (owner, host) in &owners {
                 let rrsets = host_rrsets(owner, host, &by_id, policy, zone.record_ttl);
                 if rrsets.is_empty() {
@@ -134,6 +94,7 @@ pub fn build(
     Snapshot {
         serial,
         names,
+        selector: Selector::new(views_in),
         built_at: SystemTime::now(),
         apex,
         instance_count: instances.len(),
@@ -147,7 +108,31 @@ fn clamp(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-fn apex_nodes(zone: &ZoneConfig, soa: &Record, nodes: &mut HashMap<LowerName, Node>) {
+/// Whether an address may be shown to outside clients.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_unique_local()
+                || v6.is_loopback()
+                || v6.is_unicast_link_local()
+                || v6.is_unspecified())
+        }
+    }
+}
+
+fn apex_nodes(
+    zone: &ZoneConfig,
+    policy: &ViewPolicy,
+    soa: &Record,
+    nodes: &mut HashMap<LowerName, Node>,
+) {
     let apex = LowerName::from(&zone.apex);
     let mut glue = Vec::new();
     let ns: Vec<Record> = zone
@@ -162,14 +147,16 @@ fn apex_nodes(zone: &ZoneConfig, soa: &Record, nodes: &mut HashMap<LowerName, No
         })
         .collect();
     for ns in &zone.nameservers {
-        if ns.addresses.is_empty() {
-            continue;
-        }
+        // Nameservers' private addresses are glue for the VPC, not for the world.
         let records: Vec<Record> = ns
             .addresses
             .iter()
+            .filter(|ip| policy.addresses == AddressKind::Private || is_public(**ip))
             .map(|ip| address_record(&ns.name, zone.apex_ttl, *ip))
             .collect();
+        if records.is_empty() {
+            continue;
+        }
         glue.extend(records.iter().cloned());
         let key = LowerName::from(&ns.name);
         add_ancestors(&apex, &key, nodes);
@@ -269,7 +256,15 @@ fn host_rrsets(
             AddressKind::Public => inst.public_ip,
         };
         ips.extend(v4.map(IpAddr::V4));
-        ips.extend(inst.ipv6.iter().copied().map(IpAddr::V6));
+        // EC2's IPv6 addresses are global, but an instance without a public IPv4 lives on a
+        // private subnet: showing its address outside tells the world it exists. Outside views
+        // answer IPv6 only for publicly addressed instances, and never a unique-local address.
+        let public = policy.addresses == AddressKind::Public;
+        let v6 = inst
+            .ipv6
+            .iter()
+            .filter(|ip| !public || (inst.public_ip.is_some() && !ip.is_unique_local()));
+        ips.extend(v6.copied().map(IpAddr::V6));
     }
     address_sets(
         ips.into_iter()

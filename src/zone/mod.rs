@@ -20,7 +20,7 @@ use hickory_proto::rr::{LowerName, Record, RecordType};
 
 mod build;
 
-pub use build::{AddressKind, SingleMode, ViewPolicy, build, naming_limits};
+pub use build::{build, naming_limits};
 
 /// Everything served at one moment. Never mutated after [`build`].
 #[derive(Debug)]
@@ -35,10 +35,24 @@ pub struct Snapshot {
     pub instance_count: usize,
     /// Every host name (fully qualified) → the instance ids behind it; view-independent.
     pub names: BTreeMap<String, Vec<String>>,
+    /// Client address → index into `views`.
+    pub selector: crate::view::Selector,
     /// Per view, in the order the views were configured.
     pub views: Vec<ViewZone>,
     /// Warnings from naming and building, for whoever publishes it to log.
     pub warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// The view a client falls in, if any.
+    pub fn view_for(&self, client: std::net::IpAddr) -> Option<&ViewZone> {
+        self.selector.select(client).and_then(|i| self.views.get(i))
+    }
+
+    /// A view by name.
+    pub fn view(&self, name: &str) -> Option<&ViewZone> {
+        self.views.iter().find(|v| v.name == name)
+    }
 }
 
 /// One view's answers.

@@ -9,3 +9,4 @@ mod ec2;
 mod harness;
 mod moto;
 mod proxy;
+mod views;
