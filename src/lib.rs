@@ -88,11 +88,13 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let is_file = matches!(source, inventory::Source::File(_));
     let cell = zone::SnapshotCell::default();
     let mut refresher = refresh::Refresher::new(config.clone(), source, cell.clone());
-    let mut ready = refresher.load_state().await;
+    let from_state = refresher.load_state().await;
+    // Whether the source itself was just read; the state file is only a stand-in for that.
+    let mut fresh = false;
     if is_file {
         match refresher.refresh_once().await {
-            Ok(_) => ready = true,
-            Err(error) if !ready => {
+            Ok(_) => fresh = true,
+            Err(error) if !from_state => {
                 return Err(Error::FirstLoad {
                     source_name: refresher.source_name(),
                     error,
@@ -111,7 +113,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let shutdown = CancellationToken::new();
     let stats = refresher.stats();
     info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
-    let refresh = tokio::spawn(refresher.run(ready, shutdown.clone()));
+    let refresh = tokio::spawn(refresher.run(fresh, shutdown.clone()));
     Ok(Running {
         dns,
         refresh,

@@ -296,8 +296,8 @@ impl Network {
     }
 }
 
-/// The public DNS name moto gave an instance.
-pub async fn public_dns(ec2: &Client, id: &str) -> Option<String> {
+/// One instance as moto describes it.
+async fn describe_one(ec2: &Client, id: &str) -> aws_sdk_ec2::types::Instance {
     let out = ec2
         .describe_instances()
         .instance_ids(id)
@@ -307,24 +307,25 @@ pub async fn public_dns(ec2: &Client, id: &str) -> Option<String> {
     out.reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .find_map(|i| {
-            i.public_dns_name()
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-        })
+        .next()
+        .cloned()
+        .unwrap_or_else(|| panic!("moto does not know {id}"))
+}
+
+/// The public DNS name moto gave an instance.
+pub async fn public_dns(ec2: &Client, id: &str) -> Option<String> {
+    describe_one(ec2, id)
+        .await
+        .public_dns_name()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 /// The private IPv4 address moto gave an instance.
 pub async fn private_ip(ec2: &Client, id: &str) -> String {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
+    describe_one(ec2, id)
         .await
-        .expect("describe");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .find_map(|i| i.private_ip_address().map(str::to_owned))
+        .private_ip_address()
         .expect("private ip")
+        .to_owned()
 }
