@@ -78,7 +78,6 @@ pub fn build(
             ViewZone {
                 name: policy.name.clone(),
                 nodes,
-                soa: soa.clone(),
                 negative_soa: negative_soa.clone(),
             }
         })

@@ -61,8 +61,6 @@ pub struct ViewZone {
     /// The view's name.
     pub name: String,
     nodes: HashMap<LowerName, Node>,
-    /// The apex SOA, as answered to an SOA query.
-    soa: Record,
     /// The SOA for the authority section of negative answers: its TTL is the negative-caching
     /// TTL, min(SOA TTL, MINIMUM) (RFC 2308 section 3).
     negative_soa: Record,
@@ -129,11 +127,6 @@ impl ViewZone {
             Some(set) => answer(set),
             None => Lookup::NoData(&self.negative_soa),
         }
-    }
-
-    /// The apex SOA record.
-    pub fn soa(&self) -> &Record {
-        &self.soa
     }
 
     /// Every name with data, sorted, for `stabledns names`: not for the query path.
