@@ -413,3 +413,59 @@ async fn garbage_does_not_stop_the_server_and_bad_queries_get_formerr() {
     assert_eq!(m.answers.len(), 1);
     server.stop().await;
 }
+
+/// A describe-instances dump of `n` private instances in one tier group.
+fn tier_fleet(n: usize) -> String {
+    let instances: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"InstanceId":"i-{i:017x}","State":{{"Code":16,"Name":"running"}},
+                "PrivateIpAddress":"10.9.{}.{}","PublicDnsName":"",
+                "SecurityGroups":[{{"GroupId":"sg-1","GroupName":"SG-T-BIG"}}]}}"#,
+                i / 200,
+                i % 200 + 1
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"Reservations":[{{"Instances":[{}]}}]}}"#,
+        instances.join(",")
+    )
+}
+
+#[tokio::test]
+async fn a_large_tier_truncates_over_plain_udp_and_is_complete_over_tcp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("fleet.json"), tier_fleet(60)).expect("write");
+    let demo =
+        std::fs::read_to_string(crate::harness::root().join("config/demo.toml")).expect("demo");
+    let config_path = dir.path().join("big.toml");
+    std::fs::write(
+        &config_path,
+        demo.replace("demo-instances.json", "fleet.json"),
+    )
+    .expect("write");
+    let mut config = stabledns::Config::load(&config_path).expect("config");
+    config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    let server = TestServer::start(config).await;
+
+    // No EDNS: 512 bytes at most, so 60 A records do not fit and TC is set (RFC 1035 4.2.1).
+    let reply = raw_udp(
+        server.addr(),
+        &raw_query(3, "big.internal.", 0),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("a reply");
+    assert!(reply.len() <= 512, "{} bytes over plain UDP", reply.len());
+    let m = decode(&reply);
+    assert!(m.metadata.truncation, "TC must be set");
+    assert!(m.answers.len() < 60);
+
+    // TCP carries the whole set.
+    let mut tcp = crate::harness::tcp_client(server.addr()).await;
+    let m = query(&mut tcp, "big.internal.", DNSClass::IN, RecordType::A).await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(a_set(&m).len(), 60);
+    server.stop().await;
+}
