@@ -208,21 +208,27 @@ impl Refresher {
             }
         };
         let previous = self.cell.load();
+        // Built once, with the old serial so an unchanged fleet compares equal; a changed one
+        // is re-stamped below instead of built again.
+        let mut snapshot = build_snapshot(
+            &self.config,
+            &instances,
+            previous.as_ref().map_or(0, |p| p.serial),
+        );
         if let Some(prev) = &previous {
-            let candidate = build_snapshot(&self.config, &instances, prev.serial);
-            if candidate.views == prev.views {
+            if snapshot.views == prev.views {
                 self.held = None;
                 self.stats.mark_success();
                 return Ok(Outcome::Unchanged);
             }
-            if self.hold_back(prev, &candidate) {
+            if self.hold_back(prev, &snapshot) {
                 self.stats.valve_trips.fetch_add(1, Ordering::Relaxed);
                 return Ok(Outcome::Held);
             }
         }
         self.held = None;
         let serial = next_serial(previous.as_ref().map(|p| p.serial), SystemTime::now());
-        let snapshot = build_snapshot(&self.config, &instances, serial);
+        snapshot.set_serial(serial);
         log_publish(previous.as_deref(), &snapshot);
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
@@ -422,6 +428,21 @@ mod tests {
             ]
         );
         assert!(diff(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn restamping_a_serial_equals_building_with_it() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = Config::load(&root.join("config/demo.toml")).expect("demo config");
+        let path = root.join("config/demo-instances.json");
+        let bytes = std::fs::read(&path).expect("demo fleet");
+        let fleet = crate::inventory::file::parse(&path, &bytes, None).expect("parses");
+        let mut restamped = build_snapshot(&config, &fleet, 5);
+        restamped.set_serial(9);
+        let built = build_snapshot(&config, &fleet, 9);
+        assert_eq!(restamped.serial, 9);
+        assert!(restamped.views == built.views, "set_serial missed an SOA");
+        assert!(build_snapshot(&config, &fleet, 5).views != built.views);
     }
 
     #[test]

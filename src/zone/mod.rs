@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
-use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 
 mod build;
 
@@ -47,6 +47,25 @@ impl Snapshot {
     /// The view a client falls in, if any.
     pub fn view_for(&self, client: std::net::IpAddr) -> Option<&ViewZone> {
         self.selector.select(client).and_then(|i| self.views.get(i))
+    }
+
+    /// Gives an unpublished snapshot another serial: every SOA it holds (apex answers and
+    /// negative-answer authorities) changes, nothing else.
+    pub fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
+        for view in &mut self.views {
+            let apex = view.nodes.get_mut(&self.apex).into_iter();
+            let soas = apex
+                .flat_map(|node| node.rrsets.iter_mut())
+                .filter(|set| set.rtype == RecordType::SOA)
+                .flat_map(|set| set.records.iter_mut())
+                .chain(std::iter::once(&mut view.negative_soa));
+            for record in soas {
+                if let RData::SOA(soa) = &mut record.data {
+                    soa.serial = serial;
+                }
+            }
+        }
     }
 
     /// A view by name.
