@@ -17,7 +17,8 @@ use regex::Regex;
 
 use crate::inventory::InstanceState;
 use crate::naming::{Rule, RuleKind, Rules};
-use crate::view::{AddressKind, SingleMode, ViewPolicy};
+use crate::view::{AddressKind, SingleMode, TierMode, ViewPolicy};
+use ipnet::IpNet;
 
 /// What went wrong loading a config file. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,33 @@ pub mod raw {
         /// `[[views]]`, in order.
         #[serde(default)]
         pub views: Vec<View>,
+        /// `[forwarding]`: the upstreams for views that may recurse.
+        pub forwarding: Option<Forwarding>,
+    }
+
+    /// `[forwarding]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Forwarding {
+        /// `"system"` (resolv.conf) or `IP` / `IP:port` resolvers.
+        #[serde(default = "default_upstreams")]
+        pub upstreams: Spanned<Vec<Spanned<String>>>,
+        /// Longest wait for an upstream answer before SERVFAIL.
+        #[serde(default = "default_forward_timeout")]
+        pub timeout: Spanned<String>,
+        /// Records the resolver caches.
+        #[serde(default = "default_cache_size")]
+        pub cache_size: u64,
+    }
+
+    fn default_upstreams() -> Spanned<Vec<Spanned<String>>> {
+        Spanned::new(0..0, vec![Spanned::new(0..0, "system".to_owned())])
+    }
+    fn default_forward_timeout() -> Spanned<String> {
+        Spanned::new(0..0, "2s".to_owned())
+    }
+    fn default_cache_size() -> u64 {
+        10_000
     }
 
     /// `[[views]]`
@@ -89,6 +117,22 @@ pub mod raw {
         /// `cname` or `address`.
         #[serde(default = "default_single")]
         pub single: Spanned<String>,
+        /// `addresses` or `cname`.
+        #[serde(default = "default_tiers")]
+        pub tiers: Spanned<String>,
+        /// Forward names outside our zones (default false).
+        pub recursion: Option<Spanned<bool>>,
+        /// Add the CNAME target's addresses (default: `recursion`).
+        pub chase_cname: Option<Spanned<bool>>,
+        /// Answer `_explain.<name>` TXT (default: private views).
+        pub explain: Option<bool>,
+        /// Networks whose PTR records this view serves.
+        #[serde(default)]
+        pub reverse: Vec<Spanned<String>>,
+    }
+
+    fn default_tiers() -> Spanned<String> {
+        Spanned::new(0..0, "addresses".to_owned())
     }
 
     fn default_addresses() -> Spanned<String> {
@@ -263,6 +307,15 @@ pub mod raw {
         /// `[[naming.rules]]`, in order.
         #[serde(default)]
         pub rules: Vec<Rule>,
+        /// Whether tiers get stable numbered names (`1.web`).
+        #[serde(default = "default_true")]
+        pub slots: bool,
+        /// Tag whose value (`http:tcp:80`, comma-separated) makes SRV records under the tiers.
+        #[serde(default = "default_srv_tag")]
+        pub srv_tag: Spanned<String>,
+        /// Tag that, set to true, keeps all of an instance's names from outside views.
+        #[serde(default = "default_inside_only_tag")]
+        pub inside_only_tag: Spanned<String>,
     }
 
     impl Default for Naming {
@@ -271,8 +324,18 @@ pub mod raw {
                 states: default_states(),
                 instance_id_names: true,
                 rules: Vec::new(),
+                slots: true,
+                srv_tag: default_srv_tag(),
+                inside_only_tag: default_inside_only_tag(),
             }
         }
+    }
+
+    fn default_srv_tag() -> Spanned<String> {
+        Spanned::new(0..0, "stabledns:srv".to_owned())
+    }
+    fn default_inside_only_tag() -> Spanned<String> {
+        Spanned::new(0..0, "stabledns:inside-only".to_owned())
     }
 
     fn default_states() -> Spanned<Vec<Spanned<String>>> {
@@ -297,6 +360,9 @@ pub mod raw {
         /// The name names one instance: when several claim it, the newest launch wins.
         #[serde(default)]
         pub single: bool,
+        /// Names this rule makes are never shown to outside views.
+        #[serde(default)]
+        pub inside_only: bool,
     }
 }
 
@@ -315,6 +381,47 @@ pub struct Config {
     pub naming: Rules,
     /// `[[views]]`, in order; one `inside` view for everyone when none is configured.
     pub views: Vec<ViewPolicy>,
+    /// Upstream resolvers, when some view may recurse.
+    pub forwarding: Option<ForwardConfig>,
+}
+
+/// Where and how names outside our zones are resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardConfig {
+    /// Upstream resolvers; `None` reads the system's resolv.conf at start.
+    pub upstreams: Option<Vec<SocketAddr>>,
+    /// Longest wait for an upstream answer; past it the client gets SERVFAIL.
+    pub timeout: Duration,
+    /// Records the resolver caches.
+    pub cache_size: u64,
+}
+
+impl Config {
+    /// Replaces the upstream resolvers (the `--upstream` flag), with the same loop check the
+    /// file gets.
+    pub fn set_upstreams(&mut self, upstreams: Vec<SocketAddr>) -> Result<(), String> {
+        let Some(forwarding) = &mut self.forwarding else {
+            return Err("no view has `recursion` or `chase_cname`, so nothing forwards".into());
+        };
+        if let Some(own) = upstreams
+            .iter()
+            .find(|u| is_own_socket(&self.server.listen, u))
+        {
+            return Err(format!(
+                "{own} is this server itself: forwarding to it would loop"
+            ));
+        }
+        forwarding.upstreams = Some(upstreams);
+        Ok(())
+    }
+}
+
+/// Whether `addr` is one of the sockets we listen on (a loop if we forwarded to it).
+fn is_own_socket(listen: &[SocketAddr], addr: &SocketAddr) -> bool {
+    addr.ip().is_unspecified()
+        || listen
+            .iter()
+            .any(|l| l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified()))
 }
 
 /// Listening sockets and connection limits.
@@ -484,9 +591,11 @@ impl Config {
         }
 
         let views = v.views(&raw.views)?;
+        let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
         Ok(Config {
             path: path.to_owned(),
             views,
+            forwarding,
             server: ServerConfig {
                 listen,
                 tcp_idle_timeout,
@@ -868,20 +977,7 @@ impl Validator<'_> {
                     ));
                 }
                 for (j, c) in list.iter().enumerate() {
-                    let text = c.get_ref().trim();
-                    let net = text
-                        .parse::<ipnet::IpNet>()
-                        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| {
-                            self.err(
-                                &format!("{key}.clients[{j}]"),
-                                c.span(),
-                                format!(
-                                    "`{text}` is not a CIDR like \"10.0.0.0/16\" or an address"
-                                ),
-                            )
-                        })?;
-                    clients.push(net.trunc());
+                    clients.push(self.cidr(&format!("{key}.clients[{j}]"), c)?);
                 }
             }
             let addresses = match r.addresses.get_ref().as_str() {
@@ -906,14 +1002,147 @@ impl Validator<'_> {
                     ));
                 }
             };
+            let tiers = match r.tiers.get_ref().as_str() {
+                "addresses" => TierMode::Addresses,
+                "cname" => TierMode::Cname,
+                other => {
+                    return Err(self.err(
+                        &format!("{key}.tiers"),
+                        r.tiers.span(),
+                        format!("`{other}`: expected \"addresses\" or \"cname\""),
+                    ));
+                }
+            };
+            let recursion = r.recursion.as_ref().is_some_and(|b| *b.get_ref());
+            if recursion && clients.is_empty() {
+                return Err(self.err(
+                    &format!("{key}.recursion"),
+                    r.recursion.as_ref().map_or(0..0, |b| b.span()),
+                    format!(
+                        "view `{name}` has no `clients`, so it matches everyone: recursion there \
+                         would make an open resolver; list the networks that may recurse"
+                    ),
+                ));
+            }
+            let chase_cname = r.chase_cname.as_ref().map_or(recursion, |b| *b.get_ref());
+            if chase_cname && clients.is_empty() {
+                return Err(self.err(
+                    &format!("{key}.chase_cname"),
+                    r.chase_cname.as_ref().map_or(0..0, |b| b.span()),
+                    format!(
+                        "view `{name}` has no `clients`: chasing CNAMEs for everyone would let \
+                         anyone make us query the upstreams"
+                    ),
+                ));
+            }
+            let mut reverse = Vec::new();
+            for (j, c) in r.reverse.iter().enumerate() {
+                let net = self.cidr(&format!("{key}.reverse[{j}]"), c)?;
+                let step = if net.addr().is_ipv4() { 8 } else { 4 };
+                if net.prefix_len() % step != 0 || net.prefix_len() == 0 {
+                    return Err(self.err(
+                        &format!("{key}.reverse[{j}]"),
+                        c.span(),
+                        format!(
+                            "{net}: a reverse zone needs a prefix on an octet (IPv4: /8, /16, \
+                             /24) or nibble (IPv6: a multiple of 4) boundary"
+                        ),
+                    ));
+                }
+                reverse.push(net);
+            }
             views.push(ViewPolicy {
                 name: name.to_owned(),
                 clients,
                 addresses,
                 single,
+                tiers,
+                recursion,
+                chase_cname,
+                explain: r.explain.unwrap_or(addresses == AddressKind::Private),
+                reverse,
             });
         }
         Ok(views)
+    }
+
+    fn cidr(&self, key: &str, value: &toml::Spanned<String>) -> Result<IpNet, ConfigError> {
+        let text = value.get_ref().trim();
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                self.err(
+                    key,
+                    value.span(),
+                    format!("`{text}` is not a CIDR like \"10.0.0.0/16\" or an address"),
+                )
+            })?;
+        Ok(net.trunc())
+    }
+
+    /// The upstreams, when a view needs them. An upstream that is one of our own sockets would
+    /// send every forwarded query back to us until it timed out: refused here.
+    fn forwarding(
+        &self,
+        raw: Option<&raw::Forwarding>,
+        views: &[ViewPolicy],
+        listen: &[SocketAddr],
+    ) -> Result<Option<ForwardConfig>, ConfigError> {
+        if !views.iter().any(|v| v.recursion || v.chase_cname) {
+            return Ok(None);
+        }
+        let Some(raw) = raw else {
+            return Ok(Some(ForwardConfig {
+                upstreams: None,
+                timeout: Duration::from_secs(2),
+                cache_size: 10_000,
+            }));
+        };
+        let list = raw.upstreams.get_ref();
+        let upstreams = if list.len() == 1 && list[0].get_ref().trim() == "system" {
+            None
+        } else {
+            let mut addrs = Vec::new();
+            for (i, u) in list.iter().enumerate() {
+                let key = format!("forwarding.upstreams[{i}]");
+                let text = u.get_ref().trim();
+                let addr = text
+                    .parse::<SocketAddr>()
+                    .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| {
+                        self.err(
+                            &key,
+                            u.span(),
+                            format!(
+                                "`{text}` is not an address like \"169.254.169.253\" or \
+                                 \"10.0.0.2:53\" (or the single word \"system\")"
+                            ),
+                        )
+                    })?;
+                if is_own_socket(listen, &addr) {
+                    return Err(self.err(
+                        &key,
+                        u.span(),
+                        format!("{addr} is this server itself: forwarding to it would loop"),
+                    ));
+                }
+                addrs.push(addr);
+            }
+            if addrs.is_empty() {
+                return Err(self.err(
+                    "forwarding.upstreams",
+                    raw.upstreams.span(),
+                    "a view may recurse, so at least one upstream is needed (or \"system\")".into(),
+                ));
+            }
+            Some(addrs)
+        };
+        Ok(Some(ForwardConfig {
+            upstreams,
+            timeout: self.duration("forwarding.timeout", &raw.timeout)?,
+            cache_size: raw.cache_size,
+        }))
     }
 
     fn naming(&self, raw: &raw::Naming) -> Result<Rules, ConfigError> {
@@ -1025,12 +1254,24 @@ impl Validator<'_> {
             rules.push(Rule {
                 kind,
                 single: r.single,
+                inside_only: r.inside_only,
             });
+        }
+        for (key, tag) in [
+            ("naming.srv_tag", &raw.srv_tag),
+            ("naming.inside_only_tag", &raw.inside_only_tag),
+        ] {
+            if tag.get_ref().trim().is_empty() {
+                return Err(self.err(key, tag.span(), "must not be empty".into()));
+            }
         }
         Ok(Rules {
             states,
             instance_id_names: raw.instance_id_names,
             rules,
+            slots: raw.slots,
+            srv_tag: raw.srv_tag.get_ref().clone(),
+            inside_only_tag: raw.inside_only_tag.get_ref().clone(),
         })
     }
 }
@@ -1242,6 +1483,68 @@ pattern = "^SG-T-(?P<name>.+)$"
         assert_eq!(key, "views[0].addresses");
         let (_, key, _) = invalid(&with("[[views]]\nname = \"a\"\nsingle = \"alias\"\n"));
         assert_eq!(key, "views[0].single");
+    }
+
+    #[test]
+    fn recursion_is_never_open_and_never_loops() {
+        let with = |views: &str| format!("{GOOD}\n{views}");
+        let inside = "[[views]]\nname = \"in\"\nclients = [\"10.0.0.0/8\"]\nrecursion = true\n";
+        let ok = Config::parse(Path::new("x.toml"), &with(inside)).expect("valid");
+        assert!(ok.views[0].recursion && ok.views[0].chase_cname);
+        assert!(ok.views[0].explain, "private views explain by default");
+        let f = ok.forwarding.expect("forwarding defaults");
+        assert_eq!(f.upstreams, None, "the system resolver by default");
+        assert_eq!(f.timeout, Duration::from_secs(2));
+
+        let (_, key, msg) = invalid(&with("[[views]]\nname = \"everyone\"\nrecursion = true\n"));
+        assert_eq!(key, "views[0].recursion");
+        assert!(msg.contains("open resolver"), "{msg}");
+        let (_, key, _) = invalid(&with(
+            "[[views]]\nname = \"everyone\"\nchase_cname = true\n",
+        ));
+        assert_eq!(key, "views[0].chase_cname");
+
+        let upstream = |u: &str| with(&format!("{inside}[forwarding]\nupstreams = [\"{u}\"]\n"));
+        let ok = Config::parse(Path::new("x.toml"), &upstream("169.254.169.253")).expect("valid");
+        let f = ok.forwarding.expect("forwarding");
+        assert_eq!(
+            f.upstreams,
+            Some(vec!["169.254.169.253:53".parse().expect("addr")]),
+            "port 53 by default"
+        );
+        for own in ["127.0.0.1:5353", "0.0.0.0:53"] {
+            let (_, key, msg) = invalid(&upstream(own));
+            assert_eq!(key, "forwarding.upstreams[0]");
+            assert!(msg.contains("loop"), "{msg}");
+        }
+        let (_, key, _) = invalid(&upstream("resolver.example"));
+        assert_eq!(key, "forwarding.upstreams[0]");
+        let mut ok = Config::parse(Path::new("x.toml"), &with(inside)).expect("valid");
+        let own = "127.0.0.1:5353".parse().expect("addr");
+        assert!(
+            ok.set_upstreams(vec![own]).is_err(),
+            "--upstream is checked too"
+        );
+
+        let (_, key, _) = invalid(&with(
+            "[[views]]\nname = \"a\"\nclients = [\"10.0.0.0/8\"]\nreverse = [\"10.0.0.0/12\"]\n",
+        ));
+        assert_eq!(key, "views[0].reverse[0]");
+        let (_, key, _) = invalid(&with("[[views]]\nname = \"a\"\ntiers = \"some\"\n"));
+        assert_eq!(key, "views[0].tiers");
+        let public = Config::parse(
+            Path::new("x.toml"),
+            &with("[[views]]\nname = \"out\"\naddresses = \"public\"\n"),
+        )
+        .expect("valid");
+        assert!(
+            !public.views[0].explain,
+            "public views do not explain by default"
+        );
+        assert!(
+            public.forwarding.is_none(),
+            "nothing recurses, nothing forwards"
+        );
     }
 
     #[test]

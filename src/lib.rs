@@ -8,7 +8,8 @@
 //! - [`naming`]: a pure function from instances and rules to host names.
 //! - [`view`]: which answers a client gets, by its source address (split horizon).
 //! - [`zone`]: an immutable [`zone::Snapshot`] of every answer, published by atomic swap.
-//! - [`dns`]: the hickory-server request handler and sockets that answer from the snapshot.
+//! - [`dns`]: the hickory-server request handler and sockets that answer from the snapshot,
+//!   and the forwarder for names outside our zones.
 //! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
 //! - [`state`]: the last published fleet on disk, so a restart answers before the API does.
 //!
@@ -49,11 +50,15 @@ pub enum Error {
     /// A listen address could not be bound.
     #[error("failed to listen: {0}")]
     Bind(#[from] std::io::Error),
+    /// The upstream resolvers could not be set up.
+    #[error(transparent)]
+    Forward(#[from] dns::forward::ForwardError),
 }
 
 /// A started server: sockets bound, refresh loop running.
 pub struct Running {
     dns: dns::DnsServer,
+    forwarder: Option<Arc<dns::Forwarder>>,
     refresh: JoinHandle<()>,
     shutdown: CancellationToken,
     /// The published snapshot, shared with the handler.
@@ -66,6 +71,11 @@ impl Running {
     /// The addresses bound (ports resolved when the config said 0).
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.dns.addrs
+    }
+
+    /// Whether the loop probe found that the upstreams send our queries back to us.
+    pub fn forwarding_looped(&self) -> bool {
+        self.forwarder.as_ref().is_some_and(|f| f.looped())
     }
 
     /// Stops the refresh loop and the sockets, letting in-flight answers finish.
@@ -103,19 +113,30 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             Err(error) => tracing::warn!(%error, "serving the state file's fleet meanwhile"),
         }
     }
-    let handler = dns::Handler::new(cell.clone());
+    let forwarder = match &config.forwarding {
+        Some(f) => Some(Arc::new(dns::Forwarder::new(f)?)),
+        None => None,
+    };
+    let stats = refresher.stats();
+    let handler = dns::Handler::new(cell.clone())
+        .with_forwarder(forwarder.clone())
+        .with_stats(stats.clone());
     let dns = dns::bind(
         &config.server.listen,
         handler,
         config.server.tcp_idle_timeout,
     )
     .await?;
+    if let Some(forwarder) = forwarder.clone() {
+        // After binding, so a loop through the upstreams can reach us.
+        tokio::spawn(async move { forwarder.probe().await });
+    }
     let shutdown = CancellationToken::new();
-    let stats = refresher.stats();
     info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
     let refresh = tokio::spawn(refresher.run(fresh, shutdown.clone()));
     Ok(Running {
         dns,
+        forwarder,
         refresh,
         shutdown,
         snapshot: cell,

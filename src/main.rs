@@ -28,6 +28,10 @@ enum Command {
         /// Listen here instead of the config's `server.listen` (repeatable; port 0 picks one).
         #[arg(long)]
         listen: Vec<SocketAddr>,
+        /// Forward to this resolver instead of the config's `forwarding.upstreams`
+        /// (repeatable; only for views that may recurse).
+        #[arg(long, value_name = "IP:PORT")]
+        upstream: Vec<SocketAddr>,
     },
     /// Validate the config and the inventory, then exit.
     Check {
@@ -73,10 +77,19 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            upstream,
+        } => {
             let mut config = Config::load(&config)?;
             if !listen.is_empty() {
                 config.server.listen = listen;
+            }
+            if !upstream.is_empty() {
+                config
+                    .set_upstreams(upstream)
+                    .map_err(|e| anyhow::anyhow!("--upstream does not apply: {e}"))?;
             }
             let shutdown = CancellationToken::new();
             tokio::spawn(signal_shutdown(shutdown.clone()));
@@ -134,8 +147,16 @@ async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snaps
         .await
         .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
     let serial = stabledns::refresh::next_serial(None, std::time::SystemTime::now());
+    // The running server's slot numbers, when it keeps a state file, so `names` shows them.
+    let slots = config
+        .inventory
+        .state_file
+        .as_deref()
+        .and_then(|p| stabledns::state::load(p).ok().flatten())
+        .map(|saved| saved.slots)
+        .unwrap_or_default();
     Ok(stabledns::refresh::build_snapshot(
-        config, &instances, serial,
+        config, &instances, serial, &slots,
     ))
 }
 

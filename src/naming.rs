@@ -28,6 +28,12 @@ pub struct Rules {
     pub instance_id_names: bool,
     /// In order.
     pub rules: Vec<Rule>,
+    /// Whether tiers get stable numbered names (`1.web`).
+    pub slots: bool,
+    /// Tag whose value (`http:tcp:80`, comma-separated) makes SRV records under the tiers.
+    pub srv_tag: String,
+    /// Tag that, set to `true`, keeps every name of the instance from outside views.
+    pub inside_only_tag: String,
 }
 
 /// One naming rule.
@@ -37,6 +43,8 @@ pub struct Rule {
     pub kind: RuleKind,
     /// The names it makes name one instance each.
     pub single: bool,
+    /// The names it makes are never shown to outside views.
+    pub inside_only: bool,
 }
 
 /// Where a rule reads names from.
@@ -65,6 +73,24 @@ pub struct HostName {
     pub backing: Vec<Backing>,
     /// Made only by single-instance rules (or instance ids).
     pub single: bool,
+    /// Never shown to outside views (an inside-only rule made it).
+    pub inside_only: bool,
+}
+
+/// Stable slot numbers: tier name → instance id → number (`1.web`).
+pub type Slots = BTreeMap<String, BTreeMap<String, u32>>;
+
+/// A service an instance offers (from the SRV tag), published under each of its tiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Relative owner, e.g. `_http._tcp.web`.
+    pub owner: String,
+    /// The tier it is published under, e.g. `web`.
+    pub tier: String,
+    /// The instance offering it.
+    pub instance: String,
+    /// Port.
+    pub port: u16,
 }
 
 /// One instance behind a name, and why.
@@ -83,6 +109,12 @@ pub struct Naming {
     pub names: Vec<HostName>,
     /// Values that were skipped or contested, each naming the instance.
     pub warnings: Vec<String>,
+    /// Slot numbers of every tier's instances, to be kept by the next refresh.
+    pub slots: Slots,
+    /// SRV records to publish, sorted by owner.
+    pub services: Vec<Service>,
+    /// Instances tagged inside-only: outside views leave them out of every answer.
+    pub inside_only_instances: BTreeSet<String>,
 }
 
 /// Limits the caller knows from the zone: how long a relative name may be, which are taken.
@@ -99,10 +131,20 @@ struct Claims {
     /// instance id → via
     by_instance: BTreeMap<String, Vec<String>>,
     any_tier: bool,
+    inside_only: bool,
 }
 
-/// Names a fleet.
-pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming {
+/// Whether a tag value means yes.
+fn truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "true" | "yes" | "on" | "1"
+    )
+}
+
+/// Names a fleet. `previous` holds the slot numbers the last refresh gave, so instances keep
+/// theirs.
+pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
     let mut claims: BTreeMap<String, Claims> = BTreeMap::new();
     let mut warnings = Vec::new();
 
@@ -111,8 +153,20 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming 
         .filter(|i| rules.states.contains(&i.state))
         .collect();
 
+    let inside_only_instances: BTreeSet<String> = named
+        .iter()
+        .filter(|i| {
+            i.tags
+                .get(&rules.inside_only_tag)
+                .is_some_and(|v| truthy(v))
+        })
+        .map(|i| i.id.clone())
+        .collect();
     for inst in &named {
-        let mut claim = |value: &str, via: String, single: bool, warnings: &mut Vec<String>| {
+        let mut claim = |value: &str,
+                         via: String,
+                         (single, inside_only): (bool, bool),
+                         warnings: &mut Vec<String>| {
             let name = match normalize(value) {
                 Ok(n) => n,
                 Err(why) => {
@@ -136,6 +190,8 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming 
             }
             let c = claims.entry(name).or_default();
             c.any_tier |= !single;
+            // One inside-only claim hides the name: showing it outside would leak that one.
+            c.inside_only |= inside_only;
             let vias = c.by_instance.entry(inst.id.clone()).or_default();
             if !vias.contains(&via) {
                 vias.push(via);
@@ -143,9 +199,15 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming 
         };
 
         if rules.instance_id_names {
-            claim(&inst.id, "instance id".to_owned(), true, &mut warnings);
+            claim(
+                &inst.id,
+                "instance id".to_owned(),
+                (true, false),
+                &mut warnings,
+            );
         }
         for rule in &rules.rules {
+            let how = (rule.single, rule.inside_only);
             match &rule.kind {
                 RuleKind::Tag { key, separator } => {
                     let Some(value) = inst.tags.get(key) else {
@@ -156,13 +218,13 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming 
                             for part in value.split(sep.as_str()).map(str::trim) {
                                 if !part.is_empty() {
                                     let via = format!("tag {key}={}", quoted(part));
-                                    claim(part, via, rule.single, &mut warnings);
+                                    claim(part, via, how, &mut warnings);
                                 }
                             }
                         }
                         None => {
                             let via = format!("tag {key}={}", quoted(value));
-                            claim(value, via, rule.single, &mut warnings);
+                            claim(value, via, how, &mut warnings);
                         }
                     }
                 }
@@ -173,7 +235,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming 
                             continue;
                         };
                         let via = format!("security group {} ({})", sg.name, sg.id);
-                        claim(m.as_str(), via, rule.single, &mut warnings);
+                        claim(m.as_str(), via, how, &mut warnings);
                     }
                 }
             }
@@ -217,9 +279,166 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits) -> Naming 
             name,
             backing,
             single,
+            inside_only: c.inside_only,
         });
     }
-    Naming { names, warnings }
+    let slots = if rules.slots {
+        let slots = assign_slots(&names, &launched, previous);
+        add_slot_names(&mut names, &slots, limits, &mut warnings);
+        slots
+    } else {
+        Slots::new()
+    };
+    let services = services(&names, &launched, &rules.srv_tag, &mut warnings);
+    Naming {
+        names,
+        warnings,
+        slots,
+        services,
+        inside_only_instances,
+    }
+}
+
+/// Gives every tier member a number: the one it had, or the lowest free one (newest launches
+/// last, so the older instances of a new tier get the low numbers).
+fn assign_slots(
+    names: &[HostName],
+    launched: &BTreeMap<&str, &Instance>,
+    previous: &Slots,
+) -> Slots {
+    let mut slots = Slots::new();
+    for host in names.iter().filter(|h| !h.single) {
+        let before = previous.get(&host.name);
+        let mut numbers: BTreeMap<String, u32> = BTreeMap::new();
+        let mut newcomers = Vec::new();
+        for b in &host.backing {
+            match before.and_then(|m| m.get(&b.instance)) {
+                Some(&n) => {
+                    numbers.insert(b.instance.clone(), n);
+                }
+                None => newcomers.push(b.instance.as_str()),
+            }
+        }
+        newcomers.sort_by_key(|id| (launched.get(id).and_then(|i| i.launch_time), *id));
+        let mut taken: BTreeSet<u32> = numbers.values().copied().collect();
+        let mut next = 1;
+        for id in newcomers {
+            while taken.contains(&next) {
+                next += 1;
+            }
+            taken.insert(next);
+            numbers.insert(id.to_owned(), next);
+        }
+        slots.insert(host.name.clone(), numbers);
+    }
+    slots
+}
+
+/// `<n>.<tier>` for every slot, unless a rule already made that name.
+fn add_slot_names(
+    names: &mut Vec<HostName>,
+    slots: &Slots,
+    limits: &Limits,
+    warnings: &mut Vec<String>,
+) {
+    let inside_only: BTreeMap<&str, bool> = names
+        .iter()
+        .map(|h| (h.name.as_str(), h.inside_only))
+        .collect();
+    let taken: BTreeSet<String> = names.iter().map(|h| h.name.clone()).collect();
+    let mut added = Vec::new();
+    for (tier, members) in slots {
+        for (instance, n) in members {
+            let name = format!("{n}.{tier}");
+            if taken.contains(&name) {
+                warnings.push(format!(
+                    "{name}: slot {n} of tier {tier} ({instance}) is already a name made by a rule; the rule wins"
+                ));
+                continue;
+            }
+            if name.len() > limits.max_name_len {
+                warnings.push(format!(
+                    "{instance}: slot name `{name}` is longer than the {} characters that fit in the zone; skipped",
+                    limits.max_name_len
+                ));
+                continue;
+            }
+            added.push(HostName {
+                name,
+                backing: vec![Backing {
+                    instance: instance.clone(),
+                    via: vec![format!("slot {n} of tier {tier}")],
+                }],
+                single: true,
+                inside_only: inside_only.get(tier.as_str()).copied().unwrap_or(false),
+            });
+        }
+    }
+    names.extend(added);
+    names.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+/// SRV records from the SRV tag (`http:tcp:80, metrics:tcp:9100`) under every tier the
+/// instance is in.
+fn services(
+    names: &[HostName],
+    launched: &BTreeMap<&str, &Instance>,
+    tag: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<Service> {
+    let mut out = Vec::new();
+    let mut parsed: BTreeMap<&str, Vec<(String, String, u16)>> = BTreeMap::new();
+    for (id, inst) in launched {
+        let Some(value) = inst.tags.get(tag) else {
+            continue;
+        };
+        let mut list = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match parse_service(item) {
+                Some(s) => list.push(s),
+                None => warnings.push(format!(
+                    "{id}: tag {tag}={item:?} is not service:protocol:port (e.g. http:tcp:80); skipped"
+                )),
+            }
+        }
+        parsed.insert(id, list);
+    }
+    for host in names.iter().filter(|h| !h.single) {
+        for b in &host.backing {
+            for (service, proto, port) in parsed.get(b.instance.as_str()).into_iter().flatten() {
+                out.push(Service {
+                    owner: format!("_{service}._{proto}.{}", host.name),
+                    tier: host.name.clone(),
+                    instance: b.instance.clone(),
+                    port: *port,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.owner, &a.instance).cmp(&(&b.owner, &b.instance)));
+    out
+}
+
+/// `http:tcp:80` → ("http", "tcp", 80). Service names per RFC 6335: letters, digits, hyphens.
+fn parse_service(item: &str) -> Option<(String, String, u16)> {
+    let mut parts = item.split(':').map(str::trim);
+    let (service, proto, port) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 15
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    let proto = proto.to_ascii_lowercase();
+    if !label_ok(service) || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return None;
+    }
+    let port = port.parse().ok()?;
+    Some((service.to_ascii_lowercase(), proto, port))
 }
 
 fn quoted(s: &str) -> String {
@@ -301,6 +520,7 @@ mod tests {
                         separator: None,
                     },
                     single: false,
+                    inside_only: false,
                 },
                 Rule {
                     kind: RuleKind::Tag {
@@ -308,20 +528,26 @@ mod tests {
                         separator: Some(",".into()),
                     },
                     single: false,
+                    inside_only: false,
                 },
                 Rule {
                     kind: RuleKind::SecurityGroup {
                         pattern: Regex::new("^SG-T-(?P<name>.+)$").expect("regex"),
                     },
                     single: false,
+                    inside_only: false,
                 },
                 Rule {
                     kind: RuleKind::SecurityGroup {
                         pattern: Regex::new("^SG-I-(?P<name>.+)$").expect("regex"),
                     },
                     single: true,
+                    inside_only: false,
                 },
             ],
+            slots: false,
+            srv_tag: "stabledns:srv".into(),
+            inside_only_tag: "stabledns:inside-only".into(),
         }
     }
 
@@ -409,7 +635,7 @@ mod tests {
             ),
             inst("i-x", InstanceState::Running, &[], &["default", "SG-T-"]),
         ];
-        let n = assign(&fleet, &rules(), &limits());
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
         let t = table(&n);
         let get = |k: &str| {
             t.get(k)
@@ -440,7 +666,7 @@ mod tests {
         ];
         let mut r = rules();
         r.states = [InstanceState::Running, InstanceState::Pending].into();
-        let t = table(&assign(&fleet, &r, &limits()));
+        let t = table(&assign(&fleet, &r, &limits(), &Slots::new()));
         assert!(t.contains_key("b") && t.contains_key("i-b"));
         assert!(!t.contains_key("a") && !t.contains_key("i-a"));
     }
@@ -461,7 +687,7 @@ mod tests {
                 &[],
             ),
         ];
-        let n = assign(&fleet, &rules(), &limits());
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
         let t = table(&n);
         assert_eq!(t.keys().collect::<Vec<_>>(), ["i-long", "i-odd"]);
         assert_eq!(n.warnings.len(), 3, "{:?}", n.warnings);
@@ -480,7 +706,7 @@ mod tests {
         old.launch_time = Some("2026-01-01T00:00:00Z".parse().expect("time"));
         let mut new = inst("i-a-new", InstanceState::Running, &[], &["SG-I-DB1"]);
         new.launch_time = Some("2026-06-01T00:00:00Z".parse().expect("time"));
-        let n = assign(&[old, new], &rules(), &limits());
+        let n = assign(&[old, new], &rules(), &limits(), &Slots::new());
         let t = table(&n);
         assert_eq!(t["db1"], (vec!["i-a-new".into()], true));
         assert_eq!(n.warnings.len(), 1);
@@ -502,7 +728,7 @@ mod tests {
             ),
             inst("i-2", InstanceState::Running, &[("Name", "db")], &[]),
         ];
-        let n = assign(&fleet, &rules(), &limits());
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
         assert_eq!(table(&n)["db"], (vec!["i-1".into(), "i-2".into()], false));
         let db = &n.names.iter().find(|h| h.name == "db").expect("db").backing[0];
         assert_eq!(
@@ -519,7 +745,7 @@ mod tests {
             &[("Name", "api"), ("dns:names", "api,API, api")],
             &[],
         )];
-        let n = assign(&fleet, &rules(), &limits());
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
         let api = n.names.iter().find(|h| h.name == "api").expect("api");
         assert_eq!(api.backing.len(), 1);
         assert_eq!(api.backing[0].via.len(), 3, "{:?}", api.backing[0].via);

@@ -56,10 +56,16 @@ pub fn diff(
 /// At most this many lines of a publish diff are logged; the rest is counted.
 const MAX_DIFF_LINES: usize = 50;
 
-/// Builds the snapshot a config and a fleet give, with `serial`.
-pub fn build_snapshot(config: &Config, instances: &[Instance], serial: u32) -> Snapshot {
+/// Builds the snapshot a config and a fleet give, with `serial`; `slots` are the tier slot
+/// numbers to keep (the previous snapshot's).
+pub fn build_snapshot(
+    config: &Config,
+    instances: &[Instance],
+    serial: u32,
+    slots: &naming::Slots,
+) -> Snapshot {
     let limits = zone::naming_limits(&config.zone);
-    let names = naming::assign(instances, &config.naming, &limits);
+    let names = naming::assign(instances, &config.naming, &limits, slots);
     zone::build(&config.zone, &config.views, instances, &names, serial)
 }
 
@@ -173,7 +179,8 @@ impl Refresher {
         let loaded = tokio::task::spawn_blocking(move || state::load(&path)).await;
         match loaded {
             Ok(Ok(Some(saved))) => {
-                let snapshot = build_snapshot(&self.config, &saved.instances, saved.serial);
+                let snapshot =
+                    build_snapshot(&self.config, &saved.instances, saved.serial, &saved.slots);
                 info!(
                     serial = saved.serial,
                     instances = saved.instances.len(),
@@ -210,13 +217,15 @@ impl Refresher {
         let previous = self.cell.load();
         // Built once, with the old serial so an unchanged fleet compares equal; a changed one
         // is re-stamped below instead of built again.
+        let empty = naming::Slots::new();
         let mut snapshot = build_snapshot(
             &self.config,
             &instances,
             previous.as_ref().map_or(0, |p| p.serial),
+            previous.as_ref().map_or(&empty, |p| &p.slots),
         );
         if let Some(prev) = &previous {
-            if snapshot.views == prev.views {
+            if snapshot.views == prev.views && snapshot.slots == prev.slots {
                 self.held = None;
                 self.stats.mark_success();
                 return Ok(Outcome::Unchanged);
@@ -234,8 +243,10 @@ impl Refresher {
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
         self.stats.mark_success();
         if let Some(path) = self.config.inventory.state_file.clone() {
+            let slots = snapshot_slots(&self.cell);
             let written =
-                tokio::task::spawn_blocking(move || state::save(&path, serial, &instances)).await;
+                tokio::task::spawn_blocking(move || state::save(&path, serial, &instances, &slots))
+                    .await;
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => error!("{e}; the next start cannot serve before the API answers"),
@@ -341,6 +352,10 @@ impl Refresher {
     }
 }
 
+fn snapshot_slots(cell: &SnapshotCell) -> naming::Slots {
+    cell.load().map(|s| s.slots.clone()).unwrap_or_default()
+}
+
 /// Delay before retry number `failures` (1-based): 1 s, 2 s, 4 s, … up to `max`, jittered.
 pub fn backoff(failures: u64, max: Duration) -> Duration {
     let exp = u32::try_from(failures.saturating_sub(1).min(30)).unwrap_or(30);
@@ -437,12 +452,13 @@ mod tests {
         let path = root.join("config/demo-instances.json");
         let bytes = std::fs::read(&path).expect("demo fleet");
         let fleet = crate::inventory::file::parse(&path, &bytes, None).expect("parses");
-        let mut restamped = build_snapshot(&config, &fleet, 5);
+        let slots = naming::Slots::new();
+        let mut restamped = build_snapshot(&config, &fleet, 5, &slots);
         restamped.set_serial(9);
-        let built = build_snapshot(&config, &fleet, 9);
+        let built = build_snapshot(&config, &fleet, 9, &slots);
         assert_eq!(restamped.serial, 9);
         assert!(restamped.views == built.views, "set_serial missed an SOA");
-        assert!(build_snapshot(&config, &fleet, 5).views != built.views);
+        assert!(build_snapshot(&config, &fleet, 5, &slots).views != built.views);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Instance;
+use crate::naming::Slots;
 
 /// Bumped when the format changes incompatibly; other versions are ignored with a warning.
 const VERSION: u32 = 1;
@@ -26,6 +27,9 @@ pub struct Saved {
     pub saved_at: jiff::Timestamp,
     /// The fleet.
     pub instances: Vec<Instance>,
+    /// Tier slot numbers, so instances keep them across restarts (absent in older files).
+    #[serde(default)]
+    pub slots: Slots,
 }
 
 /// Why the state file could not be used.
@@ -81,7 +85,12 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
 }
 
 /// Writes the state file atomically.
-pub fn save(path: &Path, serial: u32, instances: &[Instance]) -> Result<(), StateError> {
+pub fn save(
+    path: &Path,
+    serial: u32,
+    instances: &[Instance],
+    slots: &Slots,
+) -> Result<(), StateError> {
     let io_err = |action, source| StateError::Io {
         action,
         path: path.to_owned(),
@@ -92,6 +101,7 @@ pub fn save(path: &Path, serial: u32, instances: &[Instance]) -> Result<(), Stat
         serial,
         saved_at: jiff::Timestamp::now(),
         instances,
+        slots,
     };
     let bytes = serde_json::to_vec(&saved).map_err(|e| io_err("encode", io::Error::other(e)))?;
     let dir = path
@@ -122,6 +132,7 @@ struct SavedRef<'a> {
     serial: u32,
     saved_at: jiff::Timestamp,
     instances: &'a [Instance],
+    slots: &'a Slots,
 }
 
 #[cfg(test)]
@@ -141,10 +152,12 @@ mod tests {
         assert!(load(&path).expect("missing is fine").is_none());
 
         let fleet = demo();
-        save(&path, 42, &fleet).expect("saves");
+        let slots: Slots = [("web".to_owned(), [("i-1".to_owned(), 2)].into())].into();
+        save(&path, 42, &fleet, &slots).expect("saves");
         let saved = load(&path).expect("loads").expect("present");
         assert_eq!(saved.serial, 42);
         assert_eq!(saved.instances, fleet);
+        assert_eq!(saved.slots, slots);
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1);
 

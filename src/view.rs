@@ -32,6 +32,17 @@ pub enum SingleMode {
     Address,
 }
 
+/// How a view answers a name backed by several instances (a tier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierMode {
+    /// Every instance's address as one set, rotated per query so clients that take the first
+    /// address spread over the tier.
+    Addresses,
+    /// A CNAME to one instance's public DNS name, picked per query (instances without one are
+    /// left out; a tier where none has one answers addresses).
+    Cname,
+}
+
 /// How one view answers, and whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewPolicy {
@@ -43,6 +54,26 @@ pub struct ViewPolicy {
     pub addresses: AddressKind,
     /// Single-instance names as CNAME or address.
     pub single: SingleMode,
+    /// Tiers as an address set or a CNAME to one member.
+    pub tiers: TierMode,
+    /// Names outside our zones are resolved through the upstreams (never for a catch-all view:
+    /// that would be an open resolver).
+    pub recursion: bool,
+    /// A CNAME answer to an A/AAAA question also carries the target's addresses, resolved
+    /// through the upstreams, so a stub resolver gets the address in one round trip.
+    pub chase_cname: bool,
+    /// `_explain.<name>` TXT queries are answered (they name instances, tags and groups).
+    pub explain: bool,
+    /// Networks whose reverse (PTR) names this view answers.
+    pub reverse: Vec<IpNet>,
+}
+
+impl ViewPolicy {
+    /// Whether this view faces the outside: it never sees private addresses or inside-only
+    /// names.
+    pub fn is_outside(&self) -> bool {
+        self.addresses == AddressKind::Public
+    }
 }
 
 impl ViewPolicy {
@@ -53,6 +84,11 @@ impl ViewPolicy {
             clients: Vec::new(),
             addresses: AddressKind::Private,
             single: SingleMode::Cname,
+            tiers: TierMode::Addresses,
+            recursion: false,
+            chase_cname: false,
+            explain: true,
+            reverse: Vec::new(),
         }
     }
 }
@@ -80,13 +116,18 @@ impl Selector {
 
     /// The view for a client, or `None` when no view takes it (it is then refused).
     pub fn select(&self, client: IpAddr) -> Option<usize> {
+        self.select_why(client).map(|(i, _)| i)
+    }
+
+    /// The view for a client and the network that matched it (`None`: the catch-all view).
+    pub fn select_why(&self, client: IpAddr) -> Option<(usize, Option<IpNet>)> {
         // A v4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
         let client = client.to_canonical();
         self.rules
             .iter()
             .find(|(net, _)| net.contains(&client))
-            .map(|(_, i)| *i)
-            .or(self.fallback)
+            .map(|(net, i)| (*i, Some(*net)))
+            .or(self.fallback.map(|i| (i, None)))
     }
 }
 

@@ -1,39 +1,84 @@
 //! DNS answering: the only module that knows hickory-server.
 //!
 //! [`Handler`] is a hickory `RequestHandler` over the current [`Snapshot`](crate::zone::Snapshot):
-//! it checks the request, looks the question up in the view's table and writes the answer.
-//! Every refusal or failure goes through [`error_response`], one place that maps what went wrong
-//! to an RCODE. hickory's `Server` owns the sockets: it drops datagrams too short to hold a
-//! header and answers undecodable ones with FORMERR before they reach us.
+//! it checks the request, picks the client's view, looks the question up in that view's table
+//! and writes the answer. Names outside our zones go to the [`forward::Forwarder`] for views
+//! that may recurse and are refused for the rest. Every refusal or failure goes through
+//! [`error_response`], one place that maps what went wrong to an RCODE. hickory's `Server` owns
+//! the sockets: it drops datagrams too short to hold a header and answers undecodable ones with
+//! FORMERR before they reach us.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
-use crate::zone::{Lookup, SnapshotCell};
+use crate::refresh::RefreshStats;
+use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
+pub mod forward;
 mod server;
 
+pub use forward::Forwarder;
 pub use server::{DnsServer, bind};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
 /// which avoids IP fragmentation on every common path.
 const MAX_UDP_PAYLOAD: u16 = 1232;
 
+/// The label that turns a TXT question into an explanation of the name below it.
+const EXPLAIN_LABEL: &str = "_explain.";
+
 /// Answers queries from the published snapshot.
 #[derive(Debug, Clone)]
 pub struct Handler {
     snapshot: SnapshotCell,
+    forwarder: Option<Arc<Forwarder>>,
+    stats: Option<Arc<RefreshStats>>,
 }
 
 impl Handler {
     /// A handler that answers from whatever `snapshot` holds at the time of each query.
     pub fn new(snapshot: SnapshotCell) -> Self {
-        Self { snapshot }
+        Self {
+            snapshot,
+            forwarder: None,
+            stats: None,
+        }
     }
+
+    /// Forwards names outside our zones (for views that may recurse) through `forwarder`.
+    pub fn with_forwarder(mut self, forwarder: Option<Arc<Forwarder>>) -> Self {
+        self.forwarder = forwarder;
+        self
+    }
+
+    /// Reads the data's age for `_explain` answers from the refresh loop's counters.
+    pub fn with_stats(mut self, stats: Arc<RefreshStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+}
+
+/// What goes into a response besides the question.
+struct Reply<'a> {
+    rcode: ResponseCode,
+    authoritative: bool,
+    answers: (&'a [Record], &'a [Record]),
+    /// Records from outside the snapshot (forwarded, chased or explained), after `answers`.
+    owned: Vec<Record>,
+    soa: Option<&'a Record>,
+    /// A forwarded negative answer's SOA.
+    owned_soa: Option<Box<Record>>,
+    additionals: &'a [Record],
 }
 
 #[async_trait::async_trait]
@@ -75,36 +120,268 @@ impl RequestHandler for Handler {
             // Nothing published yet: say so, rather than deny names that may exist.
             return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
         };
-        let Some(view) = snapshot.view_for(request.src().ip()) else {
+        let client = request.src().ip();
+        let Some(view) = snapshot.view_for(client) else {
             // No view takes this client: it is not ours to answer.
             return error_response(request, edns, ResponseCode::Refused, response_handle).await;
         };
+        let (name, rtype) = (query.name(), query.query_type());
+        let recursion = view.policy.recursion && self.forwarder.is_some();
 
-        let (rcode, answers, soa, additionals): (_, &[Record], Option<&Record>, &[Record]) =
-            match view.lookup(&snapshot.apex, query.name(), query.query_type()) {
+        let reply = if let Some(target) = explain_target(view, &snapshot, name, rtype) {
+            Reply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                answers: (&[], &[]),
+                owned: self.explain(&snapshot, view, client, name, &target),
+                soa: None,
+                owned_soa: None,
+                additionals: &[],
+            }
+        } else {
+            match view.lookup(name, rtype) {
                 Lookup::NotOurs => {
-                    return error_response(request, edns, ResponseCode::Refused, response_handle)
+                    let Some(forwarder) = self.forwarder.as_deref() else {
+                        return error_response(
+                            request,
+                            edns,
+                            ResponseCode::Refused,
+                            response_handle,
+                        )
                         .await;
+                    };
+                    if forwarder.is_own_probe(name) {
+                        return error_response(
+                            request,
+                            edns,
+                            ResponseCode::ServFail,
+                            response_handle,
+                        )
+                        .await;
+                    }
+                    if !recursion || !request.metadata.recursion_desired {
+                        // Never an open resolver: only views that may recurse, and only when asked.
+                        return error_response(
+                            request,
+                            edns,
+                            ResponseCode::Refused,
+                            response_handle,
+                        )
+                        .await;
+                    }
+                    match forwarder.resolve(name, rtype).await {
+                        forward::Forwarded::Answer(records) => Reply {
+                            rcode: ResponseCode::NoError,
+                            authoritative: false,
+                            answers: (&[], &[]),
+                            owned: records,
+                            soa: None,
+                            owned_soa: None,
+                            additionals: &[],
+                        },
+                        forward::Forwarded::Negative { rcode, soa } => Reply {
+                            rcode,
+                            authoritative: false,
+                            answers: (&[], &[]),
+                            owned: Vec::new(),
+                            soa: None,
+                            owned_soa: soa,
+                            additionals: &[],
+                        },
+                        forward::Forwarded::Failed => {
+                            return error_response(
+                                request,
+                                edns,
+                                ResponseCode::ServFail,
+                                response_handle,
+                            )
+                            .await;
+                        }
+                    }
                 }
                 Lookup::Answer {
                     answers,
                     additionals,
-                } => (ResponseCode::NoError, answers, None, additionals),
-                Lookup::NoData(soa) => (ResponseCode::NoError, &[], Some(soa), &[]),
-                Lookup::NxDomain(soa) => (ResponseCode::NXDomain, &[], Some(soa), &[]),
-            };
+                    pick,
+                } => {
+                    let answers = pick_answers(answers, pick);
+                    let owned = match (&self.forwarder, answers.0.first()) {
+                        (Some(forwarder), Some(first))
+                            if view.policy.chase_cname
+                                && matches!(rtype, RecordType::A | RecordType::AAAA) =>
+                        {
+                            match &first.data {
+                                RData::CNAME(target) => forwarder.chase(&target.0, rtype).await,
+                                _ => Vec::new(),
+                            }
+                        }
+                        _ => Vec::new(),
+                    };
+                    Reply {
+                        rcode: ResponseCode::NoError,
+                        authoritative: true,
+                        answers,
+                        owned,
+                        soa: None,
+                        owned_soa: None,
+                        additionals,
+                    }
+                }
+                Lookup::NoData(soa) => Reply {
+                    rcode: ResponseCode::NoError,
+                    authoritative: true,
+                    answers: (&[], &[]),
+                    owned: Vec::new(),
+                    soa: Some(soa),
+                    owned_soa: None,
+                    additionals: &[],
+                },
+                Lookup::NxDomain(soa) => Reply {
+                    rcode: ResponseCode::NXDomain,
+                    authoritative: true,
+                    answers: (&[], &[]),
+                    owned: Vec::new(),
+                    soa: Some(soa),
+                    owned_soa: None,
+                    additionals: &[],
+                },
+            }
+        };
 
         let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.authoritative = true;
-        metadata.response_code = rcode;
+        metadata.authoritative = reply.authoritative;
+        metadata.recursion_available = recursion;
+        metadata.response_code = reply.rcode;
+        let answers = reply
+            .answers
+            .0
+            .iter()
+            .chain(reply.answers.1)
+            .chain(reply.owned.iter());
         let response = MessageResponseBuilder::new(&request.queries, edns).build(
             metadata,
-            answers.iter(),
+            answers,
             None::<&Record>,
-            soa,
-            additionals.iter(),
+            reply.soa.or(reply.owned_soa.as_deref()),
+            reply.additionals.iter(),
         );
         send(request, response_handle.send_response(response).await)
+    }
+}
+
+/// A set's records in the order this query gets them, as two slices to chain: rotation must
+/// not allocate on the query path.
+fn pick_answers(answers: &[Record], pick: Pick) -> (&[Record], &[Record]) {
+    match pick {
+        Pick::All => (answers, &[]),
+        Pick::Rotate if !answers.is_empty() => {
+            let (head, tail) = answers.split_at(fastrand::usize(..answers.len()));
+            (tail, head)
+        }
+        Pick::One if !answers.is_empty() => {
+            let k = fastrand::usize(..answers.len());
+            (&answers[k..=k], &[])
+        }
+        Pick::Rotate | Pick::One => (answers, &[]),
+    }
+}
+
+/// For `_explain.<name> TXT` in a view that explains: `<name>`.
+fn explain_target(
+    view: &ViewZone,
+    snapshot: &Snapshot,
+    name: &LowerName,
+    rtype: RecordType,
+) -> Option<LowerName> {
+    if rtype != RecordType::TXT || !view.policy.explain || !snapshot.apex.zone_of(name) {
+        return None;
+    }
+    name.to_string()
+        .starts_with(EXPLAIN_LABEL)
+        .then(|| name.base_name())
+}
+
+impl Handler {
+    /// TXT records that say what `target` answers in this view, which instances back it and
+    /// why, why the client got this view, and how old the data is. Built per query: it is a
+    /// troubleshooting answer, not the hot path.
+    fn explain(
+        &self,
+        snapshot: &Snapshot,
+        view: &ViewZone,
+        client: IpAddr,
+        owner: &LowerName,
+        target: &LowerName,
+    ) -> Vec<Record> {
+        let mut lines = Vec::new();
+        let why = match snapshot.selector.select_why(client) {
+            Some((_, Some(net))) => format!("client {} matched {net}", client.to_canonical()),
+            _ => format!(
+                "client {} matched no listed network (catch-all view)",
+                client.to_canonical()
+            ),
+        };
+        lines.push(format!("view {}: {why}", view.name));
+        let sets = view.describe(target);
+        if sets.is_empty() {
+            let what = if view.backing(target).is_some() {
+                "exists only as a parent of other names (no records)"
+            } else {
+                "does not exist in this view"
+            };
+            lines.push(format!("{target} {what}"));
+        }
+        for (rtype, data) in sets {
+            lines.push(format!("{target} {rtype} {}", data.join(" ")));
+        }
+        for b in view.backing(target).unwrap_or(&[]) {
+            let mut line = b.instance.clone();
+            if let Some(inst) = snapshot.instances.get(&b.instance) {
+                line.push_str(&format!(" {}", inst.state));
+                if let Some(t) = inst.launch_time {
+                    line.push_str(&format!(", launched {t}"));
+                }
+                if let Some(az) = &inst.availability_zone {
+                    line.push_str(&format!(", {az}"));
+                }
+            }
+            line.push_str(&format!(", via {}", b.via.join("; ")));
+            lines.push(line);
+        }
+        let now = SystemTime::now();
+        let built = now.duration_since(snapshot.built_at).unwrap_or_default();
+        let mut data = format!(
+            "data: serial {}, {} instances, built {}s ago",
+            snapshot.serial,
+            snapshot.instance_count,
+            built.as_secs()
+        );
+        if let Some(age) = self.stats.as_ref().and_then(|s| s.age(now)) {
+            data.push_str(&format!(
+                ", confirmed by the inventory {}s ago",
+                age.as_secs()
+            ));
+        } else if self
+            .stats
+            .as_ref()
+            .is_some_and(|s| s.successes.load(Ordering::Relaxed) == 0)
+        {
+            data.push_str(", not yet confirmed by the inventory (from the state file)");
+        }
+        lines.push(data);
+        let owner = Name::from(owner);
+        lines
+            .into_iter()
+            .map(|line| {
+                // A TXT string holds 255 octets; longer lines are split over several strings.
+                let chunks = line
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                Record::from_rdata(owner.clone(), 0, RData::TXT(TXT::new(chunks)))
+            })
+            .collect()
     }
 }
 

@@ -4,14 +4,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use ipnet::IpNet;
 
-use super::{Node, RrSet, Snapshot, ViewZone};
+use super::{Node, Pick, RrSet, Snapshot, ViewZone, ZoneCut};
 use crate::config::ZoneConfig;
 use crate::inventory::Instance;
-use crate::naming::{HostName, Naming};
-use crate::view::{AddressKind, Selector, SingleMode, ViewPolicy};
+use crate::naming::{Backing, HostName, Naming};
+use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
 
 /// Builds every view's answers for one fleet.
 pub fn build(
@@ -28,7 +29,7 @@ pub fn build(
     // Owner names are built once and shared by every view.
     let mut owners = Vec::with_capacity(naming.names.len());
     for host in &naming.names {
-        match Name::from_ascii(&host.name).and_then(|n| n.append_domain(&zone.apex)) {
+        match under(&host.name, &zone.apex) {
             Ok(owner) => owners.push((owner, host)),
             Err(e) => warnings.push(format!(
                 "{}: cannot be a name in {}: {e}",
@@ -36,50 +37,43 @@ pub fn build(
             )),
         }
     }
-
-    let soa = Record::from_rdata(
-        zone.apex.clone(),
-        zone.apex_ttl,
-        RData::SOA(SOA::new(
-            zone.primary_ns.clone(),
-            zone.hostmaster.clone(),
-            serial,
-            clamp(zone.refresh),
-            clamp(zone.retry),
-            clamp(zone.expire),
-            zone.minimum,
-        )),
-    );
-    let mut negative_soa = soa.clone();
-    negative_soa.ttl = zone.apex_ttl.min(zone.minimum);
+    let primary = primary_names(&owners);
 
     let views = views_in
         .iter()
         .map(|policy| {
-            let mut nodes: HashMap<LowerName, Node> = HashMap::new();
-            apex_nodes(zone, policy, &soa, &mut nodes);
+            let mut view = ViewBuilder {
+                zone,
+                policy,
+                serial,
+                nodes: HashMap::new(),
+                zones: Vec::new(),
+            };
+            view.add_zone(&zone.apex);
+            view.add_glue();
             for (owner, host) in &owners {
-                let rrsets = host_rrsets(owner, host, &by_id, policy, zone.record_ttl);
+                if policy.is_outside() && host.inside_only {
+                    // Inside-only: the name does not exist outside (NXDOMAIN, not a leak).
+                    continue;
+                }
+                // Instances tagged inside-only are not behind any name outside.
+                let backing: Vec<Backing> = host
+                    .backing
+                    .iter()
+                    .filter(|b| !view.hides(naming, &b.instance))
+                    .cloned()
+                    .collect();
+                let rrsets = host_rrsets(owner, &backing, &by_id, policy, zone.record_ttl);
                 if rrsets.is_empty() {
                     // Nothing this view may show (e.g. no public address for an outside view):
                     // the name does not exist here rather than leaking another view's answer.
                     continue;
                 }
-                let key = LowerName::from(owner);
-                add_ancestors(&apex, &key, &mut nodes);
-                nodes.insert(
-                    key,
-                    Node {
-                        rrsets,
-                        backing: host.backing.iter().map(|b| b.instance.clone()).collect(),
-                    },
-                );
+                view.insert(&apex, LowerName::from(owner), rrsets, backing);
             }
-            ViewZone {
-                name: policy.name.clone(),
-                nodes,
-                negative_soa: negative_soa.clone(),
-            }
+            view.add_services(naming, &by_id, &mut warnings);
+            view.add_reverse(naming, &primary, &by_id, &mut warnings);
+            view.finish()
         })
         .collect();
 
@@ -90,9 +84,20 @@ pub fn build(
             (owner.to_ascii(), ids)
         })
         .collect();
+    let named: BTreeSet<&str> = naming
+        .names
+        .iter()
+        .flat_map(|h| h.backing.iter().map(|b| b.instance.as_str()))
+        .collect();
     Snapshot {
         serial,
         names,
+        instances: instances
+            .iter()
+            .filter(|i| named.contains(i.id.as_str()))
+            .map(|i| (i.id.clone(), i.clone()))
+            .collect(),
+        slots: naming.slots.clone(),
         selector: Selector::new(views_in),
         built_at: SystemTime::now(),
         apex,
@@ -102,13 +107,369 @@ pub fn build(
     }
 }
 
+/// A relative name under `apex`.
+fn under(relative: &str, apex: &Name) -> Result<Name, hickory_proto::ProtoError> {
+    Name::from_ascii(relative).and_then(|n| n.append_domain(apex))
+}
+
+/// Each instance's name for PTR answers: the shortest name a rule made for it alone (`db1`),
+/// else its slot name, else its instance id; ties go to the alphabetically first.
+fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> HashMap<&'a str, (&'a Name, bool)> {
+    /// (rule-made 0 / slot 1 / id 2, length, name): smaller is better.
+    type Rank<'a> = (u8, usize, &'a str);
+    let mut best: HashMap<&str, (Rank<'_>, &Name, bool)> = HashMap::new();
+    for (owner, host) in owners {
+        let [only] = host.backing.as_slice() else {
+            continue;
+        };
+        let class = if only.via.iter().all(|v| v == "instance id") {
+            2
+        } else if only.via.iter().all(|v| v.starts_with("slot ")) {
+            1
+        } else {
+            0
+        };
+        let key = (class, host.name.len(), host.name.as_str());
+        let entry = best
+            .entry(only.instance.as_str())
+            .or_insert((key, owner, host.inside_only));
+        if key < entry.0 {
+            *entry = (key, owner, host.inside_only);
+        }
+    }
+    best.into_iter()
+        .map(|(id, (_, owner, inside_only))| (id, (owner, inside_only)))
+        .collect()
+}
+
+/// One view's nodes while they are being built.
+struct ViewBuilder<'a> {
+    zone: &'a ZoneConfig,
+    policy: &'a ViewPolicy,
+    serial: u32,
+    nodes: HashMap<LowerName, Node>,
+    zones: Vec<ZoneCut>,
+}
+
+impl ViewBuilder<'_> {
+    /// Whether this view leaves an instance out (tagged inside-only, and the view is outside).
+    fn hides(&self, naming: &Naming, instance: &str) -> bool {
+        self.policy.is_outside() && naming.inside_only_instances.contains(instance)
+    }
+
+    fn finish(self) -> ViewZone {
+        ViewZone {
+            name: self.policy.name.clone(),
+            policy: self.policy.clone(),
+            nodes: self.nodes,
+            zones: self.zones,
+        }
+    }
+
+    /// A zone's apex: SOA and the configured NS records, and its negative-answer SOA.
+    fn add_zone(&mut self, origin: &Name) {
+        let z = self.zone;
+        let soa = Record::from_rdata(
+            origin.clone(),
+            z.apex_ttl,
+            RData::SOA(SOA::new(
+                z.primary_ns.clone(),
+                z.hostmaster.clone(),
+                self.serial,
+                clamp(z.refresh),
+                clamp(z.retry),
+                clamp(z.expire),
+                z.minimum,
+            )),
+        );
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = z.apex_ttl.min(z.minimum);
+        let ns = z
+            .nameservers
+            .iter()
+            .map(|ns| {
+                Record::from_rdata(origin.clone(), z.apex_ttl, RData::NS(NS(ns.name.clone())))
+            })
+            .collect();
+        let apex = LowerName::from(origin);
+        self.nodes.insert(
+            apex.clone(),
+            Node {
+                rrsets: vec![
+                    RrSet {
+                        rtype: RecordType::NS,
+                        records: ns,
+                        additionals: Vec::new(),
+                        pick: Pick::All,
+                    },
+                    RrSet {
+                        rtype: RecordType::SOA,
+                        records: vec![soa],
+                        additionals: Vec::new(),
+                        pick: Pick::All,
+                    },
+                ],
+                backing: Vec::new(),
+            },
+        );
+        self.zones.push(ZoneCut { apex, negative_soa });
+    }
+
+    /// In-zone nameservers' addresses, and the same as glue beside the apex NS set.
+    fn add_glue(&mut self) {
+        let z = self.zone;
+        let apex = LowerName::from(&z.apex);
+        let mut glue = Vec::new();
+        for ns in &z.nameservers {
+            // Nameservers' private addresses are glue for the VPC, not for the world.
+            let records: Vec<Record> = ns
+                .addresses
+                .iter()
+                .filter(|ip| self.policy.addresses == AddressKind::Private || is_public(**ip))
+                .map(|ip| address_record(&ns.name, z.apex_ttl, *ip))
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+            glue.extend(records.iter().cloned());
+            self.insert(
+                &apex,
+                LowerName::from(&ns.name),
+                address_sets(records),
+                Vec::new(),
+            );
+        }
+        if let Some(ns) = self
+            .nodes
+            .get_mut(&apex)
+            .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == RecordType::NS))
+        {
+            ns.additionals = glue;
+        }
+    }
+
+    fn insert(
+        &mut self,
+        apex: &LowerName,
+        key: LowerName,
+        rrsets: Vec<RrSet>,
+        backing: Vec<Backing>,
+    ) {
+        add_ancestors(apex, &key, &mut self.nodes);
+        self.nodes.insert(key, Node { rrsets, backing });
+    }
+
+    /// SRV records under each tier for the instances whose SRV tag names a service. The target
+    /// must have addresses of its own (RFC 2782: not a CNAME): the public DNS name where this
+    /// view answers single instances by CNAME (AWS's resolver gives the right address), else
+    /// the instance's slot or id name, when this view has it as addresses.
+    fn add_services(
+        &mut self,
+        naming: &Naming,
+        by_id: &HashMap<&str, &Instance>,
+        warnings: &mut Vec<String>,
+    ) {
+        let z = self.zone;
+        let apex = LowerName::from(&z.apex);
+        let mut sets: Vec<(Name, Vec<Record>, Vec<Backing>)> = Vec::new();
+        for svc in &naming.services {
+            let (Ok(owner), Ok(tier)) = (under(&svc.owner, &z.apex), under(&svc.tier, &z.apex))
+            else {
+                continue;
+            };
+            if !self.nodes.contains_key(&LowerName::from(&tier)) {
+                continue; // the tier is not shown in this view
+            }
+            let Some(inst) = by_id.get(svc.instance.as_str()) else {
+                continue;
+            };
+            if self.hides(naming, &svc.instance) {
+                continue;
+            }
+            let public_name = inst.public_dns_name.as_deref().and_then(fqdn);
+            let target = match (self.policy.single, public_name) {
+                (SingleMode::Cname, Some(name)) => Some(name),
+                _ => {
+                    let slot = naming
+                        .slots
+                        .get(&svc.tier)
+                        .and_then(|m| m.get(&svc.instance))
+                        .and_then(|n| under(&format!("{n}.{}", svc.tier), &z.apex).ok());
+                    let id = under(&svc.instance, &z.apex).ok();
+                    [slot, id]
+                        .into_iter()
+                        .flatten()
+                        .find(|n| self.has_addresses(&LowerName::from(n)))
+                }
+            };
+            let Some(target) = target else {
+                warnings.push(format!(
+                    "{}: no name with addresses to be the target of {} in view {}; skipped",
+                    svc.instance, svc.owner, self.policy.name
+                ));
+                continue;
+            };
+            let record = Record::from_rdata(
+                owner.clone(),
+                z.record_ttl,
+                RData::SRV(SRV::new(0, 0, svc.port, target)),
+            );
+            let backing = Backing {
+                instance: svc.instance.clone(),
+                via: vec![format!("tag {}", naming_srv_via(svc))],
+            };
+            match sets.last_mut() {
+                Some((last, records, b)) if *last == owner => {
+                    records.push(record);
+                    b.push(backing);
+                }
+                _ => sets.push((owner, vec![record], vec![backing])),
+            }
+        }
+        for (owner, records, backing) in sets {
+            let pick = if records.len() > 1 {
+                Pick::Rotate
+            } else {
+                Pick::All
+            };
+            let set = RrSet {
+                rtype: RecordType::SRV,
+                records,
+                additionals: Vec::new(),
+                pick,
+            };
+            self.insert(&apex, LowerName::from(&owner), vec![set], backing);
+        }
+    }
+
+    fn has_addresses(&self, name: &LowerName) -> bool {
+        self.nodes.get(name).is_some_and(|n| {
+            n.rrsets
+                .iter()
+                .any(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
+        })
+    }
+
+    /// PTR records for every address this view shows inside its reverse networks, pointing at
+    /// each instance's primary name, and a reverse zone (SOA, NS) per network.
+    fn add_reverse(
+        &mut self,
+        naming: &Naming,
+        primary: &HashMap<&str, (&Name, bool)>,
+        by_id: &HashMap<&str, &Instance>,
+        warnings: &mut Vec<String>,
+    ) {
+        let policy = self.policy;
+        let mut apexes = Vec::new();
+        for net in &policy.reverse {
+            match reverse_zone(net) {
+                Some(origin) => {
+                    self.add_zone(&origin);
+                    apexes.push((*net, LowerName::from(&origin)));
+                }
+                None => warnings.push(format!(
+                    "view {}: reverse network {net} is not on an octet (IPv4) or nibble (IPv6) \
+                     boundary; skipped",
+                    policy.name
+                )),
+            }
+        }
+        if apexes.is_empty() {
+            return;
+        }
+        let mut ids: Vec<&&str> = primary.keys().collect();
+        ids.sort();
+        for id in ids {
+            let (target, inside_only) = primary[*id];
+            if (policy.is_outside() && inside_only) || self.hides(naming, id) {
+                continue;
+            }
+            if !self.nodes.contains_key(&LowerName::from(target)) {
+                continue; // the name is not shown in this view
+            }
+            let Some(inst) = by_id.get(*id) else {
+                continue;
+            };
+            for ip in view_addresses(inst, policy.addresses) {
+                let Some((_, apex)) = apexes.iter().find(|(net, _)| net.contains(&ip)) else {
+                    continue;
+                };
+                let apex = apex.clone();
+                let owner = Name::from(ip);
+                let key = LowerName::from(&owner);
+                let record = Record::from_rdata(
+                    owner,
+                    self.zone.record_ttl,
+                    RData::PTR(PTR(target.clone())),
+                );
+                match self.nodes.get_mut(&key) {
+                    // Two instances with one address (a stale record): the first, by id.
+                    Some(node) if !node.rrsets.is_empty() => {}
+                    _ => {
+                        let set = RrSet {
+                            rtype: RecordType::PTR,
+                            records: vec![record],
+                            additionals: Vec::new(),
+                            pick: Pick::All,
+                        };
+                        let backing = vec![Backing {
+                            instance: (*id).to_owned(),
+                            via: vec![format!("address of {id}")],
+                        }];
+                        self.insert(&apex, key, vec![set], backing);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn naming_srv_via(svc: &crate::naming::Service) -> String {
+    format!("service {} port {}", svc.owner, svc.port)
+}
+
+/// The reverse zone of a network on an octet (IPv4) or nibble (IPv6) boundary.
+fn reverse_zone(net: &IpNet) -> Option<Name> {
+    let text = match net {
+        IpNet::V4(v4) => {
+            if v4.prefix_len() % 8 != 0 {
+                return None;
+            }
+            let n = usize::from(v4.prefix_len() / 8);
+            let mut labels: Vec<String> =
+                v4.addr().octets()[..n].iter().map(u8::to_string).collect();
+            labels.reverse();
+            labels.push("in-addr.arpa.".into());
+            labels.join(".")
+        }
+        IpNet::V6(v6) => {
+            if v6.prefix_len() % 4 != 0 {
+                return None;
+            }
+            let n = usize::from(v6.prefix_len() / 4);
+            let mut labels: Vec<String> = v6
+                .addr()
+                .octets()
+                .iter()
+                .flat_map(|b| [b >> 4, b & 0xf])
+                .take(n)
+                .map(|nibble| format!("{nibble:x}"))
+                .collect();
+            labels.reverse();
+            labels.push("ip6.arpa.".into());
+            labels.join(".")
+        }
+    };
+    Name::from_ascii(text.trim_start_matches('.')).ok()
+}
+
 /// SOA timers are unsigned 32-bit on the wire; hickory models them as i32.
 fn clamp(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// Whether an address may be shown to outside clients.
-fn is_public(ip: IpAddr) -> bool {
+pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_private()
@@ -124,67 +485,6 @@ fn is_public(ip: IpAddr) -> bool {
                 || v6.is_unspecified())
         }
     }
-}
-
-fn apex_nodes(
-    zone: &ZoneConfig,
-    policy: &ViewPolicy,
-    soa: &Record,
-    nodes: &mut HashMap<LowerName, Node>,
-) {
-    let apex = LowerName::from(&zone.apex);
-    let mut glue = Vec::new();
-    let ns: Vec<Record> = zone
-        .nameservers
-        .iter()
-        .map(|ns| {
-            Record::from_rdata(
-                zone.apex.clone(),
-                zone.apex_ttl,
-                RData::NS(NS(ns.name.clone())),
-            )
-        })
-        .collect();
-    for ns in &zone.nameservers {
-        // Nameservers' private addresses are glue for the VPC, not for the world.
-        let records: Vec<Record> = ns
-            .addresses
-            .iter()
-            .filter(|ip| policy.addresses == AddressKind::Private || is_public(**ip))
-            .map(|ip| address_record(&ns.name, zone.apex_ttl, *ip))
-            .collect();
-        if records.is_empty() {
-            continue;
-        }
-        glue.extend(records.iter().cloned());
-        let key = LowerName::from(&ns.name);
-        add_ancestors(&apex, &key, nodes);
-        nodes.insert(
-            key,
-            Node {
-                rrsets: address_sets(records),
-                backing: Vec::new(),
-            },
-        );
-    }
-    nodes.insert(
-        apex,
-        Node {
-            rrsets: vec![
-                RrSet {
-                    rtype: RecordType::NS,
-                    records: ns,
-                    additionals: glue,
-                },
-                RrSet {
-                    rtype: RecordType::SOA,
-                    records: vec![soa.clone()],
-                    additionals: Vec::new(),
-                },
-            ],
-            backing: Vec::new(),
-        },
-    );
 }
 
 /// Every name between the apex and `name` exists (RFC 8020): `web.internal` answers NODATA,
@@ -205,7 +505,8 @@ fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     Record::from_rdata(owner.clone(), ttl, rdata)
 }
 
-/// Splits address records into an A set and an AAAA set, in that (type) order.
+/// Splits address records into an A set and an AAAA set, in that (type) order; a set of
+/// several is rotated per query.
 fn address_sets(records: Vec<Record>) -> Vec<RrSet> {
     let (a, aaaa): (Vec<Record>, Vec<Record>) = records
         .into_iter()
@@ -215,56 +516,88 @@ fn address_sets(records: Vec<Record>) -> Vec<RrSet> {
         .filter(|(_, records)| !records.is_empty())
         .map(|(rtype, records)| RrSet {
             rtype,
+            pick: if records.len() > 1 {
+                Pick::Rotate
+            } else {
+                Pick::All
+            },
             records,
             additionals: Vec::new(),
         })
         .collect()
 }
 
+/// The addresses of one instance that a view may show, sorted.
+fn view_addresses(inst: &Instance, kind: AddressKind) -> BTreeSet<IpAddr> {
+    let mut ips = BTreeSet::new();
+    let v4 = match kind {
+        AddressKind::Private => inst.private_ip,
+        AddressKind::Public => inst.public_ip,
+    };
+    ips.extend(v4.map(IpAddr::V4));
+    // EC2's IPv6 addresses are global, but an instance without a public IPv4 lives on a
+    // private subnet: showing its address outside tells the world it exists. Outside views
+    // answer IPv6 only for publicly addressed instances, and never a unique-local address.
+    let public = kind == AddressKind::Public;
+    let v6 = inst
+        .ipv6
+        .iter()
+        .filter(|ip| !public || (inst.public_ip.is_some() && !ip.is_unique_local()));
+    ips.extend(v6.copied().map(IpAddr::V6));
+    ips
+}
+
 fn host_rrsets(
     owner: &Name,
-    host: &HostName,
+    backing: &[Backing],
     by_id: &HashMap<&str, &Instance>,
     policy: &ViewPolicy,
     ttl: u32,
 ) -> Vec<RrSet> {
-    let backing: Vec<&Instance> = host
-        .backing
+    let backing: Vec<&Instance> = backing
         .iter()
         .filter_map(|b| by_id.get(b.instance.as_str()).copied())
         .collect();
-    if let ([only], SingleMode::Cname) = (backing.as_slice(), policy.single)
-        && let Some(target) = only.public_dns_name.as_deref().and_then(fqdn)
+    let tier = backing.len() > 1;
+    let cname = |target: Name| Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target)));
+    let public_name = |inst: &Instance| inst.public_dns_name.as_deref().and_then(fqdn);
+    if let ([only], SingleMode::Cname, false) = (backing.as_slice(), policy.single, tier)
+        && let Some(target) = public_name(only)
     {
         return vec![RrSet {
             rtype: RecordType::CNAME,
-            records: vec![Record::from_rdata(
-                owner.clone(),
-                ttl,
-                RData::CNAME(CNAME(target)),
-            )],
+            records: vec![cname(target)],
             additionals: Vec::new(),
+            pick: Pick::All,
         }];
+    }
+    if tier && policy.tiers == TierMode::Cname {
+        // Only members this view may show: an outside view needs a public address behind it.
+        let targets: Vec<Record> = backing
+            .iter()
+            .filter(|i| !policy.is_outside() || i.public_ip.is_some())
+            .filter_map(|i| public_name(i))
+            .map(cname)
+            .collect();
+        if !targets.is_empty() {
+            return vec![RrSet {
+                rtype: RecordType::CNAME,
+                pick: if targets.len() > 1 {
+                    Pick::One
+                } else {
+                    Pick::All
+                },
+                records: targets,
+                additionals: Vec::new(),
+            }];
+        }
     }
     // Sorted and deduplicated: the same set in the same order every build, so a rebuild of an
     // unchanged fleet gives identical answers.
-    let mut ips = BTreeSet::new();
-    for inst in backing {
-        let v4 = match policy.addresses {
-            AddressKind::Private => inst.private_ip,
-            AddressKind::Public => inst.public_ip,
-        };
-        ips.extend(v4.map(IpAddr::V4));
-        // EC2's IPv6 addresses are global, but an instance without a public IPv4 lives on a
-        // private subnet: showing its address outside tells the world it exists. Outside views
-        // answer IPv6 only for publicly addressed instances, and never a unique-local address.
-        let public = policy.addresses == AddressKind::Public;
-        let v6 = inst
-            .ipv6
-            .iter()
-            .filter(|ip| !public || (inst.public_ip.is_some() && !ip.is_unique_local()));
-        ips.extend(v6.copied().map(IpAddr::V6));
-    }
+    let ips: BTreeSet<IpAddr> = backing
+        .into_iter()
+        .flat_map(|inst| view_addresses(inst, policy.addresses))
+        .collect();
     address_sets(
         ips.into_iter()
             .map(|ip| address_record(owner, ttl, ip))
@@ -296,5 +629,27 @@ pub fn naming_limits(zone: &ZoneConfig) -> crate::naming::Limits {
                 full.strip_suffix(&suffix).map(str::to_owned)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_zones_follow_octet_and_nibble_boundaries() {
+        let zone = |s: &str| reverse_zone(&s.parse().expect("cidr")).map(|n| n.to_ascii());
+        assert_eq!(zone("10.0.0.0/8").as_deref(), Some("10.in-addr.arpa."));
+        assert_eq!(zone("10.1.0.0/16").as_deref(), Some("1.10.in-addr.arpa."));
+        assert_eq!(
+            zone("192.168.7.0/24").as_deref(),
+            Some("7.168.192.in-addr.arpa.")
+        );
+        assert_eq!(zone("10.0.0.0/12"), None);
+        assert_eq!(
+            zone("2a05:d018::/32").as_deref(),
+            Some("8.1.0.d.5.0.a.2.ip6.arpa.")
+        );
+        assert_eq!(zone("2a05:d018::/30"), None);
     }
 }

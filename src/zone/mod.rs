@@ -6,10 +6,12 @@
 //! query type: no scan, no lock, and cost does not grow with the fleet.
 //!
 //! Why our own table rather than hickory's `InMemoryZoneHandler`: every view gets its own
-//! precomputed records from one naming pass, the node also carries the instance ids behind a
-//! name (for `stabledns names` and troubleshooting), and the same table will feed the UDP fast
-//! path's precomputed wire answers. The RFC semantics we need (NXDOMAIN/NODATA with the SOA,
-//! CNAME exclusivity, empty non-terminals, minimal ANY) are a few lines in [`ViewZone::lookup`].
+//! precomputed records from one naming pass, the node also carries the instances behind a name
+//! and the rules that made it (for `stabledns names` and `_explain` queries), and the same
+//! table will feed the UDP fast path's precomputed wire answers. The RFC semantics we need
+//! (NXDOMAIN/NODATA with the SOA, CNAME exclusivity, empty non-terminals, minimal ANY) are a
+//! few lines in [`ViewZone::lookup`]. A view serves the forward zone and any reverse zones it
+//! is configured with; finding the zone is a walk over those few apexes, not over names.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +19,10 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 use hickory_proto::rr::{LowerName, RData, Record, RecordType};
+
+use crate::inventory::Instance;
+use crate::naming::{Backing, Slots};
+use crate::view::ViewPolicy;
 
 mod build;
 
@@ -35,6 +41,10 @@ pub struct Snapshot {
     pub instance_count: usize,
     /// Every host name (fully qualified) → the instance ids behind it; view-independent.
     pub names: BTreeMap<String, Vec<String>>,
+    /// The named instances by id, for `_explain` answers.
+    pub instances: HashMap<String, Instance>,
+    /// Tier slot numbers, kept by the next refresh and in the state file.
+    pub slots: Slots,
     /// Client address → index into `views`.
     pub selector: crate::view::Selector,
     /// Per view, in the order the views were configured.
@@ -54,15 +64,18 @@ impl Snapshot {
     pub fn set_serial(&mut self, serial: u32) {
         self.serial = serial;
         for view in &mut self.views {
-            let apex = view.nodes.get_mut(&self.apex).into_iter();
-            let soas = apex
-                .flat_map(|node| node.rrsets.iter_mut())
-                .filter(|set| set.rtype == RecordType::SOA)
-                .flat_map(|set| set.records.iter_mut())
-                .chain(std::iter::once(&mut view.negative_soa));
-            for record in soas {
-                if let RData::SOA(soa) = &mut record.data {
-                    soa.serial = serial;
+            let ViewZone { nodes, zones, .. } = view;
+            for zone in zones {
+                let apex = nodes.get_mut(&zone.apex).into_iter();
+                let soas = apex
+                    .flat_map(|node| node.rrsets.iter_mut())
+                    .filter(|set| set.rtype == RecordType::SOA)
+                    .flat_map(|set| set.records.iter_mut())
+                    .chain(std::iter::once(&mut zone.negative_soa));
+                for record in soas {
+                    if let RData::SOA(soa) = &mut record.data {
+                        soa.serial = serial;
+                    }
                 }
             }
         }
@@ -79,7 +92,17 @@ impl Snapshot {
 pub struct ViewZone {
     /// The view's name.
     pub name: String,
+    /// How it answers (recursion, CNAME chasing, explain).
+    pub policy: ViewPolicy,
     nodes: HashMap<LowerName, Node>,
+    /// The forward zone first, then the reverse zones.
+    zones: Vec<ZoneCut>,
+}
+
+/// A zone the view is authoritative for.
+#[derive(Debug, PartialEq)]
+struct ZoneCut {
+    apex: LowerName,
     /// The SOA for the authority section of negative answers: its TTL is the negative-caching
     /// TTL, min(SOA TTL, MINIMUM) (RFC 2308 section 3).
     negative_soa: Record,
@@ -90,8 +113,9 @@ pub struct ViewZone {
 struct Node {
     /// Sorted by type. Empty for an empty non-terminal (`web` when only `1.web` exists).
     rrsets: Vec<RrSet>,
-    /// Instance ids behind the name (none for the zone's own names).
-    backing: Vec<String>,
+    /// The instances behind the name and the rules that made it (none for the zone's own
+    /// names).
+    backing: Vec<Backing>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -100,12 +124,24 @@ struct RrSet {
     records: Vec<Record>,
     /// Records for the additional section (glue for NS).
     additionals: Vec<Record>,
+    pick: Pick,
+}
+
+/// How the records of a set are handed out per query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// All, in order.
+    All,
+    /// All, starting at a random one: clients that use the first address spread over a tier.
+    Rotate,
+    /// One at random (a tier answered by a CNAME to one member).
+    One,
 }
 
 /// The outcome of looking a question up in a view.
 #[derive(Debug, PartialEq)]
 pub enum Lookup<'a> {
-    /// The name is not in our zone (REFUSED until forwarding exists).
+    /// The name is in none of the view's zones: forwarded or refused.
     NotOurs,
     /// Authoritative data.
     Answer {
@@ -113,6 +149,8 @@ pub enum Lookup<'a> {
         answers: &'a [Record],
         /// Additional section.
         additionals: &'a [Record],
+        /// How to hand the answers out.
+        pick: Pick,
     },
     /// The name exists, not with that type: NOERROR, empty answer, SOA in authority.
     NoData(&'a Record),
@@ -122,12 +160,13 @@ pub enum Lookup<'a> {
 
 impl ViewZone {
     /// Answers one question. `name` must be lower-cased (a [`LowerName`] is).
-    pub fn lookup(&self, apex: &LowerName, name: &LowerName, rtype: RecordType) -> Lookup<'_> {
-        if !apex.zone_of(name) {
+    pub fn lookup(&self, name: &LowerName, rtype: RecordType) -> Lookup<'_> {
+        let Some(zone) = self.zones.iter().find(|z| z.apex.zone_of(name)) else {
             return Lookup::NotOurs;
-        }
+        };
+        let negative_soa = &zone.negative_soa;
         let Some(node) = self.nodes.get(name) else {
-            return Lookup::NxDomain(&self.negative_soa);
+            return Lookup::NxDomain(negative_soa);
         };
         // RFC 1034 3.6.2: a CNAME owner has no other data, and answers every type with it.
         if let [only] = node.rrsets.as_slice()
@@ -139,13 +178,33 @@ impl ViewZone {
             // RFC 8482: one RRset is a complete answer to ANY, and it keeps replies small.
             return match node.rrsets.first() {
                 Some(set) => answer(set),
-                None => Lookup::NoData(&self.negative_soa),
+                None => Lookup::NoData(negative_soa),
             };
         }
         match node.rrsets.iter().find(|s| s.rtype == rtype) {
             Some(set) => answer(set),
-            None => Lookup::NoData(&self.negative_soa),
+            None => Lookup::NoData(negative_soa),
         }
+    }
+
+    /// The instances behind a name and why, if the view has the name.
+    pub fn backing(&self, name: &LowerName) -> Option<&[Backing]> {
+        self.nodes.get(name).map(|n| n.backing.as_slice())
+    }
+
+    /// The record sets at a name in presentation form (type, data), for `_explain` answers.
+    pub fn describe(&self, name: &LowerName) -> Vec<(RecordType, Vec<String>)> {
+        self.nodes.get(name).map_or_else(Vec::new, |node| {
+            node.rrsets
+                .iter()
+                .map(|s| {
+                    (
+                        s.rtype,
+                        s.records.iter().map(|r| r.data.to_string()).collect(),
+                    )
+                })
+                .collect()
+        })
     }
 
     /// Every name with data, sorted, for `stabledns names`: not for the query path.
@@ -158,7 +217,7 @@ impl ViewZone {
                     name: name.to_string(),
                     rtype: set.rtype,
                     targets: set.records.iter().map(|r| r.data.to_string()).collect(),
-                    instances: node.backing.clone(),
+                    instances: node.backing.iter().map(|b| b.instance.clone()).collect(),
                 })
             })
             .collect();
@@ -178,6 +237,7 @@ fn answer(set: &RrSet) -> Lookup<'_> {
     Lookup::Answer {
         answers: &set.records,
         additionals: &set.additionals,
+        pick: set.pick,
     }
 }
 

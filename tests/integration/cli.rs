@@ -20,9 +20,10 @@ impl Drop for Server {
     }
 }
 
-/// Starts `stabledns serve --config config/demo.toml` on an ephemeral port and reads the bound
-/// address from its log.
-fn serve_demo() -> (Server, SocketAddr) {
+/// Starts `stabledns serve --config config/demo.toml` on an ephemeral port, forwarding to
+/// `upstream` on loopback instead of the machine's resolver, and reads the bound address from
+/// its log.
+fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr) {
     let mut child = Command::new(BIN)
         .current_dir(root())
         .args([
@@ -31,6 +32,8 @@ fn serve_demo() -> (Server, SocketAddr) {
             "config/demo.toml",
             "--listen",
             "127.0.0.1:0",
+            "--upstream",
+            &upstream.to_string(),
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -57,12 +60,20 @@ fn serve_demo() -> (Server, SocketAddr) {
 
 #[test]
 fn the_readme_serve_command_answers_db1_with_the_cname() {
-    let (mut server, addr) = serve_demo();
+    let nsd = crate::forwarding::vpc_resolver();
+    let (mut server, addr) = serve_demo(nsd.addr);
     let out = dig(addr, &["db1.internal"]);
     assert!(out.contains("status: NOERROR"), "{out}");
     assert!(
         out.contains("CNAME\tec2-52-49-30-13.eu-west-1.compute.amazonaws.com."),
         "{out}"
+    );
+    assert!(
+        out.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w == ["A", "10.0.1.20"]),
+        "the chased address: {out}"
     );
     // SIGTERM is a clean shutdown with exit status 0.
     let pid = server.0.id().to_string();
@@ -89,7 +100,7 @@ fn check_validates_and_names_lists_the_table() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("OK: zone internal., 7 instances"),
+        stdout.contains("OK: zone internal., 8 instances"),
         "{stdout}"
     );
     // The demo's odd tag value is reported, naming the instance.

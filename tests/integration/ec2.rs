@@ -453,7 +453,11 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     let off = "max_removed_fraction = 1.0";
     let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], off)).await;
     until("the first refresh", SOON, || server.successes() > 0).await;
-    assert_eq!(server.snapshot().names.len(), 4);
+    assert_eq!(
+        server.snapshot().names.len(),
+        7,
+        "3 ids, the svc tier and its slots 1-3.svc"
+    );
     proxy.set(Mode::Empty);
     until("the empty fleet", SOON, || {
         server.snapshot().names.is_empty()

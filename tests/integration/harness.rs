@@ -37,8 +37,24 @@ impl TestServer {
         Self::start(demo_config()).await
     }
 
-    /// Starts any config.
-    pub async fn start(config: Config) -> Self {
+    /// Starts any config. A config that would forward to the machine's own resolver (the
+    /// demo's `upstreams = ["system"]`) forwards nowhere here: tests talk only to loopback, and
+    /// the forwarding tests give their own upstream on it.
+    pub async fn start(mut config: Config) -> Self {
+        if config
+            .forwarding
+            .as_ref()
+            .is_some_and(|f| f.upstreams.is_none())
+        {
+            config.forwarding = None;
+        }
+        if let Some(f) = &config.forwarding {
+            let upstreams = f.upstreams.as_deref().unwrap_or_default();
+            assert!(
+                upstreams.iter().all(|u| u.ip().is_loopback()),
+                "tests forward only to loopback, not {upstreams:?}"
+            );
+        }
         let running = stabledns::start(config).await.expect("server starts");
         Self { running }
     }
@@ -96,6 +112,11 @@ impl TestServer {
             .snapshot
             .load()
             .expect("a snapshot is published")
+    }
+
+    /// Whether the forwarding loop probe came back to us.
+    pub fn forwarding_looped(&self) -> bool {
+        self.running.forwarding_looped()
     }
 
     /// Stops the server.

@@ -11,7 +11,7 @@ use hickory_server::proto::rr::{DNSClass, RecordType};
 use crate::harness::{TestServer, dig, query, summary};
 
 /// A UDP client whose socket is bound to `source` (all of 127.0.0.0/8 is local on Linux).
-fn client_from(server: SocketAddr, source: &str) -> Client<TokioRuntimeProvider> {
+pub fn client_from(server: SocketAddr, source: &str) -> Client<TokioRuntimeProvider> {
     let bind: SocketAddr = format!("{source}:0").parse().expect("addr");
     let conn = UdpClientStream::builder(server, TokioRuntimeProvider::default())
         .with_bind_addr(Some(bind))
