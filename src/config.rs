@@ -307,9 +307,6 @@ pub mod raw {
         /// `[[naming.rules]]`, in order.
         #[serde(default)]
         pub rules: Vec<Rule>,
-        /// Whether tiers get stable numbered names (`1.web`).
-        #[serde(default = "default_true")]
-        pub slots: bool,
         /// Tag whose value (`http:tcp:80`, comma-separated) makes SRV records under the tiers.
         #[serde(default = "default_srv_tag")]
         pub srv_tag: Spanned<String>,
@@ -324,7 +321,6 @@ pub mod raw {
                 states: default_states(),
                 instance_id_names: true,
                 rules: Vec::new(),
-                slots: true,
                 srv_tag: default_srv_tag(),
                 inside_only_tag: default_inside_only_tag(),
             }
@@ -363,6 +359,9 @@ pub mod raw {
         /// Names this rule makes are never shown to outside views.
         #[serde(default)]
         pub inside_only: bool,
+        /// Tiers this rule makes number their instances: `1.web`, `2.web`.
+        #[serde(default)]
+        pub slots: bool,
     }
 }
 
@@ -1251,10 +1250,18 @@ impl Validator<'_> {
                     ));
                 }
             };
+            if r.single && r.slots {
+                return Err(self.err(
+                    &format!("{key}.slots"),
+                    r.kind.span(),
+                    "a `single` rule names one instance: it has no tier to number".into(),
+                ));
+            }
             rules.push(Rule {
                 kind,
                 single: r.single,
                 inside_only: r.inside_only,
+                slots: r.slots,
             });
         }
         for (key, tag) in [
@@ -1269,7 +1276,6 @@ impl Validator<'_> {
             states,
             instance_id_names: raw.instance_id_names,
             rules,
-            slots: raw.slots,
             srv_tag: raw.srv_tag.get_ref().clone(),
             inside_only_tag: raw.inside_only_tag.get_ref().clone(),
         })

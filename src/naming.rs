@@ -28,8 +28,6 @@ pub struct Rules {
     pub instance_id_names: bool,
     /// In order.
     pub rules: Vec<Rule>,
-    /// Whether tiers get stable numbered names (`1.web`).
-    pub slots: bool,
     /// Tag whose value (`http:tcp:80`, comma-separated) makes SRV records under the tiers.
     pub srv_tag: String,
     /// Tag that, set to `true`, keeps every name of the instance from outside views.
@@ -45,6 +43,8 @@ pub struct Rule {
     pub single: bool,
     /// The names it makes are never shown to outside views.
     pub inside_only: bool,
+    /// The tiers it makes number their instances (`1.web`).
+    pub slots: bool,
 }
 
 /// Where a rule reads names from.
@@ -75,6 +75,8 @@ pub struct HostName {
     pub single: bool,
     /// Never shown to outside views (an inside-only rule made it).
     pub inside_only: bool,
+    /// A tier whose instances get numbered names (a rule with `slots` made it).
+    pub slots: bool,
 }
 
 /// Stable slot numbers: tier name → instance id → number (`1.web`).
@@ -132,6 +134,7 @@ struct Claims {
     by_instance: BTreeMap<String, Vec<String>>,
     any_tier: bool,
     inside_only: bool,
+    slots: bool,
 }
 
 /// Whether a tag value means yes.
@@ -165,7 +168,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     for inst in &named {
         let mut claim = |value: &str,
                          via: String,
-                         (single, inside_only): (bool, bool),
+                         (single, inside_only, slots): (bool, bool, bool),
                          warnings: &mut Vec<String>| {
             let name = match normalize(value) {
                 Ok(n) => n,
@@ -192,6 +195,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             c.any_tier |= !single;
             // One inside-only claim hides the name: showing it outside would leak that one.
             c.inside_only |= inside_only;
+            c.slots |= slots;
             let vias = c.by_instance.entry(inst.id.clone()).or_default();
             if !vias.contains(&via) {
                 vias.push(via);
@@ -202,12 +206,12 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             claim(
                 &inst.id,
                 "instance id".to_owned(),
-                (true, false),
+                (true, false, false),
                 &mut warnings,
             );
         }
         for rule in &rules.rules {
-            let how = (rule.single, rule.inside_only);
+            let how = (rule.single, rule.inside_only, rule.slots);
             match &rule.kind {
                 RuleKind::Tag { key, separator } => {
                     let Some(value) = inst.tags.get(key) else {
@@ -280,15 +284,11 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             backing,
             single,
             inside_only: c.inside_only,
+            slots: c.slots && !single,
         });
     }
-    let slots = if rules.slots {
-        let slots = assign_slots(&names, &launched, previous);
-        add_slot_names(&mut names, &slots, limits, &mut warnings);
-        slots
-    } else {
-        Slots::new()
-    };
+    let slots = assign_slots(&names, &launched, previous);
+    add_slot_names(&mut names, &slots, limits, &mut warnings);
     let services = services(&names, &launched, &rules.srv_tag, &mut warnings);
     Naming {
         names,
@@ -307,7 +307,7 @@ fn assign_slots(
     previous: &Slots,
 ) -> Slots {
     let mut slots = Slots::new();
-    for host in names.iter().filter(|h| !h.single) {
+    for host in names.iter().filter(|h| h.slots) {
         let before = previous.get(&host.name);
         let mut numbers: BTreeMap<String, u32> = BTreeMap::new();
         let mut newcomers = Vec::new();
@@ -371,6 +371,7 @@ fn add_slot_names(
                 }],
                 single: true,
                 inside_only: inside_only.get(tier.as_str()).copied().unwrap_or(false),
+                slots: false,
             });
         }
     }
@@ -521,6 +522,7 @@ mod tests {
                     },
                     single: false,
                     inside_only: false,
+                    slots: false,
                 },
                 Rule {
                     kind: RuleKind::Tag {
@@ -529,6 +531,7 @@ mod tests {
                     },
                     single: false,
                     inside_only: false,
+                    slots: false,
                 },
                 Rule {
                     kind: RuleKind::SecurityGroup {
@@ -536,6 +539,7 @@ mod tests {
                     },
                     single: false,
                     inside_only: false,
+                    slots: false,
                 },
                 Rule {
                     kind: RuleKind::SecurityGroup {
@@ -543,9 +547,9 @@ mod tests {
                     },
                     single: true,
                     inside_only: false,
+                    slots: false,
                 },
             ],
-            slots: false,
             srv_tag: "stabledns:srv".into(),
             inside_only_tag: "stabledns:inside-only".into(),
         }
@@ -749,5 +753,159 @@ mod tests {
         let api = n.names.iter().find(|h| h.name == "api").expect("api");
         assert_eq!(api.backing.len(), 1);
         assert_eq!(api.backing[0].via.len(), 3, "{:?}", api.backing[0].via);
+    }
+    fn slots_of(n: &Naming, tier: &str) -> Vec<(String, u32)> {
+        n.slots
+            .get(tier)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn slots_are_kept_and_a_replacement_takes_the_lowest_free_number() {
+        let mut r = rules();
+        r.rules[2].slots = true; // SG-T-*
+        let web = |id: &str, t: &str| {
+            let mut i = inst(id, InstanceState::Running, &[], &["SG-T-WEB"]);
+            i.launch_time = Some(t.parse().expect("time"));
+            i
+        };
+        let fleet = vec![
+            web("i-c", "2026-01-01T00:00:00Z"),
+            web("i-a", "2026-02-01T00:00:00Z"),
+            web("i-b", "2026-03-01T00:00:00Z"),
+        ];
+        let first = assign(&fleet, &r, &limits(), &Slots::new());
+        // A new tier numbers by launch time, oldest first.
+        assert_eq!(
+            slots_of(&first, "web"),
+            [("i-a".into(), 2), ("i-b".into(), 3), ("i-c".into(), 1)]
+        );
+        let t = table(&first);
+        assert_eq!(t["1.web"], (vec!["i-c".to_owned()], true));
+        assert_eq!(t["3.web"], (vec!["i-b".to_owned()], true));
+
+        // i-a (slot 2) is replaced by i-d, launched last: it takes 2, the others keep theirs.
+        let fleet = vec![
+            web("i-c", "2026-01-01T00:00:00Z"),
+            web("i-b", "2026-03-01T00:00:00Z"),
+            web("i-d", "2026-04-01T00:00:00Z"),
+        ];
+        let second = assign(&fleet, &r, &limits(), &first.slots);
+        assert_eq!(
+            slots_of(&second, "web"),
+            [("i-b".into(), 3), ("i-c".into(), 1), ("i-d".into(), 2)]
+        );
+        // From scratch the numbers would differ: they live on only through `previous`.
+        let scratch = assign(&fleet, &r, &limits(), &Slots::new());
+        assert_eq!(slots_of(&scratch, "web")[2], ("i-d".into(), 3));
+        // Single names get no slots.
+        assert!(
+            second.slots.keys().all(|k| k == "web"),
+            "{:?}",
+            second.slots
+        );
+    }
+
+    #[test]
+    fn a_slot_name_never_takes_a_name_a_rule_made() {
+        let mut r = rules();
+        r.rules[2].slots = true; // SG-T-*
+        let fleet = vec![
+            inst(
+                "i-1",
+                InstanceState::Running,
+                &[("Name", "1.web")],
+                &["SG-T-WEB"],
+            ),
+            inst("i-2", InstanceState::Running, &[], &["SG-T-WEB"]),
+        ];
+        let n = assign(&fleet, &r, &limits(), &Slots::new());
+        assert_eq!(table(&n)["1.web"].0, ["i-1"], "the tag's name stands");
+        assert!(
+            n.warnings.iter().any(|w| w.contains("already a name")),
+            "{:?}",
+            n.warnings
+        );
+    }
+
+    #[test]
+    fn services_come_from_the_tag_under_every_tier() {
+        let fleet = vec![
+            inst(
+                "i-1",
+                InstanceState::Running,
+                &[(
+                    "stabledns:srv",
+                    "http:tcp:80, metrics:TCP:9100, bad, x:icmp:1, y:tcp:99999",
+                )],
+                &["SG-T-WEB", "SG-I-WEB1"],
+            ),
+            inst("i-2", InstanceState::Running, &[], &["SG-T-WEB"]),
+        ];
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
+        let got: Vec<(&str, &str, u16)> = n
+            .services
+            .iter()
+            .map(|s| (s.owner.as_str(), s.instance.as_str(), s.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("_http._tcp.web", "i-1", 80),
+                ("_metrics._tcp.web", "i-1", 9100)
+            ],
+            "only under tiers, not the single name web1"
+        );
+        assert_eq!(n.warnings.len(), 3, "{:?}", n.warnings);
+    }
+
+    #[test]
+    fn inside_only_comes_from_rules_and_tags() {
+        let mut r = rules();
+        r.rules.push(Rule {
+            kind: RuleKind::Tag {
+                key: "internal:name".into(),
+                separator: None,
+            },
+            single: false,
+            inside_only: true,
+            slots: false,
+        });
+        let fleet = vec![
+            inst(
+                "i-1",
+                InstanceState::Running,
+                &[("Name", "api"), ("internal:name", "api-admin")],
+                &[],
+            ),
+            inst(
+                "i-2",
+                InstanceState::Running,
+                &[("Name", "vault"), ("stabledns:inside-only", "True")],
+                &[],
+            ),
+            inst(
+                "i-3",
+                InstanceState::Running,
+                &[("stabledns:inside-only", "no")],
+                &[],
+            ),
+        ];
+        let n = assign(&fleet, &r, &limits(), &Slots::new());
+        let hidden = |name: &str| {
+            n.names
+                .iter()
+                .find(|h| h.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+                .inside_only
+        };
+        assert!(hidden("api-admin"));
+        assert!(!hidden("api"));
+        assert_eq!(
+            n.inside_only_instances.iter().collect::<Vec<_>>(),
+            ["i-2"],
+            "only a true value hides an instance"
+        );
     }
 }

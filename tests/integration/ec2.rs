@@ -453,11 +453,7 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     let off = "max_removed_fraction = 1.0";
     let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], off)).await;
     until("the first refresh", SOON, || server.successes() > 0).await;
-    assert_eq!(
-        server.snapshot().names.len(),
-        7,
-        "3 ids, the svc tier and its slots 1-3.svc"
-    );
+    assert_eq!(server.snapshot().names.len(), 4);
     proxy.set(Mode::Empty);
     until("the empty fleet", SOON, || {
         server.snapshot().names.is_empty()
@@ -604,6 +600,96 @@ async fn start_up_does_not_wait_for_an_unreachable_api() {
         "internal.",
         RecordType::SOA,
         &["Server Failure"],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_stay_with_their_instances_across_replacements_and_restarts() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let first = net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let extra = format!("state_file = \"{}\"", state.display());
+    let config = || ec2_config(&moto.url, &["us-east-1"], &extra);
+    let slots = |server: &TestServer| {
+        server
+            .snapshot()
+            .slots
+            .get("svc")
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    let server = TestServer::start(config()).await;
+    until("the first refresh", SOON, || server.successes() > 0).await;
+    until("three slots", SOON, || slots(&server).len() == 3).await;
+    let before = slots(&server);
+    let mut numbers: Vec<u32> = before.values().copied().collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3]);
+    for id in &first {
+        let n = before[id];
+        let ip = private_ip(&ec2, id).await;
+        wait_for(
+            server.addr(),
+            &format!("{n}.svc.internal."),
+            RecordType::A,
+            &[&ip],
+            SOON,
+        )
+        .await;
+    }
+
+    // Replace the instance in slot 2: the newcomer takes 2, the others keep theirs.
+    let (gone, _) = before.iter().find(|(_, n)| **n == 2).expect("slot 2");
+    ec2.terminate_instances()
+        .instance_ids(gone)
+        .send()
+        .await
+        .expect("terminate");
+    until("the terminated instance to leave", SOON, || {
+        slots(&server).len() == 2
+    })
+    .await;
+    let new = net.launch(&ec2, 1, false, &[], &["SG-T-SVC"]).await;
+    let new = new[0].clone();
+    until("the replacement's slot", SOON, || slots(&server).len() == 3).await;
+    let after = slots(&server);
+    assert_eq!(after[&new], 2, "{after:?}");
+    for (id, n) in &before {
+        if id != gone {
+            assert_eq!(after[id], *n, "{id} kept its slot");
+        }
+    }
+    let new_ip = private_ip(&ec2, &new).await;
+    wait_for(
+        server.addr(),
+        "2.svc.internal.",
+        RecordType::A,
+        &[&new_ip],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+
+    // A restart reads the numbers back from the state file: the newest instance keeps 2,
+    // though numbering from scratch by launch time would give it 3.
+    let server = TestServer::start(config()).await;
+    until("a refresh after the restart", SOON, || {
+        server.successes() > 0
+    })
+    .await;
+    assert_eq!(slots(&server), after);
+    wait_for(
+        server.addr(),
+        "2.svc.internal.",
+        RecordType::A,
+        &[&new_ip],
         SOON,
     )
     .await;
