@@ -415,12 +415,15 @@ impl Config {
     }
 }
 
-/// Whether `addr` is one of the sockets we listen on (a loop if we forwarded to it).
+/// Whether `addr` is one of the sockets we listen on (a loop if we forwarded to it). A
+/// wildcard listener also owns loopback on its port; whether another address is local cannot
+/// be known from the file, and the loop probe at start-up catches those.
 fn is_own_socket(listen: &[SocketAddr], addr: &SocketAddr) -> bool {
     addr.ip().is_unspecified()
-        || listen
-            .iter()
-            .any(|l| l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified()))
+        || listen.iter().any(|l| {
+            l.port() == addr.port()
+                && (l.ip() == addr.ip() || (l.ip().is_unspecified() && addr.ip().is_loopback()))
+        })
 }
 
 /// Listening sockets and connection limits.
@@ -1518,7 +1521,7 @@ pattern = "^SG-T-(?P<name>.+)$"
             Some(vec!["169.254.169.253:53".parse().expect("addr")]),
             "port 53 by default"
         );
-        for own in ["127.0.0.1:5353", "0.0.0.0:53"] {
+        for own in ["127.0.0.1:5353", "0.0.0.0:53", "[::]:5353"] {
             let (_, key, msg) = invalid(&upstream(own));
             assert_eq!(key, "forwarding.upstreams[0]");
             assert!(msg.contains("loop"), "{msg}");

@@ -18,6 +18,17 @@ pub struct Nsd {
 
 impl Drop for Nsd {
     fn drop(&mut self) {
+        // SIGTERM lets NSD stop its server and xfrd children too; SIGKILL if it dawdles.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
