@@ -467,5 +467,14 @@ async fn a_large_tier_truncates_over_plain_udp_and_is_complete_over_tcp() {
     let m = query(&mut tcp, "big.internal.", DNSClass::IN, RecordType::A).await;
     assert!(!m.metadata.truncation);
     assert_eq!(a_set(&m).len(), 60);
+    // dig sees TC over plain UDP and retries over TCP by itself, as stub resolvers do.
+    let addr = server.addr();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::harness::dig(addr, &["+noedns", "big.internal", "A"])
+    })
+    .await
+    .expect("dig ran");
+    assert!(out.contains("Truncated, retrying in TCP mode"), "{out}");
+    assert!(out.contains("ANSWER: 60,"), "{out}");
     server.stop().await;
 }
