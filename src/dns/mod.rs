@@ -130,121 +130,32 @@ impl RequestHandler for Handler {
 
         let reply = if let Some(target) = explain_target(view, &snapshot, name, rtype) {
             Reply {
-                rcode: ResponseCode::NoError,
-                authoritative: true,
-                answers: (&[], &[]),
                 owned: self.explain(&snapshot, view, client, name, &target),
-                soa: None,
-                owned_soa: None,
-                additionals: &[],
+                ..Reply::empty(ResponseCode::NoError, true)
             }
         } else {
             match view.lookup(name, rtype) {
-                Lookup::NotOurs => {
-                    let Some(forwarder) = self.forwarder.as_deref() else {
-                        return error_response(
-                            request,
-                            edns,
-                            ResponseCode::Refused,
-                            response_handle,
-                        )
-                        .await;
-                    };
-                    if forwarder.is_own_probe(name) {
-                        return error_response(
-                            request,
-                            edns,
-                            ResponseCode::ServFail,
-                            response_handle,
-                        )
-                        .await;
+                Lookup::NotOurs => match self.forward(request, name, rtype, recursion).await {
+                    Ok(reply) => reply,
+                    Err(rcode) => {
+                        return error_response(request, edns, rcode, response_handle).await;
                     }
-                    if !recursion || !request.metadata.recursion_desired {
-                        // Never an open resolver: only views that may recurse, and only when asked.
-                        return error_response(
-                            request,
-                            edns,
-                            ResponseCode::Refused,
-                            response_handle,
-                        )
-                        .await;
-                    }
-                    match forwarder.resolve(name, rtype).await {
-                        forward::Forwarded::Answer(records) => Reply {
-                            rcode: ResponseCode::NoError,
-                            authoritative: false,
-                            answers: (&[], &[]),
-                            owned: records,
-                            soa: None,
-                            owned_soa: None,
-                            additionals: &[],
-                        },
-                        forward::Forwarded::Negative { rcode, soa } => Reply {
-                            rcode,
-                            authoritative: false,
-                            answers: (&[], &[]),
-                            owned: Vec::new(),
-                            soa: None,
-                            owned_soa: soa,
-                            additionals: &[],
-                        },
-                        forward::Forwarded::Failed => {
-                            return error_response(
-                                request,
-                                edns,
-                                ResponseCode::ServFail,
-                                response_handle,
-                            )
-                            .await;
-                        }
-                    }
-                }
+                },
                 Lookup::Answer {
                     answers,
                     additionals,
                     pick,
                 } => {
                     let answers = pick_answers(answers, pick);
-                    let owned = match (&self.forwarder, answers.0.first()) {
-                        (Some(forwarder), Some(first))
-                            if view.policy.chase_cname
-                                && matches!(rtype, RecordType::A | RecordType::AAAA) =>
-                        {
-                            match &first.data {
-                                RData::CNAME(target) => forwarder.chase(&target.0, rtype).await,
-                                _ => Vec::new(),
-                            }
-                        }
-                        _ => Vec::new(),
-                    };
                     Reply {
-                        rcode: ResponseCode::NoError,
-                        authoritative: true,
                         answers,
-                        owned,
-                        soa: None,
-                        owned_soa: None,
+                        owned: self.chase(view, rtype, answers.0).await,
                         additionals,
+                        ..Reply::empty(ResponseCode::NoError, true)
                     }
                 }
-                Lookup::NoData(soa) => Reply {
-                    rcode: ResponseCode::NoError,
-                    authoritative: true,
-                    answers: (&[], &[]),
-                    owned: Vec::new(),
-                    soa: Some(soa),
-                    owned_soa: None,
-                    additionals: &[],
-                },
-                Lookup::NxDomain(soa) => Reply {
-                    rcode: ResponseCode::NXDomain,
-                    authoritative: true,
-                    answers: (&[], &[]),
-                    owned: Vec::new(),
-                    soa: Some(soa),
-                    owned_soa: None,
-                    additionals: &[],
-                },
+                Lookup::NoData(soa) => Reply::negative(ResponseCode::NoError, soa),
+                Lookup::NxDomain(soa) => Reply::negative(ResponseCode::NXDomain, soa),
             }
         };
 
@@ -266,6 +177,76 @@ impl RequestHandler for Handler {
             reply.additionals.iter(),
         );
         send(request, response_handle.send_response(response).await)
+    }
+}
+
+impl<'a> Reply<'a> {
+    fn empty(rcode: ResponseCode, authoritative: bool) -> Self {
+        Self {
+            rcode,
+            authoritative,
+            answers: (&[], &[]),
+            owned: Vec::new(),
+            soa: None,
+            owned_soa: None,
+            additionals: &[],
+        }
+    }
+
+    /// NXDOMAIN or NODATA from our own zone, with its SOA.
+    fn negative(rcode: ResponseCode, soa: &'a Record) -> Self {
+        Self {
+            soa: Some(soa),
+            ..Self::empty(rcode, true)
+        }
+    }
+}
+
+impl Handler {
+    /// The reply for a name outside our zones, or the RCODE to refuse or fail with.
+    async fn forward(
+        &self,
+        request: &Request,
+        name: &LowerName,
+        rtype: RecordType,
+        recursion: bool,
+    ) -> Result<Reply<'static>, ResponseCode> {
+        let Some(forwarder) = self.forwarder.as_deref() else {
+            return Err(ResponseCode::Refused);
+        };
+        if forwarder.is_own_probe(name) {
+            return Err(ResponseCode::ServFail);
+        }
+        if !recursion || !request.metadata.recursion_desired {
+            // Never an open resolver: only views that may recurse, and only when asked.
+            return Err(ResponseCode::Refused);
+        }
+        match forwarder.resolve(name, rtype).await {
+            forward::Forwarded::Answer(records) => Ok(Reply {
+                owned: records,
+                ..Reply::empty(ResponseCode::NoError, false)
+            }),
+            forward::Forwarded::Negative { rcode, soa } => Ok(Reply {
+                owned_soa: soa,
+                ..Reply::empty(rcode, false)
+            }),
+            forward::Forwarded::Failed => Err(ResponseCode::ServFail),
+        }
+    }
+
+    /// For an A/AAAA question answered by a CNAME in a view that chases: the target's
+    /// addresses from the upstreams (none if they fail: the CNAME alone is still right).
+    async fn chase(&self, view: &ViewZone, rtype: RecordType, answers: &[Record]) -> Vec<Record> {
+        let (Some(forwarder), Some(first)) = (&self.forwarder, answers.first()) else {
+            return Vec::new();
+        };
+        if !view.policy.chase_cname || !matches!(rtype, RecordType::A | RecordType::AAAA) {
+            return Vec::new();
+        }
+        match &first.data {
+            RData::CNAME(target) => forwarder.chase(&target.0, rtype).await,
+            _ => Vec::new(),
+        }
     }
 }
 
