@@ -151,6 +151,9 @@ pub mod raw {
         /// How long an idle TCP connection is kept open.
         #[serde(default = "default_tcp_idle_timeout")]
         pub tcp_idle_timeout: Spanned<String>,
+        /// Answer the hot UDP case from precomputed bytes.
+        #[serde(default = "default_true")]
+        pub fast_path: bool,
     }
 
     fn default_tcp_idle_timeout() -> Spanned<String> {
@@ -433,6 +436,8 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// Idle TCP connections are closed after this long.
     pub tcp_idle_timeout: Duration,
+    /// UDP A/AAAA/CNAME answers from precomputed wire bytes (off: all through hickory).
+    pub fast_path: bool,
 }
 
 /// The authoritative zone.
@@ -601,6 +606,7 @@ impl Config {
             server: ServerConfig {
                 listen,
                 tcp_idle_timeout,
+                fast_path: raw.server.fast_path,
             },
             zone,
             inventory,

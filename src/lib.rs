@@ -73,6 +73,15 @@ impl Running {
         &self.dns.addrs
     }
 
+    /// UDP queries answered by the fast path and by the hickory handler so far.
+    pub fn udp_counts(&self) -> (u64, u64) {
+        let s = &self.dns.udp_stats;
+        (
+            s.fast.load(std::sync::atomic::Ordering::Relaxed),
+            s.slow.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// Whether the loop probe found that the upstreams send our queries back to us.
     pub fn forwarding_looped(&self) -> bool {
         self.forwarder.as_ref().is_some_and(|f| f.looped())
@@ -125,6 +134,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         &config.server.listen,
         handler,
         config.server.tcp_idle_timeout,
+        config.server.fast_path,
     )
     .await?;
     if let Some(forwarder) = forwarder.clone() {

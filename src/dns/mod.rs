@@ -26,13 +26,12 @@ use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
 pub mod forward;
 mod server;
+pub mod udp;
 
 pub use forward::Forwarder;
 pub use server::{DnsServer, bind};
 
-/// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
-/// which avoids IP fragmentation on every common path.
-const MAX_UDP_PAYLOAD: u16 = 1232;
+use crate::zone::fast::MAX_UDP_PAYLOAD;
 
 /// The label that turns a TXT question into an explanation of the name below it.
 const EXPLAIN_LABEL: &str = "_explain.";
@@ -65,6 +64,17 @@ impl Handler {
     pub fn with_stats(mut self, stats: Arc<RefreshStats>) -> Self {
         self.stats = Some(stats);
         self
+    }
+}
+
+impl Handler {
+    /// Answers the hot case from the snapshot's precomputed bytes into `out`; `false` when the
+    /// query needs [`RequestHandler::handle_request`].
+    pub fn answer_fast(&self, client: IpAddr, query: &[u8], out: &mut Vec<u8>) -> bool {
+        let guard = self.snapshot.guard();
+        guard.as_deref().is_some_and(|snapshot| {
+            crate::zone::fast::answer(snapshot, client, query, out, self.forwarder.is_some())
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use ipnet::IpNet;
 
+use super::fast::{FastZone, NodeView};
 use super::{Node, Pick, RrSet, Snapshot, ViewZone, ZoneCut};
 use crate::config::ZoneConfig;
 use crate::inventory::Instance;
@@ -158,11 +159,36 @@ impl ViewBuilder<'_> {
     }
 
     fn finish(self) -> ViewZone {
+        let fast = match self.zones.first() {
+            Some(forward) => {
+                // A reverse zone under the forward apex would make "not in the table" mean
+                // something other than NXDOMAIN there.
+                let alone = !self.zones[1..]
+                    .iter()
+                    .any(|z| forward.apex.zone_of(&z.apex));
+                let nodes = self.nodes.iter().map(|(name, node)| NodeView {
+                    name,
+                    sets: node
+                        .rrsets
+                        .iter()
+                        .map(|s| (s.rtype, s.records.as_slice(), s.pick))
+                        .collect(),
+                });
+                FastZone::build(
+                    &forward.apex,
+                    &forward.negative_soa,
+                    nodes,
+                    (self.policy.chase_cname, self.policy.recursion, alone),
+                )
+            }
+            None => FastZone::default(),
+        };
         ViewZone {
             name: self.policy.name.clone(),
             policy: self.policy.clone(),
             nodes: self.nodes,
             zones: self.zones,
+            fast,
         }
     }
 

@@ -25,6 +25,7 @@ use crate::naming::{Backing, Slots};
 use crate::view::ViewPolicy;
 
 mod build;
+pub mod fast;
 
 pub use build::{build, naming_limits};
 
@@ -64,6 +65,7 @@ impl Snapshot {
     pub fn set_serial(&mut self, serial: u32) {
         self.serial = serial;
         for view in &mut self.views {
+            view.fast.set_serial(serial);
             let ViewZone { nodes, zones, .. } = view;
             for zone in zones {
                 let apex = nodes.get_mut(&zone.apex).into_iter();
@@ -97,6 +99,8 @@ pub struct ViewZone {
     nodes: HashMap<LowerName, Node>,
     /// The forward zone first, then the reverse zones.
     zones: Vec<ZoneCut>,
+    /// The hot answers in wire form, for the UDP fast path.
+    pub(crate) fast: fast::FastZone,
 }
 
 /// A zone the view is authoritative for.
@@ -263,6 +267,12 @@ impl SnapshotCell {
     /// The current snapshot, if one was ever published.
     pub fn load(&self) -> Option<Arc<Snapshot>> {
         self.0.load_full()
+    }
+
+    /// The current snapshot without touching its reference count: for the query path, where
+    /// every core would otherwise bounce the count's cache line.
+    pub fn guard(&self) -> arc_swap::Guard<Option<Arc<Snapshot>>> {
+        self.0.load()
     }
 
     /// Publishes a snapshot.

@@ -114,6 +114,11 @@ impl TestServer {
             .expect("a snapshot is published")
     }
 
+    /// UDP queries answered by the fast path and by the hickory handler.
+    pub fn udp_counts(&self) -> (u64, u64) {
+        self.running.udp_counts()
+    }
+
     /// Whether the forwarding loop probe came back to us.
     pub fn forwarding_looped(&self) -> bool {
         self.running.forwarding_looped()

@@ -218,20 +218,26 @@ fn generated_fleet(n: usize, seed: u64) -> serde_json::Value {
     json!({"Reservations": [{"OwnerId": "123456789012", "Instances": instances}]})
 }
 
-#[tokio::test]
-async fn a_generated_fleet_leaks_nothing_to_outside_clients() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fleet = dir.path().join("fleet.json");
-    let fleet_json = generated_fleet(150, 0x5ab1_ed05);
+/// The demo's config serving `generated_fleet(n, seed)` (written into `dir`), with an extra
+/// inside-only rule for the `internal:name` tag.
+pub fn generated_config(dir: &std::path::Path, n: usize, seed: u64) -> Config {
+    let fleet = dir.join("fleet.json");
+    let fleet_json = generated_fleet(n, seed);
     std::fs::write(&fleet, serde_json::to_vec(&fleet_json).expect("json")).expect("write");
     let demo = std::fs::read_to_string(root().join("config/demo.toml")).expect("demo");
     let text = demo.replace(
         "path = \"demo-instances.json\"",
         &format!("path = \"{}\"", fleet.display()),
     ) + "\n[[naming.rules]]\nkind = \"tag\"\ntag = \"internal:name\"\ninside_only = true\n";
-    let mut config =
-        Config::parse(&dir.path().join("stabledns.toml"), &text).expect("valid config");
+    let mut config = Config::parse(&dir.join("stabledns.toml"), &text).expect("valid config");
     config.server.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config
+}
+
+#[tokio::test]
+async fn a_generated_fleet_leaks_nothing_to_outside_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = generated_config(dir.path(), 150, 0x5ab1_ed05);
     // The outside view also serves PTR for public networks, and every view explains: the
     // property must hold for those answers too.
     for view in &mut config.views {

@@ -6,6 +6,7 @@ mod answers;
 mod cli;
 mod dig;
 mod ec2;
+mod fastpath;
 mod forwarding;
 mod harness;
 mod leaks;

@@ -1,0 +1,388 @@
+//! The UDP fast path: the hot case answered from wire bytes the snapshot precomputed.
+//!
+//! Most queries a fleet sends are A, AAAA or CNAME questions for names we serve. For those, each
+//! view's [`FastZone`] holds the answer section already encoded by hickory-proto (built once
+//! per snapshot), with the owner name written as a pointer to the question at offset 12. A
+//! query is answered by checking its header, lower-casing its name into a stack buffer, one
+//! hash lookup, and copying: header (ID, RD and CD from the query), the question exactly as
+//! asked (0x20 casing kept), the answer bytes, and an OPT record when the query had one. No
+//! allocation (the output buffer is the caller's), no lock (the snapshot is read through
+//! arc-swap). Names under the apex that do not exist, and types a name lacks, get NXDOMAIN or
+//! NODATA with the SOA the same way.
+//!
+//! Whatever this does not recognise returns `false` and goes to the hickory handler unchanged:
+//! other types and classes, other opcodes, odd header bits, EDNS versions or extended RCODEs,
+//! compressed or malformed question names, names outside the forward zone (forwarding, reverse
+//! zones, refusals), answers that need the upstream (chased CNAMEs), and answers that would
+//! not fit the client's UDP size (hickory truncates them). An equivalence test checks that for
+//! every name, type and view the bytes decode to the message the hickory handler gives.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::net::IpAddr;
+
+use hickory_proto::rr::{LowerName, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use rustc_hash::FxHasher;
+
+use super::{Pick, Snapshot};
+
+/// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
+/// which avoids IP fragmentation on every common path.
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// Query types the fast path answers, in the order of [`FastZone`]'s slots.
+const TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
+
+/// The precomputed answers of one view's forward zone.
+#[derive(Debug, Default, PartialEq)]
+pub struct FastZone {
+    /// Off when the zone's shape does not allow it (a reverse zone under the forward apex).
+    enabled: bool,
+    /// The apex in lower-case wire form.
+    apex: Vec<u8>,
+    /// Lower-case wire name → the answer for A, AAAA and CNAME. FxHash: keys are ours (the
+    /// fleet's names); clients only look up, so they cannot grow a collision chain.
+    names: HashMap<Box<[u8]>, [Slot; 3], BuildHasherDefault<FxHasher>>,
+    /// The negative-answer SOA record in wire form (owner written out in full).
+    negative: Vec<u8>,
+    /// Where the serial sits in `negative`, so a re-stamped snapshot can patch it.
+    serial_at: usize,
+    /// RA in every response of this view.
+    recursion_available: bool,
+}
+
+/// What one name answers for one type.
+#[derive(Debug, Clone, PartialEq)]
+enum Slot {
+    /// The name exists without this type: NOERROR, empty answer, SOA.
+    NoData,
+    /// Left to the hickory handler.
+    Slow,
+    /// Answer-section records, always in this order.
+    Fixed { count: u16, bytes: Box<[u8]> },
+    /// Records of one length each (an A or AAAA set), started at a random one per query.
+    Rotate {
+        count: u16,
+        bytes: Box<[u8]>,
+        rr_len: usize,
+    },
+    /// One record picked per query (a tier answered by a CNAME to one member).
+    One { variants: Vec<Box<[u8]>> },
+}
+
+/// One node's data as the zone builder sees it: its record sets with how they are picked.
+pub(crate) struct NodeView<'a> {
+    pub name: &'a LowerName,
+    pub sets: Vec<(RecordType, &'a [Record], Pick)>,
+}
+
+impl FastZone {
+    /// Builds the table for a view. `chase` marks CNAME answers to A/AAAA as needing the
+    /// upstream; `enabled` is false when another zone of the view lies under the apex.
+    pub(crate) fn build<'a>(
+        apex: &LowerName,
+        negative_soa: &Record,
+        nodes: impl Iterator<Item = NodeView<'a>>,
+        (chase, recursion_available, enabled): (bool, bool, bool),
+    ) -> Self {
+        let mut names = HashMap::default();
+        for node in nodes.filter(|n| apex.zone_of(n.name)) {
+            let cname = match node.sets.as_slice() {
+                [(RecordType::CNAME, records, pick)] => Some(answer_slot(records, *pick)),
+                _ => None,
+            };
+            let slots = TYPES.map(|qtype| match &cname {
+                Some(_) if qtype != RecordType::CNAME && chase => Slot::Slow,
+                Some(slot) => slot.clone(),
+                None => node
+                    .sets
+                    .iter()
+                    .find(|(t, _, _)| *t == qtype)
+                    .map_or(Slot::NoData, |(_, records, pick)| {
+                        answer_slot(records, *pick)
+                    }),
+            });
+            names.insert(wire_name(node.name).into_boxed_slice(), slots);
+        }
+        let mut negative = wire_name(apex);
+        let rr_start = negative.len();
+        let mut rdata = Vec::new();
+        let mut serial_at = 0;
+        // The serial is the first of the five 32-bit fields that end the RDATA.
+        let encoded = negative_soa.data.emit(&mut standalone(&mut rdata));
+        if encoded.is_ok() && matches!(negative_soa.data, RData::SOA(_)) && rdata.len() >= 20 {
+            serial_at = rr_start + 10 + rdata.len() - 20;
+        }
+        let enabled = enabled && serial_at > 0 && rdata.len() <= usize::from(u16::MAX);
+        negative.extend_from_slice(&u16::from(RecordType::SOA).to_be_bytes());
+        negative.extend_from_slice(&1u16.to_be_bytes()); // IN
+        negative.extend_from_slice(&negative_soa.ttl.to_be_bytes());
+        negative.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        negative.extend_from_slice(&rdata);
+        Self {
+            enabled,
+            apex: wire_name(apex),
+            names,
+            negative,
+            serial_at,
+            recursion_available,
+        }
+    }
+
+    /// Patches the serial of the negative-answer SOA (see [`Snapshot::set_serial`]).
+    pub(crate) fn set_serial(&mut self, serial: u32) {
+        if let Some(bytes) = self.negative.get_mut(self.serial_at..self.serial_at + 4) {
+            bytes.copy_from_slice(&serial.to_be_bytes());
+        }
+    }
+
+    /// How many names the table answers.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// The answer records of one set, owners pointing at the question, as the set is handed out.
+fn answer_slot(records: &[Record], pick: Pick) -> Slot {
+    let encoded: Option<Vec<Vec<u8>>> = records.iter().map(encode_rr).collect();
+    let (Some(encoded), Ok(count)) = (encoded, u16::try_from(records.len())) else {
+        return Slot::Slow;
+    };
+    let rr_len = encoded.first().map_or(0, Vec::len);
+    match pick {
+        Pick::All => Slot::Fixed {
+            count,
+            bytes: encoded.concat().into(),
+        },
+        Pick::Rotate if encoded.iter().all(|rr| rr.len() == rr_len) => Slot::Rotate {
+            count,
+            bytes: encoded.concat().into(),
+            rr_len,
+        },
+        Pick::One => Slot::One {
+            variants: encoded.into_iter().map(Vec::into_boxed_slice).collect(),
+        },
+        Pick::Rotate => Slot::Slow,
+    }
+}
+
+/// One record with its owner as a pointer to offset 12 (the question's name), the rest as
+/// hickory-proto encodes it.
+fn encode_rr(record: &Record) -> Option<Vec<u8>> {
+    let mut rdata = Vec::new();
+    record.data.emit(&mut standalone(&mut rdata)).ok()?;
+    let len = u16::try_from(rdata.len()).ok()?;
+    let mut rr = Vec::with_capacity(12 + rdata.len());
+    rr.extend_from_slice(&[0xc0, 12]);
+    rr.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+    rr.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+    rr.extend_from_slice(&record.ttl.to_be_bytes());
+    rr.extend_from_slice(&len.to_be_bytes());
+    rr.extend_from_slice(&rdata);
+    Some(rr)
+}
+
+/// An encoder whose output can be copied anywhere: no name in it points elsewhere.
+fn standalone(buf: &mut Vec<u8>) -> BinEncoder<'_> {
+    let mut encoder = BinEncoder::new(buf);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    encoder
+}
+
+/// A lower-case name in uncompressed wire form.
+fn wire_name(name: &LowerName) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+/// Answers `query` from `src` into `out` if it is the hot case; `false` leaves it to the
+/// hickory handler. `out` is cleared first and holds the whole response on `true`.
+/// `forwarding` says whether the server forwards at all (RA is set only then).
+pub fn answer(
+    snapshot: &Snapshot,
+    src: IpAddr,
+    query: &[u8],
+    out: &mut Vec<u8>,
+    forwarding: bool,
+) -> bool {
+    let Some(q) = Question::parse(query) else {
+        return false;
+    };
+    let Some(view) = snapshot.view_for(src) else {
+        return false;
+    };
+    let fast = &view.fast;
+    if !fast.enabled {
+        return false;
+    }
+    let name = &q.lower[..q.name_len];
+    // The answer section as two slices to copy one after the other (a rotation's tail, then
+    // its head).
+    let empty: &[u8] = &[];
+    let (rcode, count, records, authority) = match fast.names.get(name) {
+        Some(slots) => match &slots[q.slot] {
+            Slot::Fixed { count, bytes } => (0u8, *count, (&bytes[..], empty), false),
+            Slot::Rotate {
+                count,
+                bytes,
+                rr_len,
+            } => {
+                let (head, tail) = bytes.split_at(fastrand::usize(..usize::from(*count)) * rr_len);
+                (0, *count, (tail, head), false)
+            }
+            Slot::One { variants } => {
+                let pick = &variants[fastrand::usize(..variants.len())];
+                (0, 1, (&pick[..], empty), false)
+            }
+            Slot::NoData => (0, 0, (empty, empty), true),
+            Slot::Slow => return false,
+        },
+        None if q.under(&fast.apex) => (3, 0, (empty, empty), true),
+        None => return false,
+    };
+    let limit = match q.edns_payload {
+        Some(p) => usize::from(p.clamp(512, MAX_UDP_PAYLOAD)),
+        None => 512,
+    };
+    let opt_len = if q.edns_payload.is_some() { 11 } else { 0 };
+    let authority_len = if authority { fast.negative.len() } else { 0 };
+    let total = 12 + q.question.len() + records.0.len() + records.1.len() + authority_len + opt_len;
+    if total > limit {
+        return false; // hickory truncates and sets TC
+    }
+    out.clear();
+    out.extend_from_slice(&query[..2]);
+    out.push(0x80 | 0x04 | (query[2] & 0x01)); // QR, AA, RD as asked
+    let ra = if fast.recursion_available && forwarding {
+        0x80
+    } else {
+        0
+    };
+    out.push(ra | (query[3] & 0x10) | rcode); // RA, CD as asked, RCODE
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&u16::from(authority).to_be_bytes());
+    out.extend_from_slice(&u16::from(q.edns_payload.is_some()).to_be_bytes());
+    out.extend_from_slice(q.question);
+    out.extend_from_slice(records.0);
+    out.extend_from_slice(records.1);
+    if authority {
+        out.extend_from_slice(&fast.negative);
+    }
+    if let Some(p) = q.edns_payload {
+        out.push(0); // root owner
+        out.extend_from_slice(&41u16.to_be_bytes());
+        out.extend_from_slice(&p.clamp(512, MAX_UDP_PAYLOAD).to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // ext RCODE, version 0, flags, RDLEN 0
+    }
+    true
+}
+
+/// The parts of a query the fast path needs, or `None` for anything unusual.
+struct Question<'q> {
+    /// The question section as sent (name with the client's casing, type, class).
+    question: &'q [u8],
+    /// The name in lower case, wire form.
+    lower: [u8; 255],
+    name_len: usize,
+    /// Offsets in `lower` where labels start, for the apex suffix check.
+    starts: [u8; 128],
+    labels: usize,
+    /// Index into [`TYPES`].
+    slot: usize,
+    /// The client's UDP payload size, when it sent OPT.
+    edns_payload: Option<u16>,
+}
+
+impl<'q> Question<'q> {
+    fn parse(query: &'q [u8]) -> Option<Self> {
+        let header = query.get(..12)?;
+        // A query (QR 0), opcode QUERY, not truncated; Z clear.
+        if header[2] & 0xfa != 0 || header[3] & 0x40 != 0 {
+            return None;
+        }
+        let count = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+        if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+            return None;
+        }
+        let mut lower = [0u8; 255];
+        let mut starts = [0u8; 128];
+        let (mut at, mut len, mut labels) = (12usize, 0usize, 0usize);
+        loop {
+            let l = usize::from(*query.get(at)?);
+            if l == 0 {
+                break;
+            }
+            // Compression pointers and the reserved label types are the handler's business.
+            if l > 63 || len + l + 2 > 255 || labels >= starts.len() {
+                return None;
+            }
+            starts[labels] = len as u8;
+            labels += 1;
+            lower[len] = l as u8;
+            let label = query.get(at + 1..at + 1 + l)?;
+            for (dst, src) in lower[len + 1..len + 1 + l].iter_mut().zip(label) {
+                *dst = src.to_ascii_lowercase();
+            }
+            len += l + 1;
+            at += l + 1;
+        }
+        lower[len] = 0;
+        let name_len = len + 1;
+        let fixed = query.get(at + 1..at + 5)?;
+        let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
+        let slot = TYPES.iter().position(|t| u16::from(*t) == qtype)?;
+        if qclass != 1 {
+            return None;
+        }
+        let question_end = at + 5;
+        let mut edns_payload = None;
+        if count(10) == 1 {
+            // Exactly one OPT record at the root, version 0, nothing after it. Its options
+            // (cookies, padding) are not answered, as in the handler.
+            let opt = query.get(question_end..question_end + 11)?;
+            let rtype = u16::from_be_bytes([opt[1], opt[2]]);
+            let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
+            if opt[0] != 0 || rtype != 41 || opt[5] != 0 || opt[6] != 0 {
+                return None;
+            }
+            if query.len() != question_end + 11 + rdlen {
+                return None;
+            }
+            edns_payload = Some(u16::from_be_bytes([opt[3], opt[4]]));
+        } else if query.len() != question_end {
+            return None;
+        }
+        Some(Self {
+            question: &query[12..question_end],
+            lower,
+            name_len,
+            starts,
+            labels,
+            slot,
+            edns_payload,
+        })
+    }
+
+    /// Whether the name is `apex` or below it, on a label boundary.
+    fn under(&self, apex: &[u8]) -> bool {
+        let name = &self.lower[..self.name_len];
+        self.starts[..self.labels]
+            .iter()
+            .map(|s| usize::from(*s))
+            .chain([self.name_len - 1])
+            .any(|s| &name[s..] == apex)
+    }
+}
