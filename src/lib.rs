@@ -48,7 +48,7 @@ pub enum Error {
         error: inventory::InventoryError,
     },
     /// A listen address could not be bound.
-    #[error("failed to listen: {0}")]
+    #[error("failed to listen")]
     Bind(#[from] std::io::Error),
     /// The upstream resolvers could not be set up.
     #[error(transparent)]

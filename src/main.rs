@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,15 @@ enum Command {
         /// The config file.
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// Print a view's forward zone as a master file (for NSD, Knot or a diff).
+    Zone {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The view to print (default: the first configured).
+        #[arg(long)]
+        view: Option<String>,
     },
     /// Print every name the current inventory gives, with its records and instances.
     Names {
@@ -97,7 +107,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            let snapshot = load_snapshot(&config).await?;
+            let (snapshot, timing) = load_snapshot_timed(&config).await?;
             for w in &snapshot.warnings {
                 println!("warning: {w}");
             }
@@ -107,10 +117,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .map(|v| format!("{} {}", v.name, v.name_count()))
                 .collect();
             println!(
-                "{}: OK: zone {}, {} instances, names per view: {}; listening on {}",
+                "{}: OK: zone {}, {} instances (read in {} ms, snapshot built in {} ms), names per \
+                 view: {}; listening on {}",
                 config.path.display(),
                 config.zone.apex,
                 snapshot.instance_count,
+                timing.0.as_millis(),
+                timing.1.as_millis(),
                 views.join(", "),
                 config
                     .server
@@ -127,25 +140,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
             }
-            let zone = match &view {
-                Some(name) => snapshot.view(name).with_context(|| {
-                    let names: Vec<&str> = snapshot.views.iter().map(|v| v.name.as_str()).collect();
-                    format!("no view `{name}`; the config has {}", names.join(", "))
-                })?,
-                None => snapshot.views.first().context("no view is configured")?,
-            };
-            print_rows(&zone.rows());
+            print_rows(&pick_view(&snapshot, view.as_deref())?.rows());
+        }
+        Command::Zone { config, view } => {
+            let config = Config::load(&config)?;
+            let snapshot = load_snapshot(&config).await?;
+            for w in &snapshot.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", pick_view(&snapshot, view.as_deref())?.zone_file());
         }
     }
     Ok(())
 }
 
 async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {
+    Ok(load_snapshot_timed(config).await?.0)
+}
+
+/// The snapshot the inventory gives now, and how long reading and building took.
+async fn load_snapshot_timed(
+    config: &Config,
+) -> anyhow::Result<(stabledns::zone::Snapshot, (Duration, Duration))> {
+    let started = Instant::now();
     let source = stabledns::inventory::Source::from_config(&config.inventory).await;
     let instances = source
         .fetch()
         .await
         .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
+    let read = started.elapsed();
     let serial = stabledns::refresh::next_serial(None, std::time::SystemTime::now());
     // The running server's slot numbers, when it keeps a state file, so `names` shows them.
     let slots = config
@@ -155,9 +178,23 @@ async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snaps
         .and_then(|p| stabledns::state::load(p).ok().flatten())
         .map(|saved| saved.slots)
         .unwrap_or_default();
-    Ok(stabledns::refresh::build_snapshot(
-        config, &instances, serial, &slots,
-    ))
+    let started = Instant::now();
+    let snapshot = stabledns::refresh::build_snapshot(config, &instances, serial, &slots);
+    Ok((snapshot, (read, started.elapsed())))
+}
+
+/// A view by name, or the first one.
+fn pick_view<'a>(
+    snapshot: &'a stabledns::zone::Snapshot,
+    view: Option<&str>,
+) -> anyhow::Result<&'a stabledns::zone::ViewZone> {
+    match view {
+        Some(name) => snapshot.view(name).with_context(|| {
+            let names: Vec<&str> = snapshot.views.iter().map(|v| v.name.as_str()).collect();
+            format!("no view `{name}`; the config has {}", names.join(", "))
+        }),
+        None => snapshot.views.first().context("no view is configured"),
+    }
 }
 
 fn print_rows(rows: &[stabledns::zone::Row]) {

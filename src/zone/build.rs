@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
@@ -40,43 +41,45 @@ pub fn build(
     }
     let primary = primary_names(&owners);
 
-    let views = views_in
+    // Each instance's public DNS name parsed once, not once per name and view.
+    let public: HashMap<&str, Name> = instances
         .iter()
-        .map(|policy| {
-            let mut view = ViewBuilder {
-                zone,
-                policy,
-                serial,
-                nodes: HashMap::new(),
-                zones: Vec::new(),
-            };
-            view.add_zone(&zone.apex);
-            view.add_glue();
-            for (owner, host) in &owners {
-                if policy.is_outside() && host.inside_only {
-                    // Inside-only: the name does not exist outside (NXDOMAIN, not a leak).
-                    continue;
-                }
-                // Instances tagged inside-only are not behind any name outside.
-                let backing: Vec<Backing> = host
-                    .backing
-                    .iter()
-                    .filter(|b| !view.hides(naming, &b.instance))
-                    .cloned()
-                    .collect();
-                let rrsets = host_rrsets(owner, &backing, &by_id, policy, zone.record_ttl);
-                if rrsets.is_empty() {
-                    // Nothing this view may show (e.g. no public address for an outside view):
-                    // the name does not exist here rather than leaking another view's answer.
-                    continue;
-                }
-                view.insert(&apex, LowerName::from(owner), rrsets, backing);
-            }
-            view.add_services(naming, &by_id, &mut warnings);
-            view.add_reverse(naming, &primary, &by_id, &mut warnings);
-            view.finish()
-        })
+        .filter_map(|i| Some((i.id.as_str(), fqdn(i.public_dns_name.as_deref()?)?)))
         .collect();
+    // The instances behind each name, shared by every view that shows them all.
+    let shared: Vec<Arc<[Backing]>> = owners
+        .iter()
+        .map(|(_, host)| Arc::from(host.backing.as_slice()))
+        .collect();
+    let ctx = Context {
+        zone,
+        naming,
+        by_id: &by_id,
+        public: &public,
+        primary: &primary,
+        owners: &owners,
+        shared: &shared,
+        serial,
+    };
+    // Views are independent: build them on all cores at once.
+    let built: Vec<(ViewZone, Vec<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = views_in
+            .iter()
+            .map(|policy| scope.spawn(|| build_view(&ctx, policy)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut views = Vec::with_capacity(built.len());
+    for (view, w) in built {
+        views.push(view);
+        warnings.extend(w);
+    }
 
     let names = owners
         .iter()
@@ -106,6 +109,64 @@ pub fn build(
         views,
         warnings,
     }
+}
+
+/// What every view's build reads.
+struct Context<'a> {
+    zone: &'a ZoneConfig,
+    naming: &'a Naming,
+    by_id: &'a HashMap<&'a str, &'a Instance>,
+    public: &'a HashMap<&'a str, Name>,
+    primary: &'a HashMap<&'a str, (&'a Name, bool)>,
+    owners: &'a [(Name, &'a HostName)],
+    shared: &'a [Arc<[Backing]>],
+    serial: u32,
+}
+
+/// One view's zone, and the warnings building it gave.
+fn build_view(ctx: &Context<'_>, policy: &ViewPolicy) -> (ViewZone, Vec<String>) {
+    let zone = ctx.zone;
+    let apex = LowerName::from(&zone.apex);
+    let mut warnings = Vec::new();
+    let mut view = ViewBuilder {
+        zone,
+        policy,
+        serial: ctx.serial,
+        nodes: HashMap::with_capacity(ctx.owners.len() + 16),
+        zones: Vec::new(),
+    };
+    view.add_zone(&zone.apex);
+    view.add_glue();
+    for ((owner, host), shared) in ctx.owners.iter().zip(ctx.shared) {
+        if policy.is_outside() && host.inside_only {
+            // Inside-only: the name does not exist outside (NXDOMAIN, not a leak).
+            continue;
+        }
+        // Instances tagged inside-only are not behind any name outside.
+        let backing = if host
+            .backing
+            .iter()
+            .any(|b| view.hides(ctx.naming, &b.instance))
+        {
+            host.backing
+                .iter()
+                .filter(|b| !view.hides(ctx.naming, &b.instance))
+                .cloned()
+                .collect()
+        } else {
+            shared.clone()
+        };
+        let rrsets = host_rrsets(owner, &backing, ctx, policy);
+        if rrsets.is_empty() {
+            // Nothing this view may show (e.g. no public address for an outside view): the
+            // name does not exist here rather than leaking another view's answer.
+            continue;
+        }
+        view.insert(&apex, LowerName::from(owner), rrsets, backing);
+    }
+    view.add_services(ctx.naming, ctx.by_id, &mut warnings);
+    view.add_reverse(ctx.naming, ctx.primary, ctx.by_id, &mut warnings);
+    (view.finish(), warnings)
 }
 
 /// A relative name under `apex`.
@@ -235,7 +296,7 @@ impl ViewBuilder<'_> {
                         pick: Pick::All,
                     },
                 ],
-                backing: Vec::new(),
+                backing: Arc::from([]),
             },
         );
         self.zones.push(ZoneCut { apex, negative_soa });
@@ -262,7 +323,7 @@ impl ViewBuilder<'_> {
                 &apex,
                 LowerName::from(&ns.name),
                 address_sets(records),
-                Vec::new(),
+                Arc::from([]),
             );
         }
         if let Some(ns) = self
@@ -279,7 +340,7 @@ impl ViewBuilder<'_> {
         apex: &LowerName,
         key: LowerName,
         rrsets: Vec<RrSet>,
-        backing: Vec<Backing>,
+        backing: Arc<[Backing]>,
     ) {
         add_ancestors(apex, &key, &mut self.nodes);
         self.nodes.insert(key, Node { rrsets, backing });
@@ -364,7 +425,7 @@ impl ViewBuilder<'_> {
                 additionals: Vec::new(),
                 pick,
             };
-            self.insert(&apex, LowerName::from(&owner), vec![set], backing);
+            self.insert(&apex, LowerName::from(&owner), vec![set], backing.into());
         }
     }
 
@@ -438,10 +499,10 @@ impl ViewBuilder<'_> {
                             additionals: Vec::new(),
                             pick: Pick::All,
                         };
-                        let backing = vec![Backing {
+                        let backing = Arc::from([Backing {
                             instance: (*id).to_owned(),
                             via: vec![format!("address of {id}")],
-                        }];
+                        }]);
                         self.insert(&apex, key, vec![set], backing);
                     }
                 }
@@ -576,17 +637,17 @@ fn view_addresses(inst: &Instance, kind: AddressKind) -> BTreeSet<IpAddr> {
 fn host_rrsets(
     owner: &Name,
     backing: &[Backing],
-    by_id: &HashMap<&str, &Instance>,
+    ctx: &Context<'_>,
     policy: &ViewPolicy,
-    ttl: u32,
 ) -> Vec<RrSet> {
+    let ttl = ctx.zone.record_ttl;
     let backing: Vec<&Instance> = backing
         .iter()
-        .filter_map(|b| by_id.get(b.instance.as_str()).copied())
+        .filter_map(|b| ctx.by_id.get(b.instance.as_str()).copied())
         .collect();
     let tier = backing.len() > 1;
     let cname = |target: Name| Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target)));
-    let public_name = |inst: &Instance| inst.public_dns_name.as_deref().and_then(fqdn);
+    let public_name = |inst: &Instance| ctx.public.get(inst.id.as_str()).cloned();
     if let ([only], SingleMode::Cname, false) = (backing.as_slice(), policy.single, tier)
         && let Some(target) = public_name(only)
     {

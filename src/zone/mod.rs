@@ -119,7 +119,7 @@ struct Node {
     rrsets: Vec<RrSet>,
     /// The instances behind the name and the rules that made it (none for the zone's own
     /// names).
-    backing: Vec<Backing>,
+    backing: Arc<[Backing]>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -193,7 +193,7 @@ impl ViewZone {
 
     /// The instances behind a name and why, if the view has the name.
     pub fn backing(&self, name: &LowerName) -> Option<&[Backing]> {
-        self.nodes.get(name).map(|n| n.backing.as_slice())
+        self.nodes.get(name).map(|n| &n.backing[..])
     }
 
     /// The record sets at a name in presentation form (type, data), for `_explain` answers.
@@ -229,6 +229,34 @@ impl ViewZone {
             (a.name.as_str(), u16::from(a.rtype)).cmp(&(b.name.as_str(), u16::from(b.rtype)))
         });
         rows
+    }
+
+    /// The forward zone in RFC 1035 master-file form (SOA first, then every record sorted by
+    /// owner and type), e.g. for loading into NSD or Knot to compare answers. Not for the
+    /// query path. Tiers are written in their stored order.
+    pub fn zone_file(&self) -> String {
+        let Some(forward) = self.zones.first() else {
+            return String::new();
+        };
+        let mut records: Vec<&Record> = self
+            .nodes
+            .iter()
+            .filter(|(name, _)| forward.apex.zone_of(name))
+            .flat_map(|(_, node)| node.rrsets.iter().flat_map(|s| s.records.iter()))
+            .collect();
+        records.sort_by_key(|r| {
+            (
+                r.record_type() != RecordType::SOA,
+                r.name.to_ascii(),
+                u16::from(r.record_type()),
+            )
+        });
+        let mut out = String::new();
+        for r in records {
+            out.push_str(&r.to_string());
+            out.push('\n');
+        }
+        out
     }
 
     /// How many names have data (not counting empty non-terminals).
