@@ -29,6 +29,7 @@ use super::Handler;
 use crate::zone::fast;
 
 /// The largest datagram we read: anything longer is not a DNS query we answer.
+#[cfg(not(target_os = "linux"))]
 const MAX_DATAGRAM: usize = 65_535;
 
 /// Counters of the UDP path.
@@ -48,6 +49,47 @@ pub async fn serve(
     stats: Arc<UdpStats>,
     shutdown: CancellationToken,
 ) {
+    #[cfg(target_os = "linux")]
+    {
+        batch::serve(socket, handler, fast_path, stats, shutdown).await;
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        serve_one_by_one(socket, handler, fast_path, stats, shutdown).await;
+    }
+}
+
+/// What to do with one received datagram: answer it into `out` (true) or hand it to the
+/// hickory handler in a task of its own (false).
+fn dispatch(
+    query: &[u8],
+    src: SocketAddr,
+    out: &mut Vec<u8>,
+    ctx: (&Arc<UdpSocket>, &Handler, bool, &UdpStats),
+) -> bool {
+    let (socket, handler, fast_path, stats) = ctx;
+    if src.port() == 0 || src.ip().is_unspecified() {
+        return false;
+    }
+    if fast_path && handler.answer_fast(src.ip(), query, out) {
+        stats.fast.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    stats.slow.fetch_add(1, Ordering::Relaxed);
+    let (socket, handler, raw) = (socket.clone(), handler.clone(), query.to_vec());
+    tokio::spawn(async move { slow(raw, src, socket, handler).await });
+    false
+}
+
+/// One `recv_from` and one `send_to` per query: for systems without `recvmmsg`.
+#[cfg(not(target_os = "linux"))]
+async fn serve_one_by_one(
+    socket: Arc<UdpSocket>,
+    handler: Handler,
+    fast_path: bool,
+    stats: Arc<UdpStats>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(usize::from(fast::MAX_UDP_PAYLOAD));
     loop {
@@ -55,27 +97,213 @@ pub async fn serve(
             r = socket.recv_from(&mut buf) => match r {
                 Ok(r) => r,
                 Err(error) => {
-                    // ICMP errors from earlier sends surface here on Linux; keep serving.
                     debug!(%error, "UDP receive error");
                     continue;
                 }
             },
             () = shutdown.cancelled() => return,
         };
-        if src.port() == 0 || src.ip().is_unspecified() {
-            continue;
-        }
-        let query = &buf[..len];
-        if fast_path && handler.answer_fast(src.ip(), query, &mut out) {
-            stats.fast.fetch_add(1, Ordering::Relaxed);
+        if dispatch(
+            &buf[..len],
+            src,
+            &mut out,
+            (&socket, &handler, fast_path, &stats),
+        ) {
             if let Err(error) = socket.send_to(&out, src).await {
                 debug!(%src, %error, "failed to send a UDP response");
             }
-            continue;
         }
-        stats.slow.fetch_add(1, Ordering::Relaxed);
-        let (socket, handler, raw) = (socket.clone(), handler.clone(), query.to_vec());
-        tokio::spawn(async move { slow(raw, src, socket, handler).await });
+    }
+}
+
+/// `recvmmsg`/`sendmmsg`: up to [`batch::SIZE`] datagrams per system call each way, which is
+/// most of what a query costs once the answer is a copy.
+#[cfg(target_os = "linux")]
+mod batch {
+    use std::io;
+    use std::mem::{size_of, zeroed};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+
+    use tokio::io::Interest;
+    use tokio::net::UdpSocket;
+    use tokio_util::sync::CancellationToken;
+    use tracing::debug;
+
+    use super::{Handler, UdpStats, dispatch, fast};
+
+    /// Datagrams per system call.
+    pub const SIZE: usize = 32;
+    /// Room per received datagram; a longer one arrives cut (MSG_TRUNC) and is left to the
+    /// handler, which answers FORMERR or nothing, as for any garbage.
+    const SLOT: usize = 4096;
+
+    pub async fn serve(
+        socket: Arc<UdpSocket>,
+        handler: Handler,
+        fast_path: bool,
+        stats: Arc<UdpStats>,
+        shutdown: CancellationToken,
+    ) {
+        let fd = socket.as_raw_fd();
+        let mut bufs = vec![[0u8; SLOT]; SIZE];
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; SIZE];
+        let mut outs: Vec<Vec<u8>> = (0..SIZE)
+            .map(|_| Vec::with_capacity(usize::from(fast::MAX_UDP_PAYLOAD)))
+            .collect();
+        let mut lens = [0usize; SIZE];
+        let mut answered = [false; SIZE];
+        loop {
+            let received = tokio::select! {
+                r = socket.async_io(Interest::READABLE, || recv_batch(fd, &mut bufs, &mut addrs, &mut lens)) => r,
+                () = shutdown.cancelled() => return,
+            };
+            let n = match received {
+                Ok(n) => n,
+                Err(error) => {
+                    // ICMP errors from earlier sends surface here on Linux; keep serving.
+                    debug!(%error, "UDP receive error");
+                    continue;
+                }
+            };
+            for i in 0..n {
+                answered[i] = match socket_addr(&addrs[i]) {
+                    Some(src) => dispatch(
+                        &bufs[i][..lens[i]],
+                        src,
+                        &mut outs[i],
+                        (&socket, &handler, fast_path, &stats),
+                    ),
+                    None => false,
+                };
+            }
+            let mut order = [0usize; SIZE];
+            let mut count = 0;
+            for i in (0..n).filter(|&i| answered[i]) {
+                order[count] = i;
+                count += 1;
+            }
+            let mut done = 0;
+            while done < count {
+                let pending = &order[done..count];
+                let sent = socket
+                    .async_io(Interest::WRITABLE, || {
+                        send_batch(fd, pending, &outs, &addrs)
+                    })
+                    .await;
+                done += match sent {
+                    Ok(k) => k.max(1),
+                    Err(error) => {
+                        // The first datagram failed (e.g. an unreachable client): skip it.
+                        debug!(%error, "UDP send error");
+                        1
+                    }
+                };
+            }
+        }
+    }
+
+    /// One non-blocking `recvmmsg`; `Ok(n)` datagrams, `WouldBlock` when there are none.
+    fn recv_batch(
+        fd: i32,
+        bufs: &mut [[u8; SLOT]],
+        addrs: &mut [libc::sockaddr_storage],
+        lens: &mut [usize; SIZE],
+    ) -> io::Result<usize> {
+        // SAFETY: every pointer below points into `bufs`, `addrs` or the local arrays, which
+        // outlive the call; lengths match the buffers.
+        unsafe {
+            let mut iovs: [libc::iovec; SIZE] = zeroed();
+            let mut hdrs: [libc::mmsghdr; SIZE] = zeroed();
+            for i in 0..SIZE {
+                iovs[i].iov_base = bufs[i].as_mut_ptr().cast();
+                iovs[i].iov_len = SLOT;
+                hdrs[i].msg_hdr.msg_name = (&raw mut addrs[i]).cast();
+                hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+                hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
+                hdrs[i].msg_hdr.msg_iovlen = 1;
+            }
+            let n = libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                SIZE as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            );
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            for i in 0..n {
+                lens[i] = (hdrs[i].msg_len as usize).min(SLOT);
+            }
+            Ok(n)
+        }
+    }
+
+    /// One non-blocking `sendmmsg` of the answers at `which`; `Ok(k)` for how many went.
+    fn send_batch(
+        fd: i32,
+        which: &[usize],
+        outs: &[Vec<u8>],
+        addrs: &[libc::sockaddr_storage],
+    ) -> io::Result<usize> {
+        let count = which.len().min(SIZE);
+        // SAFETY: as in `recv_batch`; the kernel only reads the buffers and addresses.
+        unsafe {
+            let mut iovs: [libc::iovec; SIZE] = zeroed();
+            let mut hdrs: [libc::mmsghdr; SIZE] = zeroed();
+            for (slot, &i) in which.iter().take(count).enumerate() {
+                iovs[slot].iov_base = outs[i].as_ptr() as *mut libc::c_void;
+                iovs[slot].iov_len = outs[i].len();
+                hdrs[slot].msg_hdr.msg_name = (&raw const addrs[i]) as *mut libc::c_void;
+                hdrs[slot].msg_hdr.msg_namelen = addr_len(&addrs[i]);
+                hdrs[slot].msg_hdr.msg_iov = &raw mut iovs[slot];
+                hdrs[slot].msg_hdr.msg_iovlen = 1;
+            }
+            let n = libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(n as usize)
+        }
+    }
+
+    fn addr_len(addr: &libc::sockaddr_storage) -> u32 {
+        match i32::from(addr.ss_family) {
+            libc::AF_INET => size_of::<libc::sockaddr_in>() as u32,
+            _ => size_of::<libc::sockaddr_in6>() as u32,
+        }
+    }
+
+    fn socket_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(addr.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says this storage holds a sockaddr_in.
+                let v4 = unsafe {
+                    &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+                    u16::from_be(v4.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says this storage holds a sockaddr_in6.
+                let v6 = unsafe {
+                    &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                    u16::from_be(v6.sin6_port),
+                    v6.sin6_flowinfo,
+                    v6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
     }
 }
 
