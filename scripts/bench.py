@@ -125,7 +125,8 @@ def dig_short(port, name):
         ["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=2", "+tries=2", name, "A"],
         capture_output=True, text=True, check=False,
     ).stdout
-    return sorted(out.split())
+    # dig +short prints errors (";; communications error ...") on stdout too.
+    return sorted(w for line in out.splitlines() if not line.startswith(";") for w in line.split())
 
 
 def wait_answer(port, name, what, seconds=60):

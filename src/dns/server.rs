@@ -61,15 +61,20 @@ pub async fn bind(
     let mut udp = JoinSet::new();
     let udp_shutdown = CancellationToken::new();
     let udp_stats = Arc::new(UdpStats::default());
-    // One socket per core: the kernel spreads clients over them by their address hash.
+    // One receiving task per core.
     let per_address = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     for &addr in listen {
         let (first, tcp) = bind_pair(addr).await?;
         let local = first.local_addr()?;
-        let mut sockets = vec![first];
+        // Copies of one socket rather than SO_REUSEPORT siblings: the kernel hashes each client
+        // to one sibling, so a few busy clients could pin one core; a shared socket hands the
+        // next datagram to whichever task asks first.
+        let std_socket = first.into_std()?;
+        let mut sockets = Vec::with_capacity(per_address);
         for _ in 1..per_address {
-            sockets.push(udp_socket(local)?);
+            sockets.push(UdpSocket::from_std(std_socket.try_clone()?)?);
         }
+        sockets.push(UdpSocket::from_std(std_socket)?);
         info!(udp_sockets = sockets.len(), %local, "listening on UDP and TCP");
         for socket in sockets {
             udp.spawn(udp::serve(
@@ -92,10 +97,9 @@ pub async fn bind(
     })
 }
 
-/// A non-blocking UDP socket with SO_REUSEPORT, so several can share one port.
+/// A non-blocking UDP socket with a large receive buffer.
 fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
     // Best effort: a smaller buffer only drops more under overload.
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     socket.set_nonblocking(true)?;

@@ -1,8 +1,8 @@
 //! UDP serving: the fast path inline, everything else through the hickory handler.
 //!
 //! hickory's `Server` reads its UDP sockets itself, which leaves no place for a fast path, so
-//! UDP is served here (TCP stays with hickory). Each address gets one socket per core, bound
-//! with SO_REUSEPORT so the kernel spreads clients over them, and one task per socket. A task
+//! UDP is served here (TCP stays with hickory). Each address gets one socket read by one task
+//! per core (with `recvmmsg`/`sendmmsg` on Linux, 32 datagrams per system call). A task
 //! answers the hot case from the snapshot's precomputed bytes without leaving its loop; any
 //! other datagram is decoded into a hickory `Request` and handled in a task of its own, with
 //! the same rules as hickory's server: datagrams too short for a header and responses are
