@@ -339,9 +339,16 @@ impl ViewBuilder<'_> {
         &mut self,
         apex: &LowerName,
         key: LowerName,
-        rrsets: Vec<RrSet>,
+        mut rrsets: Vec<RrSet>,
         backing: Arc<[Backing]>,
     ) {
+        // Vectors grown by push keep room for four 272-byte records; with hundreds of
+        // thousands of one-record sets that slack was most of the snapshot.
+        rrsets.shrink_to_fit();
+        for set in &mut rrsets {
+            set.records.shrink_to_fit();
+            set.additionals.shrink_to_fit();
+        }
         add_ancestors(apex, &key, &mut self.nodes);
         self.nodes.insert(key, Node { rrsets, backing });
     }
