@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
 use tracing::info;
 
 use super::Handler;
@@ -28,8 +28,8 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 /// A bound, running DNS server.
 pub struct DnsServer {
     server: Server<Handler>,
-    udp: JoinSet<()>,
-    udp_shutdown: CancellationToken,
+    udp: Vec<std::thread::JoinHandle<()>>,
+    udp_shutdown: Arc<AtomicBool>,
     /// The addresses actually bound (port 0 resolved).
     pub addrs: Vec<SocketAddr>,
     /// UDP counters.
@@ -39,8 +39,16 @@ pub struct DnsServer {
 impl DnsServer {
     /// Stops accepting, lets in-flight answers finish, and waits for the socket tasks.
     pub async fn shutdown(mut self) -> io::Result<()> {
-        self.udp_shutdown.cancel();
-        while self.udp.join_next().await.is_some() {}
+        self.udp_shutdown.store(true, Ordering::Relaxed);
+        let threads = std::mem::take(&mut self.udp);
+        // The threads notice within one receive timeout; wait for them off the runtime.
+        tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await
+        .map_err(io::Error::other)?;
         self.server
             .shutdown_gracefully()
             .await
@@ -58,32 +66,33 @@ pub async fn bind(
 ) -> io::Result<DnsServer> {
     let mut server = Server::new(handler.clone());
     let mut addrs = Vec::with_capacity(listen.len());
-    let mut udp = JoinSet::new();
-    let udp_shutdown = CancellationToken::new();
+    let mut udp = Vec::new();
+    let udp_shutdown = Arc::new(AtomicBool::new(false));
     let udp_stats = Arc::new(UdpStats::default());
-    // One receiving task per core.
+    let runtime = tokio::runtime::Handle::current();
+    // One receiving thread per core.
     let per_address = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     for &addr in listen {
         let (first, tcp) = bind_pair(addr).await?;
         let local = first.local_addr()?;
-        // Copies of one socket rather than SO_REUSEPORT siblings: the kernel hashes each client
-        // to one sibling, so a few busy clients could pin one core; a shared socket hands the
-        // next datagram to whichever task asks first.
-        let std_socket = first.into_std()?;
-        let mut sockets = Vec::with_capacity(per_address);
-        for _ in 1..per_address {
-            sockets.push(UdpSocket::from_std(std_socket.try_clone()?)?);
-        }
-        sockets.push(UdpSocket::from_std(std_socket)?);
-        info!(udp_sockets = sockets.len(), %local, "listening on UDP and TCP");
-        for socket in sockets {
-            udp.spawn(udp::serve(
-                Arc::new(socket),
-                handler.clone(),
+        // One socket read by every thread rather than SO_REUSEPORT siblings: the kernel hashes
+        // each client to one sibling, so a few busy clients could pin one core; a shared socket
+        // hands the next datagram to whichever thread asks first.
+        let socket = Arc::new(first);
+        info!(udp_threads = per_address, %local, "listening on UDP and TCP");
+        for n in 0..per_address {
+            let worker = udp::Worker {
+                socket: socket.clone(),
+                handler: handler.clone(),
                 fast_path,
-                udp_stats.clone(),
-                udp_shutdown.clone(),
-            ));
+                stats: udp_stats.clone(),
+                shutdown: udp_shutdown.clone(),
+                runtime: runtime.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("udp-{local}-{n}"))
+                .spawn(move || udp::serve(worker))?;
+            udp.push(thread);
         }
         server.register_listener(tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
         addrs.push(local);
@@ -97,21 +106,22 @@ pub async fn bind(
     })
 }
 
-/// A non-blocking UDP socket with a large receive buffer.
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// A blocking UDP socket with a large receive buffer and a receive timeout, so its threads
+/// notice shutdown.
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a smaller buffer only drops more under overload.
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
-    socket.set_nonblocking(true)?;
+    socket.set_read_timeout(Some(udp::SHUTDOWN_POLL))?;
     socket
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("failed to bind UDP {addr}: {e}")))?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// UDP and TCP on one port. For port 0 the kernel picks a UDP port that may be taken on TCP,
 /// so try a few.
-async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
     let attempts = if addr.port() == 0 {
         EPHEMERAL_ATTEMPTS
     } else {

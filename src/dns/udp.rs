@@ -1,17 +1,19 @@
 //! UDP serving: the fast path inline, everything else through the hickory handler.
 //!
 //! hickory's `Server` reads its UDP sockets itself, which leaves no place for a fast path, so
-//! UDP is served here (TCP stays with hickory). Each address gets one socket read by one task
-//! per core (with `recvmmsg`/`sendmmsg` on Linux, 32 datagrams per system call). A task
-//! answers the hot case from the snapshot's precomputed bytes without leaving its loop; any
-//! other datagram is decoded into a hickory `Request` and handled in a task of its own, with
-//! the same rules as hickory's server: datagrams too short for a header and responses are
-//! dropped, undecodable queries get FORMERR, answers are encoded (and truncated) for the
-//! client's UDP size.
+//! UDP is served here (TCP stays with hickory). Each address gets one blocking socket read by
+//! one OS thread per core (with `recvmmsg`/`sendmmsg` on Linux, 32 datagrams per system call):
+//! a thread blocked in the kernel takes the next datagram as soon as it arrives, where an async
+//! task would first wait for the reactor to wake it. A thread answers the hot case from the
+//! snapshot's precomputed bytes without leaving its loop; any other datagram is decoded into a
+//! hickory `Request` and handled in a task on the async runtime, with the same rules as
+//! hickory's server: datagrams too short for a header and responses are dropped, undecodable
+//! queries get FORMERR, answers are encoded (and truncated) for the client's UDP size.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hickory_proto::op::{Header, HeaderCounts, MessageType, ResponseCode};
 use hickory_proto::rr::Record;
@@ -21,8 +23,6 @@ use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
-use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Handler;
@@ -41,75 +41,73 @@ pub struct UdpStats {
     pub slow: AtomicU64,
 }
 
-/// Serves one socket until `shutdown`.
-pub async fn serve(
-    socket: Arc<UdpSocket>,
-    handler: Handler,
-    fast_path: bool,
-    stats: Arc<UdpStats>,
-    shutdown: CancellationToken,
-) {
+/// How often a blocked thread looks at the shutdown flag.
+pub const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What a serving thread needs.
+pub struct Worker {
+    /// A blocking socket with a receive timeout of [`SHUTDOWN_POLL`].
+    pub socket: Arc<UdpSocket>,
+    /// Answers what the fast path does not.
+    pub handler: Handler,
+    /// Whether the fast path is on.
+    pub fast_path: bool,
+    /// Counters.
+    pub stats: Arc<UdpStats>,
+    /// Set to stop.
+    pub shutdown: Arc<AtomicBool>,
+    /// Where slow-path tasks run.
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// Serves one socket on this (blocking) thread until `shutdown` is set.
+pub fn serve(worker: Worker) {
     #[cfg(target_os = "linux")]
-    {
-        batch::serve(socket, handler, fast_path, stats, shutdown).await;
-    }
+    batch::serve(worker);
     #[cfg(not(target_os = "linux"))]
-    {
-        serve_one_by_one(socket, handler, fast_path, stats, shutdown).await;
-    }
+    serve_one_by_one(worker);
 }
 
 /// What to do with one received datagram: answer it into `out` (true) or hand it to the
 /// hickory handler in a task of its own (false).
-fn dispatch(
-    query: &[u8],
-    src: SocketAddr,
-    out: &mut Vec<u8>,
-    ctx: (&Arc<UdpSocket>, &Handler, bool, &UdpStats),
-) -> bool {
-    let (socket, handler, fast_path, stats) = ctx;
+fn dispatch(query: &[u8], src: SocketAddr, out: &mut Vec<u8>, w: &Worker) -> bool {
     if src.port() == 0 || src.ip().is_unspecified() {
         return false;
     }
-    if fast_path && handler.answer_fast(src.ip(), query, out) {
-        stats.fast.fetch_add(1, Ordering::Relaxed);
+    if w.fast_path && w.handler.answer_fast(src.ip(), query, out) {
+        w.stats.fast.fetch_add(1, Ordering::Relaxed);
         return true;
     }
-    stats.slow.fetch_add(1, Ordering::Relaxed);
-    let (socket, handler, raw) = (socket.clone(), handler.clone(), query.to_vec());
-    tokio::spawn(async move { slow(raw, src, socket, handler).await });
+    w.stats.slow.fetch_add(1, Ordering::Relaxed);
+    let (socket, handler, raw) = (w.socket.clone(), w.handler.clone(), query.to_vec());
+    w.runtime
+        .spawn(async move { slow(raw, src, socket, handler).await });
     false
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// One `recv_from` and one `send_to` per query: for systems without `recvmmsg`.
 #[cfg(not(target_os = "linux"))]
-async fn serve_one_by_one(
-    socket: Arc<UdpSocket>,
-    handler: Handler,
-    fast_path: bool,
-    stats: Arc<UdpStats>,
-    shutdown: CancellationToken,
-) {
+fn serve_one_by_one(w: Worker) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(usize::from(fast::MAX_UDP_PAYLOAD));
-    loop {
-        let (len, src) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(error) => {
-                    debug!(%error, "UDP receive error");
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => return,
+    while !w.shutdown.load(Ordering::Relaxed) {
+        let (len, src) = match w.socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) if is_timeout(&e) => continue,
+            Err(error) => {
+                debug!(%error, "UDP receive error");
+                continue;
+            }
         };
-        if dispatch(
-            &buf[..len],
-            src,
-            &mut out,
-            (&socket, &handler, fast_path, &stats),
-        ) {
-            if let Err(error) = socket.send_to(&out, src).await {
+        if dispatch(&buf[..len], src, &mut out, &w) {
+            if let Err(error) = w.socket.send_to(&out, src) {
                 debug!(%src, %error, "failed to send a UDP response");
             }
         }
@@ -124,14 +122,11 @@ mod batch {
     use std::mem::{size_of, zeroed};
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
-    use tokio::io::Interest;
-    use tokio::net::UdpSocket;
-    use tokio_util::sync::CancellationToken;
     use tracing::debug;
 
-    use super::{Handler, UdpStats, dispatch, fast};
+    use super::{Worker, dispatch, fast, is_timeout};
 
     /// Datagrams per system call.
     pub const SIZE: usize = 32;
@@ -139,14 +134,8 @@ mod batch {
     /// handler, which answers FORMERR or nothing, as for any garbage.
     const SLOT: usize = 4096;
 
-    pub async fn serve(
-        socket: Arc<UdpSocket>,
-        handler: Handler,
-        fast_path: bool,
-        stats: Arc<UdpStats>,
-        shutdown: CancellationToken,
-    ) {
-        let fd = socket.as_raw_fd();
+    pub fn serve(w: Worker) {
+        let fd = w.socket.as_raw_fd();
         let mut bufs = vec![[0u8; SLOT]; SIZE];
         // SAFETY: all-zero is a valid sockaddr_storage.
         let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; SIZE];
@@ -154,47 +143,31 @@ mod batch {
             .map(|_| Vec::with_capacity(usize::from(fast::MAX_UDP_PAYLOAD)))
             .collect();
         let mut lens = [0usize; SIZE];
-        let mut answered = [false; SIZE];
-        loop {
-            let received = tokio::select! {
-                r = socket.async_io(Interest::READABLE, || recv_batch(fd, &mut bufs, &mut addrs, &mut lens)) => r,
-                () = shutdown.cancelled() => return,
-            };
-            let n = match received {
+        while !w.shutdown.load(Ordering::Relaxed) {
+            let n = match recv_batch(fd, &mut bufs, &mut addrs, &mut lens) {
                 Ok(n) => n,
+                Err(e) if is_timeout(&e) => continue,
                 Err(error) => {
                     // ICMP errors from earlier sends surface here on Linux; keep serving.
                     debug!(%error, "UDP receive error");
                     continue;
                 }
             };
-            for i in 0..n {
-                answered[i] = match socket_addr(&addrs[i]) {
-                    Some(src) => dispatch(
-                        &bufs[i][..lens[i]],
-                        src,
-                        &mut outs[i],
-                        (&socket, &handler, fast_path, &stats),
-                    ),
-                    None => false,
-                };
-            }
             let mut order = [0usize; SIZE];
             let mut count = 0;
-            for i in (0..n).filter(|&i| answered[i]) {
-                order[count] = i;
-                count += 1;
+            for i in 0..n {
+                let answered = socket_addr(&addrs[i])
+                    .is_some_and(|src| dispatch(&bufs[i][..lens[i]], src, &mut outs[i], &w));
+                if answered {
+                    order[count] = i;
+                    count += 1;
+                }
             }
             let mut done = 0;
             while done < count {
-                let pending = &order[done..count];
-                let sent = socket
-                    .async_io(Interest::WRITABLE, || {
-                        send_batch(fd, pending, &outs, &addrs)
-                    })
-                    .await;
-                done += match sent {
+                done += match send_batch(fd, &order[done..count], &outs, &addrs) {
                     Ok(k) => k.max(1),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
                     Err(error) => {
                         // The first datagram failed (e.g. an unreachable client): skip it.
                         debug!(%error, "UDP send error");
@@ -205,7 +178,8 @@ mod batch {
         }
     }
 
-    /// One non-blocking `recvmmsg`; `Ok(n)` datagrams, `WouldBlock` when there are none.
+    /// One blocking `recvmmsg` that returns once at least one datagram is in
+    /// (MSG_WAITFORONE), or after the socket's receive timeout.
     fn recv_batch(
         fd: i32,
         bufs: &mut [[u8; SLOT]],
@@ -229,7 +203,7 @@ mod batch {
                 fd,
                 hdrs.as_mut_ptr(),
                 SIZE as u32,
-                libc::MSG_DONTWAIT,
+                libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
             );
             if n < 0 {
@@ -243,7 +217,7 @@ mod batch {
         }
     }
 
-    /// One non-blocking `sendmmsg` of the answers at `which`; `Ok(k)` for how many went.
+    /// One `sendmmsg` of the answers at `which`; `Ok(k)` for how many went.
     fn send_batch(
         fd: i32,
         which: &[usize],
@@ -263,7 +237,7 @@ mod batch {
                 hdrs[slot].msg_hdr.msg_iov = &raw mut iovs[slot];
                 hdrs[slot].msg_hdr.msg_iovlen = 1;
             }
-            let n = libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT);
+            let n = libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, 0);
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -382,9 +356,9 @@ impl ResponseHandler for UdpResponder {
                 ResponseInfo::from(header)
             }
         };
+        // A blocking send on UDP waits only while the socket's send buffer is full.
         self.socket
             .send_to(&bytes, self.dst)
-            .await
             .map_err(|e| NetError::from(std::io::Error::new(e.kind(), e.to_string())))?;
         Ok(info)
     }

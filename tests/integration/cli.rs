@@ -148,7 +148,7 @@ fn a_bad_config_fails_with_file_key_and_line() {
         assert!(!out.status.success(), "{cmd} accepted a bad config");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("bad.toml:15: invalid `zone.apex`"),
+            stderr.contains("bad.toml:18: invalid `zone.apex`"),
             "{cmd}: {stderr}"
         );
     }
