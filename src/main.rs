@@ -179,7 +179,8 @@ async fn load_snapshot_timed(
         .map(|saved| saved.slots)
         .unwrap_or_default();
     let started = Instant::now();
-    let snapshot = stabledns::refresh::build_snapshot(config, &instances, serial, &slots);
+    let fleet: std::sync::Arc<[stabledns::inventory::Instance]> = instances.into();
+    let snapshot = stabledns::refresh::build_snapshot(config, &fleet, serial, &slots);
     Ok((snapshot, (read, started.elapsed())))
 }
 

@@ -60,7 +60,7 @@ const MAX_DIFF_LINES: usize = 50;
 /// numbers to keep (the previous snapshot's).
 pub fn build_snapshot(
     config: &Config,
-    instances: &[Instance],
+    instances: &Arc<[Instance]>,
     serial: u32,
     slots: &naming::Slots,
 ) -> Snapshot {
@@ -179,11 +179,12 @@ impl Refresher {
         let loaded = tokio::task::spawn_blocking(move || state::load(&path)).await;
         match loaded {
             Ok(Ok(Some(saved))) => {
-                let snapshot =
-                    build_snapshot(&self.config, &saved.instances, saved.serial, &saved.slots);
+                let count = saved.instances.len();
+                let fleet: Arc<[Instance]> = saved.instances.into();
+                let snapshot = build_snapshot(&self.config, &fleet, saved.serial, &saved.slots);
                 info!(
                     serial = saved.serial,
-                    instances = saved.instances.len(),
+                    instances = count,
                     saved_at = %saved.saved_at,
                     "serving the state file's fleet until the inventory answers"
                 );
@@ -204,8 +205,8 @@ impl Refresher {
 
     /// One refresh: fetch, and publish if the answers changed and the valve allows.
     pub async fn refresh_once(&mut self) -> Result<Outcome, InventoryError> {
-        let instances = match self.source.fetch().await {
-            Ok(i) => i,
+        let instances: Arc<[Instance]> = match self.source.fetch().await {
+            Ok(i) => i.into(),
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -453,6 +454,7 @@ mod tests {
         let bytes = std::fs::read(&path).expect("demo fleet");
         let fleet = crate::inventory::file::parse(&path, &bytes, None).expect("parses");
         let slots = naming::Slots::new();
+        let fleet: Arc<[Instance]> = fleet.into();
         let mut restamped = build_snapshot(&config, &fleet, 5, &slots);
         restamped.set_serial(9);
         let built = build_snapshot(&config, &fleet, 9, &slots);

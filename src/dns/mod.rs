@@ -327,7 +327,7 @@ impl Handler {
         }
         for b in view.backing(target).unwrap_or(&[]) {
             let mut line = b.instance.clone();
-            if let Some(inst) = snapshot.instances.get(&b.instance) {
+            if let Some(inst) = snapshot.instance(&b.instance) {
                 line.push_str(&format!(" {}", inst.state));
                 if let Some(t) = inst.launch_time {
                     line.push_str(&format!(", launched {t}"));

@@ -20,10 +20,11 @@ use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
 pub fn build(
     zone: &ZoneConfig,
     views_in: &[ViewPolicy],
-    instances: &[Instance],
+    fleet: &Arc<[Instance]>,
     naming: &Naming,
     serial: u32,
 ) -> Snapshot {
+    let instances: &[Instance] = fleet;
     let apex = LowerName::from(&zone.apex);
     let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut warnings = naming.warnings.clone();
@@ -88,18 +89,14 @@ pub fn build(
             (owner.to_ascii(), ids)
         })
         .collect();
-    let named: BTreeSet<&str> = naming
-        .names
-        .iter()
-        .flat_map(|h| h.backing.iter().map(|b| b.instance.as_str()))
-        .collect();
     Snapshot {
         serial,
         names,
-        instances: instances
+        fleet: fleet.clone(),
+        fleet_index: instances
             .iter()
-            .filter(|i| named.contains(i.id.as_str()))
-            .map(|i| (i.id.clone(), i.clone()))
+            .enumerate()
+            .map(|(i, inst)| (inst.id.as_str().into(), i))
             .collect(),
         slots: naming.slots.clone(),
         selector: Selector::new(views_in),

@@ -42,8 +42,11 @@ pub struct Snapshot {
     pub instance_count: usize,
     /// Every host name (fully qualified) → the instance ids behind it; view-independent.
     pub names: BTreeMap<String, Vec<String>>,
-    /// The named instances by id, for `_explain` answers.
-    pub instances: HashMap<String, Instance>,
+    /// The fleet this snapshot was built from (shared, not copied), for `_explain` answers
+    /// and the state file.
+    pub fleet: Arc<[Instance]>,
+    /// Instance id → index into `fleet`.
+    fleet_index: HashMap<Box<str>, usize>,
     /// Tier slot numbers, kept by the next refresh and in the state file.
     pub slots: Slots,
     /// Client address → index into `views`.
@@ -81,6 +84,11 @@ impl Snapshot {
                 }
             }
         }
+    }
+
+    /// An instance of the fleet by id.
+    pub fn instance(&self, id: &str) -> Option<&Instance> {
+        self.fleet_index.get(id).and_then(|&i| self.fleet.get(i))
     }
 
     /// A view by name.

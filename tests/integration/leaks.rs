@@ -25,7 +25,7 @@ impl Secrets {
         let snapshot = server.snapshot();
         let apex = snapshot.apex.to_string();
         let mut strings = BTreeSet::new();
-        for inst in snapshot.instances.values() {
+        for inst in snapshot.fleet.iter() {
             strings.extend(inst.private_ip.map(|ip| ip.to_string()));
             strings.extend(inst.private_dns_name.iter().map(|n| format!("{n}.")));
             strings.extend(
@@ -108,7 +108,7 @@ async fn assert_no_leak(server: &TestServer, inside_only_names: &[&str]) -> usiz
         names.extend(view.rows().into_iter().map(|r| r.name));
     }
     // Reverse names of every address we know, whether or not a view serves them.
-    for inst in snapshot.instances.values() {
+    for inst in snapshot.fleet.iter() {
         let ips = inst
             .private_ip
             .map(IpAddr::V4)
