@@ -78,7 +78,7 @@ pub mod raw {
         pub forwarding: Option<Forwarding>,
     }
 
-    /// `[forwarding]`
+    /// `[forwarding]`; its `Default` is what an absent table means.
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Forwarding {
@@ -91,6 +91,16 @@ pub mod raw {
         /// Records the resolver caches.
         #[serde(default = "default_cache_size")]
         pub cache_size: u64,
+    }
+
+    impl Default for Forwarding {
+        fn default() -> Self {
+            Self {
+                upstreams: default_upstreams(),
+                timeout: default_forward_timeout(),
+                cache_size: default_cache_size(),
+            }
+        }
     }
 
     fn default_upstreams() -> Spanned<Vec<Spanned<String>>> {
@@ -988,39 +998,30 @@ impl Validator<'_> {
                     clients.push(self.cidr(&format!("{key}.clients[{j}]"), c)?);
                 }
             }
-            let addresses = match r.addresses.get_ref().as_str() {
-                "private" => AddressKind::Private,
-                "public" => AddressKind::Public,
-                other => {
-                    return Err(self.err(
-                        &format!("{key}.addresses"),
-                        r.addresses.span(),
-                        format!("`{other}`: expected \"private\" or \"public\""),
-                    ));
-                }
-            };
-            let single = match r.single.get_ref().as_str() {
-                "cname" => SingleMode::Cname,
-                "address" => SingleMode::Address,
-                other => {
-                    return Err(self.err(
-                        &format!("{key}.single"),
-                        r.single.span(),
-                        format!("`{other}`: expected \"cname\" or \"address\""),
-                    ));
-                }
-            };
-            let tiers = match r.tiers.get_ref().as_str() {
-                "addresses" => TierMode::Addresses,
-                "cname" => TierMode::Cname,
-                other => {
-                    return Err(self.err(
-                        &format!("{key}.tiers"),
-                        r.tiers.span(),
-                        format!("`{other}`: expected \"addresses\" or \"cname\""),
-                    ));
-                }
-            };
+            let addresses = self.choice(
+                &format!("{key}.addresses"),
+                &r.addresses,
+                [
+                    ("private", AddressKind::Private),
+                    ("public", AddressKind::Public),
+                ],
+            )?;
+            let single = self.choice(
+                &format!("{key}.single"),
+                &r.single,
+                [
+                    ("cname", SingleMode::Cname),
+                    ("address", SingleMode::Address),
+                ],
+            )?;
+            let tiers = self.choice(
+                &format!("{key}.tiers"),
+                &r.tiers,
+                [
+                    ("addresses", TierMode::Addresses),
+                    ("cname", TierMode::Cname),
+                ],
+            )?;
             let recursion = r.recursion.as_ref().is_some_and(|b| *b.get_ref());
             if recursion && clients.is_empty() {
                 return Err(self.err(
@@ -1074,6 +1075,31 @@ impl Validator<'_> {
         Ok(views)
     }
 
+    /// One of a fixed set of words, e.g. `"private"` or `"public"`.
+    fn choice<T: Copy, const N: usize>(
+        &self,
+        key: &str,
+        value: &toml::Spanned<String>,
+        options: [(&str, T); N],
+    ) -> Result<T, ConfigError> {
+        let word = value.get_ref().as_str();
+        options
+            .iter()
+            .find(|(name, _)| *name == word)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let expected: Vec<String> = options
+                    .iter()
+                    .map(|(name, _)| format!("\"{name}\""))
+                    .collect();
+                self.err(
+                    key,
+                    value.span(),
+                    format!("`{word}`: expected {}", expected.join(" or ")),
+                )
+            })
+    }
+
     fn cidr(&self, key: &str, value: &toml::Spanned<String>) -> Result<IpNet, ConfigError> {
         let text = value.get_ref().trim();
         let net = text
@@ -1100,13 +1126,8 @@ impl Validator<'_> {
         if !views.iter().any(|v| v.recursion || v.chase_cname) {
             return Ok(None);
         }
-        let Some(raw) = raw else {
-            return Ok(Some(ForwardConfig {
-                upstreams: None,
-                timeout: Duration::from_secs(2),
-                cache_size: 10_000,
-            }));
-        };
+        let absent = raw::Forwarding::default();
+        let raw = raw.unwrap_or(&absent);
         let list = raw.upstreams.get_ref();
         let upstreams = if list.len() == 1 && list[0].get_ref().trim() == "system" {
             None

@@ -240,11 +240,12 @@ impl Refresher {
         let serial = next_serial(previous.as_ref().map(|p| p.serial), SystemTime::now());
         snapshot.set_serial(serial);
         log_publish(previous.as_deref(), &snapshot);
+        let state_file =
+            (self.config.inventory.state_file.clone()).map(|path| (path, snapshot.slots.clone()));
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
         self.stats.mark_success();
-        if let Some(path) = self.config.inventory.state_file.clone() {
-            let slots = snapshot_slots(&self.cell);
+        if let Some((path, slots)) = state_file {
             let written =
                 tokio::task::spawn_blocking(move || state::save(&path, serial, &instances, &slots))
                     .await;
@@ -351,10 +352,6 @@ impl Refresher {
             }
         }
     }
-}
-
-fn snapshot_slots(cell: &SnapshotCell) -> naming::Slots {
-    cell.load().map(|s| s.slots.clone()).unwrap_or_default()
 }
 
 /// Delay before retry number `failures` (1-based): 1 s, 2 s, 4 s, … up to `max`, jittered.

@@ -132,11 +132,6 @@ impl Forwarder {
         })
     }
 
-    /// The upstreams in use.
-    pub fn upstreams(&self) -> &[SocketAddr] {
-        &self.upstreams
-    }
-
     /// Whether a forwarding loop was found (forwarding is then off).
     pub fn looped(&self) -> bool {
         self.looped.load(Ordering::Relaxed)

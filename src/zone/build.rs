@@ -407,7 +407,7 @@ impl ViewBuilder<'_> {
             );
             let backing = Backing {
                 instance: svc.instance.clone(),
-                via: vec![format!("tag {}", naming_srv_via(svc))],
+                via: vec![format!("tag service {} port {}", svc.owner, svc.port)],
             };
             match sets.last_mut() {
                 Some((last, records, b)) if *last == owner => {
@@ -513,10 +513,6 @@ impl ViewBuilder<'_> {
             }
         }
     }
-}
-
-fn naming_srv_via(svc: &crate::naming::Service) -> String {
-    format!("service {} port {}", svc.owner, svc.port)
 }
 
 /// The reverse zone of a network on an octet (IPv4) or nibble (IPv6) boundary.

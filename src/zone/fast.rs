@@ -136,16 +136,6 @@ impl FastZone {
             bytes.copy_from_slice(&serial.to_be_bytes());
         }
     }
-
-    /// How many names the table answers.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// The answer records of one set, owners pointing at the question, as the set is handed out.
