@@ -76,6 +76,21 @@ pub mod raw {
         pub views: Vec<View>,
         /// `[forwarding]`: the upstreams for views that may recurse.
         pub forwarding: Option<Forwarding>,
+        /// `[admin]`: the HTTP endpoints for health checks and metrics.
+        pub admin: Option<Admin>,
+    }
+
+    /// `[admin]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Admin {
+        /// IP:port of the HTTP listener.
+        #[serde(default = "default_admin_listen")]
+        pub listen: Spanned<String>,
+    }
+
+    fn default_admin_listen() -> Spanned<String> {
+        Spanned::new(0..0, "127.0.0.1:8053".to_owned())
     }
 
     /// `[forwarding]`; its `Default` is what an absent table means.
@@ -395,6 +410,15 @@ pub struct Config {
     pub views: Vec<ViewPolicy>,
     /// Upstream resolvers, when some view may recurse.
     pub forwarding: Option<ForwardConfig>,
+    /// The admin HTTP listener (health, readiness, metrics, names), when configured.
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin HTTP endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where they listen; loopback unless the operator means otherwise.
+    pub listen: SocketAddr,
 }
 
 /// Where and how names outside our zones are resolved.
@@ -504,7 +528,7 @@ pub struct InventoryConfig {
 }
 
 /// Inventory sources.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     /// A describe-instances JSON dump.
     File {
@@ -609,10 +633,23 @@ impl Config {
 
         let views = v.views(&raw.views)?;
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
+        let admin = match &raw.admin {
+            Some(a) => Some(AdminConfig {
+                listen: a.listen.get_ref().trim().parse().map_err(|_| {
+                    v.err(
+                        "admin.listen",
+                        a.listen.span(),
+                        format!("`{}` is not an IP:port socket address", a.listen.get_ref()),
+                    )
+                })?,
+            }),
+            None => None,
+        };
         Ok(Config {
             path: path.to_owned(),
             views,
             forwarding,
+            admin,
             server: ServerConfig {
                 listen,
                 tcp_idle_timeout,

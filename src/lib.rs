@@ -21,13 +21,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
+pub mod admin;
 pub mod config;
 pub mod dns;
 pub mod inventory;
+pub mod metrics;
 pub mod naming;
 pub mod refresh;
 pub mod state;
@@ -55,22 +59,46 @@ pub enum Error {
     Forward(#[from] dns::forward::ForwardError),
 }
 
+/// Why a reload was not applied (the old config keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new upstreams could not be set up.
+    #[error(transparent)]
+    Forward(#[from] dns::forward::ForwardError),
+    /// The refresh loop has stopped (the server is shutting down).
+    #[error("the server is shutting down")]
+    Stopped,
+}
+
+/// How long a shutdown waits for in-flight TCP answers.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A started server: sockets bound, refresh loop running.
 pub struct Running {
     dns: dns::DnsServer,
-    forwarder: Option<Arc<dns::Forwarder>>,
+    forwarder: Arc<ArcSwapOption<dns::Forwarder>>,
     refresh: JoinHandle<()>,
+    reloads: mpsc::Sender<Arc<Config>>,
+    config: Arc<ArcSwap<Config>>,
+    admin: Option<admin::Admin>,
     shutdown: CancellationToken,
     /// The published snapshot, shared with the handler.
     pub snapshot: zone::SnapshotCell,
     /// The refresh loop's counters.
     pub stats: Arc<refresh::RefreshStats>,
+    /// Query and latency counters.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Running {
     /// The addresses bound (ports resolved when the config said 0).
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.dns.addrs
+    }
+
+    /// The admin listener's address, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// UDP queries answered by the fast path and by the hickory handler so far.
@@ -84,15 +112,62 @@ impl Running {
 
     /// Whether the loop probe found that the upstreams send our queries back to us.
     pub fn forwarding_looped(&self) -> bool {
-        self.forwarder.as_ref().is_some_and(|f| f.looped())
+        self.forwarder.load().as_ref().is_some_and(|f| f.looped())
     }
 
-    /// Stops the refresh loop and the sockets, letting in-flight answers finish.
+    /// Applies a new config without dropping a query: views, rules, TTLs, SOA, upstreams,
+    /// inventory and state file take effect at once (the snapshot is rebuilt from the fleet
+    /// already fetched); the listeners and `server` settings need a restart and keep their
+    /// old values (with a warning).
+    pub async fn reload(&self, mut new: Config) -> Result<(), ReloadError> {
+        let old = self.config.load_full();
+        if new.server.listen != old.server.listen
+            || new.server.fast_path != old.server.fast_path
+            || new.server.tcp_idle_timeout != old.server.tcp_idle_timeout
+        {
+            warn!("reload: [server] changes need a restart; keeping the old listeners");
+        }
+        if new.admin != old.admin {
+            warn!("reload: [admin] changes need a restart; keeping the old listener");
+        }
+        new.server = old.server.clone();
+        new.admin = old.admin.clone();
+        if new.forwarding != old.forwarding {
+            let forwarder = match &new.forwarding {
+                Some(f) => Some(Arc::new(dns::Forwarder::new(f)?)),
+                None => None,
+            };
+            if let Some(f) = forwarder.clone() {
+                tokio::spawn(async move { f.probe().await });
+            }
+            self.forwarder.store(forwarder);
+        }
+        let new = Arc::new(new);
+        self.reloads
+            .send(new.clone())
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        self.config.store(new);
+        Ok(())
+    }
+
+    /// Stops accepting queries, lets in-flight TCP answers finish (for at most a few seconds),
+    /// stops the refresh loop (which writes the state file) and the admin listener.
     pub async fn stop(self) -> std::io::Result<()> {
         self.shutdown.cancel();
+        let dns = tokio::time::timeout(SHUTDOWN_GRACE, self.dns.shutdown()).await;
         // The loop only ends by cancellation; a panic in it has been logged already.
         let _ = self.refresh.await;
-        self.dns.shutdown().await
+        if let Some(admin) = self.admin {
+            admin.join().await;
+        }
+        match dns {
+            Ok(result) => result,
+            Err(_) => {
+                warn!("in-flight TCP answers did not finish within {SHUTDOWN_GRACE:?}");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -103,10 +178,12 @@ impl Running {
 /// failing to read it with nothing else to serve is an error (a broken file is a config mistake).
 pub async fn start(config: Config) -> Result<Running, Error> {
     let config = Arc::new(config);
+    let metrics = Arc::new(metrics::Metrics::default());
     let source = inventory::Source::from_config(&config.inventory).await;
     let is_file = matches!(source, inventory::Source::File(_));
     let cell = zone::SnapshotCell::default();
-    let mut refresher = refresh::Refresher::new(config.clone(), source, cell.clone());
+    let mut refresher =
+        refresh::Refresher::new(config.clone(), source, cell.clone()).with_metrics(metrics.clone());
     let from_state = refresher.load_state().await;
     // Whether the source itself was just read; the state file is only a stand-in for that.
     let mut fresh = false;
@@ -126,10 +203,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Some(f) => Some(Arc::new(dns::Forwarder::new(f)?)),
         None => None,
     };
+    let forwarder = Arc::new(ArcSwapOption::new(forwarder));
     let stats = refresher.stats();
     let handler = dns::Handler::new(cell.clone())
         .with_forwarder(forwarder.clone())
-        .with_stats(stats.clone());
+        .with_stats(stats.clone())
+        .with_metrics(metrics.clone());
     let dns = dns::bind(
         &config.server.listen,
         handler,
@@ -137,28 +216,75 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         config.server.fast_path,
     )
     .await?;
-    if let Some(forwarder) = forwarder.clone() {
+    if let Some(forwarder) = forwarder.load_full() {
         // After binding, so a loop through the upstreams can reach us.
         tokio::spawn(async move { forwarder.probe().await });
     }
     let shutdown = CancellationToken::new();
+    let live = Arc::new(ArcSwap::new(config.clone()));
+    let admin = match &config.admin {
+        Some(a) => {
+            let state = admin::AdminState {
+                snapshot: cell.clone(),
+                config: live.clone(),
+                refresh: stats.clone(),
+                metrics: metrics.clone(),
+                udp: dns.udp_stats.clone(),
+                forwarder: forwarder.clone(),
+            };
+            Some(admin::start(a.listen, state, shutdown.clone()).await?)
+        }
+        None => None,
+    };
     info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
-    let refresh = tokio::spawn(refresher.run(fresh, shutdown.clone()));
+    let (reloads, reload_rx) = mpsc::channel(4);
+    let refresh = tokio::spawn(refresher.run(fresh, reload_rx, shutdown.clone()));
     Ok(Running {
         dns,
         forwarder,
         refresh,
+        reloads,
+        config: live,
+        admin,
         shutdown,
         snapshot: cell,
         stats,
+        metrics,
     })
 }
 
-/// Serves `config` until `shutdown` fires.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+/// Serves `config` until `shutdown` fires; each message on `reloads` is a new config to apply
+/// (an `Err` is a config that failed to load, counted and logged, the old one kept).
+pub async fn run(
+    config: Config,
+    mut reloads: mpsc::Receiver<Result<Config, String>>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let running = start(config).await?;
-    shutdown.cancelled().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = reloads.recv() => match next {
+                Some(Ok(config)) => match running.reload(config).await {
+                    Ok(()) => {
+                        running.metrics.reloads_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        info!("reloaded the config");
+                    }
+                    Err(error) => {
+                        running.metrics.reloads_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(%error, "reload rejected; still serving the old config");
+                    }
+                },
+                Some(Err(error)) => {
+                    running.metrics.reloads_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("reload rejected; still serving the old config: {error}");
+                }
+                None => shutdown.cancelled().await,
+            },
+        }
+    }
     info!("shutting down");
     running.stop().await?;
+    info!("stopped");
     Ok(())
 }

@@ -15,8 +15,17 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log lines as text (for people) or JSON (for log shippers); RUST_LOG sets the filter.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -33,6 +42,9 @@ enum Command {
         /// (repeatable; only for views that may recurse).
         #[arg(long, value_name = "IP:PORT")]
         upstream: Vec<SocketAddr>,
+        /// Serve the admin endpoints here instead of the config's `admin.listen`.
+        #[arg(long, value_name = "IP:PORT")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate the config and the inventory, then exit.
     Check {
@@ -62,15 +74,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // hickory logs every request at info; that is a query log, not an operator's log.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_net=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // hickory logs every request at info; that is a query log, not an operator's log.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_net=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,22 +103,33 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve {
-            config,
+            config: path,
             listen,
             upstream,
+            admin_listen,
         } => {
-            let mut config = Config::load(&config)?;
-            if !listen.is_empty() {
-                config.server.listen = listen;
-            }
-            if !upstream.is_empty() {
-                config
-                    .set_upstreams(upstream)
-                    .map_err(|e| anyhow::anyhow!("--upstream does not apply: {e}"))?;
-            }
+            // The flags override the file at start and at every reload alike.
+            let load = move || -> anyhow::Result<Config> {
+                let mut config = Config::load(&path)?;
+                if !listen.is_empty() {
+                    config.server.listen.clone_from(&listen);
+                }
+                if let Some(addr) = admin_listen {
+                    config.admin = Some(stabledns::config::AdminConfig { listen: addr });
+                }
+                if !upstream.is_empty() {
+                    config
+                        .set_upstreams(upstream.clone())
+                        .map_err(|e| anyhow::anyhow!("--upstream does not apply: {e}"))?;
+                }
+                Ok(config)
+            };
+            let config = load()?;
             let shutdown = CancellationToken::new();
             tokio::spawn(signal_shutdown(shutdown.clone()));
-            stabledns::run(config, shutdown).await?;
+            let (reloads, reload_rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(signal_reload(reloads, load));
+            stabledns::run(config, reload_rx, shutdown).await?;
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
@@ -232,6 +258,24 @@ fn print_rows(rows: &[stabledns::zone::Row]) {
             w1 = widths[1],
             w2 = widths[2]
         );
+    }
+}
+
+/// SIGHUP reads the config again and hands it (or why it failed) to the server.
+async fn signal_reload(
+    reloads: tokio::sync::mpsc::Sender<Result<Config, String>>,
+    load: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload by restarting");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        let next = tokio::task::block_in_place(&load).map_err(|e| format!("{e:#}"));
+        if reloads.send(next).await.is_err() {
+            return;
+        }
     }
 }
 

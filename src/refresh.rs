@@ -144,6 +144,7 @@ pub struct Refresher {
     source: Source,
     cell: SnapshotCell,
     stats: Arc<RefreshStats>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// A held-back shrink: its fingerprint and how many refreshes in a row saw it.
     held: Option<(u64, u32)>,
 }
@@ -156,8 +157,15 @@ impl Refresher {
             source,
             cell,
             stats: Arc::default(),
+            metrics: Arc::default(),
             held: None,
         }
+    }
+
+    /// Counts published views' queries and refresh durations in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The loop's counters.
@@ -181,7 +189,8 @@ impl Refresher {
             Ok(Ok(Some(saved))) => {
                 let count = saved.instances.len();
                 let fleet: Arc<[Instance]> = saved.instances.into();
-                let snapshot = build_snapshot(&self.config, &fleet, saved.serial, &saved.slots);
+                let mut snapshot = build_snapshot(&self.config, &fleet, saved.serial, &saved.slots);
+                snapshot.attach_metrics(&self.metrics);
                 info!(
                     serial = saved.serial,
                     instances = count,
@@ -205,6 +214,13 @@ impl Refresher {
 
     /// One refresh: fetch, and publish if the answers changed and the valve allows.
     pub async fn refresh_once(&mut self) -> Result<Outcome, InventoryError> {
+        let started = std::time::Instant::now();
+        let outcome = self.fetch_and_publish().await;
+        self.metrics.refresh_duration.observe(started.elapsed());
+        outcome
+    }
+
+    async fn fetch_and_publish(&mut self) -> Result<Outcome, InventoryError> {
         let instances: Arc<[Instance]> = match self.source.fetch().await {
             Ok(i) => i.into(),
             Err(e) => {
@@ -219,7 +235,7 @@ impl Refresher {
         // Built once, with the old serial so an unchanged fleet compares equal; a changed one
         // is re-stamped below instead of built again.
         let empty = naming::Slots::new();
-        let mut snapshot = build_snapshot(
+        let snapshot = build_snapshot(
             &self.config,
             &instances,
             previous.as_ref().map_or(0, |p| p.serial),
@@ -237,25 +253,73 @@ impl Refresher {
             }
         }
         self.held = None;
-        let serial = next_serial(previous.as_ref().map(|p| p.serial), SystemTime::now());
+        self.publish(previous.as_deref(), snapshot, instances).await;
+        self.stats.mark_success();
+        Ok(Outcome::Published)
+    }
+
+    /// Gives `snapshot` the next serial, publishes it, logs the change and writes the state
+    /// file.
+    async fn publish(
+        &self,
+        previous: Option<&Snapshot>,
+        mut snapshot: Snapshot,
+        instances: Arc<[Instance]>,
+    ) {
+        let serial = next_serial(previous.map(|p| p.serial), SystemTime::now());
         snapshot.set_serial(serial);
-        log_publish(previous.as_deref(), &snapshot);
-        let state_file =
-            (self.config.inventory.state_file.clone()).map(|path| (path, snapshot.slots.clone()));
+        snapshot.attach_metrics(&self.metrics);
+        log_publish(previous, &snapshot);
+        let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
-        self.stats.mark_success();
-        if let Some((path, slots)) = state_file {
-            let written =
-                tokio::task::spawn_blocking(move || state::save(&path, serial, &instances, &slots))
-                    .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => error!("{e}; the next start cannot serve before the API answers"),
-                Err(e) => error!("failed to write the state file: {e}"),
-            }
+        self.save_state(serial, instances, slots).await;
+    }
+
+    /// Writes the state file, if one is configured; failures are logged, not fatal.
+    async fn save_state(&self, serial: u32, instances: Arc<[Instance]>, slots: naming::Slots) {
+        let Some(path) = self.config.inventory.state_file.clone() else {
+            return;
+        };
+        let written =
+            tokio::task::spawn_blocking(move || state::save(&path, serial, &instances, &slots))
+                .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!("{e}; the next start cannot serve before the API answers"),
+            Err(e) => error!("failed to write the state file: {e}"),
         }
-        Ok(Outcome::Published)
+    }
+
+    /// Applies a reloaded config: a new inventory source if it changed, and the published
+    /// fleet rebuilt under the new rules, views and TTLs at once (without waiting for the
+    /// next fetch, and without the safety valve: the operator asked for the change).
+    pub async fn apply(&mut self, config: Arc<Config>) {
+        if config.inventory.source != self.config.inventory.source {
+            self.source = Source::from_config(&config.inventory).await;
+            info!(source = %self.source.describe(), "reload: new inventory source");
+        }
+        self.config = config;
+        self.held = None;
+        let Some(previous) = self.cell.load() else {
+            return; // nothing fetched yet; the next refresh builds with the new config
+        };
+        let fleet = previous.fleet.clone();
+        let snapshot = build_snapshot(&self.config, &fleet, previous.serial, &previous.slots);
+        if snapshot.views == previous.views && snapshot.slots == previous.slots {
+            info!("reload: the answers do not change");
+            return;
+        }
+        self.publish(Some(&previous), snapshot, fleet).await;
+    }
+
+    /// Writes the published snapshot's fleet to the state file (at shutdown), so the next
+    /// start serves exactly what this process served last.
+    pub async fn save_published(&self) {
+        if let Some(current) = self.cell.load() {
+            self.save_state(current.serial, current.fleet.clone(), current.slots.clone())
+                .await;
+        }
     }
 
     /// The safety valve: whether `candidate` removes too much of `prev` to publish yet.
@@ -308,10 +372,14 @@ impl Refresher {
 
     /// Refreshes until `shutdown`: first at once (or after one interval when `loaded`), then
     /// every interval with jitter, backing off after failures.
-    pub async fn run(mut self, loaded: bool, shutdown: CancellationToken) {
-        let inv = self.config.inventory.clone();
+    pub async fn run(
+        mut self,
+        loaded: bool,
+        mut reloads: tokio::sync::mpsc::Receiver<Arc<Config>>,
+        shutdown: CancellationToken,
+    ) {
         let mut delay = if loaded {
-            jitter(inv.refresh_interval)
+            jitter(self.config.inventory.refresh_interval)
         } else {
             Duration::ZERO
         };
@@ -320,13 +388,18 @@ impl Refresher {
                 u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = shutdown.cancelled() => return,
+            let wake = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake) => break,
+                    Some(config) = reloads.recv() => self.apply(config).await,
+                    () = shutdown.cancelled() => return self.save_published().await,
+                }
             }
+            let inv = self.config.inventory.clone();
             let result = tokio::select! {
                 r = self.refresh_once() => r,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return self.save_published().await,
             };
             delay = match result {
                 Ok(_) => jitter(inv.refresh_interval),

@@ -12,7 +12,7 @@
 //! an error in the log rather than letting every forwarded query circle until it times out.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -61,6 +61,8 @@ pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     probe: LowerName,
     looped: AtomicBool,
+    /// Failed lookups: (upstream error, timeout, refused for a loop).
+    failures: [AtomicU64; 3],
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -129,7 +131,22 @@ impl Forwarder {
             upstreams,
             probe: LowerName::from(&probe),
             looped: AtomicBool::new(false),
+            failures: Default::default(),
         })
+    }
+
+    /// Lookups that failed so far: (upstream error, timeout, refused because of a loop).
+    pub fn failures(&self) -> (u64, u64, u64) {
+        let [e, t, l] = &self.failures;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (load(e), load(t), load(l))
+    }
+
+    fn fail(&self, which: usize) -> Forwarded {
+        if let Some(c) = self.failures.get(which) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        Forwarded::Failed
     }
 
     /// Whether a forwarding loop was found (forwarding is then off).
@@ -166,7 +183,7 @@ impl Forwarder {
     /// Resolves a question through the upstreams, within the timeout.
     pub async fn resolve(&self, name: &LowerName, rtype: RecordType) -> Forwarded {
         if self.looped() {
-            return Forwarded::Failed;
+            return self.fail(2);
         }
         let name = Name::from(name);
         let looked = tokio::time::timeout(self.timeout, self.resolver.lookup(name.clone(), rtype));
@@ -185,11 +202,11 @@ impl Forwarder {
             }
             Ok(Err(e)) => {
                 warn!(%name, %rtype, error = %e, "upstream lookup failed");
-                Forwarded::Failed
+                self.fail(0)
             }
             Err(_) => {
                 warn!(%name, %rtype, timeout = ?self.timeout, "upstream lookup timed out");
-                Forwarded::Failed
+                self.fail(1)
             }
         }
     }

@@ -10,6 +10,8 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -18,9 +20,10 @@ use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::{debug, warn};
 
+use crate::metrics::Metrics;
 use crate::refresh::RefreshStats;
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
@@ -40,8 +43,10 @@ const EXPLAIN_LABEL: &str = "_explain.";
 #[derive(Debug, Clone)]
 pub struct Handler {
     snapshot: SnapshotCell,
-    forwarder: Option<Arc<Forwarder>>,
+    /// Swapped whole when a reload changes the upstreams.
+    forwarder: Arc<ArcSwapOption<Forwarder>>,
     stats: Option<Arc<RefreshStats>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Handler {
@@ -49,13 +54,25 @@ impl Handler {
     pub fn new(snapshot: SnapshotCell) -> Self {
         Self {
             snapshot,
-            forwarder: None,
+            forwarder: Arc::default(),
             stats: None,
+            metrics: Arc::default(),
         }
     }
 
+    /// Counts answers and their latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where answers are counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Forwards names outside our zones (for views that may recurse) through `forwarder`.
-    pub fn with_forwarder(mut self, forwarder: Option<Arc<Forwarder>>) -> Self {
+    pub fn with_forwarder(mut self, forwarder: Arc<ArcSwapOption<Forwarder>>) -> Self {
         self.forwarder = forwarder;
         self
     }
@@ -73,7 +90,8 @@ impl Handler {
     pub fn answer_fast(&self, client: IpAddr, query: &[u8], out: &mut Vec<u8>) -> bool {
         let guard = self.snapshot.guard();
         guard.as_deref().is_some_and(|snapshot| {
-            crate::zone::fast::answer(snapshot, client, query, out, self.forwarder.is_some())
+            let forwarding = self.forwarder.load().is_some();
+            crate::zone::fast::answer(snapshot, client, query, out, forwarding)
         })
     }
 }
@@ -94,6 +112,66 @@ struct Reply<'a> {
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let qtype = request
+            .queries
+            .queries()
+            .first()
+            .map_or(RecordType::Unknown(0), |q| q.query_type());
+        let counters = {
+            let snapshot = self.snapshot.guard();
+            let view = snapshot
+                .as_deref()
+                .and_then(|s| s.view_for(request.src().ip()));
+            view.map_or_else(|| self.metrics.unmatched.clone(), |v| v.counters.0.clone())
+        };
+        let counted = Counted {
+            inner: response_handle,
+            started: std::time::Instant::now(),
+            qtype,
+            counters,
+            metrics: self.metrics.clone(),
+        };
+        self.answer(request, counted).await
+    }
+}
+
+/// Counts an answer as it is sent (not after: a client may ask for the counts as soon as it
+/// has its answer).
+#[derive(Clone)]
+struct Counted<R> {
+    inner: R,
+    started: std::time::Instant,
+    qtype: RecordType,
+    counters: Arc<crate::metrics::QueryCounters>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait::async_trait]
+impl<R: ResponseHandler> ResponseHandler for Counted<R> {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
+        let rcode = response.metadata().response_code;
+        self.counters.count_answer(self.qtype, rcode);
+        (self.metrics.handler_latency).observe(self.started.elapsed());
+        self.inner.send_response(response).await
+    }
+}
+
+impl Handler {
+    async fn answer<R: ResponseHandler>(
         &self,
         request: &Request,
         mut response_handle: R,
@@ -136,7 +214,7 @@ impl RequestHandler for Handler {
             return error_response(request, edns, ResponseCode::Refused, response_handle).await;
         };
         let (name, rtype) = (query.name(), query.query_type());
-        let recursion = view.policy.recursion && self.forwarder.is_some();
+        let recursion = view.policy.recursion && self.forwarder.load().is_some();
 
         let reply = if let Some(target) = explain_target(view, &snapshot, name, rtype) {
             Reply {
@@ -221,7 +299,8 @@ impl Handler {
         rtype: RecordType,
         recursion: bool,
     ) -> Result<Reply<'static>, ResponseCode> {
-        let Some(forwarder) = self.forwarder.as_deref() else {
+        let forwarder = self.forwarder.load_full();
+        let Some(forwarder) = forwarder.as_deref() else {
             return Err(ResponseCode::Refused);
         };
         if forwarder.is_own_probe(name) {
@@ -247,7 +326,8 @@ impl Handler {
     /// For an A/AAAA question answered by a CNAME in a view that chases: the target's
     /// addresses from the upstreams (none if they fail: the CNAME alone is still right).
     async fn chase(&self, view: &ViewZone, rtype: RecordType, answers: &[Record]) -> Vec<Record> {
-        let (Some(forwarder), Some(first)) = (&self.forwarder, answers.first()) else {
+        let forwarder = self.forwarder.load_full();
+        let (Some(forwarder), Some(first)) = (forwarder, answers.first()) else {
             return Vec::new();
         };
         if !view.policy.chase_cname || !matches!(rtype, RecordType::A | RecordType::AAAA) {

@@ -106,10 +106,12 @@ fn serve_one_by_one(w: Worker) {
                 continue;
             }
         };
+        let received = std::time::Instant::now();
         if dispatch(&buf[..len], src, &mut out, &w) {
             if let Err(error) = w.socket.send_to(&out, src) {
                 debug!(%src, %error, "failed to send a UDP response");
             }
+            w.handler.metrics().fast_latency.observe(received.elapsed());
         }
     }
 }
@@ -153,6 +155,8 @@ mod batch {
                     continue;
                 }
             };
+            // Every answer of the batch leaves with the last sendmmsg: that is its latency.
+            let received = std::time::Instant::now();
             let mut order = [0usize; SIZE];
             let mut count = 0;
             for i in 0..n {
@@ -174,6 +178,10 @@ mod batch {
                         1
                     }
                 };
+            }
+            if count > 0 {
+                let latency = received.elapsed();
+                (w.handler.metrics().fast_latency).observe_n(latency, count as u64);
             }
         }
     }

@@ -247,6 +247,7 @@ impl ViewBuilder<'_> {
             nodes: self.nodes,
             zones: self.zones,
             fast,
+            counters: crate::metrics::ViewCounters::default(),
         }
     }
 

@@ -276,6 +276,10 @@ pub fn answer(
         out.extend_from_slice(&p.clamp(512, MAX_UDP_PAYLOAD).to_be_bytes());
         out.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // ext RCODE, version 0, flags, RDLEN 0
     }
+    view.counters.0.count(
+        crate::metrics::qtype_slot(TYPES[q.slot]),
+        crate::metrics::rcode_code_slot(u16::from(rcode)),
+    );
     true
 }
 

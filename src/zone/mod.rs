@@ -86,6 +86,15 @@ impl Snapshot {
         }
     }
 
+    /// Counts each view's queries in `metrics`, under the view's name, so counts carry over
+    /// from one snapshot to the next. Until this is called a snapshot counts into counters of
+    /// its own.
+    pub fn attach_metrics(&mut self, metrics: &crate::metrics::Metrics) {
+        for view in &mut self.views {
+            view.counters = metrics.view(&view.name);
+        }
+    }
+
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
         self.fleet_index.get(id).and_then(|&i| self.fleet.get(i))
@@ -109,6 +118,8 @@ pub struct ViewZone {
     zones: Vec<ZoneCut>,
     /// The hot answers in wire form, for the UDP fast path.
     pub(crate) fast: fast::FastZone,
+    /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
+    pub counters: crate::metrics::ViewCounters,
 }
 
 /// A zone the view is authoritative for.

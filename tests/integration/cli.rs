@@ -34,6 +34,8 @@ fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr) {
             "127.0.0.1:0",
             "--upstream",
             &upstream.to_string(),
+            "--admin-listen",
+            "127.0.0.1:0",
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -148,8 +150,87 @@ fn a_bad_config_fails_with_file_key_and_line() {
         assert!(!out.status.success(), "{cmd} accepted a bad config");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("bad.toml:18: invalid `zone.apex`"),
+            stderr.contains("bad.toml:24: invalid `zone.apex`"),
             "{cmd}: {stderr}"
         );
     }
+}
+
+#[test]
+fn version_and_json_logs() {
+    let out = Command::new(BIN).arg("--version").output().expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("stabledns {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let nsd = crate::forwarding::vpc_resolver();
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--config",
+            "config/demo.toml",
+        ])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--upstream", &nsd.addr.to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().expect("piped");
+    let _server = Server(child);
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let listening = lines
+        .by_ref()
+        .take(50)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(&l)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .find(|v| v["fields"]["message"] == "listening on UDP and TCP")
+        .expect("the listening line, as JSON");
+    assert_eq!(listening["level"], "INFO");
+    let local: SocketAddr = listening["fields"]["local"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("the bound address as a field");
+    assert!(local.ip().is_loopback());
+}
+
+/// The unit file is valid systemd syntax and keeps the service's exposure low (systemd's own
+/// scoring, 0 = locked down, 10 = root with everything).
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(root().join("contrib/systemd/stabledns.service"))
+        .expect("unit file");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stabledns.service");
+    // The unit names the installed binary; verify it against the one just built.
+    std::fs::write(&path, unit.replace("/usr/local/bin/stabledns", BIN)).expect("write");
+    let analyze = |args: &[&str]| {
+        Command::new("systemd-analyze")
+            .args(args)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run systemd-analyze ({e}): scripts/test installs systemd")
+            })
+    };
+    let verify = analyze(&["verify"]);
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = analyze(&["security", "--offline=yes", "--threshold=20"]);
+    assert!(
+        security.status.success(),
+        "exposure above 2.0:\n{}",
+        String::from_utf8_lossy(&security.stdout)
+    );
 }

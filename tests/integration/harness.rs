@@ -23,7 +23,15 @@ pub fn root() -> PathBuf {
 pub fn demo_config() -> Config {
     let mut config = Config::load(&root().join("config/demo.toml")).expect("demo config loads");
     config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    ephemeral_admin(&mut config);
     config
+}
+
+/// The admin listener, if configured, on a port of its own: tests run side by side.
+pub fn ephemeral_admin(config: &mut Config) {
+    if let Some(admin) = &mut config.admin {
+        admin.listen = "127.0.0.1:0".parse().expect("addr");
+    }
 }
 
 /// A server started in-process; stopped by [`TestServer::stop`] or when the runtime ends.
@@ -112,6 +120,11 @@ impl TestServer {
             .snapshot
             .load()
             .expect("a snapshot is published")
+    }
+
+    /// The admin listener's address.
+    pub fn admin(&self) -> SocketAddr {
+        self.running.admin_addr().expect("the config has [admin]")
     }
 
     /// UDP queries answered by the fast path and by the hickory handler.

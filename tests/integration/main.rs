@@ -2,6 +2,7 @@
 //!
 //! One test binary (one build) with a file per area; `harness` starts servers and clients.
 
+mod admin;
 mod answers;
 mod cli;
 mod dig;
@@ -14,4 +15,5 @@ mod moto;
 mod nsd;
 mod proxy;
 mod records;
+mod reload;
 mod views;

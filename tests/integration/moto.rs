@@ -56,9 +56,14 @@ fn check_environment() {
 impl Moto {
     /// Starts a fresh moto on an ephemeral loopback port and waits until it answers.
     pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    /// Starts a fresh moto on `port` (0: any) and waits until it answers.
+    pub fn start_on(port: u16) -> Self {
         check_environment();
         let mut child = Command::new(moto_binary())
-            .args(["-H", "127.0.0.1", "-p", "0"])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -164,6 +169,7 @@ pub fn ec2_config(endpoint: &str, regions: &[&str], extra: &str) -> Config {
     let mut config = Config::parse(&crate::harness::root().join("config/test.toml"), &text)
         .expect("valid config");
     config.server.listen = demo_config().server.listen;
+    crate::harness::ephemeral_admin(&mut config);
     config
 }
 

@@ -1,0 +1,191 @@
+//! The admin HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, `/names`.
+//!
+//! On their own listener (loopback by default), never on the DNS port: they tell whoever can
+//! reach them every name, including inside-only ones, and the security group must keep the
+//! port closed to the VPC.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::Config;
+use crate::dns::Forwarder;
+use crate::dns::udp::UdpStats;
+use crate::metrics::{CONTENT_TYPE, Exposition, Metrics};
+use crate::refresh::RefreshStats;
+use crate::zone::SnapshotCell;
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The published snapshot.
+    pub snapshot: SnapshotCell,
+    /// The live config (replaced on reload).
+    pub config: Arc<ArcSwap<Config>>,
+    /// The refresh loop's counters.
+    pub refresh: Arc<RefreshStats>,
+    /// Long-lived counters.
+    pub metrics: Arc<Metrics>,
+    /// UDP path counters.
+    pub udp: Arc<UdpStats>,
+    /// The forwarder, when forwarding is configured.
+    pub forwarder: Arc<arc_swap::ArcSwapOption<Forwarder>>,
+}
+
+/// A running admin listener.
+pub struct Admin {
+    /// The address bound (port resolved when the config said 0).
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Admin {
+    /// Waits for the listener to finish after `shutdown` fired.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` and serves the endpoints until `shutdown`.
+pub async fn start(
+    addr: SocketAddr,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<Admin> {
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the admin endpoints listen beyond loopback: keep the port closed to clients");
+    }
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("failed to bind the admin listener {addr}: {e}"),
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/names", get(names))
+        .with_state(state);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            warn!(%error, "the admin listener failed");
+        }
+    });
+    tracing::info!(%addr, "admin endpoints on http://{addr}/ (healthz, readyz, metrics, names)");
+    Ok(Admin { addr, task })
+}
+
+/// Alive: the process answers HTTP.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: a snapshot is published and the inventory confirmed it within `max_stale`.
+async fn readyz(State(s): State<AdminState>) -> Response {
+    let Some(snapshot) = s.snapshot.load() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no snapshot yet (the inventory has not answered)\n",
+        )
+            .into_response();
+    };
+    let age = s.refresh.age(SystemTime::now());
+    let max_stale = s.config.load().inventory.max_stale;
+    if let (Some(age), Some(max)) = (age, max_stale)
+        && age > max
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the data is {}s old, past max_stale ({}s)\n",
+                age.as_secs(),
+                max.as_secs()
+            ),
+        )
+            .into_response();
+    }
+    let age = age.map_or_else(
+        || "not yet confirmed by the inventory".to_owned(),
+        |a| format!("confirmed {}s ago", a.as_secs()),
+    );
+    (
+        StatusCode::OK,
+        format!("ready: serial {}, data {age}\n", snapshot.serial),
+    )
+        .into_response()
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    let snapshot = s.snapshot.load();
+    let forwarder = s.forwarder.load();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let text = Exposition {
+        metrics: &s.metrics,
+        refresh: &s.refresh,
+        udp: (load(&s.udp.fast), load(&s.udp.slow)),
+        forward: forwarder.as_deref().map(Forwarder::failures),
+        snapshot: snapshot.as_deref(),
+    }
+    .encode();
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+}
+
+#[derive(Deserialize)]
+struct NamesQuery {
+    view: Option<String>,
+}
+
+/// The current table of one view (the first by default), like `stabledns names`.
+async fn names(State(s): State<AdminState>, Query(q): Query<NamesQuery>) -> Response {
+    let Some(snapshot) = s.snapshot.load() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response();
+    };
+    let view = match &q.view {
+        Some(name) => snapshot.view(name),
+        None => snapshot.views.first(),
+    };
+    let Some(view) = view else {
+        let known: Vec<&str> = snapshot.views.iter().map(|v| v.name.as_str()).collect();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no such view; the views are: {}\n", known.join(", ")),
+        )
+            .into_response();
+    };
+    let rows: Vec<serde_json::Value> = view
+        .rows()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name,
+                "type": r.rtype.to_string(),
+                "targets": r.targets,
+                "instances": r.instances,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "view": view.name,
+        "serial": snapshot.serial,
+        "instances": snapshot.instance_count,
+        "names": rows,
+    }))
+    .into_response()
+}
