@@ -123,7 +123,7 @@ pub struct ViewZone {
 }
 
 /// A zone the view is authoritative for.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct ZoneCut {
     apex: LowerName,
     /// The SOA for the authority section of negative answers: its TTL is the negative-caching
@@ -141,13 +141,39 @@ struct Node {
     backing: Arc<[Backing]>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct RrSet {
     rtype: RecordType,
     records: Vec<Record>,
     /// Records for the additional section (glue for NS).
     additionals: Vec<Record>,
     pick: Pick,
+}
+
+// hickory's `Record` equality leaves the TTL out (RFC 2136's rule for updates); a snapshot
+// that only changes TTLs is still a new zone to publish, and to transfer.
+impl PartialEq for ZoneCut {
+    fn eq(&self, other: &Self) -> bool {
+        self.apex == other.apex
+            && same_records(
+                std::slice::from_ref(&self.negative_soa),
+                std::slice::from_ref(&other.negative_soa),
+            )
+    }
+}
+
+impl PartialEq for RrSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.rtype == other.rtype
+            && self.pick == other.pick
+            && same_records(&self.records, &other.records)
+            && same_records(&self.additionals, &other.additionals)
+    }
+}
+
+/// Equal records with equal TTLs, in the same order.
+fn same_records(a: &[Record], b: &[Record]) -> bool {
+    a == b && a.iter().zip(b).all(|(x, y)| x.ttl == y.ttl)
 }
 
 /// How the records of a set are handed out per query.
@@ -325,5 +351,31 @@ impl SnapshotCell {
     /// Publishes a snapshot.
     pub fn store(&self, snapshot: Snapshot) {
         self.0.store(Some(Arc::new(snapshot)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::A;
+
+    #[test]
+    fn a_ttl_change_makes_a_different_set() {
+        let set = |ttl| RrSet {
+            rtype: RecordType::A,
+            records: vec![Record::from_rdata(
+                Name::from_ascii("db1.internal.").expect("name"),
+                ttl,
+                RData::A(A::new(10, 0, 1, 20)),
+            )],
+            additionals: Vec::new(),
+            pick: Pick::All,
+        };
+        assert!(set(60) == set(60));
+        assert!(
+            set(60) != set(17),
+            "hickory's Record equality ignores TTLs; ours must not"
+        );
     }
 }
