@@ -78,6 +78,9 @@ pub mod raw {
         pub forwarding: Option<Forwarding>,
         /// `[admin]`: the HTTP endpoints for health checks and metrics.
         pub admin: Option<Admin>,
+        /// `[[tsig_keys]]`: keys for signed zone transfers.
+        #[serde(default)]
+        pub tsig_keys: Vec<TsigKey>,
     }
 
     /// `[admin]`
@@ -154,6 +157,32 @@ pub mod raw {
         /// Networks whose PTR records this view serves.
         #[serde(default)]
         pub reverse: Vec<Spanned<String>>,
+        /// Networks allowed to transfer this view's zones (AXFR, IXFR).
+        #[serde(default)]
+        pub allow_transfer: Vec<Spanned<String>>,
+        /// TSIG keys (names from `[[tsig_keys]]`) of which a transfer must be signed with one.
+        #[serde(default)]
+        pub transfer_keys: Vec<Spanned<String>>,
+        /// Secondaries to send NOTIFY to when the serial changes (`IP` or `IP:port`).
+        #[serde(default)]
+        pub notify: Vec<Spanned<String>>,
+    }
+
+    /// `[[tsig_keys]]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TsigKey {
+        /// The key's name, as the secondary knows it.
+        pub name: Spanned<String>,
+        /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+        #[serde(default = "default_tsig_algorithm")]
+        pub algorithm: Spanned<String>,
+        /// A file holding the base64 secret, relative to the config file.
+        pub secret_file: Spanned<String>,
+    }
+
+    fn default_tsig_algorithm() -> Spanned<String> {
+        Spanned::new(0..0, "hmac-sha256".to_owned())
     }
 
     fn default_tiers() -> Spanned<String> {
@@ -412,6 +441,44 @@ pub struct Config {
     pub forwarding: Option<ForwardConfig>,
     /// The admin HTTP listener (health, readiness, metrics, names), when configured.
     pub admin: Option<AdminConfig>,
+    /// Keys for signed zone transfers.
+    pub tsig_keys: Vec<TsigKeyConfig>,
+    /// Things that are allowed but probably not meant (logged at start and reload).
+    pub warnings: Vec<String>,
+}
+
+/// A TSIG key. The secret never appears in `Debug` output or logs.
+#[derive(Clone)]
+pub struct TsigKeyConfig {
+    /// Fully qualified, lower case.
+    pub name: Name,
+    /// The HMAC.
+    pub algorithm: hickory_proto::rr::rdata::tsig::TsigAlgorithm,
+    /// The decoded secret.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TsigKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKeyConfig")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl TsigKeyConfig {
+    /// A signer for this key (5 minutes of clock skew allowed, RFC 8945's recommendation).
+    pub fn signer(&self) -> Result<hickory_proto::rr::TSigner, String> {
+        hickory_proto::rr::TSigner::new(
+            self.secret.clone(),
+            self.algorithm.clone(),
+            self.name.clone(),
+            300,
+        )
+        .map_err(|e| format!("TSIG key {}: {e}", self.name))
+    }
 }
 
 /// The admin HTTP endpoints.
@@ -631,7 +698,9 @@ impl Config {
             ec2.filters.push(("instance-state-name".to_owned(), states));
         }
 
-        let views = v.views(&raw.views)?;
+        let mut warnings = Vec::new();
+        let tsig_keys = v.tsig_keys(base, &raw.tsig_keys, &mut warnings)?;
+        let views = v.views(&raw.views, &tsig_keys, &mut warnings)?;
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
         let admin = match &raw.admin {
             Some(a) => Some(AdminConfig {
@@ -650,6 +719,8 @@ impl Config {
             views,
             forwarding,
             admin,
+            tsig_keys,
+            warnings,
             server: ServerConfig {
                 listen,
                 tcp_idle_timeout,
@@ -723,6 +794,11 @@ impl Validator<'_> {
             )));
         };
         Ok(name.to_lowercase())
+    }
+
+    /// A name where a trailing dot is optional (TSIG key names: `xfr-key` is `xfr-key.`).
+    fn fqdn(&self, key: &str, value: &toml::Spanned<String>) -> Result<Name, ConfigError> {
+        self.name(key, value, Some(&Name::root()))
     }
 
     fn zone(&self, raw: &raw::Zone) -> Result<ZoneConfig, ConfigError> {
@@ -995,7 +1071,79 @@ impl Validator<'_> {
         })
     }
 
-    fn views(&self, raw: &[raw::View]) -> Result<Vec<ViewPolicy>, ConfigError> {
+    /// TSIG keys, their secrets read from files.
+    fn tsig_keys(
+        &self,
+        base: &Path,
+        raw: &[raw::TsigKey],
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<TsigKeyConfig>, ConfigError> {
+        use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+        let mut keys: Vec<TsigKeyConfig> = Vec::new();
+        for (i, k) in raw.iter().enumerate() {
+            let key = format!("tsig_keys[{i}]");
+            let name = self.fqdn(&format!("{key}.name"), &k.name)?;
+            if keys.iter().any(|other| other.name == name) {
+                return Err(self.err(
+                    &format!("{key}.name"),
+                    k.name.span(),
+                    format!("key {name} is defined twice"),
+                ));
+            }
+            let algorithm = self.choice(
+                &format!("{key}.algorithm"),
+                &k.algorithm,
+                [
+                    ("hmac-sha256", TsigAlgorithm::HmacSha256),
+                    ("hmac-sha384", TsigAlgorithm::HmacSha384),
+                    ("hmac-sha512", TsigAlgorithm::HmacSha512),
+                ],
+            )?;
+            let path = base.join(k.secret_file.get_ref());
+            let bad =
+                |why: String| self.err(&format!("{key}.secret_file"), k.secret_file.span(), why);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+            let secret = data_encoding::BASE64
+                .decode(text.trim().as_bytes())
+                .map_err(|e| {
+                    bad(format!(
+                        "{} does not hold a base64 secret: {e}",
+                        path.display()
+                    ))
+                })?;
+            if secret.len() < 16 {
+                return Err(bad(format!(
+                    "the secret in {} is {} bytes; use at least 16 (e.g. `openssl rand -base64 32`)",
+                    path.display(),
+                    secret.len()
+                )));
+            }
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+                    warnings.push(format!(
+                        "{}: the TSIG secret of {name} is world-readable; `chmod 600` it",
+                        path.display()
+                    ));
+                }
+            }
+            keys.push(TsigKeyConfig {
+                name,
+                algorithm,
+                secret,
+            });
+        }
+        Ok(keys)
+    }
+
+    fn views(
+        &self,
+        raw: &[raw::View],
+        tsig_keys: &[TsigKeyConfig],
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<ViewPolicy>, ConfigError> {
         if raw.is_empty() {
             return Ok(vec![ViewPolicy::inside()]);
         }
@@ -1097,6 +1245,55 @@ impl Validator<'_> {
                 }
                 reverse.push(net);
             }
+            let mut transfer = Vec::new();
+            for (j, c) in r.allow_transfer.iter().enumerate() {
+                transfer.push(self.cidr(&format!("{key}.allow_transfer[{j}]"), c)?);
+            }
+            let mut transfer_keys = Vec::new();
+            for (j, k) in r.transfer_keys.iter().enumerate() {
+                let jkey = format!("{key}.transfer_keys[{j}]");
+                let name = self.fqdn(&jkey, k)?;
+                if !tsig_keys.iter().any(|t| t.name == name) {
+                    return Err(self.err(
+                        &jkey,
+                        k.span(),
+                        format!("no [[tsig_keys]] entry is named {name}"),
+                    ));
+                }
+                transfer_keys.push(name);
+            }
+            if !transfer_keys.is_empty() && transfer.is_empty() {
+                return Err(self.err(
+                    &format!("{key}.transfer_keys"),
+                    r.transfer_keys[0].span(),
+                    "keys without `allow_transfer` let nobody transfer; list the secondaries' \
+                     networks"
+                        .into(),
+                ));
+            }
+            let mut notify = Vec::new();
+            for (j, n) in r.notify.iter().enumerate() {
+                let text = n.get_ref().trim();
+                let addr = text
+                    .parse::<SocketAddr>()
+                    .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| {
+                        self.err(
+                            &format!("{key}.notify[{j}]"),
+                            n.span(),
+                            format!(
+                                "`{text}` is not an address like \"10.0.0.7\" or \"10.0.0.7:53\""
+                            ),
+                        )
+                    })?;
+                if !transfer.iter().any(|net| net.contains(&addr.ip())) {
+                    warnings.push(format!(
+                        "view {name}: NOTIFY goes to {addr}, which `allow_transfer` does not \
+                         list: it will be told of changes it may not fetch"
+                    ));
+                }
+                notify.push(addr);
+            }
             views.push(ViewPolicy {
                 name: name.to_owned(),
                 clients,
@@ -1107,13 +1304,16 @@ impl Validator<'_> {
                 chase_cname,
                 explain: r.explain.unwrap_or(addresses == AddressKind::Private),
                 reverse,
+                transfer,
+                transfer_keys,
+                notify,
             });
         }
         Ok(views)
     }
 
     /// One of a fixed set of words, e.g. `"private"` or `"public"`.
-    fn choice<T: Copy, const N: usize>(
+    fn choice<T: Clone, const N: usize>(
         &self,
         key: &str,
         value: &toml::Spanned<String>,
@@ -1123,7 +1323,7 @@ impl Validator<'_> {
         options
             .iter()
             .find(|(name, _)| *name == word)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| v.clone())
             .ok_or_else(|| {
                 let expected: Vec<String> = options
                     .iter()
@@ -1679,6 +1879,15 @@ pattern = "^SG-T-(?P<name>.+)$"
         let readme =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
                 .expect("README.md");
+        // Files the snippets name, beside the README as the parser sees it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("xfr.key");
+        std::fs::write(&key, "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==").expect("key");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let readme_path = dir.path().join("README.md");
         let mut blocks = 0;
         let mut rest = readme.as_str();
         while let Some(start) = rest.find("```toml\n") {
@@ -1690,7 +1899,7 @@ pattern = "^SG-T-(?P<name>.+)$"
                 .unwrap_or_else(|e| panic!("README snippet is not TOML: {e}\n{}", &body[..end]));
             doc.extend(snippet);
             let text = toml::to_string(&doc).expect("serialisable");
-            if let Err(e) = Config::parse(Path::new("README.md"), &text) {
+            if let Err(e) = Config::parse(&readme_path, &text) {
                 panic!("README snippet does not load: {e}\n{}", &body[..end]);
             }
             blocks += 1;
@@ -1710,5 +1919,61 @@ pattern = "^SG-T-(?P<name>.+)$"
         assert!(text.contains("/etc/stabledns.toml"), "{text}");
         assert!(text.contains("line 6"), "{text}");
         assert!(text.contains("record_ttl"), "{text}");
+    }
+
+    #[test]
+    fn transfer_keys_are_read_from_files_and_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stabledns.toml");
+        let key_file = dir.path().join("xfr.key");
+        std::fs::write(&key_file, "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==\n").expect("write");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let with = |view: &str, keys: &str| {
+            format!("{GOOD}\n[[views]]\nname = \"a\"\nclients = [\"10.0.0.0/8\"]\n{view}\n{keys}")
+        };
+        let key = "[[tsig_keys]]\nname = \"xfr-key\"\nsecret_file = \"xfr.key\"\n";
+        let ok = Config::parse(
+            &path,
+            &with(
+                "allow_transfer = [\"10.0.0.53\"]\ntransfer_keys = [\"xfr-key\"]\nnotify = [\"10.0.0.53\"]",
+                key,
+            ),
+        )
+        .expect("valid");
+        assert_eq!(ok.tsig_keys[0].name.to_ascii(), "xfr-key.");
+        assert_eq!(ok.tsig_keys[0].secret, b"secret-secret-secret-secret!");
+        assert!(
+            !format!("{ok:?}").contains("secret-secret"),
+            "Debug hides secrets"
+        );
+        assert_eq!(ok.views[0].notify[0].to_string(), "10.0.0.53:53");
+        assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
+
+        let err = |view: &str, keys: &str| match Config::parse(&path, &with(view, keys)) {
+            Err(ConfigError::Invalid { key, message, .. }) => (key, message),
+            other => panic!("expected an error, got {other:?}"),
+        };
+        let (k, m) = err(
+            "allow_transfer = [\"10.0.0.53\"]\ntransfer_keys = [\"nope\"]",
+            key,
+        );
+        assert_eq!(k, "views[0].transfer_keys[0]", "{m}");
+        let (k, _) = err("transfer_keys = [\"xfr-key\"]", key);
+        assert_eq!(k, "views[0].transfer_keys");
+        let (k, _) = err("notify = [\"not-an-address\"]", "");
+        assert_eq!(k, "views[0].notify[0]");
+        std::fs::write(&key_file, "not base64!").expect("write");
+        let (k, m) = err("", key);
+        assert_eq!(k, "tsig_keys[0].secret_file");
+        assert!(m.contains("base64"), "{m}");
+
+        // A world-readable secret and a NOTIFY target that may not transfer are warnings.
+        std::fs::write(&key_file, "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==").expect("write");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let warned =
+            Config::parse(&path, &with("notify = [\"10.0.0.9:5300\"]", key)).expect("valid");
+        assert_eq!(warned.warnings.len(), 2, "{:?}", warned.warnings);
+        assert!(warned.warnings.iter().any(|w| w.contains("world-readable")));
     }
 }

@@ -57,6 +57,9 @@ pub enum Error {
     /// The upstream resolvers could not be set up.
     #[error(transparent)]
     Forward(#[from] dns::forward::ForwardError),
+    /// A TSIG key could not be used.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// Why a reload was not applied (the old config keeps serving).
@@ -65,6 +68,9 @@ pub enum ReloadError {
     /// The new upstreams could not be set up.
     #[error(transparent)]
     Forward(#[from] dns::forward::ForwardError),
+    /// A TSIG key could not be used.
+    #[error("{0}")]
+    Key(String),
     /// The refresh loop has stopped (the server is shutting down).
     #[error("the server is shutting down")]
     Stopped,
@@ -77,6 +83,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Running {
     dns: dns::DnsServer,
     forwarder: Arc<ArcSwapOption<dns::Forwarder>>,
+    keys: Arc<ArcSwap<Vec<hickory_proto::rr::TSigner>>>,
     refresh: JoinHandle<()>,
     reloads: mpsc::Sender<Arc<Config>>,
     config: Arc<ArcSwap<Config>>,
@@ -132,6 +139,10 @@ impl Running {
         }
         new.server = old.server.clone();
         new.admin = old.admin.clone();
+        let keys = signers(&new.tsig_keys).map_err(ReloadError::Key)?;
+        for w in &new.warnings {
+            warn!("{w}");
+        }
         if new.forwarding != old.forwarding {
             let forwarder = match &new.forwarding {
                 Some(f) => Some(Arc::new(dns::Forwarder::new(f)?)),
@@ -142,6 +153,7 @@ impl Running {
             }
             self.forwarder.store(forwarder);
         }
+        self.keys.store(Arc::new(keys));
         let new = Arc::new(new);
         self.reloads
             .send(new.clone())
@@ -177,6 +189,12 @@ impl Running {
 /// first snapshot exists, queries get SERVFAIL. A `file` inventory is read before binding, and
 /// failing to read it with nothing else to serve is an error (a broken file is a config mistake).
 pub async fn start(config: Config) -> Result<Running, Error> {
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let keys = Arc::new(ArcSwap::from_pointee(
+        signers(&config.tsig_keys).map_err(Error::Key)?,
+    ));
     let config = Arc::new(config);
     let metrics = Arc::new(metrics::Metrics::default());
     let source = inventory::Source::from_config(&config.inventory).await;
@@ -208,7 +226,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let handler = dns::Handler::new(cell.clone())
         .with_forwarder(forwarder.clone())
         .with_stats(stats.clone())
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_keys(keys.clone());
     let dns = dns::bind(
         &config.server.listen,
         handler,
@@ -242,6 +261,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     Ok(Running {
         dns,
         forwarder,
+        keys,
         refresh,
         reloads,
         config: live,
@@ -251,6 +271,11 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         stats,
         metrics,
     })
+}
+
+/// The TSIG signers of the configured keys.
+fn signers(keys: &[config::TsigKeyConfig]) -> Result<Vec<hickory_proto::rr::TSigner>, String> {
+    keys.iter().map(config::TsigKeyConfig::signer).collect()
 }
 
 /// Serves `config` until `shutdown` fires; each message on `reloads` is a new config to apply

@@ -46,6 +46,12 @@ pub mod names {
     pub const FORWARD_ERRORS: &str = "stabledns_forward_errors";
     /// Counter: config reloads applied, and rejected (`result`).
     pub const RELOADS: &str = "stabledns_config_reloads";
+    /// Counter {view, kind, outcome}: zone transfers served or refused.
+    pub const TRANSFERS: &str = "stabledns_zone_transfers";
+    /// Counter {view, kind, outcome}: records sent in zone transfers.
+    pub const TRANSFER_RECORDS: &str = "stabledns_zone_transfer_records";
+    /// Counter {view, outcome}: NOTIFY exchanges with secondaries (acked or failed).
+    pub const NOTIFIES: &str = "stabledns_notifies";
 }
 
 /// Query types counted by name; the rest are `other`.
@@ -243,6 +249,8 @@ impl Histogram {
     }
 }
 
+type TransferCounts = std::collections::BTreeMap<(String, &'static str, &'static str), (u64, u64)>;
+
 /// The counters that live as long as the server (across snapshots and reloads).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -260,9 +268,55 @@ pub struct Metrics {
     pub reloads_applied: AtomicU64,
     /// Config reloads rejected (the old config keeps serving).
     pub reloads_rejected: AtomicU64,
+    /// Zone transfers by (view, kind, outcome): (transfers, records sent); rare, so a lock
+    /// is fine.
+    transfers: std::sync::Mutex<TransferCounts>,
+    /// NOTIFYs by (view, outcome).
+    notifies: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
+    /// Counts one zone transfer (`kind` axfr/ixfr; `outcome` full, incremental, current,
+    /// refused).
+    pub fn count_transfer(
+        &self,
+        view: &str,
+        kind: &'static str,
+        outcome: &'static str,
+        records: usize,
+    ) {
+        if let Ok(mut t) = self.transfers.lock() {
+            let entry = t.entry((view.to_owned(), kind, outcome)).or_default();
+            entry.0 += 1;
+            entry.1 += records as u64;
+        }
+    }
+
+    /// Counts one NOTIFY exchange (`outcome` acked or failed).
+    pub fn count_notify(&self, view: &str, outcome: &'static str) {
+        if let Ok(mut n) = self.notifies.lock() {
+            *n.entry((view.to_owned(), outcome)).or_default() += 1;
+        }
+    }
+
+    /// NOTIFY exchanges so far for a view with this outcome.
+    pub fn notifies(&self, view: &str, outcome: &str) -> u64 {
+        self.notifies.lock().map_or(0, |n| {
+            n.iter()
+                .filter(|((v, o), _)| v == view && *o == outcome)
+                .map(|(_, c)| *c)
+                .sum()
+        })
+    }
+
+    /// (transfers, records sent) so far with these labels.
+    pub fn transfers(&self, view: &str, kind: &str, outcome: &str) -> (u64, u64) {
+        self.transfers.lock().map_or((0, 0), |t| {
+            t.iter()
+                .filter(|((v, k, o), _)| v == view && *k == kind && *o == outcome)
+                .fold((0, 0), |acc, (_, n)| (acc.0 + n.0, acc.1 + n.1))
+        })
+    }
     /// The counters of the view called `name`, created on first use.
     pub fn view(&self, name: &str) -> ViewCounters {
         if let Ok(views) = self.views.read()
@@ -337,6 +391,20 @@ impl Exposition<'_> {
             }),
             published: self.snapshot.map(|s| (s.instance_count as u64, s.serial)),
             age: r.age(std::time::SystemTime::now()).map(|a| a.as_secs()),
+            transfers: m
+                .transfers
+                .lock()
+                .map(|t| {
+                    t.iter()
+                        .map(|((v, k, o), n)| (v.clone(), *k, *o, n.0, n.1))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            notifies: m
+                .notifies
+                .lock()
+                .map(|t| t.iter().map(|((v, o), n)| (v.clone(), *o, *n)).collect())
+                .unwrap_or_default(),
         };
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(sample));
@@ -368,6 +436,8 @@ struct Sample {
     names: Vec<(String, u64)>,
     published: Option<(u64, u32)>,
     age: Option<u64>,
+    transfers: Vec<(String, &'static str, &'static str, u64, u64)>,
+    notifies: Vec<(String, &'static str, u64)>,
 }
 
 mod encode {
@@ -432,7 +502,7 @@ mod encode {
     }
 
     impl prometheus_client::collector::Collector for Sample {
-        fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result {
+        fn encode<'a>(&'a self, mut e: DescriptorEncoder<'_>) -> Result {
             let e = &mut e;
             let queries: Vec<_> = self
                 .queries
@@ -538,6 +608,34 @@ mod encode {
                 let help = "Seconds since the inventory last confirmed the published data";
                 gauge(e, names::DATA_AGE, help, age)?;
             }
+            let labels = |view: &'a str, kind, outcome| {
+                vec![("view", view), ("kind", kind), ("outcome", outcome)]
+            };
+            let transfers: Vec<_> = (self.transfers.iter())
+                .map(|(v, k, o, n, _)| (labels(v.as_str(), *k, *o), *n))
+                .collect();
+            let help = "Zone transfers by view, kind (axfr, ixfr) and outcome";
+            family(e, names::TRANSFERS, help, MetricType::Counter, &transfers)?;
+            let records: Vec<_> = (self.transfers.iter())
+                .map(|(v, k, o, _, r)| (labels(v.as_str(), *k, *o), *r))
+                .collect();
+            let help = "Records sent in zone transfers, by view, kind and outcome";
+            family(
+                e,
+                names::TRANSFER_RECORDS,
+                help,
+                MetricType::Counter,
+                &records,
+            )?;
+            let notifies: Vec<_> = self
+                .notifies
+                .iter()
+                .map(|(view, outcome, n)| {
+                    (vec![("view", view.as_str()), ("outcome", *outcome)], *n)
+                })
+                .collect();
+            let help = "NOTIFY exchanges with secondaries by view and outcome (acked, failed)";
+            family(e, names::NOTIFIES, help, MetricType::Counter, &notifies)?;
             Ok(())
         }
     }

@@ -269,10 +269,16 @@ impl Refresher {
         let serial = next_serial(previous.map(|p| p.serial), SystemTime::now());
         snapshot.set_serial(serial);
         snapshot.attach_metrics(&self.metrics);
+        if let Some(prev) = previous {
+            snapshot.link_history(prev);
+        }
         log_publish(previous, &snapshot);
         let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        if let Some(published) = self.cell.load() {
+            crate::dns::notify::announce(&published, &self.metrics);
+        }
         self.save_state(serial, instances, slots).await;
     }
 

@@ -66,6 +66,12 @@ pub struct ViewPolicy {
     pub explain: bool,
     /// Networks whose reverse (PTR) names this view answers.
     pub reverse: Vec<IpNet>,
+    /// Networks that may transfer this view's zones.
+    pub transfer: Vec<IpNet>,
+    /// When not empty, a transfer must be signed with one of these TSIG keys.
+    pub transfer_keys: Vec<hickory_proto::rr::Name>,
+    /// Secondaries told of every new serial.
+    pub notify: Vec<std::net::SocketAddr>,
 }
 
 impl ViewPolicy {
@@ -89,6 +95,9 @@ impl ViewPolicy {
             chase_cname: false,
             explain: true,
             reverse: Vec::new(),
+            transfer: Vec::new(),
+            transfer_keys: Vec::new(),
+            notify: Vec::new(),
         }
     }
 }

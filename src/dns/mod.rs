@@ -28,7 +28,9 @@ use crate::refresh::RefreshStats;
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
 pub mod forward;
+pub mod notify;
 mod server;
+pub mod transfer;
 pub mod udp;
 
 pub use forward::Forwarder;
@@ -40,13 +42,25 @@ use crate::zone::fast::MAX_UDP_PAYLOAD;
 const EXPLAIN_LABEL: &str = "_explain.";
 
 /// Answers queries from the published snapshot.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Handler {
     snapshot: SnapshotCell,
     /// Swapped whole when a reload changes the upstreams.
     forwarder: Arc<ArcSwapOption<Forwarder>>,
     stats: Option<Arc<RefreshStats>>,
     metrics: Arc<Metrics>,
+    /// TSIG keys for zone transfers; swapped whole on reload.
+    keys: Arc<arc_swap::ArcSwap<Vec<hickory_proto::rr::TSigner>>>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The TSIG keys stay out of logs.
+        f.debug_struct("Handler")
+            .field("forwarder", &self.forwarder.load())
+            .field("keys", &self.keys.load().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Handler {
@@ -57,7 +71,17 @@ impl Handler {
             forwarder: Arc::default(),
             stats: None,
             metrics: Arc::default(),
+            keys: Arc::default(),
         }
+    }
+
+    /// Verifies and signs zone transfers with the keys `keys` holds.
+    pub fn with_keys(
+        mut self,
+        keys: Arc<arc_swap::ArcSwap<Vec<hickory_proto::rr::TSigner>>>,
+    ) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Counts answers and their latency in `metrics`.
@@ -201,9 +225,16 @@ impl Handler {
             return error_response(request, edns, ResponseCode::Refused, response_handle).await;
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
-            // Zone transfers are for allowed peers only, and none is configured.
-            return error_response(request, edns, ResponseCode::Refused, response_handle).await;
+            return self.transfer(request, edns, response_handle).await;
         }
+        // A signed question (a secondary's SOA check, say) gets a signed answer, or NOTAUTH.
+        let signing = match self.verify_tsig(request) {
+            Ok(signing) => signing,
+            Err((why, context)) => {
+                debug!(src = %request.src(), "refusing a signed query: {why}");
+                return self.notauth(request, edns, context, response_handle).await;
+            }
+        };
         let Some(snapshot) = self.snapshot.load() else {
             // Nothing published yet: say so, rather than deny names that may exist.
             return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
@@ -251,19 +282,32 @@ impl Handler {
         metadata.authoritative = reply.authoritative;
         metadata.recursion_available = recursion;
         metadata.response_code = reply.rcode;
-        let answers = reply
-            .answers
-            .0
-            .iter()
-            .chain(reply.answers.1)
-            .chain(reply.owned.iter());
-        let response = MessageResponseBuilder::new(&request.queries, edns).build(
-            metadata,
-            answers,
-            None::<&Record>,
-            reply.soa.or(reply.owned_soa.as_deref()),
-            reply.additionals.iter(),
-        );
+        let build = || {
+            let answers = (reply.answers.0.iter())
+                .chain(reply.answers.1)
+                .chain(reply.owned.iter());
+            MessageResponseBuilder::new(&request.queries, edns).build(
+                metadata,
+                answers,
+                None::<&Record>,
+                reply.soa.or(reply.owned_soa.as_deref()),
+                reply.additionals.iter(),
+            )
+        };
+        let mut response = build();
+        if let Some(signing) = &signing {
+            let mut tbs = Vec::with_capacity(512);
+            let signed = build()
+                .destructive_emit(&mut hickory_proto::serialize::binary::BinEncoder::new(
+                    &mut tbs,
+                ))
+                .map_err(|e| e.to_string())
+                .and_then(|_| signing.sign_first(request.metadata.id, &tbs));
+            match signed {
+                Ok(tsig) => response.set_signature(tsig),
+                Err(error) => warn!(%error, "cannot sign an answer"),
+            }
+        }
         send(request, response_handle.send_response(response).await)
     }
 }

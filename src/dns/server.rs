@@ -16,8 +16,9 @@ use tracing::info;
 use super::Handler;
 use super::udp::{self, UdpStats};
 
-/// Outgoing responses queued per TCP connection before the writer applies back-pressure.
-const TCP_RESPONSE_BUFFER: usize = 32;
+/// Outgoing responses queued per TCP connection. hickory writes a request's answers after its
+/// handler returns, so a zone transfer's messages all wait here at once.
+const TCP_RESPONSE_BUFFER: usize = super::transfer::MAX_MESSAGES;
 
 /// How many times to look for a port free on both UDP and TCP when asked for port 0.
 const EPHEMERAL_ATTEMPTS: usize = 20;

@@ -248,6 +248,7 @@ impl ViewBuilder<'_> {
             zones: self.zones,
             fast,
             counters: crate::metrics::ViewCounters::default(),
+            history: super::History::default(),
         }
     }
 

@@ -95,6 +95,34 @@ impl Snapshot {
         }
     }
 
+    /// Gives each view the history of `previous`'s view of the same name plus the diff from
+    /// it to this one, so secondaries can catch up by IXFR. Call after [`Snapshot::set_serial`].
+    pub fn link_history(&mut self, previous: &Snapshot) {
+        for view in &mut self.views {
+            let Some(before) = previous.view(&view.name) else {
+                continue;
+            };
+            let (removed, added) = before.diff(view);
+            let mut kept: Vec<Diff> = Vec::new();
+            if removed.len() + added.len() <= HISTORY_MAX_RECORDS {
+                let skip = before.history.0.len().saturating_sub(HISTORY_DIFFS - 1);
+                kept.extend(before.history.0.iter().skip(skip).map(|d| Diff {
+                    from: d.from,
+                    to: d.to,
+                    removed: d.removed.clone(),
+                    added: d.added.clone(),
+                }));
+                kept.push(Diff {
+                    from: previous.serial,
+                    to: self.serial,
+                    removed,
+                    added,
+                });
+            }
+            view.history = History(kept.into());
+        }
+    }
+
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
         self.fleet_index.get(id).and_then(|&i| self.fleet.get(i))
@@ -120,6 +148,45 @@ pub struct ViewZone {
     pub(crate) fast: fast::FastZone,
     /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
     pub counters: crate::metrics::ViewCounters,
+    /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]).
+    pub history: History,
+}
+
+/// How one serial's zone became the next: the records removed and added (SOAs left out).
+#[derive(Debug)]
+pub struct Diff {
+    /// The serial before.
+    pub from: u32,
+    /// The serial after.
+    pub to: u32,
+    /// Records gone (or with another TTL) in `to`.
+    pub removed: Vec<Record>,
+    /// Records new (or with another TTL) in `to`.
+    pub added: Vec<Record>,
+}
+
+/// The recent diffs of a view, oldest first; never part of a snapshot's equality.
+#[derive(Debug, Clone, Default)]
+pub struct History(pub Arc<[Diff]>);
+
+impl PartialEq for History {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Diffs kept per view for IXFR; a secondary further behind gets a full transfer.
+const HISTORY_DIFFS: usize = 16;
+/// A diff larger than this many records is not kept (a full transfer is as cheap).
+const HISTORY_MAX_RECORDS: usize = 200_000;
+
+/// What a transfer of one zone sends.
+#[derive(Debug)]
+pub struct ZoneContents<'a> {
+    /// The zone's SOA (first and last record of an AXFR).
+    pub soa: &'a Record,
+    /// Every other record of the zone.
+    pub records: Vec<&'a Record>,
 }
 
 /// A zone the view is authoritative for.
@@ -234,6 +301,77 @@ impl ViewZone {
             Some(set) => answer(set),
             None => Lookup::NoData(negative_soa),
         }
+    }
+
+    /// The records of the zone whose apex is `apex`, for AXFR; `None` if this view does not
+    /// serve that zone.
+    pub fn zone_contents(&self, apex: &LowerName) -> Option<ZoneContents<'_>> {
+        let zone = self.zones.iter().find(|z| z.apex == *apex)?;
+        let soa = self.soa(apex)?;
+        let mut records: Vec<&Record> = self
+            .nodes
+            .iter()
+            .filter(|(name, _)| self.zone_for(name).is_some_and(|z| z.apex == zone.apex))
+            .flat_map(|(_, node)| node.rrsets.iter())
+            .filter(|set| set.rtype != RecordType::SOA)
+            .flat_map(|set| set.records.iter())
+            .collect();
+        // Sorted, so two transfers of one serial are identical.
+        records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
+        Some(ZoneContents { soa, records })
+    }
+
+    /// The SOA record of the zone at `apex`.
+    pub fn soa(&self, apex: &LowerName) -> Option<&Record> {
+        self.nodes
+            .get(apex)?
+            .rrsets
+            .iter()
+            .find(|s| s.rtype == RecordType::SOA)?
+            .records
+            .first()
+    }
+
+    /// Whether `apex` is the apex of one of this view's zones.
+    pub fn has_zone(&self, apex: &LowerName) -> bool {
+        self.zones.iter().any(|z| z.apex == *apex)
+    }
+
+    /// The apexes of this view's zones (forward first).
+    pub fn zone_apexes(&self) -> impl Iterator<Item = &LowerName> {
+        self.zones.iter().map(|z| &z.apex)
+    }
+
+    /// The most specific zone of this view holding `name`.
+    fn zone_for(&self, name: &LowerName) -> Option<&ZoneCut> {
+        self.zones
+            .iter()
+            .filter(|z| z.apex.zone_of(name))
+            .max_by_key(|z| z.apex.num_labels())
+    }
+
+    /// Whether `record` belongs to the zone at `apex` in this view.
+    pub fn in_zone(&self, apex: &LowerName, record: &Record) -> bool {
+        self.zone_for(&LowerName::from(&record.name))
+            .is_some_and(|z| z.apex == *apex)
+    }
+
+    /// Records (SOAs left out) in `self` and not in `next`, and in `next` and not in `self`;
+    /// a record whose TTL changed is in both.
+    fn diff(&self, next: &ViewZone) -> (Vec<Record>, Vec<Record>) {
+        let keys = |v: &ViewZone| -> std::collections::BTreeSet<(Record, u32)> {
+            v.nodes
+                .values()
+                .flat_map(|n| n.rrsets.iter())
+                .filter(|s| s.rtype != RecordType::SOA)
+                .flat_map(|s| s.records.iter())
+                .map(|r| (r.clone(), r.ttl))
+                .collect()
+        };
+        let (before, after) = (keys(self), keys(next));
+        let removed = before.difference(&after).map(|(r, _)| r.clone()).collect();
+        let added = after.difference(&before).map(|(r, _)| r.clone()).collect();
+        (removed, added)
     }
 
     /// The instances behind a name and why, if the view has the name.

@@ -186,7 +186,12 @@ async fn a_name_without_that_type_is_nodata_with_the_soa() {
 
 #[tokio::test]
 async fn names_outside_the_zone_are_refused() {
-    let server = TestServer::demo().await;
+    // The demo allows transfers from 127.0.0.1; without an allow list nobody may transfer.
+    let mut config = crate::harness::demo_config();
+    for view in &mut config.views {
+        view.transfer.clear();
+    }
+    let server = TestServer::start(config).await;
     for (proto, mut client) in server.clients().await {
         for name in ["example.com.", "internal.example.", "."] {
             let m = query(&mut client, name, DNSClass::IN, RecordType::A).await;

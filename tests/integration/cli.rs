@@ -23,7 +23,7 @@ impl Drop for Server {
 /// Starts `stabledns serve --config config/demo.toml` on an ephemeral port, forwarding to
 /// `upstream` on loopback instead of the machine's resolver, and reads the bound address from
 /// its log.
-fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr) {
+fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr, SocketAddr) {
     let mut child = Command::new(BIN)
         .current_dir(root())
         .args([
@@ -48,22 +48,33 @@ fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("local=").nth(1) {
-                let _ = tx.send(addr.trim().to_owned());
+                let _ = tx.send(("dns", addr.trim().to_owned()));
+            }
+            if let Some(rest) = line.split("admin endpoints on http://").nth(1) {
+                let addr = rest.split('/').next().unwrap_or_default();
+                let _ = tx.send(("admin", addr.to_owned()));
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address")
-        .parse()
-        .expect("a socket address");
-    (server, addr)
+    let (mut dns, mut admin) = (None, None);
+    while dns.is_none() || admin.is_none() {
+        let (what, addr) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs its addresses");
+        let addr: SocketAddr = addr.parse().expect("a socket address");
+        if what == "dns" {
+            dns = Some(addr);
+        } else {
+            admin = Some(addr);
+        }
+    }
+    (server, dns.expect("dns"), admin.expect("admin"))
 }
 
 #[test]
 fn the_readme_serve_command_answers_db1_with_the_cname() {
     let nsd = crate::forwarding::vpc_resolver();
-    let (mut server, addr) = serve_demo(nsd.addr);
+    let (mut server, addr, admin) = serve_demo(nsd.addr);
     let out = dig(addr, &["db1.internal"]);
     assert!(out.contains("status: NOERROR"), "{out}");
     assert!(
@@ -76,6 +87,18 @@ fn the_readme_serve_command_answers_db1_with_the_cname() {
             .windows(2)
             .any(|w| w == ["A", "10.0.1.20"]),
         "the chased address: {out}"
+    );
+    // The demo allows transfers from 127.0.0.1 and serves its metrics.
+    let axfr = dig(addr, &["AXFR", "internal."]);
+    assert!(axfr.contains(";; XFR size:"), "{axfr}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, metrics) = rt.block_on(crate::admin::http_get(admin, "/metrics"));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            "stabledns_zone_transfers_total{view=\"inside\",kind=\"axfr\",outcome=\"full\"} 1"
+        ),
+        "{metrics}"
     );
     // SIGTERM is a clean shutdown with exit status 0.
     let pid = server.0.id().to_string();

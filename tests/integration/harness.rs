@@ -49,6 +49,7 @@ impl TestServer {
     /// demo's `upstreams = ["system"]`) forwards nowhere here: tests talk only to loopback, and
     /// the forwarding tests give their own upstream on it.
     pub async fn start(mut config: Config) -> Self {
+        ephemeral_admin(&mut config);
         if config
             .forwarding
             .as_ref()
@@ -120,6 +121,11 @@ impl TestServer {
             .snapshot
             .load()
             .expect("a snapshot is published")
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &stabledns::metrics::Metrics {
+        &self.running.metrics
     }
 
     /// The admin listener's address.

@@ -16,4 +16,5 @@ mod nsd;
 mod proxy;
 mod records;
 mod reload;
+mod transfers;
 mod views;

@@ -51,21 +51,51 @@ impl Nsd {
     /// until it answers the first zone's SOA.
     pub fn start(zones: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
         let port = free_port();
-        let mut conf = format!(
-            "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  \
-             chroot: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  \
-             xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n  \
-             logfile: \"{d}/nsd.log\"\n  server-count: 1\n  verbosity: 1\n  rrl-ratelimit: 0\n  \
-             rrl-whitelist-ratelimit: 0\nremote-control:\n  control-enable: no\n"
-        );
+        let mut conf = server_conf(dir.path(), port);
         for (origin, text) in zones {
             std::fs::write(dir.path().join(format!("{origin}.zone")), text).expect("zone file");
             conf.push_str(&format!(
                 "zone:\n  name: \"{origin}\"\n  zonefile: \"{origin}.zone\"\n"
             ));
         }
+        Self::run(dir, port, &conf, zones.first().map_or(".", |z| z.0))
+    }
+
+    /// Starts NSD on `port` as a secondary for `origin`: it transfers the zone from `primary`
+    /// (signed with `key`, a name and base64 secret, when given) and takes NOTIFY from
+    /// loopback. Waits until it serves the zone.
+    pub fn secondary(
+        origin: &str,
+        primary: SocketAddr,
+        key: Option<(&str, &str)>,
+        port: u16,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conf = server_conf(dir.path(), port);
+        let key_name = match key {
+            Some((name, secret)) => {
+                conf.push_str(&format!(
+                    "key:\n  name: \"{name}\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"
+                ));
+                name
+            }
+            None => "NOKEY",
+        };
+        let primary = format!("{}@{}", primary.ip(), primary.port());
+        conf.push_str(&format!(
+            "zone:\n  name: \"{origin}\"\n  zonefile: \"{origin}.zone\"\n  \
+             request-xfr: {primary} {key_name}\n  allow-notify: 127.0.0.0/8 NOKEY\n"
+        ));
+        Self::run(dir, port, &conf, origin)
+    }
+
+    /// What NSD logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nsd.log")).unwrap_or_default()
+    }
+
+    fn run(dir: TempDir, port: u16, conf: &str, origin: &str) -> Self {
         let conf_path = dir.path().join("nsd.conf");
         std::fs::write(&conf_path, conf).expect("nsd.conf");
         let child = Command::new("nsd")
@@ -83,7 +113,7 @@ impl Nsd {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
         };
-        nsd.wait_ready(zones.first().map_or(".", |z| z.0));
+        nsd.wait_ready(origin);
         nsd
     }
 
@@ -105,6 +135,19 @@ impl Nsd {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// NSD's `server:` section on a loopback port, everything in `dir`, verbosity 2 (transfers
+/// are logged).
+fn server_conf(dir: &std::path::Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  \
+         chroot: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  \
+         xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n  \
+         logfile: \"{d}/nsd.log\"\n  server-count: 1\n  verbosity: 2\n  rrl-ratelimit: 0\n  \
+         rrl-whitelist-ratelimit: 0\nremote-control:\n  control-enable: no\n"
+    )
 }
 
 /// A zone file with an SOA and NS at `origin` and the given records (relative or absolute).
