@@ -373,7 +373,16 @@ def run_fleet(binary, root, n, reps, seconds):
                 qps[s.name].append(r["qps"])
                 lost[s.name] += r["lost"]
                 print(f"  rep {rep + 1} {s.name:9} {r['qps']:>10.0f} qps  lost {r['lost']}", flush=True)
-        lat = {s.name: latency_at_rate(s.port, qfile, max(3, seconds // 2)) for s in servers}
+        # Latency differences between the servers are a few microseconds, about the noise of
+        # one run: the median of `reps` interleaved runs, as for qps.
+        runs = {s.name: [] for s in servers}
+        for _ in range(reps):
+            for s in servers:
+                runs[s.name].append(latency_at_rate(s.port, qfile, max(3, seconds // 2)))
+        lat = {name: {"avg_ms": statistics.median(r["avg_ms"] for r in rs),
+                      "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                      "lost": sum(r["lost"] for r in rs)}
+               for name, rs in runs.items()}
         rss = {s.name: rss_kb(s.pids()) / 1024 for s in servers}
     finally:
         for s in servers:
