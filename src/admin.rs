@@ -40,6 +40,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// UDP path counters.
     pub udp: Arc<UdpStats>,
+    /// TCP listener counters.
+    pub tcp: Arc<crate::dns::tcp::TcpStats>,
     /// The forwarder, when forwarding is configured.
     pub forwarder: Arc<arc_swap::ArcSwapOption<Forwarder>>,
 }
@@ -140,7 +142,15 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         metrics: &s.metrics,
         refresh: &s.refresh,
         udp: (load(&s.udp.fast), load(&s.udp.slow)),
+        tcp: [
+            load(&s.tcp.open),
+            load(&s.tcp.accepted),
+            load(&s.tcp.refused_total),
+            load(&s.tcp.refused_client),
+            load(&s.tcp.idle_closed),
+        ],
         forward: forwarder.as_deref().map(Forwarder::failures),
+        forward_in_flight: forwarder.as_deref().map_or(0, Forwarder::in_flight),
         snapshot: snapshot.as_deref(),
     }
     .encode();

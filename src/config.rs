@@ -109,6 +109,9 @@ pub mod raw {
         /// Records the resolver caches.
         #[serde(default = "default_cache_size")]
         pub cache_size: u64,
+        /// Forwarded lookups waiting for the upstreams at once; past it, SERVFAIL at once.
+        #[serde(default = "default_max_in_flight")]
+        pub max_in_flight: usize,
     }
 
     impl Default for Forwarding {
@@ -117,8 +120,13 @@ pub mod raw {
                 upstreams: default_upstreams(),
                 timeout: default_forward_timeout(),
                 cache_size: default_cache_size(),
+                max_in_flight: default_max_in_flight(),
             }
         }
+    }
+
+    fn default_max_in_flight() -> usize {
+        512
     }
 
     fn default_upstreams() -> Spanned<Vec<Spanned<String>>> {
@@ -208,6 +216,19 @@ pub mod raw {
         /// Answer the hot UDP case from precomputed bytes.
         #[serde(default = "default_true")]
         pub fast_path: bool,
+        /// TCP connections open at once, in all.
+        #[serde(default = "default_max_tcp")]
+        pub max_tcp_connections: usize,
+        /// TCP connections open at once from one client address.
+        #[serde(default = "default_max_tcp_per_client")]
+        pub max_tcp_connections_per_client: usize,
+    }
+
+    fn default_max_tcp() -> usize {
+        1024
+    }
+    fn default_max_tcp_per_client() -> usize {
+        32
     }
 
     fn default_tcp_idle_timeout() -> Spanned<String> {
@@ -497,6 +518,8 @@ pub struct ForwardConfig {
     pub timeout: Duration,
     /// Records the resolver caches.
     pub cache_size: u64,
+    /// Forwarded lookups in flight at once.
+    pub max_in_flight: usize,
 }
 
 impl Config {
@@ -539,6 +562,10 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// UDP A/AAAA/CNAME answers from precomputed wire bytes (off: all through hickory).
     pub fast_path: bool,
+    /// TCP connections open at once, in all.
+    pub max_tcp_connections: usize,
+    /// TCP connections open at once from one client address.
+    pub max_tcp_connections_per_client: usize,
 }
 
 /// The authoritative zone.
@@ -725,6 +752,8 @@ impl Config {
                 listen,
                 tcp_idle_timeout,
                 fast_path: raw.server.fast_path,
+                max_tcp_connections: raw.server.max_tcp_connections.max(1),
+                max_tcp_connections_per_client: raw.server.max_tcp_connections_per_client.max(1),
             },
             zone,
             inventory,
@@ -1408,6 +1437,7 @@ impl Validator<'_> {
             upstreams,
             timeout: self.duration("forwarding.timeout", &raw.timeout)?,
             cache_size: raw.cache_size,
+            max_in_flight: raw.max_in_flight.max(1),
         }))
     }
 

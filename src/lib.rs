@@ -131,6 +131,9 @@ impl Running {
         if new.server.listen != old.server.listen
             || new.server.fast_path != old.server.fast_path
             || new.server.tcp_idle_timeout != old.server.tcp_idle_timeout
+            || new.server.max_tcp_connections != old.server.max_tcp_connections
+            || new.server.max_tcp_connections_per_client
+                != old.server.max_tcp_connections_per_client
         {
             warn!("reload: [server] changes need a restart; keeping the old listeners");
         }
@@ -231,7 +234,11 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let dns = dns::bind(
         &config.server.listen,
         handler,
-        config.server.tcp_idle_timeout,
+        dns::tcp::Limits {
+            max_connections: config.server.max_tcp_connections,
+            max_per_client: config.server.max_tcp_connections_per_client,
+            idle_timeout: config.server.tcp_idle_timeout,
+        },
         config.server.fast_path,
     )
     .await?;
@@ -249,6 +256,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 refresh: stats.clone(),
                 metrics: metrics.clone(),
                 udp: dns.udp_stats.clone(),
+                tcp: dns.tcp_stats.clone(),
                 forwarder: forwarder.clone(),
             };
             Some(admin::start(a.listen, state, shutdown.clone()).await?)

@@ -42,7 +42,16 @@ pub mod names {
     pub const SERIAL: &str = "stabledns_serial";
     /// Gauge: seconds since the inventory last confirmed the published data.
     pub const DATA_AGE: &str = "stabledns_data_age_seconds";
-    /// Counter {reason}: forwarded lookups that failed (`error`, `timeout`, `loop`).
+    /// Gauge: TCP connections open now.
+    pub const TCP_OPEN: &str = "stabledns_tcp_connections";
+    /// Counter: TCP connections accepted.
+    pub const TCP_ACCEPTED: &str = "stabledns_tcp_connections_accepted";
+    /// Counter {reason}: TCP connections closed by a limit (`max_connections`, `per_client`,
+    /// `idle`).
+    pub const TCP_CLOSED: &str = "stabledns_tcp_connections_limited";
+    /// Gauge: forwarded lookups waiting for the upstreams now.
+    pub const FORWARD_IN_FLIGHT: &str = "stabledns_forward_in_flight";
+    /// Counter {reason}: forwarded lookups that failed (`error`, `timeout`, `loop`, `limit`).
     pub const FORWARD_ERRORS: &str = "stabledns_forward_errors";
     /// Counter: config reloads applied, and rejected (`result`).
     pub const RELOADS: &str = "stabledns_config_reloads";
@@ -344,8 +353,12 @@ pub struct Exposition<'a> {
     pub refresh: &'a crate::refresh::RefreshStats,
     /// UDP answers (fast, handler).
     pub udp: (u64, u64),
-    /// Forwarding failures (error, timeout, loop), when forwarding is configured.
-    pub forward: Option<(u64, u64, u64)>,
+    /// TCP: open, accepted, refused (all), refused (per client), closed idle.
+    pub tcp: [u64; 5],
+    /// Forwarding failures (error, timeout, loop, limit), when forwarding is configured.
+    pub forward: Option<(u64, u64, u64, u64)>,
+    /// Forwarded lookups in flight now.
+    pub forward_in_flight: u64,
     /// The published snapshot.
     pub snapshot: Option<&'a crate::zone::Snapshot>,
 }
@@ -376,6 +389,8 @@ impl Exposition<'_> {
             handler_latency: m.handler_latency.read(),
             refresh_duration: m.refresh_duration.read(),
             udp: self.udp,
+            tcp: self.tcp,
+            forward_in_flight: self.forward_in_flight,
             successes: load(&r.successes),
             failures: load(&r.failures),
             last_success: load(&r.last_success_unix_ms) / 1000,
@@ -426,13 +441,15 @@ struct Sample {
     handler_latency: HistogramRead,
     refresh_duration: HistogramRead,
     udp: (u64, u64),
+    tcp: [u64; 5],
+    forward_in_flight: u64,
     successes: u64,
     failures: u64,
     last_success: u64,
     valve_trips: u64,
     publishes: u64,
     reloads: (u64, u64),
-    forward: Option<(u64, u64, u64)>,
+    forward: Option<(u64, u64, u64, u64)>,
     names: Vec<(String, u64)>,
     published: Option<(u64, u32)>,
     age: Option<u64>,
@@ -569,7 +586,7 @@ mod encode {
                     (vec![("result", "rejected")], self.reloads.1),
                 ],
             )?;
-            if let Some((error, timeout, looped)) = self.forward {
+            if let Some((error, timeout, looped, limit)) = self.forward {
                 family(
                     e,
                     names::FORWARD_ERRORS,
@@ -579,9 +596,26 @@ mod encode {
                         (vec![("reason", "error")], error),
                         (vec![("reason", "timeout")], timeout),
                         (vec![("reason", "loop")], looped),
+                        (vec![("reason", "limit")], limit),
                     ],
                 )?;
+                let help = "Forwarded lookups waiting for the upstreams now";
+                gauge(e, names::FORWARD_IN_FLIGHT, help, self.forward_in_flight)?;
             }
+            let [open, accepted, refused, refused_client, idle] = self.tcp;
+            gauge(e, names::TCP_OPEN, "TCP connections open now", open)?;
+            counter(e, names::TCP_ACCEPTED, "TCP connections accepted", accepted)?;
+            family(
+                e,
+                names::TCP_CLOSED,
+                "TCP connections closed by a limit, by reason",
+                MetricType::Counter,
+                &[
+                    (vec![("reason", "max_connections")], refused),
+                    (vec![("reason", "per_client")], refused_client),
+                    (vec![("reason", "idle")], idle),
+                ],
+            )?;
             let names: Vec<_> = self
                 .names
                 .iter()

@@ -61,8 +61,12 @@ pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     probe: LowerName,
     looped: AtomicBool,
-    /// Failed lookups: (upstream error, timeout, refused for a loop).
-    failures: [AtomicU64; 3],
+    /// Failed lookups: (upstream error, timeout, refused for a loop, over the in-flight limit).
+    failures: [AtomicU64; 4],
+    /// Lookups that may wait for the upstreams at once: a flood of names outside our zones
+    /// must not pile up tasks and sockets without bound.
+    in_flight: tokio::sync::Semaphore,
+    max_in_flight: usize,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -132,14 +136,21 @@ impl Forwarder {
             probe: LowerName::from(&probe),
             looped: AtomicBool::new(false),
             failures: Default::default(),
+            in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
+            max_in_flight: config.max_in_flight,
         })
     }
 
     /// Lookups that failed so far: (upstream error, timeout, refused because of a loop).
-    pub fn failures(&self) -> (u64, u64, u64) {
-        let [e, t, l] = &self.failures;
+    pub fn failures(&self) -> (u64, u64, u64, u64) {
+        let [e, t, l, m] = &self.failures;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        (load(e), load(t), load(l))
+        (load(e), load(t), load(l), load(m))
+    }
+
+    /// Lookups waiting for the upstreams now.
+    pub fn in_flight(&self) -> u64 {
+        (self.max_in_flight - self.in_flight.available_permits()) as u64
     }
 
     fn fail(&self, which: usize) -> Forwarded {
@@ -185,6 +196,9 @@ impl Forwarder {
         if self.looped() {
             return self.fail(2);
         }
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            return self.fail(3);
+        };
         let name = Name::from(name);
         let looked = tokio::time::timeout(self.timeout, self.resolver.lookup(name.clone(), rtype));
         match looked.await {

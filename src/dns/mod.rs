@@ -30,6 +30,7 @@ use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 pub mod forward;
 pub mod notify;
 mod server;
+pub mod tcp;
 pub mod transfer;
 pub mod udp;
 

@@ -1,24 +1,22 @@
-//! Socket wiring: every listen address serves UDP and TCP on the same port. UDP is ours (the
-//! fast path, [`super::udp`]); TCP is hickory's `Server`.
+//! Socket wiring: every listen address serves UDP and TCP on the same port, both ours: UDP
+//! for the fast path ([`super::udp`]), TCP for its limits and streaming ([`super::tcp`]). Both
+//! hand what they do not answer themselves to the same hickory `RequestHandler`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use tokio::net::TcpListener;
 use tracing::info;
 
 use super::Handler;
+use super::tcp::{self, TcpStats};
 use super::udp::{self, UdpStats};
-
-/// Outgoing responses queued per TCP connection. hickory writes a request's answers after its
-/// handler returns, so a zone transfer's messages all wait here at once.
-const TCP_RESPONSE_BUFFER: usize = super::transfer::MAX_MESSAGES;
 
 /// How many times to look for a port free on both UDP and TCP when asked for port 0.
 const EPHEMERAL_ATTEMPTS: usize = 20;
@@ -28,13 +26,16 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 
 /// A bound, running DNS server.
 pub struct DnsServer {
-    server: Server<Handler>,
+    tcp_shutdown: CancellationToken,
+    tcp_tasks: TaskTracker,
     udp: Vec<std::thread::JoinHandle<()>>,
     udp_shutdown: Arc<AtomicBool>,
     /// The addresses actually bound (port 0 resolved).
     pub addrs: Vec<SocketAddr>,
     /// UDP counters.
     pub udp_stats: Arc<UdpStats>,
+    /// TCP counters.
+    pub tcp_stats: Arc<TcpStats>,
 }
 
 impl DnsServer {
@@ -50,10 +51,11 @@ impl DnsServer {
         })
         .await
         .map_err(io::Error::other)?;
-        self.server
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))
+        // Listeners stop accepting; connections finish the query they are answering.
+        self.tcp_shutdown.cancel();
+        self.tcp_tasks.close();
+        self.tcp_tasks.wait().await;
+        Ok(())
     }
 }
 
@@ -62,10 +64,12 @@ impl DnsServer {
 pub async fn bind(
     listen: &[SocketAddr],
     handler: Handler,
-    tcp_idle_timeout: Duration,
+    tcp_limits: tcp::Limits,
     fast_path: bool,
 ) -> io::Result<DnsServer> {
-    let mut server = Server::new(handler.clone());
+    let tcp_shutdown = CancellationToken::new();
+    let tcp_tasks = TaskTracker::new();
+    let tcp_stats = Arc::new(TcpStats::default());
     let mut addrs = Vec::with_capacity(listen.len());
     let mut udp = Vec::new();
     let udp_shutdown = Arc::new(AtomicBool::new(false));
@@ -95,15 +99,24 @@ pub async fn bind(
                 .spawn(move || udp::serve(worker))?;
             udp.push(thread);
         }
-        server.register_listener(tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+        tcp_tasks.spawn(tcp::serve(
+            tcp,
+            handler.clone(),
+            tcp_limits,
+            tcp_stats.clone(),
+            tcp_shutdown.clone(),
+            tcp_tasks.clone(),
+        ));
         addrs.push(local);
     }
     Ok(DnsServer {
-        server,
+        tcp_shutdown,
+        tcp_tasks,
         udp,
         udp_shutdown,
         addrs,
         udp_stats,
+        tcp_stats,
     })
 }
 

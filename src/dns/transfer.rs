@@ -24,11 +24,6 @@ use crate::zone::{Snapshot, ViewZone};
 /// Bytes of records per message (uncompressed, so the message stays under TCP's 64 KiB).
 const MESSAGE_BYTES: usize = 60_000;
 
-/// Messages one transfer may take. hickory's TCP connection queues a request's answers and
-/// writes them when the handler returns, so all of a transfer's messages are queued at once:
-/// the server's TCP response buffer is this size (60 MB of zone).
-pub const MAX_MESSAGES: usize = 1024;
-
 /// What was sent, for the transfer counter.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome {
@@ -235,16 +230,9 @@ impl Handler {
         metadata.response_code = ResponseCode::NoError;
         let mut previous_mac: Option<Vec<u8>> = None;
         let mut last = None;
-        let chunks = pack(records);
-        if chunks.len() > MAX_MESSAGES {
-            warn!(
-                messages = chunks.len(),
-                max = MAX_MESSAGES,
-                "the zone is too large to transfer in one TCP answer"
-            );
-            return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
-        }
-        for chunk in chunks {
+        // Each message is written before the next is encoded (our TCP responder), so a large
+        // zone streams at the secondary's pace.
+        for chunk in pack(records) {
             let build = || {
                 MessageResponseBuilder::new(&request.queries, edns).build(
                     metadata,

@@ -292,17 +292,30 @@ mod batch {
 /// One datagram through the hickory handler, as hickory's own server would.
 async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Handler) {
     let responder = UdpResponder { socket, dst: src };
+    handle_raw(raw, src, Protocol::Udp, &handler, responder).await;
+}
+
+/// Decodes one query and answers it through the handler; FORMERR for an undecodable one.
+/// `false` when the bytes are not a query at all (shorter than a header, or a response, which
+/// is never answered: that is how reflection loops start).
+pub(super) async fn handle_raw<R: ResponseHandler>(
+    raw: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+    handler: &Handler,
+    mut responder: R,
+) -> bool {
     let header = {
         let mut decoder = BinDecoder::new(&raw);
         match Header::read(&mut decoder) {
             Ok(h) => h,
-            Err(_) => return, // shorter than a header: not a DNS message
+            Err(_) => return false,
         }
     };
     if header.metadata.message_type == MessageType::Response {
-        return; // never answer a response: that is how reflection loops start
+        return false;
     }
-    match Request::from_bytes(raw, src, Protocol::Udp) {
+    match Request::from_bytes(raw, src, protocol) {
         Ok(request) => {
             handler
                 .handle_request::<_, TokioTime>(&request, responder)
@@ -311,16 +324,16 @@ async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Ha
         Err(error) => {
             debug!(%src, %error, "undecodable query");
             let Ok(queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else {
-                return;
+                return true;
             };
             let response = MessageResponseBuilder::new(&queries, None)
                 .error_msg(&header.metadata, ResponseCode::FormErr);
-            let mut responder = responder;
             if let Err(error) = responder.send_response(response).await {
                 warn!(%src, %error, "failed to send FORMERR");
             }
         }
     }
+    true
 }
 
 /// Sends hickory's responses on our socket.

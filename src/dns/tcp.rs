@@ -1,0 +1,241 @@
+//! TCP serving: our own accept loop, so connections are limited (in all and per client), idle
+//! ones are closed, and answers are written as they are produced.
+//!
+//! hickory's `Server` accepts without limit and writes a request's answers only after its
+//! handler returns (a zone transfer's messages all wait in memory). Here each connection is a
+//! task reading length-prefixed queries one after another (RFC 7766 allows answering in order)
+//! and handing each to the same hickory `RequestHandler` as UDP's slow path; the responder
+//! writes each message as soon as it is sent, so a transfer streams with the client's pace.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Header, HeaderCounts, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_server::net::NetError;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::Handler;
+
+/// Limits of the TCP listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_per_client: usize,
+    /// A connection with no complete query for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// How long one answer message may take to write before the connection is dropped (a client
+/// that stopped reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counters of the TCP listener.
+#[derive(Debug, Default)]
+pub struct TcpStats {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused_total: AtomicU64,
+    /// Connections closed at once because their client had `max_per_client` open.
+    pub refused_client: AtomicU64,
+    /// Connections closed for idling.
+    pub idle_closed: AtomicU64,
+}
+
+/// Accepts on `listener` until `shutdown`; the connections are tracked by `tasks`.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    limits: Limits,
+    stats: Arc<TcpStats>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, src) = match accepted {
+            Ok(a) => a,
+            Err(error) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                warn!(%error, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if usize::try_from(stats.open.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+            >= limits.max_connections
+        {
+            stats.refused_total.fetch_add(1, Ordering::Relaxed);
+            debug!(%src, "TCP connection refused: max_tcp_connections open");
+            continue; // dropping the stream closes it
+        }
+        let Some(slot) = ClientSlot::take(&per_client, src.ip(), limits.max_per_client) else {
+            stats.refused_client.fetch_add(1, Ordering::Relaxed);
+            debug!(%src, "TCP connection refused: the client has max_tcp_connections_per_client open");
+            continue;
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        let (handler, stats, shutdown) = (handler.clone(), stats.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            connection(stream, src, &handler, limits, &stats, &shutdown).await;
+            stats.open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
+        });
+    }
+}
+
+/// One client's share of the connections; given back on drop.
+struct ClientSlot {
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut t = table.lock().ok()?;
+        let n = t.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.table.lock()
+            && let Some(n) = t.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Reads queries until the client closes, idles past the limit, sends garbage, or the server
+/// shuts down (the query being answered is finished first).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    src: SocketAddr,
+    handler: &Handler,
+    limits: Limits,
+    stats: &TcpStats,
+    shutdown: &CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let writer = Arc::new(tokio::sync::Mutex::new(writer));
+    loop {
+        let mut len = [0u8; 2];
+        let read = tokio::select! {
+            r = tokio::time::timeout(limits.idle_timeout, reader.read_exact(&mut len)) => r,
+            () = shutdown.cancelled() => return,
+        };
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return, // closed
+            Err(_) => {
+                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        let mut raw = vec![0u8; n];
+        match tokio::time::timeout(limits.idle_timeout, reader.read_exact(&mut raw)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let responder = TcpResponder {
+            writer: writer.clone(),
+        };
+        if !super::udp::handle_raw(raw, src, Protocol::Tcp, handler, responder).await {
+            return; // not a DNS query: nothing more will make sense on this stream
+        }
+    }
+}
+
+/// Writes hickory's responses to the connection, each as soon as it is sent.
+#[derive(Clone)]
+struct TcpResponder {
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for TcpResponder {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut message = Vec::with_capacity(512);
+        let metadata = *response.metadata();
+        let info = {
+            let mut encoder = BinEncoder::new(&mut message);
+            encoder.set_max_size(u16::MAX);
+            match response.destructive_emit(&mut encoder) {
+                Ok(info) => info,
+                Err(error) => {
+                    warn!(%error, "failed to encode a TCP response");
+                    let mut metadata = metadata;
+                    metadata.response_code = ResponseCode::ServFail;
+                    let header = Header {
+                        metadata,
+                        counts: HeaderCounts::default(),
+                    };
+                    message.clear();
+                    header.emit(&mut BinEncoder::new(&mut message))?;
+                    ResponseInfo::from(header)
+                }
+            }
+        };
+        let len = u16::try_from(message.len())
+            .map_err(|_| NetError::from("a TCP response longer than 65535 bytes"))?;
+        let mut framed = Vec::with_capacity(message.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&message);
+        let mut w = self.writer.lock().await;
+        match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&framed)).await {
+            Ok(Ok(())) => Ok(info),
+            Ok(Err(e)) => Err(NetError::from(std::io::Error::new(e.kind(), e.to_string()))),
+            Err(_) => Err(NetError::from("the client stopped reading")),
+        }
+    }
+}
