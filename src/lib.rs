@@ -117,6 +117,19 @@ impl Running {
         )
     }
 
+    /// The TCP listener's counters.
+    pub fn tcp_stats(&self) -> &dns::tcp::TcpStats {
+        &self.dns.tcp_stats
+    }
+
+    /// Forwarding failures so far: (upstream error, timeout, loop, over the in-flight limit).
+    pub fn forward_failures(&self) -> (u64, u64, u64, u64) {
+        self.forwarder
+            .load()
+            .as_ref()
+            .map_or((0, 0, 0, 0), |f| f.failures())
+    }
+
     /// Whether the loop probe found that the upstreams send our queries back to us.
     pub fn forwarding_looped(&self) -> bool {
         self.forwarder.load().as_ref().is_some_and(|f| f.looped())

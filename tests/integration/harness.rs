@@ -123,6 +123,16 @@ impl TestServer {
             .expect("a snapshot is published")
     }
 
+    /// The TCP listener's counters.
+    pub fn tcp_stats(&self) -> &stabledns::dns::tcp::TcpStats {
+        self.running.tcp_stats()
+    }
+
+    /// Forwarding failures: (upstream error, timeout, loop, over the in-flight limit).
+    pub fn forward_failures(&self) -> (u64, u64, u64, u64) {
+        self.running.forward_failures()
+    }
+
     /// The server's counters.
     pub fn metrics(&self) -> &stabledns::metrics::Metrics {
         &self.running.metrics

@@ -11,6 +11,7 @@ mod fastpath;
 mod forwarding;
 mod harness;
 mod leaks;
+mod limits;
 mod moto;
 mod nsd;
 mod proxy;

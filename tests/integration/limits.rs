@@ -1,0 +1,131 @@
+//! The limits that keep abuse from taking the server down: TCP connections in all and per
+//! client, idle TCP connections, and forwarded lookups in flight. Each bites here and is
+//! counted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::{DNSClass, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::forwarding::forwarding_config;
+use crate::harness::{TestServer, demo_config, query, udp_client};
+
+/// A TCP connection to `server` from the loopback address `source`.
+async fn connect_from(server: SocketAddr, source: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("addr"))
+        .expect("bind");
+    socket.connect(server).await.expect("connect")
+}
+
+/// Asks `db1.internal. A` on an open connection; `None` if the server closed it.
+async fn ask_on(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let query: [u8; 30] = [
+        0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'd', b'b', b'1', 8, b'i', b'n', b't',
+        b'e', b'r', b'n', b'a', b'l', 0, 0, 1, 0, 1,
+    ];
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    if stream.write_all(&framed).await.is_err() {
+        return None;
+    }
+    let mut len = [0u8; 2];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut len)).await;
+    if !matches!(read, Ok(Ok(_))) {
+        return None;
+    }
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut answer).await.ok()?;
+    Some(answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_are_limited_in_all_per_client_and_in_idle_time() {
+    let mut config = demo_config();
+    config.server.max_tcp_connections = 3;
+    config.server.max_tcp_connections_per_client = 2;
+    config.server.tcp_idle_timeout = Duration::from_millis(700);
+    let server = TestServer::start(config).await;
+    let addr = server.addr();
+    let stats = server.tcp_stats();
+
+    // Two from one client answer; its third is closed at once.
+    let mut a1 = connect_from(addr, "127.0.0.1").await;
+    let mut a2 = connect_from(addr, "127.0.0.1").await;
+    assert!(ask_on(&mut a1).await.is_some());
+    assert!(ask_on(&mut a2).await.is_some());
+    let mut a3 = connect_from(addr, "127.0.0.1").await;
+    assert!(
+        ask_on(&mut a3).await.is_none(),
+        "a third connection from one client"
+    );
+    assert_eq!(stats.refused_client.load(Ordering::Relaxed), 1);
+
+    // Another client gets the last of three; a fourth client is refused.
+    let mut b1 = connect_from(addr, "127.0.0.2").await;
+    assert!(ask_on(&mut b1).await.is_some());
+    let mut c1 = connect_from(addr, "127.0.0.3").await;
+    assert!(
+        ask_on(&mut c1).await.is_none(),
+        "a fourth connection in all"
+    );
+    assert_eq!(stats.refused_total.load(Ordering::Relaxed), 1);
+
+    // Idle connections close, which frees their places.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        ask_on(&mut a1).await.is_none(),
+        "an idle connection is closed"
+    );
+    assert!(stats.idle_closed.load(Ordering::Relaxed) >= 3);
+    let mut d1 = connect_from(addr, "127.0.0.4").await;
+    assert!(
+        ask_on(&mut d1).await.is_some(),
+        "room again after the idle ones closed"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_lookups_in_flight_are_limited() {
+    // An upstream that never answers: every forwarded lookup waits its full timeout.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut config = forwarding_config(silent.local_addr().expect("addr"), Duration::from_secs(3));
+    if let Some(f) = &mut config.forwarding {
+        f.max_in_flight = 2;
+    }
+    let server = TestServer::start(config).await;
+    let addr = server.addr();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let asks: Vec<_> = (0..6)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut client = udp_client(addr);
+                let name = format!("name{i}.example.test.");
+                let m = query(&mut client, &name, DNSClass::IN, RecordType::A).await;
+                (m.metadata.response_code, started.elapsed())
+            })
+        })
+        .collect();
+    let mut quick = 0;
+    for ask in asks {
+        let (rcode, took) = ask.await.expect("task");
+        assert_eq!(rcode, ResponseCode::ServFail);
+        if took < Duration::from_secs(1) {
+            quick += 1;
+        }
+    }
+    // The loop probe may hold a place too: at most two wait, the rest fail at once.
+    assert!(quick >= 4, "{quick} of 6 failed at once");
+    let failures = server.forward_failures();
+    assert!(failures.3 >= 4, "counted as over the limit: {failures:?}");
+    drop(silent);
+    server.stop().await;
+}
