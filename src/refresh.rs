@@ -184,7 +184,11 @@ impl Refresher {
         let Some(path) = self.config.inventory.state_file.clone() else {
             return false;
         };
-        let loaded = tokio::task::spawn_blocking(move || state::load(&path)).await;
+        let loaded = tokio::task::spawn_blocking(move || {
+            state::remove_stale_temporaries(&path);
+            state::load(&path)
+        })
+        .await;
         match loaded {
             Ok(Ok(Some(saved))) => {
                 let count = saved.instances.len();

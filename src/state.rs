@@ -55,6 +55,29 @@ pub enum StateError {
     },
 }
 
+/// Removes temporary files a killed process left beside the state file (best effort).
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let own = format!("{prefix}{}", std::process::id());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file != own {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Reads the state file; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
     let bytes = match fs::read(path) {
@@ -113,7 +136,12 @@ pub fn save(
         .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // The fleet's addresses and tags are nobody else's business.
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

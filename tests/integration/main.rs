@@ -5,6 +5,7 @@
 mod admin;
 mod answers;
 mod cli;
+mod crash;
 mod dig;
 mod ec2;
 mod fastpath;
