@@ -174,6 +174,17 @@ pub mod raw {
         /// Secondaries to send NOTIFY to when the serial changes (`IP` or `IP:port`).
         #[serde(default)]
         pub notify: Vec<Spanned<String>>,
+        /// UDP answers a second per client prefix (0: no limit; default 200 for public views,
+        /// 0 for private ones).
+        pub rate_limit: Option<u32>,
+        /// Past the rate, every n-th answer goes out truncated, the rest are dropped (0: drop
+        /// all).
+        #[serde(default = "default_slip")]
+        pub rate_limit_slip: u32,
+    }
+
+    fn default_slip() -> u32 {
+        2
     }
 
     /// `[[tsig_keys]]`
@@ -442,6 +453,9 @@ pub mod raw {
         pub slots: bool,
     }
 }
+
+/// UDP answers a second per client prefix in public views unless configured.
+pub const DEFAULT_PUBLIC_RATE_LIMIT: u32 = 200;
 
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
@@ -1336,6 +1350,12 @@ impl Validator<'_> {
                 transfer,
                 transfer_keys,
                 notify,
+                rate_limit: r.rate_limit.unwrap_or(if addresses == AddressKind::Public {
+                    DEFAULT_PUBLIC_RATE_LIMIT
+                } else {
+                    0
+                }),
+                rate_limit_slip: r.rate_limit_slip,
             });
         }
         Ok(views)

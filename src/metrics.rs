@@ -42,6 +42,8 @@ pub mod names {
     pub const SERIAL: &str = "stabledns_serial";
     /// Gauge: seconds since the inventory last confirmed the published data.
     pub const DATA_AGE: &str = "stabledns_data_age_seconds";
+    /// Counter {view, action}: UDP answers over the view's rate limit (`drop`, `slip`).
+    pub const RATE_LIMITED: &str = "stabledns_rate_limited";
     /// Gauge: TCP connections open now.
     pub const TCP_OPEN: &str = "stabledns_tcp_connections";
     /// Counter: TCP connections accepted.
@@ -139,17 +141,36 @@ thread_local! {
 #[derive(Debug)]
 pub struct QueryCounters {
     shards: Box<[Shard]>,
+    /// UDP answers over the rate limit: (dropped, sent truncated).
+    limited: [AtomicU64; 2],
 }
 
 impl Default for QueryCounters {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            limited: Default::default(),
         }
     }
 }
 
 impl QueryCounters {
+    /// Counts a rate-limit verdict (answers within the rate are not counted here).
+    pub fn count_limited(&self, verdict: crate::dns::rrl::Verdict) {
+        let i = match verdict {
+            crate::dns::rrl::Verdict::Allow => return,
+            crate::dns::rrl::Verdict::Drop => 0,
+            crate::dns::rrl::Verdict::Slip => 1,
+        };
+        self.limited[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (dropped, truncated) answers over the rate limit so far.
+    pub fn limited(&self) -> (u64, u64) {
+        let [d, s] = &self.limited;
+        (d.load(Ordering::Relaxed), s.load(Ordering::Relaxed))
+    }
+
     /// Counts one answer; `qtype` and `rcode` from [`qtype_slot`] and [`rcode_slot`].
     pub fn count(&self, qtype: usize, rcode: usize) {
         let shard = SHARD.with(|s| *s);
@@ -373,6 +394,11 @@ impl Exposition<'_> {
         let r = self.refresh;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let views = m.views.read().map(|v| v.clone()).unwrap_or_default();
+        let limited = views
+            .iter()
+            .map(|(n, c)| (n.clone(), c.limited()))
+            .filter(|(_, (d, s))| d + s > 0)
+            .collect();
         let mut queries = Vec::new();
         for (view, c) in views
             .iter()
@@ -385,6 +411,7 @@ impl Exposition<'_> {
         }
         let sample = Sample {
             queries,
+            limited,
             fast_latency: m.fast_latency.read(),
             handler_latency: m.handler_latency.read(),
             refresh_duration: m.refresh_duration.read(),
@@ -437,6 +464,7 @@ type HistogramRead = (f64, u64, Vec<(f64, u64)>);
 #[derive(Debug)]
 struct Sample {
     queries: Vec<(String, &'static str, &'static str, u64)>,
+    limited: Vec<(String, (u64, u64))>,
     fast_latency: HistogramRead,
     handler_latency: HistogramRead,
     refresh_duration: HistogramRead,
@@ -542,6 +570,16 @@ mod encode {
                 MetricType::Counter,
                 &queries,
             )?;
+            let limited: Vec<_> = (self.limited.iter())
+                .flat_map(|(view, (dropped, slipped))| {
+                    [
+                        (vec![("view", view.as_str()), ("action", "drop")], *dropped),
+                        (vec![("view", view.as_str()), ("action", "slip")], *slipped),
+                    ]
+                })
+                .collect();
+            let help = "UDP answers over the view's rate limit: dropped, or sent truncated";
+            family(e, names::RATE_LIMITED, help, MetricType::Counter, &limited)?;
             histogram(
                 e,
                 names::ANSWER_DURATION,

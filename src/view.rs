@@ -72,6 +72,10 @@ pub struct ViewPolicy {
     pub transfer_keys: Vec<hickory_proto::rr::Name>,
     /// Secondaries told of every new serial.
     pub notify: Vec<std::net::SocketAddr>,
+    /// UDP answers a second per client prefix (/24, /56); 0 is no limit.
+    pub rate_limit: u32,
+    /// Past the rate, every n-th answer is sent truncated (the client retries over TCP).
+    pub rate_limit_slip: u32,
 }
 
 impl ViewPolicy {
@@ -98,6 +102,8 @@ impl ViewPolicy {
             transfer: Vec::new(),
             transfer_keys: Vec::new(),
             notify: Vec::new(),
+            rate_limit: 0,
+            rate_limit_slip: 2,
         }
     }
 }

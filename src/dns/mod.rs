@@ -29,6 +29,7 @@ use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
 pub mod forward;
 pub mod notify;
+pub mod rrl;
 mod server;
 pub mod tcp;
 pub mod transfer;
@@ -110,6 +111,20 @@ impl Handler {
 }
 
 impl Handler {
+    /// Counts a UDP answer to `client` against its view's rate limit.
+    pub fn rate_limit(&self, client: IpAddr) -> rrl::Verdict {
+        let guard = self.snapshot.guard();
+        let Some(view) = guard.as_deref().and_then(|s| s.view_for(client)) else {
+            return rrl::Verdict::Allow;
+        };
+        let Some(limiter) = &view.rrl else {
+            return rrl::Verdict::Allow;
+        };
+        let verdict = limiter.check(client);
+        view.counters.0.count_limited(verdict);
+        verdict
+    }
+
     /// Answers the hot case from the snapshot's precomputed bytes into `out`; `false` when the
     /// query needs [`RequestHandler::handle_request`].
     pub fn answer_fast(&self, client: IpAddr, query: &[u8], out: &mut Vec<u8>) -> bool {

@@ -129,3 +129,85 @@ async fn forwarded_lookups_in_flight_are_limited() {
     drop(silent);
     server.stop().await;
 }
+
+/// Sends `n` A queries for `name` from `source` over one UDP socket as fast as it can, then
+/// collects answers for half a second: (full answers, truncated empty answers).
+async fn burst(server: SocketAddr, source: &str, name: &str, n: u16) -> (usize, usize) {
+    let socket = std::sync::Arc::new(
+        tokio::net::UdpSocket::bind(format!("{source}:0"))
+            .await
+            .expect("bind"),
+    );
+    // Answers are read while the questions go out, so the client's own buffer never drops.
+    let reader = {
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            let (mut full, mut truncated) = (0, 0);
+            let mut buf = [0u8; 1500];
+            while let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buf)).await
+            {
+                let tc = buf[2] & 0x02 != 0;
+                match (tc, u16::from_be_bytes([buf[6], buf[7]])) {
+                    (true, 0) => truncated += 1,
+                    (false, a) if a > 0 => full += 1,
+                    other => panic!("unexpected answer {other:?}"),
+                }
+            }
+            (full, truncated)
+        })
+    };
+    for id in 0..n {
+        let mut msg = hickory_server::proto::op::Message::query();
+        msg.metadata.id = id;
+        msg.add_query(hickory_server::proto::op::Query::query(
+            hickory_server::proto::rr::Name::from_ascii(name).expect("name"),
+            RecordType::A,
+        ));
+        let bytes =
+            hickory_server::proto::serialize::binary::BinEncodable::to_bytes(&msg).expect("encode");
+        socket.send_to(&bytes, server).await.expect("send");
+        // In bursts of 25: a loopback socket's default buffer (208 KiB, net.core.rmem_max)
+        // holds a few hundred datagrams, and this test is about the limit, not the buffer.
+        if id % 25 == 24 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let (full, truncated) = reader.await.expect("reader");
+    (full, truncated)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_answers_are_rate_limited_per_prefix_with_slip() {
+    let mut config = demo_config();
+    for view in &mut config.views {
+        if view.name == "outside" {
+            view.rate_limit = 20;
+            view.rate_limit_slip = 2;
+        }
+    }
+    let server = TestServer::start_rate_limited(config).await;
+    let addr = server.addr();
+
+    // 300 questions in a burst from outside: 20 a second answer (40 if the burst straddles a
+    // second), every second one past that comes back truncated, the rest get nothing.
+    let (full, truncated) = burst(addr, "127.0.0.3", "web.internal.", 300).await;
+    assert!((20..=40).contains(&full), "{full} full answers");
+    assert!(
+        (120..=150).contains(&truncated),
+        "{truncated} truncated of {} over the rate",
+        300 - full
+    );
+    let counters = server.metrics().view("outside").0;
+    let (dropped, slipped) = counters.limited();
+    assert_eq!(slipped as usize, truncated);
+    assert_eq!(dropped as usize, 300 - full - truncated);
+
+    // A truncated client retries over TCP, which is not limited (no spoofing there).
+    let mut tcp = connect_from(addr, "127.0.0.3").await;
+    assert!(ask_on(&mut tcp).await.is_some());
+    // The inside view has no limit.
+    let (full, truncated) = burst(addr, "127.0.0.1", "web.internal.", 300).await;
+    assert_eq!((full, truncated), (300, 0));
+    server.stop().await;
+}

@@ -1,0 +1,173 @@
+//! Response rate limiting for views that face the outside (NSD's and Knot's RRL, simplified):
+//! each client prefix (/24 for IPv4, /56 for IPv6) gets `rate` UDP answers a second; past it,
+//! every `slip`-th answer goes out truncated and empty (a real client retries over TCP, which
+//! a spoofed source cannot) and the rest are dropped. This blunts reflection and amplification
+//! through us without shutting out a real resolver behind a busy prefix.
+//!
+//! The table is a fixed array of atomic buckets (second, count) indexed by a hash of the
+//! prefix: no lock and no allocation per query; prefixes that collide share a budget, which
+//! only ever limits more.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Buckets per view (512 KiB).
+const BUCKETS: usize = 1 << 16;
+
+/// What to do with one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the rate: answer.
+    Allow,
+    /// Over it: send a truncated empty answer.
+    Slip,
+    /// Over it: send nothing.
+    Drop,
+}
+
+/// One view's limiter.
+pub struct RateLimiter {
+    rate: u32,
+    slip: u32,
+    epoch: Instant,
+    buckets: Box<[AtomicU64]>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("rate", &self.rate)
+            .field("slip", &self.slip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for RateLimiter {
+    /// Two limiters with the same settings are the same zone behaviour; their counts are not.
+    fn eq(&self, other: &Self) -> bool {
+        self.rate == other.rate && self.slip == other.slip
+    }
+}
+
+impl RateLimiter {
+    /// `rate` answers a second per prefix; every `slip`-th limited one truncated (0: none).
+    pub fn new(rate: u32, slip: u32) -> Self {
+        Self {
+            rate,
+            slip,
+            epoch: Instant::now(),
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Counts one answer to `client` and says whether it may go.
+    pub fn check(&self, client: IpAddr) -> Verdict {
+        let now = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
+        let bucket = &self.buckets[index(client)];
+        let mut current = bucket.load(Ordering::Relaxed);
+        let count = loop {
+            let (second, count) = (current >> 32, current & 0xffff_ffff);
+            let next = if second == u64::from(now) {
+                (u64::from(now) << 32) | (count + 1).min(0xffff_ffff)
+            } else {
+                (u64::from(now) << 32) | 1
+            };
+            match bucket.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break next & 0xffff_ffff,
+                Err(seen) => current = seen,
+            }
+        };
+        let over = count.saturating_sub(u64::from(self.rate));
+        if over == 0 {
+            Verdict::Allow
+        } else if self.slip > 0 && over % u64::from(self.slip) == 0 {
+            Verdict::Slip
+        } else {
+            Verdict::Drop
+        }
+    }
+}
+
+/// The bucket of a client's prefix.
+fn index(client: IpAddr) -> usize {
+    let prefix: u64 = match client.to_canonical() {
+        IpAddr::V4(v4) => u64::from(u32::from(v4) >> 8),
+        IpAddr::V6(v6) => (u128::from(v6) >> 72) as u64 | (1 << 63),
+    };
+    // Fibonacci hashing spreads neighbouring prefixes over the table.
+    (prefix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as usize % BUCKETS
+}
+
+/// A truncated, empty answer to `query` (header and question echoed, QR and TC set), or `None`
+/// if the question cannot be found.
+pub fn truncated(query: &[u8], out: &mut Vec<u8>) -> bool {
+    if query.len() < 12 || query[4..6] != [0, 1] {
+        return false;
+    }
+    let mut at = 12;
+    loop {
+        let Some(&len) = query.get(at) else {
+            return false;
+        };
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return false;
+        }
+        at += 1 + usize::from(len);
+    }
+    let end = at + 4;
+    if end > query.len() {
+        return false;
+    }
+    out.clear();
+    out.extend_from_slice(&query[..2]);
+    out.push(0x80 | (query[2] & 0x79) | 0x02); // QR, opcode and RD as asked, TC
+    out.push(query[3] & 0x10); // CD as asked, RCODE 0
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&query[12..end]);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_rate_every_slip_th_answer_is_truncated_the_rest_dropped() {
+        let rrl = RateLimiter::new(5, 2);
+        let a: IpAddr = "192.0.2.7".parse().expect("ip");
+        let same_prefix: IpAddr = "192.0.2.200".parse().expect("ip");
+        let other: IpAddr = "198.51.100.1".parse().expect("ip");
+        let verdicts: Vec<Verdict> = (0..9)
+            .map(|i| rrl.check(if i % 2 == 0 { a } else { same_prefix }))
+            .collect();
+        assert_eq!(&verdicts[..5], &[Verdict::Allow; 5]);
+        assert_eq!(
+            &verdicts[5..],
+            &[Verdict::Drop, Verdict::Slip, Verdict::Drop, Verdict::Slip]
+        );
+        assert_eq!(
+            rrl.check(other),
+            Verdict::Allow,
+            "another prefix has its own budget"
+        );
+        assert_eq!(RateLimiter::new(1, 0).check(a), Verdict::Allow);
+    }
+
+    #[test]
+    fn a_truncated_answer_echoes_the_question() {
+        let query = [
+            0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1,
+        ];
+        let mut out = Vec::new();
+        assert!(truncated(&query, &mut out));
+        assert_eq!(&out[..4], &[0xab, 0xcd, 0x83, 0x00]);
+        assert_eq!(&out[12..], &query[12..]);
+        assert!(!truncated(&query[..15], &mut out), "a cut question");
+    }
+}
