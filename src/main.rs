@@ -190,10 +190,14 @@ async fn load_snapshot_timed(
 ) -> anyhow::Result<(stabledns::zone::Snapshot, (Duration, Duration))> {
     let started = Instant::now();
     let source = stabledns::inventory::Source::from_config(&config.inventory).await;
-    let instances = source
+    let fetched = source
         .fetch()
         .await
         .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
+    for why in &fetched.skipped {
+        eprintln!("warning: {why}");
+    }
+    let instances = fetched.instances;
     let read = started.elapsed();
     let serial = stabledns::refresh::next_serial(None, std::time::SystemTime::now());
     // The running server's slot numbers, when it keeps a state file, so `names` shows them.

@@ -30,6 +30,8 @@ pub mod names {
     pub const REFRESH_FAILURES: &str = "stabledns_refresh_failures";
     /// Gauge: Unix time of the last successful fetch (0 = never).
     pub const REFRESH_LAST_SUCCESS: &str = "stabledns_refresh_last_success_timestamp_seconds";
+    /// Gauge: instances the last inventory read skipped as unusable.
+    pub const SKIPPED_INSTANCES: &str = "stabledns_inventory_skipped_instances";
     /// Counter: refreshes held back by the safety valve.
     pub const VALVE_TRIPS: &str = "stabledns_safety_valve_trips";
     /// Counter: snapshots published.
@@ -422,6 +424,7 @@ impl Exposition<'_> {
             failures: load(&r.failures),
             last_success: load(&r.last_success_unix_ms) / 1000,
             valve_trips: load(&r.valve_trips),
+            skipped: load(&r.skipped_instances),
             publishes: load(&r.publishes),
             reloads: (load(&m.reloads_applied), load(&m.reloads_rejected)),
             forward: self.forward,
@@ -475,6 +478,7 @@ struct Sample {
     failures: u64,
     last_success: u64,
     valve_trips: u64,
+    skipped: u64,
     publishes: u64,
     reloads: (u64, u64),
     forward: Option<(u64, u64, u64, u64)>,
@@ -614,6 +618,8 @@ mod encode {
             let trips = "Refreshes held back by the safety valve";
             counter(e, names::VALVE_TRIPS, trips, self.valve_trips)?;
             counter(e, names::PUBLISHES, "Snapshots published", self.publishes)?;
+            let skipped = "Instances the last inventory read skipped as unusable";
+            gauge(e, names::SKIPPED_INSTANCES, skipped, self.skipped)?;
             family(
                 e,
                 names::RELOADS,

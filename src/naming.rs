@@ -219,11 +219,22 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                     };
                     match separator {
                         Some(sep) => {
-                            for part in value.split(sep.as_str()).map(str::trim) {
-                                if !part.is_empty() {
-                                    let via = format!("tag {key}={}", quoted(part));
-                                    claim(part, via, how, &mut warnings);
-                                }
+                            let parts: Vec<&str> = value
+                                .split(sep.as_str())
+                                .map(str::trim)
+                                .filter(|p| !p.is_empty())
+                                .collect();
+                            if parts.len() > MAX_NAMES_PER_TAG {
+                                warnings.push(format!(
+                                    "{}: tag {key} holds {} names; only the first \
+                                     {MAX_NAMES_PER_TAG} are used",
+                                    inst.id,
+                                    parts.len()
+                                ));
+                            }
+                            for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
+                                let via = format!("tag {key}={}", quoted(part));
+                                claim(part, via, how, &mut warnings);
                             }
                         }
                         None => {
@@ -442,9 +453,18 @@ fn parse_service(item: &str) -> Option<(String, String, u16)> {
     Some((service.to_ascii_lowercase(), proto, port))
 }
 
+/// A tag value for logs and `_explain`: quoted, and cut short when it is long (tags hold up
+/// to 256 characters in AWS, more in a hand-made dump).
 fn quoted(s: &str) -> String {
-    format!("{s:?}")
+    const SHOWN: usize = 80;
+    match s.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+        None => format!("{s:?}"),
+    }
 }
+
+/// Names one separated tag may give one instance: a runaway value must not flood the zone.
+pub const MAX_NAMES_PER_TAG: usize = 32;
 
 /// Turns a tag value or capture into a relative DNS name: lower case, letters, digits and
 /// hyphens, labels split on dots, each at most 63 long, no leading or trailing hyphens.

@@ -96,6 +96,8 @@ pub struct RefreshStats {
     pub valve_trips: AtomicU64,
     /// Snapshots published.
     pub publishes: AtomicU64,
+    /// Instances the last fetch skipped as unusable.
+    pub skipped_instances: AtomicU64,
     /// When the API last confirmed the published data (Unix ms; 0 = never).
     pub last_success_unix_ms: AtomicU64,
     /// The last failure's count of consecutive failures and the backoff it chose, together.
@@ -226,7 +228,14 @@ impl Refresher {
 
     async fn fetch_and_publish(&mut self) -> Result<Outcome, InventoryError> {
         let instances: Arc<[Instance]> = match self.source.fetch().await {
-            Ok(i) => i.into(),
+            Ok(fetched) => {
+                for why in &fetched.skipped {
+                    warn!("{why}");
+                }
+                (self.stats.skipped_instances)
+                    .store(fetched.skipped.len() as u64, Ordering::Relaxed);
+                fetched.instances.into()
+            }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -532,7 +541,9 @@ mod tests {
         let config = Config::load(&root.join("config/demo.toml")).expect("demo config");
         let path = root.join("config/demo-instances.json");
         let bytes = std::fs::read(&path).expect("demo fleet");
-        let fleet = crate::inventory::file::parse(&path, &bytes, None).expect("parses");
+        let fleet = crate::inventory::file::parse(&path, &bytes, None)
+            .expect("parses")
+            .instances;
         let slots = naming::Slots::new();
         let fleet: Arc<[Instance]> = fleet.into();
         let mut restamped = build_snapshot(&config, &fleet, 5, &slots);

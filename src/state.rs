@@ -170,7 +170,9 @@ mod tests {
     fn demo() -> Vec<Instance> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-instances.json");
         let bytes = fs::read(&path).expect("demo");
-        crate::inventory::file::parse(&path, &bytes, None).expect("parses")
+        crate::inventory::file::parse(&path, &bytes, None)
+            .expect("parses")
+            .instances
     }
 
     #[test]

@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::Filter;
 use tracing::debug;
 
 use super::file::{RawGroup, RawInstance, RawInterface, RawIpv6, RawPlacement, RawState, RawTag};
-use super::{Instance, InventoryError};
+use super::{Fetched, InventoryError};
 use crate::config::Ec2Config;
 
 /// One account × region to walk.
@@ -121,17 +121,17 @@ impl Ec2Source {
     }
 
     /// Every instance in every walk, or the first error.
-    pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
-        let mut out = Vec::new();
+    pub async fn fetch(&self) -> Result<Fetched, InventoryError> {
+        let mut out = Fetched::default();
         for walk in &self.walks {
-            let before = out.len();
+            let before = out.instances.len();
             self.walk(walk, &mut out).await?;
-            debug!(region = %walk.region, role = ?walk.role, instances = out.len() - before, "walked");
+            debug!(region = %walk.region, role = ?walk.role, instances = out.instances.len() - before, "walked");
         }
         Ok(out)
     }
 
-    async fn walk(&self, walk: &Walk, out: &mut Vec<Instance>) -> Result<(), InventoryError> {
+    async fn walk(&self, walk: &Walk, out: &mut Fetched) -> Result<(), InventoryError> {
         let where_ = || match &walk.role {
             Some(role) => format!("{} as {role}", walk.region),
             None => walk.region.clone(),
@@ -150,19 +150,18 @@ impl Ec2Source {
             })?;
             for reservation in page.reservations() {
                 for inst in reservation.instances() {
-                    let instance = super::file::convert(
+                    match super::file::convert(
                         raw(inst),
                         reservation.owner_id(),
                         Some(walk.region.as_str()),
-                    )
-                    .map_err(|e| InventoryError::Api {
-                        place: where_(),
-                        message: format!(
-                            "instance {}: {e}",
+                    ) {
+                        Ok(instance) => out.instances.push(instance),
+                        Err(e) => out.skipped.push(format!(
+                            "EC2 in {}: instance {}: {e}; skipped",
+                            where_(),
                             inst.instance_id().unwrap_or("(no id)")
-                        ),
-                    })?;
-                    out.push(instance);
+                        )),
+                    }
                 }
             }
         }
@@ -171,7 +170,48 @@ impl Ec2Source {
 }
 
 fn client(config: &SdkConfig) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::new(config)
+    let config = aws_sdk_ec2::config::Builder::from(config)
+        .interceptor(WholeAnswer)
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+/// Refuses an answer whose XML stops before its root element closes. The SDK's parser reads
+/// a cut document as far as it goes and calls it a success: a connection dropped mid-answer
+/// would then look like a fleet that lost half its instances (and no `nextToken`, so no more
+/// pages).
+#[derive(Debug)]
+struct WholeAnswer;
+
+impl aws_sdk_ec2::config::Intercept for WholeAnswer {
+    fn name(&self) -> &'static str {
+        "stabledns::WholeAnswer"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_ec2::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_ec2::config::RuntimeComponents,
+        _: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+        let response = context.response();
+        if !response.status().is_success() {
+            return Ok(()); // the SDK turns error answers into errors itself
+        }
+        let Some(body) = response.body().bytes() else {
+            return Ok(());
+        };
+        let end = body.trim_ascii_end();
+        if end.ends_with(b"Response>") {
+            Ok(())
+        } else {
+            Err(format!(
+                "the answer ends before its XML does ({} bytes): cut off or not EC2's",
+                body.len()
+            )
+            .into())
+        }
+    }
 }
 
 fn s(v: Option<&str>) -> Option<String> {

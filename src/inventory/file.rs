@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Instance, InstanceError, InventoryError, SecurityGroup, region_of_zone};
+use super::{Fetched, Instance, InstanceError, InventoryError, SecurityGroup, region_of_zone};
 
 /// Reads a describe-instances dump.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct FileSource {
 
 impl FileSource {
     /// Reads and parses the file.
-    pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
+    pub async fn fetch(&self) -> Result<Fetched, InventoryError> {
         let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|source| InventoryError::Read {
@@ -35,12 +35,9 @@ impl FileSource {
     }
 }
 
-/// Parses describe-instances JSON; `path` only labels errors.
-pub fn parse(
-    path: &Path,
-    bytes: &[u8],
-    region: Option<&str>,
-) -> Result<Vec<Instance>, InventoryError> {
+/// Parses describe-instances JSON; `path` only labels errors. A document that is not
+/// describe-instances JSON is an error; an instance in it that cannot be used is skipped.
+pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched, InventoryError> {
     let parse_err = |message: String| InventoryError::Parse {
         path: path.to_owned(),
         message,
@@ -58,12 +55,17 @@ pub fn parse(
             "{inner}{place} (expected the JSON that `aws ec2 describe-instances` prints)"
         ))
     })?;
-    let mut out = Vec::new();
+    let mut out = Fetched::default();
     for (r, reservation) in doc.reservations.into_iter().enumerate() {
         for (i, raw) in reservation.instances.into_iter().enumerate() {
-            let instance = convert(raw, reservation.owner_id.as_deref(), region)
-                .map_err(|e| parse_err(format!("Reservations[{r}].Instances[{i}]: {e}")))?;
-            out.push(instance);
+            let id = raw.instance_id.clone().unwrap_or_else(|| "(no id)".into());
+            match convert(raw, reservation.owner_id.as_deref(), region) {
+                Ok(instance) => out.instances.push(instance),
+                Err(e) => out.skipped.push(format!(
+                    "{}: Reservations[{r}].Instances[{i}] {id}: {e}; skipped",
+                    path.display()
+                )),
+            }
         }
     }
     Ok(out)
@@ -245,7 +247,9 @@ mod tests {
     fn demo() -> Vec<Instance> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-instances.json");
         let bytes = std::fs::read(&path).expect("demo inventory exists");
-        parse(&path, &bytes, None).expect("demo inventory parses")
+        let fetched = parse(&path, &bytes, None).expect("demo inventory parses");
+        assert!(fetched.skipped.is_empty(), "{:?}", fetched.skipped);
+        fetched.instances
     }
 
     #[test]
@@ -288,7 +292,9 @@ mod tests {
         let json = br#"{"Reservations":[{"Future":1,"Instances":[
             {"InstanceId":"i-1","State":{"Code":16,"Name":"running"},"Shiny":{"a":[1]}}]}],
             "NextToken":null}"#;
-        let fleet = parse(Path::new("f.json"), json, Some("eu-west-1")).expect("parses");
+        let fleet = parse(Path::new("f.json"), json, Some("eu-west-1"))
+            .expect("parses")
+            .instances;
         assert_eq!(fleet.len(), 1);
         assert_eq!(fleet[0].region.as_deref(), Some("eu-west-1"));
     }
@@ -309,25 +315,33 @@ mod tests {
 
         let e = parse_error(r#"{"Reservations":[{"Instances":[{"InstanceId":5}]}]}"#);
         assert!(e.contains("Reservations[0].Instances[0].InstanceId"), "{e}");
+    }
 
-        let e = parse_error(r#"{"Reservations":[{"Instances":[{"InstanceId":"i-1"}]}]}"#);
+    #[test]
+    fn unusable_instances_are_skipped_and_said_where() {
+        let json = br#"{"Reservations":[{"Instances":[
+            {"InstanceId":"i-good","State":{"Name":"running"}},
+            {"InstanceId":"i-nostate"},
+            {"State":{"Name":"running"}},
+            {"InstanceId":"i-badip","State":{"Name":"running"},"PrivateIpAddress":"10.0.0.300"}]},
+            {"Instances":[{"InstanceId":"i-odd","State":{"Name":"exploded"}}]}]}"#;
+        let fetched = parse(Path::new("fleet.json"), json, None).expect("parses");
+        let ids: Vec<&str> = fetched.instances.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["i-good"]);
+        let why = fetched.skipped.join("\n");
+        assert_eq!(fetched.skipped.len(), 4, "{why}");
         assert!(
-            e.contains("Reservations[0].Instances[0]") && e.contains("State.Name"),
-            "{e}"
-        );
-
-        let e = parse_error(
-            r#"{"Reservations":[{},{"Instances":[{"InstanceId":"i-1","State":{"Name":"running"},
-            "PrivateIpAddress":"10.0.0.300"}]}]}"#,
+            why.contains("Reservations[0].Instances[1] i-nostate: missing State.Name"),
+            "{why}"
         );
         assert!(
-            e.contains("Reservations[1].Instances[0]") && e.contains("10.0.0.300"),
-            "{e}"
+            why.contains("Instances[2] (no id): missing InstanceId"),
+            "{why}"
         );
-
-        let e = parse_error(
-            r#"{"Reservations":[{"Instances":[{"InstanceId":"i-1","State":{"Name":"exploded"}}]}]}"#,
+        assert!(
+            why.contains("i-badip") && why.contains("10.0.0.300"),
+            "{why}"
         );
-        assert!(e.contains("exploded"), "{e}");
+        assert!(why.contains("Reservations[1].Instances[0] i-odd") && why.contains("exploded"));
     }
 }

@@ -151,6 +151,16 @@ pub enum InventoryError {
     },
 }
 
+/// What one read of the inventory gave.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The usable instances.
+    pub instances: Vec<Instance>,
+    /// Instances left out, each with where it was and why: one bad instance must not keep
+    /// every other change from being published.
+    pub skipped: Vec<String>,
+}
+
 /// Why one instance in an API answer or dump cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
@@ -183,8 +193,9 @@ impl Source {
         }
     }
 
-    /// Reads the whole fleet; all or nothing.
-    pub async fn fetch(&self) -> Result<Vec<Instance>, InventoryError> {
+    /// Reads the whole fleet: every page or an error; instances that cannot be used are
+    /// skipped and listed.
+    pub async fn fetch(&self) -> Result<Fetched, InventoryError> {
         match self {
             Source::File(f) => f.fetch().await,
             Source::Ec2(e) => e.fetch().await,

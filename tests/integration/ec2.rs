@@ -295,7 +295,7 @@ async fn a_restart_serves_the_state_file_while_the_api_is_down_and_serials_only_
 }
 
 /// Waits until `cond` holds, polling; panics with `what` after `within`.
-async fn until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+pub async fn until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !cond() {
         assert!(
@@ -354,6 +354,8 @@ async fn api_faults_keep_the_last_good_answers_back_off_and_recover() {
         Mode::Throttle,
         Mode::Hang,
         Mode::FailLaterPages,
+        Mode::Garbage,
+        Mode::Truncated,
         Mode::Empty,
     ]
     .into_iter()
@@ -365,7 +367,7 @@ async fn api_faults_keep_the_last_good_answers_back_off_and_recover() {
             .await;
         let ip = private_ip(&ec2, &added[0]).await;
         let before = server.snapshot();
-        proxy.set(mode);
+        proxy.set(mode.clone());
         if mode == Mode::Empty {
             // Success with nothing in it is the safety valve's case, not a failure.
             let trips = server.valve_trips();
@@ -481,7 +483,7 @@ async fn every_instance_field_is_filled_from_the_api() {
         .remove(0);
     let config = ec2_config(&moto.url, &["eu-west-1"], "");
     let source = Source::from_config(&config.inventory).await;
-    let fleet = source.fetch().await.expect("fetch");
+    let fleet = source.fetch().await.expect("fetch").instances;
     let [inst] = &fleet[..] else {
         panic!("one instance expected: {fleet:?}")
     };
@@ -524,7 +526,7 @@ async fn every_instance_field_is_filled_from_the_api() {
         .send()
         .await
         .expect("stop");
-    assert!(source.fetch().await.expect("fetch").is_empty());
+    assert!(source.fetch().await.expect("fetch").instances.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

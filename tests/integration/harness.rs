@@ -112,6 +112,14 @@ impl TestServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Instances the last inventory read skipped as unusable.
+    pub fn skipped_instances(&self) -> u64 {
+        self.running
+            .stats
+            .skipped_instances
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Refreshes held back by the safety valve.
     pub fn valve_trips(&self) -> u64 {
         self.running

@@ -4,6 +4,7 @@
 
 mod admin;
 mod answers;
+mod baddata;
 mod cli;
 mod crash;
 mod dig;

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does with the next requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// Forward (and paginate).
     Pass,
@@ -28,6 +28,12 @@ pub enum Mode {
     Empty,
     /// The first page forwards; any request with a NextToken gets a 500.
     FailLaterPages,
+    /// 200 OK whose body is not XML.
+    Garbage,
+    /// moto's answer cut in half (with a matching length: the XML just ends).
+    Truncated,
+    /// moto's answer without this instance's `instanceId` element.
+    StripInstanceId(String),
 }
 
 struct Shared {
@@ -148,7 +154,7 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
     if describe {
         shared.describe_calls.fetch_add(1, Ordering::Relaxed);
     }
-    let mode = *shared.mode.lock().expect("mode lock");
+    let mode = shared.mode.lock().expect("mode lock").clone();
     let next_token = param(&req.body, "NextToken").map(str::to_owned);
     match mode {
         Mode::ServerError => {
@@ -176,6 +182,9 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
                 <DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
                 <requestId>empty</requestId><reservationSet/></DescribeInstancesResponse>";
             return respond(&mut conn, "200 OK", body).await;
+        }
+        Mode::Garbage if describe => {
+            return respond(&mut conn, "200 OK", "<<<this is not XML at all & never was").await;
         }
         Mode::FailLaterPages if describe && next_token.is_some() => {
             return respond(
@@ -246,6 +255,13 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
             paginate(resp_body, max, page)
         }
         _ => resp_body.to_owned(),
+    };
+    let body = match &mode {
+        Mode::Truncated if describe => body[..body.len() / 2].to_owned(),
+        Mode::StripInstanceId(id) if describe => {
+            body.replace(&format!("<instanceId>{id}</instanceId>"), "")
+        }
+        _ => body,
     };
     respond(&mut conn, &status, &body).await;
 }
