@@ -341,6 +341,82 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
     true
 }
 
+/// Answers one datagram through the hickory handler as the UDP path would, collecting the
+/// encoded responses instead of sending them: for the fuzz targets and tests, which have no
+/// socket.
+#[doc(hidden)]
+pub async fn answer_datagram(handler: &Handler, raw: Vec<u8>, src: SocketAddr) -> Vec<Vec<u8>> {
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let responder = Collect { sent: sent.clone() };
+    handle_raw(raw, src, Protocol::Udp, handler, responder).await;
+    let mut sent = sent.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+    sent.shrink_to_fit();
+    sent
+}
+
+/// Keeps what hickory would send, encoded as for UDP.
+#[derive(Clone)]
+struct Collect {
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Collect {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let (bytes, info) = encode_udp(response)?;
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push(bytes);
+        }
+        Ok(info)
+    }
+}
+
+/// A response encoded for UDP: at most the client's EDNS size (512 without EDNS), truncated
+/// with TC past it; a bare SERVFAIL if it cannot be encoded at all.
+fn encode_udp<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+) -> Result<(Vec<u8>, ResponseInfo), NetError> {
+    let mut bytes = Vec::with_capacity(512);
+    let metadata = *response.metadata();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    // RFC 1035 4.2.1: 512 bytes without EDNS; the encoder truncates and sets TC past it.
+    encoder.set_max_size(response.edns().map_or(512, |e| e.max_payload()));
+    let info = match response.destructive_emit(&mut encoder) {
+        Ok(info) => info,
+        Err(error) => {
+            // As hickory's server does: a bare SERVFAIL rather than silence.
+            warn!(%error, "failed to encode a response");
+            bytes.clear();
+            let mut metadata = metadata;
+            metadata.response_code = ResponseCode::ServFail;
+            let header = Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            };
+            header.emit(&mut BinEncoder::new(&mut bytes))?;
+            ResponseInfo::from(header)
+        }
+    };
+    Ok((bytes, info))
+}
+
 /// Sends hickory's responses on our socket.
 #[derive(Clone)]
 struct UdpResponder {
@@ -361,27 +437,7 @@ impl ResponseHandler for UdpResponder {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let mut bytes = Vec::with_capacity(512);
-        let metadata = *response.metadata();
-        let mut encoder = BinEncoder::new(&mut bytes);
-        // RFC 1035 4.2.1: 512 bytes without EDNS; the encoder truncates and sets TC past it.
-        encoder.set_max_size(response.edns().map_or(512, |e| e.max_payload()));
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
-            Err(error) => {
-                // As hickory's server does: a bare SERVFAIL rather than silence.
-                warn!(%error, "failed to encode a response");
-                bytes.clear();
-                let mut metadata = metadata;
-                metadata.response_code = ResponseCode::ServFail;
-                let header = Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                };
-                header.emit(&mut BinEncoder::new(&mut bytes))?;
-                ResponseInfo::from(header)
-            }
-        };
+        let (bytes, info) = encode_udp(response)?;
         // A blocking send on UDP waits only while the socket's send buffer is full.
         self.socket
             .send_to(&bytes, self.dst)

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{InventoryConfig, SourceConfig};
 
+#[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod file;
 
@@ -178,7 +179,11 @@ pub enum Source {
     /// A describe-instances JSON dump.
     File(file::FileSource),
     /// The EC2 API.
+    #[cfg(feature = "ec2")]
     Ec2(ec2::Ec2Source),
+    /// The EC2 API, in a build without it.
+    #[cfg(not(feature = "ec2"))]
+    Ec2Unavailable,
 }
 
 impl Source {
@@ -189,7 +194,10 @@ impl Source {
                 path: path.clone(),
                 region: region.clone(),
             }),
+            #[cfg(feature = "ec2")]
             SourceConfig::Ec2(ec2) => Source::Ec2(ec2::Ec2Source::new(ec2).await),
+            #[cfg(not(feature = "ec2"))]
+            SourceConfig::Ec2(_) => Source::Ec2Unavailable,
         }
     }
 
@@ -198,7 +206,13 @@ impl Source {
     pub async fn fetch(&self) -> Result<Fetched, InventoryError> {
         match self {
             Source::File(f) => f.fetch().await,
+            #[cfg(feature = "ec2")]
             Source::Ec2(e) => e.fetch().await,
+            #[cfg(not(feature = "ec2"))]
+            Source::Ec2Unavailable => Err(InventoryError::Api {
+                place: "EC2".into(),
+                message: "this build has no EC2 support (the `ec2` feature is off)".into(),
+            }),
         }
     }
 
@@ -206,7 +220,10 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::File(f) => format!("file {}", f.path.display()),
+            #[cfg(feature = "ec2")]
             Source::Ec2(e) => e.describe(),
+            #[cfg(not(feature = "ec2"))]
+            Source::Ec2Unavailable => "EC2 (not in this build)".into(),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::view::ViewPolicy;
 mod build;
 pub mod fast;
 
-pub use build::{build, naming_limits};
+pub use build::{build, is_public, naming_limits};
 
 /// Everything served at one moment. Never mutated after [`build`].
 #[derive(Debug)]
