@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Soak: stabledns under steady load while its fleet changes, run by scripts/soak.
+
+A moto_server on loopback holds a fleet of N instances (default 10,000) in tiers of 100
+(security groups SG-T-TIER<k>). stabledns reads it every few seconds; a changer replaces a few
+instances between refreshes, so nearly every refresh publishes a new snapshot. dnsperf asks
+for the fleet's names (5% that do not exist) at 80% of the rate it measured first, for the
+given seconds, while the server's RSS is sampled every second. Reports lost queries, the
+response codes, publishes and RSS growth after warm-up. Loopback only; bounded in time.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench  # noqa: E402  (free_port, rss_kb, dnsperf helpers)
+
+import boto3  # from the venv scripts/soak prepares
+
+CONFIG = """
+[server]
+listen = ["127.0.0.1:{port}"]
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[zone]
+apex = "soak."
+record_ttl = 60
+
+[zone.soa]
+hostmaster = "hostmaster.soak."
+
+[[zone.nameservers]]
+name = "ns1.soak."
+addresses = ["127.0.0.1"]
+
+[inventory]
+source = "ec2"
+endpoint_url = "{moto}"
+regions = ["us-east-1"]
+refresh_interval = "{refresh}"
+api_timeout = "60s"
+max_removed_fraction = 1.0
+
+[[naming.rules]]
+kind = "security_group"
+pattern = "^SG-T-(?P<name>.+)$"
+
+[[views]]
+name = "inside"
+clients = ["127.0.0.0/8"]
+addresses = "private"
+single = "address"
+"""
+
+
+def ec2(url):
+    return boto3.client("ec2", region_name="us-east-1", endpoint_url=url,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def build_fleet(client, n):
+    vpc = client.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/17")["Subnet"]["SubnetId"]
+    groups = []
+    for k in range((n + 99) // 100):
+        g = client.create_security_group(GroupName=f"SG-T-TIER{k}", Description="soak", VpcId=vpc)
+        groups.append(g["GroupId"])
+    for k, g in enumerate(groups):
+        count = min(100, n - 100 * k)
+        client.run_instances(ImageId="ami-12345678", MinCount=count, MaxCount=count,
+                             SubnetId=subnet, SecurityGroupIds=[g], InstanceType="t3.micro")
+    return subnet, groups
+
+
+def instance_ids(client):
+    ids = []
+    for page in client.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": ["running"]}]):
+        for r in page["Reservations"]:
+            ids.extend(i["InstanceId"] for i in r["Instances"])
+    return ids
+
+
+def metric(admin, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("seconds", type=int, nargs="?", default=600)
+    ap.add_argument("--instances", type=int, default=10_000)
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--moto", required=True)
+    ap.add_argument("--refresh", default="5s")
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="stabledns-soak-"))
+    mport, port, admin = bench.free_port(), bench.free_port(), bench.free_port()
+    moto = subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(mport)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{mport}"
+    procs = [moto]
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except Exception:  # noqa: BLE001 (not up yet)
+                time.sleep(0.2)
+        client = ec2(url)
+        t0 = time.time()
+        subnet, groups = build_fleet(client, args.instances)
+        print(f"fleet: {args.instances} instances in {len(groups)} tiers, built in {time.time() - t0:.0f} s",
+              flush=True)
+
+        config = root / "soak.toml"
+        config.write_text(CONFIG.format(port=port, admin=admin, moto=url, refresh=args.refresh))
+        env = dict(os.environ, RUST_LOG="warn")
+        server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
+        procs.append(server)
+        deadline = time.time() + 300
+        while metric_safe(admin, "stabledns_instances") < args.instances:
+            if time.time() > deadline or server.poll() is not None:
+                raise SystemExit(f"stabledns did not load the fleet; see {root / 'server.log'}")
+            time.sleep(1)
+        print(f"stabledns serves {args.instances} instances after {time.time() - t0:.0f} s", flush=True)
+
+        names = [f"tier{k}.soak." for k in range(len(groups))] + [f"{i}.soak." for i in instance_ids(client)]
+        rng = random.Random(7)
+        queries = [f"{rng.choice(names)} A" for _ in range(50_000)]
+        for i in range(0, len(queries), 20):
+            queries[i] = f"nx-{rng.randrange(10**9)}.soak. A"
+        qfile = root / "queries.txt"
+        qfile.write_text("\n".join(queries) + "\n")
+
+        top = bench.dnsperf(port, qfile, 5)["qps"]
+        rate = int(top * 0.8)
+        print(f"measured {top:.0f} qps; soaking at {rate} qps for {args.seconds} s", flush=True)
+
+        stop = threading.Event()
+        changes = [0]
+
+        def changer():
+            while not stop.wait(2):
+                try:
+                    ids = instance_ids(client)
+                    gone = rng.sample(ids, 5)
+                    client.terminate_instances(InstanceIds=gone)
+                    client.run_instances(ImageId="ami-12345678", MinCount=5, MaxCount=5, SubnetId=subnet,
+                                         SecurityGroupIds=[rng.choice(groups)], InstanceType="t3.micro")
+                    changes[0] += 1
+                except Exception as e:  # noqa: BLE001 (moto hiccup: try again next round)
+                    print(f"changer: {e}", flush=True)
+
+        rss = []
+
+        def sampler():
+            while not stop.wait(1):
+                rss.append(bench.rss_kb([server.pid]) / 1024)
+
+        threads = [threading.Thread(target=changer, daemon=True), threading.Thread(target=sampler, daemon=True)]
+        publishes_before = metric_safe(admin, "stabledns_snapshots_published_total")
+        for t in threads:
+            t.start()
+        out = subprocess.run(
+            ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-l", str(args.seconds),
+             "-c", "4", "-T", "2", "-Q", str(rate), "-t", "2"],
+            capture_output=True, text=True, check=False).stdout
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        publishes = metric_safe(admin, "stabledns_snapshots_published_total") - publishes_before
+
+        sent = int(re.search(r"Queries sent:\s+(\d+)", out).group(1))
+        lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))
+        codes = re.search(r"Response codes:\s+(.*)", out)
+        codes = codes.group(1).strip() if codes else "?"
+        servfail = int(m.group(1)) if (m := re.search(r"SERVFAIL (\d+)", codes)) else 0
+        achieved = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+        warm = rss[min(60, len(rss) // 5):] or rss
+        growth = (warm[-1] - warm[0]) / warm[0] * 100 if warm and warm[0] else float("nan")
+        print(f"queries sent {sent}, lost {lost}, {achieved:.0f} qps achieved")
+        print(f"response codes: {codes}")
+        print(f"fleet changes {changes[0]}, snapshots published {publishes:.0f}")
+        print(f"RSS MB: start {rss[0]:.0f}, after warm-up {warm[0]:.0f}, end {warm[-1]:.0f}, "
+              f"max {max(rss):.0f}; growth after warm-up {growth:+.1f}%")
+        ok = lost == 0 and servfail == 0 and growth < 5
+        print(f"summary seconds={args.seconds} instances={args.instances} rate={rate} sent={sent} lost={lost} "
+              f"servfail={servfail} publishes={publishes:.0f} rss_start_mb={warm[0]:.0f} "
+              f"rss_end_mb={warm[-1]:.0f} rss_growth_pct={growth:.1f} goals={'met' if ok else 'NOT met'}")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def metric_safe(admin, name):
+    try:
+        return metric(admin, name)
+    except Exception:  # noqa: BLE001 (not listening yet)
+        return 0.0
+
+
+if __name__ == "__main__":
+    main()
