@@ -349,7 +349,10 @@ pub async fn answer_datagram(handler: &Handler, raw: Vec<u8>, src: SocketAddr) -
     let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
     let responder = Collect { sent: sent.clone() };
     handle_raw(raw, src, Protocol::Udp, handler, responder).await;
-    let mut sent = sent.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+    let mut sent = sent
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default();
     sent.shrink_to_fit();
     sent
 }
