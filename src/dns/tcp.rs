@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::op::{Header, HeaderCounts, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::NetError;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{ResponseHandler, ResponseInfo};
@@ -205,27 +203,7 @@ impl ResponseHandler for TcpResponder {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let mut message = Vec::with_capacity(512);
-        let metadata = *response.metadata();
-        let info = {
-            let mut encoder = BinEncoder::new(&mut message);
-            encoder.set_max_size(u16::MAX);
-            match response.destructive_emit(&mut encoder) {
-                Ok(info) => info,
-                Err(error) => {
-                    warn!(%error, "failed to encode a TCP response");
-                    let mut metadata = metadata;
-                    metadata.response_code = ResponseCode::ServFail;
-                    let header = Header {
-                        metadata,
-                        counts: HeaderCounts::default(),
-                    };
-                    message.clear();
-                    header.emit(&mut BinEncoder::new(&mut message))?;
-                    ResponseInfo::from(header)
-                }
-            }
-        };
+        let (message, info) = super::udp::encode(response, u16::MAX)?;
         let len = u16::try_from(message.len())
             .map_err(|_| NetError::from("a TCP response longer than 65535 bytes"))?;
         let mut framed = Vec::with_capacity(message.len() + 2);

@@ -376,7 +376,8 @@ impl ResponseHandler for Collect {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let (bytes, info) = encode_udp(response)?;
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let (bytes, info) = encode(response, max)?;
         if let Ok(mut sent) = self.sent.lock() {
             sent.push(bytes);
         }
@@ -384,9 +385,10 @@ impl ResponseHandler for Collect {
     }
 }
 
-/// A response encoded for UDP: at most the client's EDNS size (512 without EDNS), truncated
-/// with TC past it; a bare SERVFAIL if it cannot be encoded at all.
-fn encode_udp<'a>(
+/// A response encoded in at most `max_size` bytes (for UDP the client's EDNS size, 512
+/// without EDNS: RFC 1035 4.2.1), truncated with TC past it; a bare SERVFAIL if it cannot be
+/// encoded at all, as hickory's server does.
+pub(super) fn encode<'a>(
     response: MessageResponse<
         '_,
         'a,
@@ -395,16 +397,15 @@ fn encode_udp<'a>(
         impl Iterator<Item = &'a Record> + Send + 'a,
         impl Iterator<Item = &'a Record> + Send + 'a,
     >,
+    max_size: u16,
 ) -> Result<(Vec<u8>, ResponseInfo), NetError> {
     let mut bytes = Vec::with_capacity(512);
     let metadata = *response.metadata();
     let mut encoder = BinEncoder::new(&mut bytes);
-    // RFC 1035 4.2.1: 512 bytes without EDNS; the encoder truncates and sets TC past it.
-    encoder.set_max_size(response.edns().map_or(512, |e| e.max_payload()));
+    encoder.set_max_size(max_size);
     let info = match response.destructive_emit(&mut encoder) {
         Ok(info) => info,
         Err(error) => {
-            // As hickory's server does: a bare SERVFAIL rather than silence.
             warn!(%error, "failed to encode a response");
             bytes.clear();
             let mut metadata = metadata;
@@ -440,7 +441,8 @@ impl ResponseHandler for UdpResponder {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let (bytes, info) = encode_udp(response)?;
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let (bytes, info) = encode(response, max)?;
         // A blocking send on UDP waits only while the socket's send buffer is full.
         self.socket
             .send_to(&bytes, self.dst)
