@@ -111,29 +111,43 @@ impl Handler {
 }
 
 impl Handler {
-    /// Counts a UDP answer to `client` against its view's rate limit.
-    pub fn rate_limit(&self, client: IpAddr) -> rrl::Verdict {
+    /// The first step for a UDP datagram, with one snapshot load and one view lookup: the
+    /// view's rate limit, then (when `fast_path`) the answer from precomputed bytes into `out`.
+    pub fn udp(&self, client: IpAddr, query: &[u8], out: &mut Vec<u8>, fast_path: bool) -> Udp {
         let guard = self.snapshot.guard();
         let Some(view) = guard.as_deref().and_then(|s| s.view_for(client)) else {
-            return rrl::Verdict::Allow;
+            return Udp::Handler;
         };
-        let Some(limiter) = &view.rrl else {
-            return rrl::Verdict::Allow;
-        };
-        let verdict = limiter.check(client);
-        view.counters.0.count_limited(verdict);
-        verdict
+        if let Some(limiter) = &view.rrl {
+            let verdict = limiter.check(client);
+            view.counters.0.count_limited(verdict);
+            match verdict {
+                rrl::Verdict::Allow => {}
+                rrl::Verdict::Drop => return Udp::Drop,
+                rrl::Verdict::Slip if rrl::truncated(query, out) => return Udp::Send,
+                rrl::Verdict::Slip => return Udp::Drop,
+            }
+        }
+        let forwarding = fast_path && self.forwarder.load().is_some();
+        if fast_path && crate::zone::fast::answer_in(view, query, out, forwarding) {
+            Udp::Fast
+        } else {
+            Udp::Handler
+        }
     }
+}
 
-    /// Answers the hot case from the snapshot's precomputed bytes into `out`; `false` when the
-    /// query needs [`RequestHandler::handle_request`].
-    pub fn answer_fast(&self, client: IpAddr, query: &[u8], out: &mut Vec<u8>) -> bool {
-        let guard = self.snapshot.guard();
-        guard.as_deref().is_some_and(|snapshot| {
-            let forwarding = self.forwarder.load().is_some();
-            crate::zone::fast::answer(snapshot, client, query, out, forwarding)
-        })
-    }
+/// What [`Handler::udp`] decided for a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Udp {
+    /// Answered from precomputed bytes in `out`.
+    Fast,
+    /// Over the rate limit, answered truncated in `out`.
+    Send,
+    /// Over the rate limit: no answer.
+    Drop,
+    /// For the hickory handler.
+    Handler,
 }
 
 /// What goes into a response besides the question.

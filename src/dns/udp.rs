@@ -74,14 +74,14 @@ fn dispatch(query: &[u8], src: SocketAddr, out: &mut Vec<u8>, w: &Worker) -> boo
     if src.port() == 0 || src.ip().is_unspecified() {
         return false;
     }
-    match w.handler.rate_limit(src.ip()) {
-        super::rrl::Verdict::Allow => {}
-        super::rrl::Verdict::Drop => return false,
-        super::rrl::Verdict::Slip => return super::rrl::truncated(query, out),
-    }
-    if w.fast_path && w.handler.answer_fast(src.ip(), query, out) {
-        w.stats.fast.fetch_add(1, Ordering::Relaxed);
-        return true;
+    match w.handler.udp(src.ip(), query, out, w.fast_path) {
+        super::Udp::Fast => {
+            w.stats.fast.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        super::Udp::Send => return true,
+        super::Udp::Drop => return false,
+        super::Udp::Handler => {}
     }
     w.stats.slow.fetch_add(1, Ordering::Relaxed);
     let (socket, handler, raw) = (w.socket.clone(), w.handler.clone(), query.to_vec());

@@ -25,7 +25,7 @@ use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHasher;
 
-use super::{Pick, Snapshot};
+use super::{Pick, Snapshot, ViewZone};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
 /// which avoids IP fragmentation on every common path.
@@ -206,10 +206,14 @@ pub fn answer(
     out: &mut Vec<u8>,
     forwarding: bool,
 ) -> bool {
+    snapshot
+        .view_for(src)
+        .is_some_and(|view| answer_in(view, query, out, forwarding))
+}
+
+/// [`answer`] for a client whose view is known already.
+pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: bool) -> bool {
     let Some(q) = Question::parse(query) else {
-        return false;
-    };
-    let Some(view) = snapshot.view_for(src) else {
         return false;
     };
     let fast = &view.fast;
