@@ -108,6 +108,22 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         )
             .into_response();
     };
+    if s.refresh
+        .empty_fleet
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && !s.config.load().inventory.allow_empty_fleet
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the inventory returned no instances at the last refresh (serving \
+                 serial {} with {} instances); check the filters, or set \
+                 inventory.allow_empty_fleet\n",
+                snapshot.serial, snapshot.instance_count
+            ),
+        )
+            .into_response();
+    }
     let age = s.refresh.age(SystemTime::now());
     let max_stale = s.config.load().inventory.max_stale;
     if let (Some(age), Some(max)) = (age, max_stale)

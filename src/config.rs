@@ -17,7 +17,7 @@ use regex::Regex;
 
 use crate::inventory::InstanceState;
 use crate::naming::{Rule, RuleKind, Rules};
-use crate::view::{AddressKind, SingleMode, TierMode, ViewPolicy};
+use crate::view::{AddressKind, ChaseFrom, SingleMode, TierMode, ViewPolicy};
 use ipnet::IpNet;
 
 /// What went wrong loading a config file. Every variant names the file.
@@ -106,6 +106,9 @@ pub mod raw {
         /// Longest wait for an upstream answer before SERVFAIL.
         #[serde(default = "default_forward_timeout")]
         pub timeout: Spanned<String>,
+        /// Longest wait for a CNAME target's addresses before our answer goes without them.
+        #[serde(default = "default_chase_timeout")]
+        pub chase_timeout: Spanned<String>,
         /// Records the resolver caches.
         #[serde(default = "default_cache_size")]
         pub cache_size: u64,
@@ -119,6 +122,7 @@ pub mod raw {
             Self {
                 upstreams: default_upstreams(),
                 timeout: default_forward_timeout(),
+                chase_timeout: default_chase_timeout(),
                 cache_size: default_cache_size(),
                 max_in_flight: default_max_in_flight(),
             }
@@ -131,6 +135,12 @@ pub mod raw {
 
     fn default_upstreams() -> Spanned<Vec<Spanned<String>>> {
         Spanned::new(0..0, vec![Spanned::new(0..0, "system".to_owned())])
+    }
+    fn default_chase_from() -> Spanned<String> {
+        Spanned::new(0..0, "inventory".to_owned())
+    }
+    fn default_chase_timeout() -> Spanned<String> {
+        Spanned::new(0..0, "100ms".to_owned())
     }
     fn default_forward_timeout() -> Spanned<String> {
         Spanned::new(0..0, "2s".to_owned())
@@ -160,6 +170,9 @@ pub mod raw {
         pub recursion: Option<Spanned<bool>>,
         /// Add the CNAME target's addresses (default: `recursion`).
         pub chase_cname: Option<Spanned<bool>>,
+        /// Where chased addresses come from: `inventory` (default) or `upstream`.
+        #[serde(default = "default_chase_from")]
+        pub chase_from: Spanned<String>,
         /// Answer `_explain.<name>` TXT (default: private views).
         pub explain: Option<bool>,
         /// Networks whose PTR records this view serves.
@@ -353,6 +366,9 @@ pub mod raw {
         /// How many refreshes in a row must see such a shrunken fleet before it is published.
         #[serde(default = "default_confirm_refreshes")]
         pub confirm_refreshes: Spanned<i64>,
+        /// Whether a refresh that finds no instances at all may replace a non-empty fleet.
+        #[serde(default)]
+        pub allow_empty_fleet: bool,
         /// Past this age the data is logged as stale at every refresh.
         pub max_stale: Option<Spanned<String>>,
         /// Where the last published inventory is kept across restarts.
@@ -530,10 +546,19 @@ pub struct ForwardConfig {
     pub upstreams: Option<Vec<SocketAddr>>,
     /// Longest wait for an upstream answer; past it the client gets SERVFAIL.
     pub timeout: Duration,
+    /// Longest wait of one of our own answers for its CNAME target's addresses.
+    pub chase_timeout: Duration,
     /// Records the resolver caches.
     pub cache_size: u64,
     /// Forwarded lookups in flight at once.
     pub max_in_flight: usize,
+}
+
+impl ForwardConfig {
+    /// Whether anything is forwarded: `upstreams = []` configures none.
+    pub fn forwards(&self) -> bool {
+        self.upstreams.as_ref().is_none_or(|u| !u.is_empty())
+    }
 }
 
 impl Config {
@@ -629,6 +654,9 @@ pub struct InventoryConfig {
     pub max_removed_fraction: f64,
     /// Refreshes in a row that must agree before a held-back shrink is published.
     pub confirm_refreshes: u32,
+    /// A refresh that finds no instances replaces a non-empty fleet only when this is set: an
+    /// empty answer is far more often a mistyped filter or a wrong account than a real fleet.
+    pub allow_empty_fleet: bool,
     /// Data older than this is logged as stale at every refresh.
     pub max_stale: Option<Duration>,
     /// The state file, if any.
@@ -1005,6 +1033,7 @@ impl Validator<'_> {
             max_backoff: self.duration("inventory.max_backoff", &raw.max_backoff)?,
             max_removed_fraction: fraction,
             confirm_refreshes: confirm,
+            allow_empty_fleet: raw.allow_empty_fleet,
             max_stale,
             state_file,
         })
@@ -1262,6 +1291,14 @@ impl Validator<'_> {
                 ));
             }
             let chase_cname = r.chase_cname.as_ref().map_or(recursion, |b| *b.get_ref());
+            let chase_from = self.choice(
+                &format!("{key}.chase_from"),
+                &r.chase_from,
+                [
+                    ("inventory", ChaseFrom::Inventory),
+                    ("upstream", ChaseFrom::Upstream),
+                ],
+            )?;
             if chase_cname && clients.is_empty() {
                 return Err(self.err(
                     &format!("{key}.chase_cname"),
@@ -1345,6 +1382,7 @@ impl Validator<'_> {
                 tiers,
                 recursion,
                 chase_cname,
+                chase_from,
                 explain: r.explain.unwrap_or(addresses == AddressKind::Private),
                 reverse,
                 transfer,
@@ -1444,18 +1482,26 @@ impl Validator<'_> {
                 }
                 addrs.push(addr);
             }
-            if addrs.is_empty() {
-                return Err(self.err(
-                    "forwarding.upstreams",
-                    raw.upstreams.span(),
-                    "a view may recurse, so at least one upstream is needed (or \"system\")".into(),
-                ));
-            }
+            // An empty list forwards nothing (the offline demo): names outside our zones are
+            // refused and CNAME targets are chased from the inventory only.
             Some(addrs)
         };
+        let timeout = self.duration("forwarding.timeout", &raw.timeout)?;
+        let chase_timeout = self.duration("forwarding.chase_timeout", &raw.chase_timeout)?;
+        if chase_timeout > timeout {
+            return Err(self.err(
+                "forwarding.chase_timeout",
+                raw.chase_timeout.span(),
+                format!(
+                    "{chase_timeout:?} is longer than forwarding.timeout ({timeout:?}): our own \
+                     answers must not wait longer than forwarded ones"
+                ),
+            ));
+        }
         Ok(Some(ForwardConfig {
             upstreams,
-            timeout: self.duration("forwarding.timeout", &raw.timeout)?,
+            timeout,
+            chase_timeout,
             cache_size: raw.cache_size,
             max_in_flight: raw.max_in_flight.max(1),
         }))

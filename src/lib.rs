@@ -122,12 +122,12 @@ impl Running {
         &self.dns.tcp_stats
     }
 
-    /// Forwarding failures so far: (upstream error, timeout, loop, over the in-flight limit).
-    pub fn forward_failures(&self) -> (u64, u64, u64, u64) {
+    /// Forwarding failures so far, by [`dns::forward::Failure`].
+    pub fn forward_failures(&self) -> [u64; 5] {
         self.forwarder
             .load()
             .as_ref()
-            .map_or((0, 0, 0, 0), |f| f.failures())
+            .map_or([0; 5], |f| f.failures())
     }
 
     /// Whether the loop probe found that the upstreams send our queries back to us.
@@ -161,8 +161,8 @@ impl Running {
         }
         if new.forwarding != old.forwarding {
             let forwarder = match &new.forwarding {
-                Some(f) => Some(Arc::new(dns::Forwarder::new(f)?)),
-                None => None,
+                Some(f) if f.forwards() => Some(Arc::new(dns::Forwarder::new(f)?)),
+                _ => None,
             };
             if let Some(f) = forwarder.clone() {
                 tokio::spawn(async move { f.probe().await });
@@ -234,8 +234,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }
     }
     let forwarder = match &config.forwarding {
-        Some(f) => Some(Arc::new(dns::Forwarder::new(f)?)),
-        None => None,
+        Some(f) if f.forwards() => Some(Arc::new(dns::Forwarder::new(f)?)),
+        _ => None,
     };
     let forwarder = Arc::new(ArcSwapOption::new(forwarder));
     let stats = refresher.stats();

@@ -137,6 +137,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for w in &snapshot.warnings {
                 println!("warning: {w}");
             }
+            if snapshot.instance_count == 0 && !config.inventory.allow_empty_fleet {
+                anyhow::bail!(
+                    "{}: the inventory returned no instances: check [[inventory.filters]], the \
+                     regions and the account (set inventory.allow_empty_fleet = true if the \
+                     fleet really is empty)",
+                    config.path.display()
+                );
+            }
             let views: Vec<String> = snapshot
                 .views
                 .iter()

@@ -34,6 +34,8 @@ pub mod names {
     pub const SKIPPED_INSTANCES: &str = "stabledns_inventory_skipped_instances";
     /// Counter: refreshes held back by the safety valve.
     pub const VALVE_TRIPS: &str = "stabledns_safety_valve_trips";
+    /// Counter: refreshes that found no instances and were not published.
+    pub const EMPTY_FLEETS: &str = "stabledns_empty_fleet_refusals";
     /// Counter: snapshots published.
     pub const PUBLISHES: &str = "stabledns_snapshots_published";
     /// Gauge {view}: names with data in each view.
@@ -55,7 +57,8 @@ pub mod names {
     pub const TCP_CLOSED: &str = "stabledns_tcp_connections_limited";
     /// Gauge: forwarded lookups waiting for the upstreams now.
     pub const FORWARD_IN_FLIGHT: &str = "stabledns_forward_in_flight";
-    /// Counter {reason}: forwarded lookups that failed (`error`, `timeout`, `loop`, `limit`).
+    /// Counter {reason}: forwarded lookups that failed (`error`, `timeout`, `loop`, `limit`,
+    /// `chase_budget`).
     pub const FORWARD_ERRORS: &str = "stabledns_forward_errors";
     /// Counter: config reloads applied, and rejected (`result`).
     pub const RELOADS: &str = "stabledns_config_reloads";
@@ -378,8 +381,9 @@ pub struct Exposition<'a> {
     pub udp: (u64, u64),
     /// TCP: open, accepted, refused (all), refused (per client), closed idle.
     pub tcp: [u64; 5],
-    /// Forwarding failures (error, timeout, loop, limit), when forwarding is configured.
-    pub forward: Option<(u64, u64, u64, u64)>,
+    /// Forwarding failures by reason ([`crate::dns::forward::Failure::ALL`]), when forwarding is
+    /// configured.
+    pub forward: Option<[u64; 5]>,
     /// Forwarded lookups in flight now.
     pub forward_in_flight: u64,
     /// The published snapshot.
@@ -424,6 +428,7 @@ impl Exposition<'_> {
             failures: load(&r.failures),
             last_success: load(&r.last_success_unix_ms) / 1000,
             valve_trips: load(&r.valve_trips),
+            empty_fleets: load(&r.empty_fleet_refusals),
             skipped: load(&r.skipped_instances),
             publishes: load(&r.publishes),
             reloads: (load(&m.reloads_applied), load(&m.reloads_rejected)),
@@ -478,10 +483,11 @@ struct Sample {
     failures: u64,
     last_success: u64,
     valve_trips: u64,
+    empty_fleets: u64,
     skipped: u64,
     publishes: u64,
     reloads: (u64, u64),
-    forward: Option<(u64, u64, u64, u64)>,
+    forward: Option<[u64; 5]>,
     names: Vec<(String, u64)>,
     published: Option<(u64, u32)>,
     age: Option<u64>,
@@ -617,6 +623,8 @@ mod encode {
             gauge(e, names::REFRESH_LAST_SUCCESS, last, self.last_success)?;
             let trips = "Refreshes held back by the safety valve";
             counter(e, names::VALVE_TRIPS, trips, self.valve_trips)?;
+            let empty = "Refreshes that found no instances and were not published";
+            counter(e, names::EMPTY_FLEETS, empty, self.empty_fleets)?;
             counter(e, names::PUBLISHES, "Snapshots published", self.publishes)?;
             let skipped = "Instances the last inventory read skipped as unusable";
             gauge(e, names::SKIPPED_INSTANCES, skipped, self.skipped)?;
@@ -630,19 +638,14 @@ mod encode {
                     (vec![("result", "rejected")], self.reloads.1),
                 ],
             )?;
-            if let Some((error, timeout, looped, limit)) = self.forward {
-                family(
-                    e,
-                    names::FORWARD_ERRORS,
-                    "Forwarded lookups that failed, by reason",
-                    MetricType::Counter,
-                    &[
-                        (vec![("reason", "error")], error),
-                        (vec![("reason", "timeout")], timeout),
-                        (vec![("reason", "loop")], looped),
-                        (vec![("reason", "limit")], limit),
-                    ],
-                )?;
+            if let Some(failures) = self.forward {
+                let rows: Vec<_> = crate::dns::forward::Failure::ALL
+                    .iter()
+                    .zip(failures)
+                    .map(|((_, reason), n)| (vec![("reason", *reason)], n))
+                    .collect();
+                let help = "Forwarded lookups that failed, by reason";
+                family(e, names::FORWARD_ERRORS, help, MetricType::Counter, &rows)?;
                 let help = "Forwarded lookups waiting for the upstreams now";
                 gauge(e, names::FORWARD_IN_FLIGHT, help, self.forward_in_flight)?;
             }

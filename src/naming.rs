@@ -77,6 +77,8 @@ pub struct HostName {
     pub inside_only: bool,
     /// A tier whose instances get numbered names (a rule with `slots` made it).
     pub slots: bool,
+    /// Claims that lost (instances not served, overruled tier claims), for `_explain`.
+    pub contested: Vec<String>,
 }
 
 /// Stable slot numbers: tier name → instance id → number (`1.web`).
@@ -132,7 +134,13 @@ pub struct Limits {
 struct Claims {
     /// instance id → via
     by_instance: BTreeMap<String, Vec<String>>,
-    any_tier: bool,
+    /// The first claim by a single-instance rule (or the instance id), if any.
+    single_via: Option<String>,
+    /// The first claim by a tier rule, if any.
+    tier_via: Option<String>,
+    /// Lower-cased original values → the instances that gave them: more than one value
+    /// collapsing onto this name is reported.
+    values: BTreeMap<String, BTreeSet<String>>,
     inside_only: bool,
     slots: bool,
 }
@@ -177,6 +185,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                     return;
                 }
             };
+            let lower = value.to_lowercase();
             if name.len() > limits.max_name_len {
                 warnings.push(format!(
                     "{}: {via}: `{name}` is longer than the {} characters that fit in the zone; skipped",
@@ -191,8 +200,20 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 ));
                 return;
             }
+            if name != lower {
+                warnings.push(format!(
+                    "{}: {via} became `{name}` (not only lower-cased)",
+                    inst.id
+                ));
+            }
             let c = claims.entry(name).or_default();
-            c.any_tier |= !single;
+            let first = if single {
+                &mut c.single_via
+            } else {
+                &mut c.tier_via
+            };
+            first.get_or_insert_with(|| via.clone());
+            c.values.entry(lower).or_default().insert(inst.id.clone());
             // One inside-only claim hides the name: showing it outside would leak that one.
             c.inside_only |= inside_only;
             c.slots |= slots;
@@ -260,12 +281,29 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     let launched: BTreeMap<&str, &Instance> = named.iter().map(|i| (i.id.as_str(), *i)).collect();
     let mut names = Vec::with_capacity(claims.len());
     for (name, c) in claims {
-        let single = !c.any_tier;
+        // One single-instance claim makes the name single: a database named by `SG-I-DB2` and
+        // a `Name` tag must never answer two instances while a replacement overlaps the old one.
+        let single = c.single_via.is_some();
+        if c.values.len() > 1 {
+            let from: Vec<String> = c
+                .values
+                .iter()
+                .map(|(v, ids)| {
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    format!("{} ({})", quoted(v), ids.join(", "))
+                })
+                .collect();
+            warnings.push(format!(
+                "{name}: different values collapse onto this name: {}",
+                from.join(", ")
+            ));
+        }
         let mut backing: Vec<Backing> = c
             .by_instance
             .into_iter()
             .map(|(instance, via)| Backing { instance, via })
             .collect();
+        let mut contested = Vec::new();
         if single && backing.len() > 1 {
             // Newest launch wins: during a replacement the successor is the one to reach.
             // Ties (or unknown launch times) fall to the larger id, so the choice is stable.
@@ -279,15 +317,29 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 })
                 .map(|b| b.instance.clone())
                 .unwrap_or_default();
-            let losers: Vec<&str> = backing
-                .iter()
-                .filter(|b| b.instance != winner)
-                .map(|b| b.instance.as_str())
-                .collect();
+            let losers: Vec<&Backing> = backing.iter().filter(|b| b.instance != winner).collect();
+            if let (Some(single_via), Some(tier_via)) = (&c.single_via, &c.tier_via) {
+                warnings.push(format!(
+                    "{name}: conflict: a tier rule ({tier_via}) and a single-instance rule \
+                     ({single_via}) claim it; it names one instance"
+                ));
+                contested.push(format!(
+                    "conflict: the tier claim ({tier_via}) is overruled by the single-instance \
+                     claim ({single_via})"
+                ));
+            }
+            let ids: Vec<&str> = losers.iter().map(|b| b.instance.as_str()).collect();
             warnings.push(format!(
                 "{name}: single-instance name claimed by {winner} and {}; serving {winner} (launched last)",
-                losers.join(", ")
+                ids.join(", ")
             ));
+            for b in losers {
+                contested.push(format!(
+                    "not served: {} via {}: a single-instance name, and {winner} launched later",
+                    b.instance,
+                    b.via.join("; ")
+                ));
+            }
             backing.retain(|b| b.instance == winner);
         }
         names.push(HostName {
@@ -296,6 +348,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             single,
             inside_only: c.inside_only,
             slots: c.slots && !single,
+            contested,
         });
     }
     let slots = assign_slots(&names, &launched, previous);
@@ -310,28 +363,35 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     }
 }
 
-/// Gives every tier member a number: the one it had, or the lowest free one (newest launches
-/// last, so the older instances of a new tier get the low numbers).
+/// Gives every tier member a number, so that a tier of n members is numbered 1..n:
+/// - a member keeps the number it had;
+/// - a newcomer takes the lowest free number (newest launches last, so the older instances of
+///   a new tier get the low numbers);
+/// - when the tier has shrunk, members numbered above its size move into the freed lower
+///   numbers, the newest first. After a launch-then-terminate replacement the successor, which
+///   took n+1 during the overlap, moves into its predecessor's number.
 fn assign_slots(
     names: &[HostName],
     launched: &BTreeMap<&str, &Instance>,
     previous: &Slots,
 ) -> Slots {
+    let launch = |id: &str| (launched.get(id).and_then(|i| i.launch_time), id.to_owned());
     let mut slots = Slots::new();
     for host in names.iter().filter(|h| h.slots) {
         let before = previous.get(&host.name);
         let mut numbers: BTreeMap<String, u32> = BTreeMap::new();
         let mut newcomers = Vec::new();
+        let mut taken = BTreeSet::new();
         for b in &host.backing {
             match before.and_then(|m| m.get(&b.instance)) {
-                Some(&n) => {
+                // A number held twice (a hand-edited state file) stays with the first holder.
+                Some(&n) if n > 0 && taken.insert(n) => {
                     numbers.insert(b.instance.clone(), n);
                 }
-                None => newcomers.push(b.instance.as_str()),
+                _ => newcomers.push(b.instance.as_str()),
             }
         }
-        newcomers.sort_by_key(|id| (launched.get(id).and_then(|i| i.launch_time), *id));
-        let mut taken: BTreeSet<u32> = numbers.values().copied().collect();
+        newcomers.sort_by_key(|id| launch(id));
         let mut next = 1;
         for id in newcomers {
             while taken.contains(&next) {
@@ -340,6 +400,19 @@ fn assign_slots(
             taken.insert(next);
             numbers.insert(id.to_owned(), next);
         }
+        let size = u32::try_from(numbers.len()).unwrap_or(u32::MAX);
+        let mut free = (1..=size).filter(|n| !taken.contains(n));
+        let mut above: Vec<&String> = numbers
+            .iter()
+            .filter(|&(_, &n)| n > size)
+            .map(|(id, _)| id)
+            .collect();
+        above.sort_by_key(|id| std::cmp::Reverse(launch(id)));
+        let moves: Vec<(String, u32)> = above
+            .into_iter()
+            .filter_map(|id| free.next().map(|n| (id.clone(), n)))
+            .collect();
+        numbers.extend(moves);
         slots.insert(host.name.clone(), numbers);
     }
     slots
@@ -383,6 +456,7 @@ fn add_slot_names(
                 single: true,
                 inside_only: inside_only.get(tier.as_str()).copied().unwrap_or(false),
                 slots: false,
+                contested: Vec::new(),
             });
         }
     }
@@ -467,32 +541,61 @@ fn quoted(s: &str) -> String {
 pub const MAX_NAMES_PER_TAG: usize = 32;
 
 /// Turns a tag value or capture into a relative DNS name: lower case, letters, digits and
-/// hyphens, labels split on dots, each at most 63 long, no leading or trailing hyphens.
+/// hyphens, labels split on dots, each at most 63 long, no leading or trailing hyphens. A
+/// label with letters outside ASCII becomes its IDNA A-label (UTS #46: `café` → `xn--caf-dma`),
+/// so a Unicode value keeps its identity instead of losing letters.
 pub fn normalize(value: &str) -> Result<String, &'static str> {
     let mut labels = Vec::new();
-    for raw in value.trim().split('.') {
-        let mut label = String::with_capacity(raw.len());
-        for c in raw.chars() {
-            let c = c.to_ascii_lowercase();
-            let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                c
-            } else {
-                '-'
-            };
-            if !(c == '-' && (label.is_empty() || label.ends_with('-'))) {
-                label.push(c);
-            }
-        }
-        label.truncate(MAX_LABEL);
-        let label = label.trim_end_matches('-');
-        if !label.is_empty() {
-            labels.push(label.to_owned());
+    // UTS #46 maps the ideographic and fullwidth full stops to dots as well.
+    let value = value
+        .trim()
+        .replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
+    for raw in value.split('.') {
+        if let Some(label) = normalize_label(raw)? {
+            labels.push(label);
         }
     }
     if labels.is_empty() {
         return Err("no letters or digits, so it cannot be a DNS name");
     }
     Ok(labels.join("."))
+}
+
+/// One label: `None` when nothing is left of it.
+fn normalize_label(raw: &str) -> Result<Option<String>, &'static str> {
+    let lower = raw.to_lowercase();
+    // An A-label written as such (`xn--caf-dma`) is kept when it decodes: its `--` is part of it.
+    if lower.starts_with("xn--") && idna::domain_to_ascii_strict(&lower).is_ok_and(|a| a == lower) {
+        return Ok(Some(lower));
+    }
+    let mut label = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_ascii() {
+            match c.to_ascii_lowercase() {
+                c @ ('a'..='z' | '0'..='9') => c,
+                _ => '-',
+            }
+        } else {
+            c
+        };
+        if !(c == '-' && (label.is_empty() || label.ends_with('-'))) {
+            label.push(c);
+        }
+    }
+    let label = label.trim_end_matches('-');
+    if label.is_empty() {
+        return Ok(None);
+    }
+    if label.is_ascii() {
+        let mut label = label.to_owned();
+        label.truncate(MAX_LABEL);
+        return Ok(Some(label.trim_end_matches('-').to_owned()));
+    }
+    match idna::domain_to_ascii_strict(label) {
+        Ok(a) if !a.contains('.') && a.len() <= MAX_LABEL => Ok(Some(a)),
+        Ok(_) => Err("its IDNA form (xn--…) is longer than the 63 characters of a DNS label"),
+        Err(_) => Err("it has characters IDNA (UTS #46) does not allow in a name"),
+    }
 }
 
 #[cfg(test)]
@@ -609,12 +712,19 @@ mod tests {
             ("web.eu", Ok("web.eu")),
             ("web..eu.", Ok("web.eu")),
             ("--edge--", Ok("edge")),
-            ("café", Ok("caf")),
+            ("café", Ok("xn--caf-dma")),
+            ("CAFÉ", Ok("xn--caf-dma")),
+            ("ÜBER_cache", Ok("xn--ber-cache-p9a")),
+            ("xn--caf-dma", Ok("xn--caf-dma")),
+            ("a--b", Ok("a-b")),
+            ("café。eu", Ok("xn--caf-dma.eu")),
             ("*", Err(())),
             ("", Err(())),
             ("!!!", Err(())),
             ("...", Err(())),
-            ("ünïcödé", Ok("n-c-d")),
+            ("ünïcödé", Ok("xn--ncd-dma1a7bzb")),
+            ("\u{1F680}", Ok("xn--158h")),
+            ("web\u{0378}", Err(())),
         ];
         for (input, want) in cases {
             let got = normalize(input);
@@ -742,23 +852,90 @@ mod tests {
     }
 
     #[test]
-    fn a_tier_rule_makes_a_shared_name_a_tier_even_when_a_single_rule_also_claims_it() {
+    fn a_single_rule_makes_a_name_single_even_when_a_tier_rule_also_claims_it() {
+        // The README's convention during a launch-then-terminate replacement: both instances
+        // carry Name=db2 (a tier rule) and SG-I-DB2 (a single rule).
+        let mut old = inst(
+            "i-b-old",
+            InstanceState::Running,
+            &[("Name", "db2")],
+            &["SG-I-DB2"],
+        );
+        old.launch_time = Some("2026-01-01T00:00:00Z".parse().expect("time"));
+        let mut new = inst(
+            "i-a-new",
+            InstanceState::Running,
+            &[("Name", "db2")],
+            &["SG-I-DB2"],
+        );
+        new.launch_time = Some("2026-06-01T00:00:00Z".parse().expect("time"));
+        let n = assign(&[old, new], &rules(), &limits(), &Slots::new());
+        assert_eq!(table(&n)["db2"], (vec!["i-a-new".into()], true));
+        let db2 = n.names.iter().find(|h| h.name == "db2").expect("db2");
+        assert_eq!(
+            db2.backing[0].via,
+            vec!["tag Name=\"db2\"", "security group SG-I-DB2 (sg-0)"]
+        );
+        assert!(
+            db2.contested.iter().any(|c| c.contains("i-b-old")),
+            "{:?}",
+            db2.contested
+        );
+        assert!(
+            db2.contested.iter().any(|c| c.starts_with("conflict")),
+            "{:?}",
+            db2.contested
+        );
+        let conflicts = n.warnings.iter().filter(|w| w.contains("conflict")).count();
+        assert_eq!(conflicts, 1, "{:?}", n.warnings);
+
+        // One instance with both claims is no conflict and no warning.
+        let alone = inst(
+            "i-1",
+            InstanceState::Running,
+            &[("Name", "db2")],
+            &["SG-I-DB2"],
+        );
+        let n = assign(&[alone], &rules(), &limits(), &Slots::new());
+        assert!(n.warnings.is_empty(), "{:?}", n.warnings);
+    }
+
+    #[test]
+    fn altered_and_colliding_values_are_reported() {
         let fleet = vec![
+            inst("i-1", InstanceState::Running, &[("Name", "café")], &[]),
+            inst("i-2", InstanceState::Running, &[("Name", "web_1")], &[]),
+            inst("i-3", InstanceState::Running, &[("Name", "Web-1")], &[]),
             inst(
-                "i-1",
+                "i-4",
                 InstanceState::Running,
-                &[("Name", "db")],
-                &["SG-I-DB"],
+                &[("Name", &"y".repeat(300))],
+                &[],
             ),
-            inst("i-2", InstanceState::Running, &[("Name", "db")], &[]),
+            inst(
+                "i-5",
+                InstanceState::Running,
+                &[("Name", "DB1")],
+                &["SG-I-DB1"],
+            ),
         ];
         let n = assign(&fleet, &rules(), &limits(), &Slots::new());
-        assert_eq!(table(&n)["db"], (vec!["i-1".into(), "i-2".into()], false));
-        let db = &n.names.iter().find(|h| h.name == "db").expect("db").backing[0];
-        assert_eq!(
-            db.via,
-            vec!["tag Name=\"db\"", "security group SG-I-DB (sg-0)"]
+        let about = |what: &str| -> Vec<&String> {
+            n.warnings.iter().filter(|w| w.contains(what)).collect()
+        };
+        assert_eq!(about("i-1: tag Name=\"café\"").len(), 1, "{:?}", n.warnings);
+        assert!(
+            about("i-1")[0].contains("`xn--caf-dma`"),
+            "{:?}",
+            n.warnings
         );
+        assert_eq!(about("i-2:").len(), 1, "{:?}", n.warnings);
+        assert!(about("i-3:").is_empty(), "lower-casing alone is silent");
+        assert_eq!(about("i-4:").len(), 1, "cut to 63: {:?}", n.warnings);
+        assert!(about("i-5").is_empty(), "DB1 and db1 are one value");
+        let collide = about("collapse");
+        assert_eq!(collide.len(), 1, "{:?}", n.warnings);
+        assert!(collide[0].starts_with("web-1:") && collide[0].contains("i-2"));
     }
 
     #[test]
@@ -824,6 +1001,69 @@ mod tests {
             second.slots.keys().all(|k| k == "web"),
             "{:?}",
             second.slots
+        );
+    }
+
+    #[test]
+    fn a_rolling_replacement_keeps_the_numbers_one_to_n() {
+        let mut r = rules();
+        r.rules[2].slots = true; // SG-T-*
+        let db = |id: &str, month: u32| {
+            let mut i = inst(id, InstanceState::Running, &[], &["SG-T-DB"]);
+            i.launch_time = Some(
+                format!("2026-{month:02}-01T00:00:00Z")
+                    .parse()
+                    .expect("time"),
+            );
+            i
+        };
+        let first = assign(
+            &[db("i-a", 1), db("i-b", 2), db("i-c", 3)],
+            &r,
+            &limits(),
+            &Slots::new(),
+        );
+        assert_eq!(
+            slots_of(&first, "db"),
+            [("i-a".into(), 1), ("i-b".into(), 2), ("i-c".into(), 3)]
+        );
+        // Launch i-d to replace i-b: during the overlap it takes 4, nobody moves.
+        let fleet = [db("i-a", 1), db("i-b", 2), db("i-c", 3), db("i-d", 4)];
+        let overlap = assign(&fleet, &r, &limits(), &first.slots);
+        assert_eq!(slots_of(&overlap, "db")[3], ("i-d".into(), 4));
+        assert_eq!(table(&overlap)["2.db"].0, ["i-b"]);
+        // i-b terminates: i-d moves into 2, so 1..3 answer again and 4 is gone.
+        let fleet = [db("i-a", 1), db("i-c", 3), db("i-d", 4)];
+        let after = assign(&fleet, &r, &limits(), &overlap.slots);
+        assert_eq!(
+            slots_of(&after, "db"),
+            [("i-a".into(), 1), ("i-c".into(), 3), ("i-d".into(), 2)]
+        );
+        let t = table(&after);
+        assert_eq!(t["2.db"].0, ["i-d"]);
+        assert!(!t.contains_key("4.db"));
+        // Two members above the size after a shrink: the newest takes the lowest freed number.
+        let wide = [
+            db("i-a", 1),
+            db("i-b", 2),
+            db("i-c", 3),
+            db("i-d", 4),
+            db("i-e", 5),
+        ];
+        let wide = assign(&wide, &r, &limits(), &Slots::new());
+        let fleet = [db("i-a", 1), db("i-d", 4), db("i-e", 5)];
+        let shrunk = assign(&fleet, &r, &limits(), &wide.slots);
+        assert_eq!(
+            slots_of(&shrunk, "db"),
+            [("i-a".into(), 1), ("i-d".into(), 3), ("i-e".into(), 2)]
+        );
+        // A number held twice in a damaged state file goes to one member only.
+        let mut bad = Slots::new();
+        bad.insert("db".into(), [("i-a".into(), 1), ("i-c".into(), 1)].into());
+        let fixed = assign(&[db("i-a", 1), db("i-c", 3)], &r, &limits(), &bad);
+        assert_eq!(
+            slots_of(&fixed, "db"),
+            [("i-a".into(), 1), ("i-c".into(), 2)]
         );
     }
 

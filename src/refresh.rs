@@ -94,6 +94,10 @@ pub struct RefreshStats {
     pub next_delay_ms: AtomicU64,
     /// Refreshes held back by the safety valve.
     pub valve_trips: AtomicU64,
+    /// Refreshes that found no instances and were not published (`allow_empty_fleet`).
+    pub empty_fleet_refusals: AtomicU64,
+    /// Whether the last fetch found no instances at all: readiness fails while it does.
+    pub empty_fleet: std::sync::atomic::AtomicBool,
     /// Snapshots published.
     pub publishes: AtomicU64,
     /// Instances the last fetch skipped as unusable.
@@ -138,6 +142,8 @@ pub enum Outcome {
     Unchanged,
     /// The safety valve held the refresh back.
     Held,
+    /// The inventory found no instances, and a non-empty fleet keeps serving.
+    Empty,
 }
 
 /// The loop's state between refreshes.
@@ -245,6 +251,22 @@ impl Refresher {
             }
         };
         let previous = self.cell.load();
+        (self.stats.empty_fleet).store(instances.is_empty(), Ordering::Relaxed);
+        if instances.is_empty()
+            && !self.config.inventory.allow_empty_fleet
+            && let Some(prev) = previous.as_ref().filter(|p| p.instance_count > 0)
+        {
+            // Not a success: the data served is not confirmed, so it ages toward max_stale.
+            (self.stats.empty_fleet_refusals).fetch_add(1, Ordering::Relaxed);
+            error!(
+                source = %self.source.describe(),
+                serving_instances = prev.instance_count,
+                "the inventory returned no instances; still serving the previous fleet (check \
+                 the filters, regions and account; set inventory.allow_empty_fleet = true if \
+                 the fleet really is empty)"
+            );
+            return Ok(Outcome::Empty);
+        }
         // Built once, with the old serial so an unchanged fleet compares equal; a changed one
         // is re-stamped below instead of built again.
         let empty = naming::Slots::new();
@@ -465,7 +487,12 @@ fn fingerprint(names: &BTreeMap<String, Vec<String>>) -> u64 {
 }
 
 fn log_publish(previous: Option<&Snapshot>, new: &Snapshot) {
-    for w in &new.warnings {
+    // Each warning once, when it first appears: a conflict or an altered tag value that stays
+    // in the fleet must not repeat at every publish. `check` and `names` print them all.
+    let before: std::collections::HashSet<&str> = previous
+        .map(|p| p.warnings.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    for w in new.warnings.iter().filter(|w| !before.contains(w.as_str())) {
         warn!("{w}");
     }
     info!(

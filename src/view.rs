@@ -21,6 +21,18 @@ pub enum AddressKind {
     Public,
 }
 
+/// Where a view's chased CNAME targets get their addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaseFrom {
+    /// A target that is one of our instances' public DNS names gets the address this view
+    /// shows, at once; other targets are asked of the upstreams. Inside the instance's own VPC
+    /// that is what AWS's resolver answers too.
+    Inventory,
+    /// Every target is asked of the upstreams: for clients in other VPCs (or on premises),
+    /// whose AWS resolver may answer an instance's public name with its public address.
+    Upstream,
+}
+
 /// How a view answers a name backed by one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SingleMode {
@@ -62,6 +74,8 @@ pub struct ViewPolicy {
     /// A CNAME answer to an A/AAAA question also carries the target's addresses, resolved
     /// through the upstreams, so a stub resolver gets the address in one round trip.
     pub chase_cname: bool,
+    /// Where chased addresses come from.
+    pub chase_from: ChaseFrom,
     /// `_explain.<name>` TXT queries are answered (they name instances, tags and groups).
     pub explain: bool,
     /// Networks whose reverse (PTR) names this view answers.
@@ -97,6 +111,7 @@ impl ViewPolicy {
             tiers: TierMode::Addresses,
             recursion: false,
             chase_cname: false,
+            chase_from: ChaseFrom::Inventory,
             explain: true,
             reverse: Vec::new(),
             transfer: Vec::new(),

@@ -12,6 +12,7 @@
 //! an error in the log rather than letting every forwarded query circle until it times out.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -54,18 +55,79 @@ pub enum Forwarded {
     Failed,
 }
 
+/// A repeated failure is logged at most once per this interval, with a count.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why a lookup failed, as counted in [`Forwarder::failures`] and the metrics' `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The upstream answered with an error (SERVFAIL, REFUSED, a broken reply).
+    Error = 0,
+    /// No answer within `timeout`.
+    Timeout = 1,
+    /// Refused because the upstreams loop back to us.
+    Loop = 2,
+    /// Over `max_in_flight`.
+    Limit = 3,
+    /// A chase for one of our own answers took longer than `chase_timeout`: the answer went
+    /// without the target's addresses (the lookup goes on and fills the cache).
+    ChaseBudget = 4,
+}
+
+impl Failure {
+    /// Every reason, in counter order, with its metric label.
+    pub const ALL: [(Failure, &'static str); 5] = [
+        (Failure::Error, "error"),
+        (Failure::Timeout, "timeout"),
+        (Failure::Loop, "loop"),
+        (Failure::Limit, "limit"),
+        (Failure::ChaseBudget, "chase_budget"),
+    ];
+}
+
+/// Logs a failure that repeats (a dead upstream fails every query) once per [`LOG_INTERVAL`]
+/// with how many happened, instead of once per query.
+#[derive(Debug, Default)]
+struct Throttle {
+    /// Unix ms before which nothing is logged.
+    quiet_until: AtomicU64,
+    /// Failures since the last line.
+    count: AtomicU64,
+}
+
+impl Throttle {
+    /// `Some(n)` when a line is due: `n` failures since the last one, this one included.
+    fn due(&self) -> Option<u64> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let until = self.quiet_until.load(Ordering::Relaxed);
+        let next = now + u64::try_from(LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        (now >= until
+            && (self.quiet_until)
+                .compare_exchange(until, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok())
+        .then(|| self.count.swap(0, Ordering::Relaxed))
+    }
+}
+
 /// The upstream resolvers and their cache.
 pub struct Forwarder {
     resolver: TokioResolver,
     timeout: Duration,
+    /// The longest an authoritative answer waits for its CNAME target's addresses.
+    chase_timeout: Duration,
+    /// Repeated upstream failures, logged with a count.
+    throttle: Throttle,
     upstreams: Vec<SocketAddr>,
     probe: LowerName,
     looped: AtomicBool,
-    /// Failed lookups: (upstream error, timeout, refused for a loop, over the in-flight limit).
-    failures: [AtomicU64; 4],
+    /// Failed lookups, by [`Failure`].
+    failures: [AtomicU64; 5],
     /// Lookups that may wait for the upstreams at once: a flood of names outside our zones
     /// must not pile up tasks and sockets without bound.
-    in_flight: tokio::sync::Semaphore,
+    in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
 }
 
@@ -132,20 +194,20 @@ impl Forwarder {
         Ok(Self {
             resolver,
             timeout: config.timeout,
+            chase_timeout: config.chase_timeout,
+            throttle: Throttle::default(),
             upstreams,
             probe: LowerName::from(&probe),
             looped: AtomicBool::new(false),
             failures: Default::default(),
-            in_flight: tokio::sync::Semaphore::new(config.max_in_flight),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
         })
     }
 
-    /// Lookups that failed so far: (upstream error, timeout, refused because of a loop).
-    pub fn failures(&self) -> (u64, u64, u64, u64) {
-        let [e, t, l, m] = &self.failures;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        (load(e), load(t), load(l), load(m))
+    /// Lookups that failed so far, by [`Failure`] (the order of [`Failure::ALL`]).
+    pub fn failures(&self) -> [u64; 5] {
+        self.failures.each_ref().map(|a| a.load(Ordering::Relaxed))
     }
 
     /// Lookups waiting for the upstreams now.
@@ -153,11 +215,24 @@ impl Forwarder {
         (self.max_in_flight - self.in_flight.available_permits()) as u64
     }
 
-    fn fail(&self, which: usize) -> Forwarded {
-        if let Some(c) = self.failures.get(which) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+    fn fail(&self, why: Failure) -> Forwarded {
+        self.failures[why as usize].fetch_add(1, Ordering::Relaxed);
         Forwarded::Failed
+    }
+
+    /// Counts a failure and logs it, at most once per [`LOG_INTERVAL`] with the count.
+    fn fail_logged(&self, why: Failure, name: &Name, rtype: RecordType, error: &str) -> Forwarded {
+        if let Some(n) = self.throttle.due() {
+            warn!(
+                %name,
+                %rtype,
+                error,
+                failures = n,
+                upstreams = ?self.upstreams,
+                "upstream lookups failing ({n} since the last report; the latest shown)"
+            );
+        }
+        self.fail(why)
     }
 
     /// Whether a forwarding loop was found (forwarding is then off).
@@ -193,17 +268,37 @@ impl Forwarder {
 
     /// Resolves a question through the upstreams, within the timeout.
     pub async fn resolve(&self, name: &LowerName, rtype: RecordType) -> Forwarded {
-        if self.looped() {
-            return self.fail(2);
+        match self.start(Name::from(name), rtype) {
+            Ok(lookup) => self.finish(lookup.await, rtype),
+            Err(failed) => failed,
         }
-        let Ok(_permit) = self.in_flight.try_acquire() else {
-            return self.fail(3);
+    }
+
+    /// Starts a lookup in a task of its own, so that a caller that stops waiting (a chase past
+    /// its budget) does not cancel it: its answer still fills the cache for the next query.
+    fn start(&self, name: Name, rtype: RecordType) -> Result<Lookup, Forwarded> {
+        if self.looped() {
+            return Err(self.fail(Failure::Loop));
+        }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            return Err(self.fail(Failure::Limit));
         };
-        let name = Name::from(name);
-        let looked = tokio::time::timeout(self.timeout, self.resolver.lookup(name.clone(), rtype));
-        match looked.await {
-            Ok(Ok(lookup)) => Forwarded::Answer(lookup.answers().to_vec()),
-            Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr))))
+        let (resolver, timeout) = (self.resolver.clone(), self.timeout);
+        let task = tokio::spawn({
+            let name = name.clone();
+            async move {
+                let _permit = permit;
+                tokio::time::timeout(timeout, resolver.lookup(name, rtype)).await
+            }
+        });
+        Ok(Lookup { name, task })
+    }
+
+    fn finish(&self, result: LookupResult, rtype: RecordType) -> Forwarded {
+        let (name, looked) = result;
+        match looked {
+            Some(Ok(Ok(lookup))) => Forwarded::Answer(lookup.answers().to_vec()),
+            Some(Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))))
                 if matches!(
                     nr.response_code,
                     ResponseCode::NXDomain | ResponseCode::NoError
@@ -214,23 +309,72 @@ impl Forwarder {
                     soa: nr.soa.map(|soa| Box::new(soa.into_record_of_rdata())),
                 }
             }
-            Ok(Err(e)) => {
-                warn!(%name, %rtype, error = %e, "upstream lookup failed");
-                self.fail(0)
+            Some(Ok(Err(e))) => self.fail_logged(Failure::Error, &name, rtype, &e.to_string()),
+            Some(Err(_)) => {
+                let why = format!("no answer within {:?}", self.timeout);
+                self.fail_logged(Failure::Timeout, &name, rtype, &why)
             }
-            Err(_) => {
-                warn!(%name, %rtype, timeout = ?self.timeout, "upstream lookup timed out");
-                self.fail(1)
-            }
+            None => self.fail_logged(Failure::Error, &name, rtype, "the lookup task failed"),
         }
     }
 
-    /// The addresses of a CNAME target, for chasing; empty when the upstream has none or fails
-    /// (the CNAME alone is still a correct answer).
+    /// The addresses of a CNAME target, for chasing, within `chase_timeout`: empty when the
+    /// upstream has none, fails or is slow (the CNAME alone is still a correct answer, and an
+    /// authoritative answer must not wait out a dead upstream).
     pub async fn chase(&self, target: &Name, rtype: RecordType) -> Vec<Record> {
-        match self.resolve(&LowerName::from(target), rtype).await {
+        let Ok(mut lookup) = self.start(target.clone(), rtype) else {
+            return Vec::new();
+        };
+        let result = match tokio::time::timeout(self.chase_timeout, &mut lookup.task).await {
+            Ok(joined) => (lookup.name, joined.ok()),
+            Err(_) => {
+                self.failures[Failure::ChaseBudget as usize].fetch_add(1, Ordering::Relaxed);
+                return Vec::new();
+            }
+        };
+        match self.finish(result, rtype) {
             Forwarded::Answer(records) => records,
             Forwarded::Negative { .. } | Forwarded::Failed => Vec::new(),
         }
+    }
+}
+
+type Looked =
+    Result<Result<hickory_resolver::lookup::Lookup, NetError>, tokio::time::error::Elapsed>;
+
+/// A lookup under way in its own task.
+struct Lookup {
+    name: Name,
+    task: tokio::task::JoinHandle<Looked>,
+}
+
+impl std::future::Future for Lookup {
+    type Output = LookupResult;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|joined| (self.name.clone(), joined.ok()))
+    }
+}
+
+/// The name asked, and the lookup's result (`None` when its task panicked).
+type LookupResult = (Name, Option<Looked>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_failure_is_logged_once_per_interval_with_its_count() {
+        let throttle = Throttle::default();
+        assert_eq!(throttle.due(), Some(1), "the first failure is reported");
+        let later: Vec<Option<u64>> = (0..1000).map(|_| throttle.due()).collect();
+        assert!(later.iter().all(Option::is_none), "then quiet");
+        // Once the interval has passed, the next report carries everything since.
+        throttle.quiet_until.store(0, Ordering::Relaxed);
+        assert_eq!(throttle.due(), Some(1001));
     }
 }

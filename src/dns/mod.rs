@@ -298,7 +298,7 @@ impl Handler {
                     let answers = pick_answers(answers, pick);
                     Reply {
                         answers,
-                        owned: self.chase(view, rtype, answers.0).await,
+                        owned: self.chase(&snapshot, view, request, answers.0).await,
                         additionals,
                         ..Reply::empty(ResponseCode::NoError, true)
                     }
@@ -398,18 +398,56 @@ impl Handler {
     }
 
     /// For an A/AAAA question answered by a CNAME in a view that chases: the target's
-    /// addresses from the upstreams (none if they fail: the CNAME alone is still right).
-    async fn chase(&self, view: &ViewZone, rtype: RecordType, answers: &[Record]) -> Vec<Record> {
-        let forwarder = self.forwarder.load_full();
-        let (Some(forwarder), Some(first)) = (forwarder, answers.first()) else {
+    /// addresses. A target that is one of our instances' public DNS names is answered from the
+    /// inventory at once, with the address this view shows (what AWS's resolver gives a client
+    /// in the instance's VPC); any other target is asked of the upstreams within the chase
+    /// budget. Nothing when the client did not ask for recursion (RD=0: a resolver iterating
+    /// wants our data only) or when the upstreams fail: the CNAME alone is still right.
+    async fn chase(
+        &self,
+        snapshot: &Snapshot,
+        view: &ViewZone,
+        request: &Request,
+        answers: &[Record],
+    ) -> Vec<Record> {
+        let Some(query) = request.queries.queries().first() else {
             return Vec::new();
         };
-        if !view.policy.chase_cname || !matches!(rtype, RecordType::A | RecordType::AAAA) {
+        let rtype = query.query_type();
+        if !view.policy.chase_cname
+            || !request.metadata.recursion_desired
+            || !matches!(rtype, RecordType::A | RecordType::AAAA)
+        {
             return Vec::new();
         }
-        match &first.data {
-            RData::CNAME(target) => forwarder.chase(&target.0, rtype).await,
-            _ => Vec::new(),
+        let Some(first) = answers.first() else {
+            return Vec::new();
+        };
+        let RData::CNAME(target) = &first.data else {
+            return Vec::new();
+        };
+        let from_inventory = view.policy.chase_from == crate::view::ChaseFrom::Inventory;
+        if let Some(instance) = snapshot
+            .by_public_name(&target.0)
+            .filter(|_| from_inventory)
+        {
+            // AWS's public DNS names have A records only.
+            let ip = match view.policy.addresses {
+                crate::view::AddressKind::Private => instance.private_ip,
+                crate::view::AddressKind::Public => instance.public_ip,
+            };
+            return match (rtype, ip) {
+                (RecordType::A, Some(ip)) => vec![Record::from_rdata(
+                    target.0.clone(),
+                    first.ttl,
+                    RData::A(ip.into()),
+                )],
+                _ => Vec::new(),
+            };
+        }
+        match self.forwarder.load_full() {
+            Some(forwarder) => forwarder.chase(&target.0, rtype).await,
+            None => Vec::new(),
         }
     }
 }
@@ -492,6 +530,16 @@ impl Handler {
             }
             line.push_str(&format!(", via {}", b.via.join("; ")));
             lines.push(line);
+        }
+        if view.backing(target).is_some() {
+            lines.extend(
+                snapshot
+                    .contested
+                    .get(target)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
         }
         let now = SystemTime::now();
         let built = now.duration_since(snapshot.built_at).unwrap_or_default();

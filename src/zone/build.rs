@@ -89,14 +89,25 @@ pub fn build(
             (owner.to_ascii(), ids)
         })
         .collect();
+    let contested = owners
+        .iter()
+        .filter(|(_, host)| !host.contested.is_empty())
+        .map(|(owner, host)| (LowerName::from(owner), host.contested.clone()))
+        .collect();
     Snapshot {
         serial,
         names,
+        contested,
         fleet: fleet.clone(),
         fleet_index: instances
             .iter()
             .enumerate()
             .map(|(i, inst)| (inst.id.as_str().into(), i))
+            .collect(),
+        public_names: instances
+            .iter()
+            .enumerate()
+            .filter_map(|(i, inst)| Some((LowerName::from(public.get(inst.id.as_str())?), i)))
             .collect(),
         slots: naming.slots.clone(),
         selector: Selector::new(views_in),

@@ -42,11 +42,16 @@ pub struct Snapshot {
     pub instance_count: usize,
     /// Every host name (fully qualified) → the instance ids behind it; view-independent.
     pub names: BTreeMap<String, Vec<String>>,
+    /// Names with claims that lost (single-instance names contested during a replacement,
+    /// overruled tier claims), for `_explain` answers.
+    pub contested: HashMap<LowerName, Vec<String>>,
     /// The fleet this snapshot was built from (shared, not copied), for `_explain` answers
     /// and the state file.
     pub fleet: Arc<[Instance]>,
     /// Instance id → index into `fleet`.
     fleet_index: HashMap<Box<str>, usize>,
+    /// Public DNS name → index into `fleet`: CNAME targets chased from the inventory.
+    public_names: HashMap<LowerName, usize>,
     /// Tier slot numbers, kept by the next refresh and in the state file.
     pub slots: Slots,
     /// Client address → index into `views`.
@@ -126,6 +131,11 @@ impl Snapshot {
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
         self.fleet_index.get(id).and_then(|&i| self.fleet.get(i))
+    }
+
+    /// The instance whose public DNS name this is.
+    pub fn by_public_name(&self, name: &hickory_proto::rr::Name) -> Option<&Instance> {
+        (self.public_names.get(&LowerName::from(name))).and_then(|&i| self.fleet.get(i))
     }
 
     /// A view by name.

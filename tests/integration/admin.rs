@@ -205,7 +205,9 @@ async fn readyz_is_503_until_the_first_snapshot_and_when_stale() {
     // The EC2 API is not there yet: the server starts and is alive, not ready.
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut config = ec2_config(&url, &["eu-west-1"], "max_stale = \"2s\"");
+    // moto starts with no instances: allowed here, or readiness would fail for that.
+    let extra = "max_stale = \"2s\"\nallow_empty_fleet = true";
+    let mut config = ec2_config(&url, &["eu-west-1"], extra);
     config.inventory.state_file = None;
     let server = TestServer::start(config).await;
     let admin = server.admin();

@@ -24,6 +24,12 @@ impl Drop for Server {
 /// `upstream` on loopback instead of the machine's resolver, and reads the bound address from
 /// its log.
 fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr, SocketAddr) {
+    let (server, dns, admin, _) = serve_demo_with(&["--upstream", &upstream.to_string()]);
+    (server, dns, admin)
+}
+
+/// As [`serve_demo`] with these extra flags; also every log line up to the listening ones.
+fn serve_demo_with(flags: &[&str]) -> (Server, SocketAddr, SocketAddr, Vec<String>) {
     let mut child = Command::new(BIN)
         .current_dir(root())
         .args([
@@ -32,11 +38,10 @@ fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr, SocketAddr) {
             "config/demo.toml",
             "--listen",
             "127.0.0.1:0",
-            "--upstream",
-            &upstream.to_string(),
             "--admin-listen",
             "127.0.0.1:0",
         ])
+        .args(flags)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -47,6 +52,7 @@ fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr, SocketAddr) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(("log", line.clone()));
             if let Some(addr) = line.split("local=").nth(1) {
                 let _ = tx.send(("dns", addr.trim().to_owned()));
             }
@@ -56,11 +62,15 @@ fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr, SocketAddr) {
             }
         }
     });
-    let (mut dns, mut admin) = (None, None);
+    let (mut dns, mut admin, mut log) = (None, None, Vec::new());
     while dns.is_none() || admin.is_none() {
         let (what, addr) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the server logs its addresses");
+        if what == "log" {
+            log.push(addr);
+            continue;
+        }
         let addr: SocketAddr = addr.parse().expect("a socket address");
         if what == "dns" {
             dns = Some(addr);
@@ -68,7 +78,34 @@ fn serve_demo(upstream: SocketAddr) -> (Server, SocketAddr, SocketAddr) {
             admin = Some(addr);
         }
     }
-    (server, dns.expect("dns"), admin.expect("admin"))
+    // What the first refresh logs comes just after the listeners.
+    while let Ok((what, line)) = rx.recv_timeout(Duration::from_millis(500)) {
+        if what == "log" {
+            log.push(line);
+        }
+    }
+    (server, dns.expect("dns"), admin.expect("admin"), log)
+}
+
+#[test]
+fn the_demo_is_offline_and_still_answers_the_chased_address() {
+    let (_server, addr, _, log) = serve_demo_with(&[]);
+    let log = log.join("\n");
+    // No forwarder, so no loop probe and no query to the machine's resolver.
+    assert!(!log.contains("forwarding through upstream"), "{log}");
+    assert!(!log.contains("loop probe"), "{log}");
+    let out = dig(addr, &["db1.internal"]);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        words
+            .windows(2)
+            .any(|w| w == ["CNAME", "ec2-52-49-30-13.eu-west-1.compute.amazonaws.com."]),
+        "{out}"
+    );
+    assert!(words.windows(2).any(|w| w == ["A", "10.0.1.20"]), "{out}");
+    // A name outside the zone is refused at once: nothing to forward it to.
+    let out = dig(addr, &["example.com"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
 }
 
 #[test]

@@ -41,7 +41,12 @@ async fn dig_sees_cname_tier_nxdomain_and_refused() {
         assert!(db1.contains("status: NOERROR"), "{t}: {db1}");
         assert!(db1.contains("flags: qr aa"), "{t}: authoritative: {db1}");
         let answer = section(&db1, "ANSWER");
-        assert_eq!(answer.len(), 1, "{t}: {db1}");
+        assert_eq!(
+            answer.len(),
+            2,
+            "{t}: the CNAME and its target's address: {db1}"
+        );
+        assert_eq!(fields(answer[1])[3..], ["A", "10.0.1.20"], "{t}");
         assert_eq!(
             fields(answer[0]),
             [

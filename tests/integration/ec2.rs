@@ -42,11 +42,18 @@ async fn launches_tag_changes_stops_starts_and_replacements_show_after_a_refresh
 
     // A single-instance name is a CNAME to the instance's public DNS name.
     let db1_public = fqdn(&public_dns(&ec2, &db1).await.expect("db1 has a public name"));
-    wait_for(addr, "db1.internal.", RecordType::A, &[&db1_public], SOON).await;
+    wait_for(
+        addr,
+        "db1.internal.",
+        RecordType::CNAME,
+        &[&db1_public],
+        SOON,
+    )
+    .await;
     wait_for(
         addr,
         "db-primary.internal.",
-        RecordType::A,
+        RecordType::CNAME,
         &[&db1_public],
         SOON,
     )
@@ -144,7 +151,14 @@ async fn launches_tag_changes_stops_starts_and_replacements_show_after_a_refresh
             .await
             .expect("public name after start"),
     );
-    wait_for(addr, "db1.internal.", RecordType::A, &[&restarted], SOON).await;
+    wait_for(
+        addr,
+        "db1.internal.",
+        RecordType::CNAME,
+        &[&restarted],
+        SOON,
+    )
+    .await;
 
     // Replacement: the old db1 terminates, a new one takes the group and the name.
     ec2.terminate_instances()
@@ -156,7 +170,14 @@ async fn launches_tag_changes_stops_starts_and_replacements_show_after_a_refresh
         .launch(&ec2, 1, true, &[], &["SG-T-DB", "SG-I-DB1"])
         .await;
     let new_public = fqdn(&public_dns(&ec2, &new_db1[0]).await.expect("public name"));
-    wait_for(addr, "db1.internal.", RecordType::A, &[&new_public], SOON).await;
+    wait_for(
+        addr,
+        "db1.internal.",
+        RecordType::CNAME,
+        &[&new_public],
+        SOON,
+    )
+    .await;
     wait_for(
         addr,
         &format!("{db1}.internal."),
@@ -369,10 +390,13 @@ async fn api_faults_keep_the_last_good_answers_back_off_and_recover() {
         let before = server.snapshot();
         proxy.set(mode.clone());
         if mode == Mode::Empty {
-            // Success with nothing in it is the safety valve's case, not a failure.
-            let trips = server.valve_trips();
-            until("two held refreshes", SOON, || {
-                server.valve_trips() >= trips + 2
+            // Success with nothing in it is refused, never published (not a failure either).
+            let stats = server.refresh_stats();
+            let refusals =
+                || (stats.empty_fleet_refusals).load(std::sync::atomic::Ordering::Relaxed);
+            let before = refusals();
+            until("two refused empty refreshes", SOON, || {
+                refusals() >= before + 2
             })
             .await;
         } else {
@@ -418,7 +442,8 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     let moto = Moto::start();
     let ec2 = moto.client("us-east-1");
     let net = Network::create(&ec2).await;
-    let ids = net.launch(&ec2, 3, false, &[("Name", "svc")], &[]).await;
+    // svc and four instance ids: five names. Losing three of the instances removes 60%.
+    let ids = net.launch(&ec2, 4, false, &[("Name", "svc")], &[]).await;
     let proxy = Proxy::start(&moto.url).await;
     let server = TestServer::start(ec2_config(
         &proxy.url,
@@ -437,10 +462,14 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     )
     .await;
 
-    // An empty fleet is held for two refreshes and published on the third.
-    proxy.set(Mode::Empty);
+    // The shrink is held for two refreshes and published on the third.
+    ec2.terminate_instances()
+        .set_instance_ids(Some(ids[1..].to_vec()))
+        .send()
+        .await
+        .expect("terminate");
     until("the shrink to be published", SOON, || {
-        server.snapshot().names.is_empty()
+        server.snapshot().names.len() == 2
     })
     .await;
     assert_eq!(
@@ -451,16 +480,17 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     server.stop().await;
 
     // With the valve off, it is published at once.
-    proxy.set(Mode::Pass);
+    let more = net.launch(&ec2, 3, false, &[("Name", "svc")], &[]).await;
     let off = "max_removed_fraction = 1.0";
     let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], off)).await;
     until("the first refresh", SOON, || server.successes() > 0).await;
-    assert_eq!(server.snapshot().names.len(), 4);
-    proxy.set(Mode::Empty);
-    until("the empty fleet", SOON, || {
-        server.snapshot().names.is_empty()
-    })
-    .await;
+    assert_eq!(server.snapshot().names.len(), 5);
+    ec2.terminate_instances()
+        .set_instance_ids(Some(more))
+        .send()
+        .await
+        .expect("terminate");
+    until("the shrink", SOON, || server.snapshot().names.len() == 2).await;
     assert_eq!(server.valve_trips(), 0);
     server.stop().await;
 }
@@ -647,8 +677,10 @@ async fn slots_stay_with_their_instances_across_replacements_and_restarts() {
         .await;
     }
 
-    // Replace the instance in slot 2: the newcomer takes 2, the others keep theirs.
+    // Terminate first, then launch (the other order is in replacements.rs): the tier shrinks
+    // to two, so the member numbered 3 moves into the freed 2, and the newcomer takes 3.
     let (gone, _) = before.iter().find(|(_, n)| **n == 2).expect("slot 2");
+    let (third, _) = before.iter().find(|(_, n)| **n == 3).expect("slot 3");
     ec2.terminate_instances()
         .instance_ids(gone)
         .send()
@@ -658,20 +690,18 @@ async fn slots_stay_with_their_instances_across_replacements_and_restarts() {
         slots(&server).len() == 2
     })
     .await;
+    assert_eq!(slots(&server)[third], 2, "{:?}", slots(&server));
     let new = net.launch(&ec2, 1, false, &[], &["SG-T-SVC"]).await;
     let new = new[0].clone();
     until("the replacement's slot", SOON, || slots(&server).len() == 3).await;
     let after = slots(&server);
-    assert_eq!(after[&new], 2, "{after:?}");
-    for (id, n) in &before {
-        if id != gone {
-            assert_eq!(after[id], *n, "{id} kept its slot");
-        }
-    }
+    assert_eq!(after[&new], 3, "{after:?}");
+    let (one, _) = before.iter().find(|(_, n)| **n == 1).expect("slot 1");
+    assert_eq!(after[one], 1, "slot 1 never moves");
     let new_ip = private_ip(&ec2, &new).await;
     wait_for(
         server.addr(),
-        "2.svc.internal.",
+        "3.svc.internal.",
         RecordType::A,
         &[&new_ip],
         SOON,
@@ -679,8 +709,7 @@ async fn slots_stay_with_their_instances_across_replacements_and_restarts() {
     .await;
     server.stop().await;
 
-    // A restart reads the numbers back from the state file: the newest instance keeps 2,
-    // though numbering from scratch by launch time would give it 3.
+    // A restart reads the numbers back from the state file.
     let server = TestServer::start(config()).await;
     until("a refresh after the restart", SOON, || {
         server.successes() > 0
@@ -689,7 +718,7 @@ async fn slots_stay_with_their_instances_across_replacements_and_restarts() {
     assert_eq!(slots(&server), after);
     wait_for(
         server.addr(),
-        "2.svc.internal.",
+        "3.svc.internal.",
         RecordType::A,
         &[&new_ip],
         SOON,

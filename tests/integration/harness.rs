@@ -96,6 +96,16 @@ impl TestServer {
         self.running.snapshot.load().map(|s| s.serial)
     }
 
+    /// The published snapshot, if there is one yet.
+    pub fn published(&self) -> Option<std::sync::Arc<stabledns::zone::Snapshot>> {
+        self.running.snapshot.load()
+    }
+
+    /// The refresh loop's counters.
+    pub fn refresh_stats(&self) -> &stabledns::refresh::RefreshStats {
+        &self.running.stats
+    }
+
     /// Successful inventory fetches so far.
     pub fn successes(&self) -> u64 {
         self.running
@@ -147,7 +157,7 @@ impl TestServer {
     }
 
     /// Forwarding failures: (upstream error, timeout, loop, over the in-flight limit).
-    pub fn forward_failures(&self) -> (u64, u64, u64, u64) {
+    pub fn forward_failures(&self) -> [u64; 5] {
         self.running.forward_failures()
     }
 

@@ -19,5 +19,6 @@ mod nsd;
 mod proxy;
 mod records;
 mod reload;
+mod replacements;
 mod transfers;
 mod views;

@@ -190,7 +190,10 @@ async fn inside_only_instances_do_not_exist_outside() {
     let addr = server.addr();
     assert_eq!(
         answer(addr, &["-b", "127.0.0.1", "admin.internal"]).await,
-        ["admin.internal. 60 IN CNAME ec2-52-49-50-15.eu-west-1.compute.amazonaws.com."]
+        [
+            "admin.internal. 60 IN CNAME ec2-52-49-50-15.eu-west-1.compute.amazonaws.com.",
+            "ec2-52-49-50-15.eu-west-1.compute.amazonaws.com. 60 IN A 10.0.1.50"
+        ]
     );
     assert_eq!(
         answer(addr, &["-b", "127.0.0.2", "i-0a1b2c3d4e5f60008.internal"]).await,
@@ -232,10 +235,19 @@ async fn tiers_rotate_per_query_or_answer_one_member_by_cname() {
     let mut client = client_from(server.addr(), "127.0.0.1");
     let mut targets = BTreeSet::new();
     for _ in 0..40 {
-        let m = query(&mut client, "web.internal.", DNSClass::IN, RecordType::A).await;
+        let m = query(
+            &mut client,
+            "web.internal.",
+            DNSClass::IN,
+            RecordType::CNAME,
+        )
+        .await;
         let got = summary(&m);
         assert_eq!(got.len(), 1, "one CNAME: {got:?}");
         targets.insert(got[0].clone());
+        // Asked for A, the member's address comes with it (chased from the inventory).
+        let m = query(&mut client, "web.internal.", DNSClass::IN, RecordType::A).await;
+        assert_eq!(m.answers.len(), 2, "{:?}", m.answers);
     }
     assert_eq!(
         targets.into_iter().collect::<Vec<_>>(),

@@ -85,7 +85,14 @@ async fn an_nsd_secondary_follows_the_fleet_by_notify_and_signed_ixfr() {
     allow_transfers(&mut config, Some(&key), Some(secondary_addr));
     let server = TestServer::start(config).await;
     let primary = server.addr();
-    wait_for(primary, "db1.internal.", RecordType::A, &[&db_public], SOON).await;
+    wait_for(
+        primary,
+        "db1.internal.",
+        RecordType::CNAME,
+        &[&db_public],
+        SOON,
+    )
+    .await;
 
     // NSD starts, transfers the whole zone (TSIG-signed) and serves it.
     let nsd = tokio::task::spawn_blocking(move || {
@@ -122,7 +129,7 @@ async fn an_nsd_secondary_follows_the_fleet_by_notify_and_signed_ixfr() {
     wait_for(
         primary,
         "web9.internal.",
-        RecordType::A,
+        RecordType::CNAME,
         &[&web_public],
         SOON,
     )

@@ -35,7 +35,12 @@ async fn each_view_answers_its_own_way() {
     let addr = server.addr();
     let cases: &[(&str, &str, RecordType, &[&str])] = &[
         // inside: CNAME for single instances, private addresses for tiers and private-only hosts.
-        ("127.0.0.1", "db1.internal.", RecordType::A, &[DB1_PUBLIC]),
+        (
+            "127.0.0.1",
+            "db1.internal.",
+            RecordType::A,
+            &[DB1_PUBLIC, "10.0.1.20"],
+        ),
         (
             "127.0.0.1",
             "web.internal.",
