@@ -275,6 +275,9 @@ pub mod raw {
         pub soa: Soa,
         /// `[[zone.nameservers]]`
         pub nameservers: Spanned<Vec<Nameserver>>,
+        /// Subtrees under the apex that are not ours (another server's names).
+        #[serde(default)]
+        pub passthrough: Vec<Spanned<String>>,
     }
 
     fn default_record_ttl() -> u32 {
@@ -630,7 +633,17 @@ pub struct ZoneConfig {
     pub minimum: u32,
     /// NS records at the apex, with glue for in-zone ones.
     pub nameservers: Vec<NameserverConfig>,
+    /// Subtrees under the apex that are not ours: AWS's private DNS domains
+    /// ([`AWS_PRIVATE_DOMAINS`]) and the configured ones. Names there are forwarded in views
+    /// that recurse and refused elsewhere, and never served or transferred.
+    pub passthrough: Vec<Name>,
 }
+
+/// AWS's own private DNS domains: `ip-10-0-1-5.ec2.internal` (us-east-1) and
+/// `ip-10-0-1-5.<region>.compute.internal`. The VPC resolver answers them; an apex such as
+/// `internal.` contains them, and answering NXDOMAIN there breaks `hostname -f`, sudo and
+/// Kubernetes node names.
+pub const AWS_PRIVATE_DOMAINS: [&str; 2] = ["ec2.internal.", "compute.internal."];
 
 /// One apex NS record.
 #[derive(Debug, Clone)]
@@ -768,6 +781,20 @@ impl Config {
         }
 
         let mut warnings = Vec::new();
+        if let Some(aws) = AWS_PRIVATE_DOMAINS
+            .iter()
+            .filter_map(|d| Name::from_ascii(d).ok())
+            .find(|d| zone.apex.zone_of(d))
+        {
+            warnings.push(format!(
+                "zone.apex {} contains AWS's own private DNS names ({aws}, \
+                 <region>.compute.internal.): stabledns passes them to the upstream in views \
+                 with `recursion` and refuses them in the others, so instances that use it as \
+                 their resolver need `recursion = true` in their view (or an apex of your own, \
+                 such as `corp.internal.`)",
+                zone.apex
+            ));
+        }
         let tsig_keys = v.tsig_keys(base, &raw.tsig_keys, &mut warnings)?;
         let views = v.views(&raw.views, &tsig_keys, &mut warnings)?;
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
@@ -932,6 +959,22 @@ impl Validator<'_> {
             None => first.name.clone(),
         };
         let hostmaster = self.name("zone.soa.hostmaster", &raw.soa.hostmaster, Some(&apex))?;
+        let mut passthrough: Vec<Name> = AWS_PRIVATE_DOMAINS
+            .iter()
+            .filter_map(|d| Name::from_ascii(d).ok())
+            .collect();
+        for (i, p) in raw.passthrough.iter().enumerate() {
+            let key = format!("zone.passthrough[{i}]");
+            let name = self.name(&key, p, Some(&apex))?;
+            if !apex.zone_of(&name) || name == apex {
+                return Err(self.err(
+                    &key,
+                    p.span(),
+                    format!("{name} is not a subtree below the apex {apex}"),
+                ));
+            }
+            passthrough.push(name);
+        }
         Ok(ZoneConfig {
             apex,
             record_ttl: raw.record_ttl,
@@ -943,6 +986,7 @@ impl Validator<'_> {
             expire: raw.soa.expire,
             minimum: raw.soa.minimum,
             nameservers,
+            passthrough,
         })
     }
 
@@ -1855,6 +1899,29 @@ pattern = "^SG-T-(?P<name>.+)$"
     }
 
     #[test]
+    fn aws_own_domains_are_passed_through_and_warned_about() {
+        let ok = Config::parse(Path::new("x.toml"), GOOD).expect("valid");
+        assert!(
+            ok.warnings.iter().any(|w| w.contains("ec2.internal.")),
+            "{:?}",
+            ok.warnings
+        );
+        let names: Vec<String> = ok.zone.passthrough.iter().map(Name::to_ascii).collect();
+        assert_eq!(names, ["ec2.internal.", "compute.internal."]);
+        // An apex of one's own is not a parent of AWS's domains: no warning.
+        let own = GOOD.replace("apex = \"internal.\"", "apex = \"corp.internal.\"");
+        let ok = Config::parse(Path::new("x.toml"), &own).expect("valid");
+        assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
+        // Configured subtrees are relative to the apex, and must lie below it.
+        let with =
+            |p: &str| GOOD.replace("[zone.soa]", &format!("passthrough = [{p}]\n\n[zone.soa]"));
+        let ok = Config::parse(Path::new("x.toml"), &with("\"legacy\"")).expect("valid");
+        assert_eq!(ok.zone.passthrough[2].to_ascii(), "legacy.internal.");
+        let (_, key, _) = invalid(&with("\"example.com.\""));
+        assert_eq!(key, "zone.passthrough[0]");
+    }
+
+    #[test]
     fn recursion_is_never_open_and_never_loops() {
         let with = |views: &str| format!("{GOOD}\n{views}");
         let inside = "[[views]]\nname = \"in\"\nclients = [\"10.0.0.0/8\"]\nrecursion = true\n";
@@ -2044,7 +2111,11 @@ pattern = "^SG-T-(?P<name>.+)$"
             "Debug hides secrets"
         );
         assert_eq!(ok.views[0].notify[0].to_string(), "10.0.0.53:53");
-        assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
+        assert!(
+            !ok.warnings.iter().any(|w| w.contains("secret")),
+            "{:?}",
+            ok.warnings
+        );
 
         let err = |view: &str, keys: &str| match Config::parse(&path, &with(view, keys)) {
             Err(ConfigError::Invalid { key, message, .. }) => (key, message),
@@ -2069,7 +2140,8 @@ pattern = "^SG-T-(?P<name>.+)$"
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let warned =
             Config::parse(&path, &with("notify = [\"10.0.0.9:5300\"]", key)).expect("valid");
-        assert_eq!(warned.warnings.len(), 2, "{:?}", warned.warnings);
+        // (The third is the apex `internal.` holding AWS's own domains.)
+        assert_eq!(warned.warnings.len(), 3, "{:?}", warned.warnings);
         assert!(warned.warnings.iter().any(|w| w.contains("world-readable")));
     }
 }

@@ -134,7 +134,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Check { config } => {
             let config = Config::load(&config)?;
             let (snapshot, timing) = load_snapshot_timed(&config).await?;
-            for w in &snapshot.warnings {
+            for w in config.warnings.iter().chain(&snapshot.warnings) {
                 println!("warning: {w}");
             }
             if snapshot.instance_count == 0 && !config.inventory.allow_empty_fleet {

@@ -476,7 +476,11 @@ fn explain_target(
     name: &LowerName,
     rtype: RecordType,
 ) -> Option<LowerName> {
-    if rtype != RecordType::TXT || !view.policy.explain || !snapshot.apex.zone_of(name) {
+    if rtype != RecordType::TXT
+        || !view.policy.explain
+        || !snapshot.apex.zone_of(name)
+        || view.is_passthrough(name)
+    {
         return None;
     }
     name.to_string()

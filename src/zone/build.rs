@@ -29,10 +29,26 @@ pub fn build(
     let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut warnings = naming.warnings.clone();
 
+    let passthrough: Arc<[LowerName]> = zone
+        .passthrough
+        .iter()
+        .filter(|p| zone.apex.zone_of(p))
+        .map(LowerName::from)
+        .collect();
     // Owner names are built once and shared by every view.
     let mut owners = Vec::with_capacity(naming.names.len());
     for host in &naming.names {
         match under(&host.name, &zone.apex) {
+            Ok(owner)
+                if passthrough
+                    .iter()
+                    .any(|p| p.zone_of(&LowerName::from(&owner))) =>
+            {
+                warnings.push(format!(
+                    "{owner}: lies in a subtree that is not ours (zone.passthrough or AWS's own \
+                     domains); skipped"
+                ));
+            }
             Ok(owner) => owners.push((owner, host)),
             Err(e) => warnings.push(format!(
                 "{}: cannot be a name in {}: {e}",
@@ -60,6 +76,7 @@ pub fn build(
         primary: &primary,
         owners: &owners,
         shared: &shared,
+        passthrough,
         serial,
     };
     // Views are independent: build them on all cores at once.
@@ -128,6 +145,7 @@ struct Context<'a> {
     primary: &'a HashMap<&'a str, (&'a Name, bool)>,
     owners: &'a [(Name, &'a HostName)],
     shared: &'a [Arc<[Backing]>],
+    passthrough: Arc<[LowerName]>,
     serial: u32,
 }
 
@@ -142,6 +160,7 @@ fn build_view(ctx: &Context<'_>, policy: &ViewPolicy) -> (ViewZone, Vec<String>)
         serial: ctx.serial,
         nodes: HashMap::with_capacity(ctx.owners.len() + 16),
         zones: Vec::new(),
+        passthrough: ctx.passthrough.clone(),
     };
     view.add_zone(&zone.apex);
     view.add_glue();
@@ -219,6 +238,7 @@ struct ViewBuilder<'a> {
     serial: u32,
     nodes: HashMap<LowerName, Node>,
     zones: Vec<ZoneCut>,
+    passthrough: Arc<[LowerName]>,
 }
 
 impl ViewBuilder<'_> {
@@ -247,6 +267,7 @@ impl ViewBuilder<'_> {
                     &forward.apex,
                     &forward.negative_soa,
                     nodes,
+                    &self.passthrough,
                     (self.policy.chase_cname, self.policy.recursion, alone),
                 )
             }
@@ -257,6 +278,7 @@ impl ViewBuilder<'_> {
             policy: self.policy.clone(),
             nodes: self.nodes,
             zones: self.zones,
+            passthrough: self.passthrough,
             fast,
             counters: crate::metrics::ViewCounters::default(),
             history: super::History::default(),

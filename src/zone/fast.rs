@@ -41,6 +41,9 @@ pub struct FastZone {
     enabled: bool,
     /// The apex in lower-case wire form.
     apex: Vec<u8>,
+    /// Subtrees under the apex that are not ours, in lower-case wire form: a miss there is
+    /// the handler's (it forwards or refuses), not an NXDOMAIN.
+    passthrough: Vec<Vec<u8>>,
     /// Lower-case wire name → the answer for A, AAAA and CNAME. FxHash: keys are ours (the
     /// fleet's names); clients only look up, so they cannot grow a collision chain.
     names: HashMap<Box<[u8]>, [Slot; 3], BuildHasherDefault<FxHasher>>,
@@ -84,6 +87,7 @@ impl FastZone {
         apex: &LowerName,
         negative_soa: &Record,
         nodes: impl Iterator<Item = NodeView<'a>>,
+        passthrough: &[LowerName],
         (chase, recursion_available, enabled): (bool, bool, bool),
     ) -> Self {
         let mut names = HashMap::default();
@@ -123,6 +127,7 @@ impl FastZone {
         Self {
             enabled,
             apex: wire_name(apex),
+            passthrough: passthrough.iter().map(wire_name).collect(),
             names,
             negative,
             serial_at,
@@ -242,7 +247,9 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
             Slot::NoData => (0, 0, (empty, empty), true),
             Slot::Slow => return false,
         },
-        None if q.under(&fast.apex) => (3, 0, (empty, empty), true),
+        None if q.under(&fast.apex) && !fast.passthrough.iter().any(|p| q.under(p)) => {
+            (3, 0, (empty, empty), true)
+        }
         None => return false,
     };
     let limit = match q.edns_payload {

@@ -154,6 +154,8 @@ pub struct ViewZone {
     nodes: HashMap<LowerName, Node>,
     /// The forward zone first, then the reverse zones.
     zones: Vec<ZoneCut>,
+    /// Subtrees under the apex that are not ours (`zone.passthrough`, AWS's own domains).
+    passthrough: Arc<[LowerName]>,
     /// The hot answers in wire form, for the UDP fast path.
     pub(crate) fast: fast::FastZone,
     /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
@@ -292,6 +294,9 @@ impl ViewZone {
         let Some(zone) = self.zones.iter().find(|z| z.apex.zone_of(name)) else {
             return Lookup::NotOurs;
         };
+        if self.is_passthrough(name) {
+            return Lookup::NotOurs;
+        }
         let negative_soa = &zone.negative_soa;
         let Some(node) = self.nodes.get(name) else {
             return Lookup::NxDomain(negative_soa);
@@ -342,6 +347,11 @@ impl ViewZone {
             .find(|s| s.rtype == RecordType::SOA)?
             .records
             .first()
+    }
+
+    /// Whether `name` lies in a subtree under the apex that another server answers.
+    pub fn is_passthrough(&self, name: &LowerName) -> bool {
+        self.passthrough.iter().any(|p| p.zone_of(name))
     }
 
     /// Whether `apex` is the apex of one of this view's zones.

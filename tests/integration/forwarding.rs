@@ -326,3 +326,51 @@ async fn a_healthy_upstream_is_not_taken_for_a_loop() {
     assert_eq!(summary(&m), ["192.0.2.80"]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_own_names_under_the_apex_go_to_the_vpc_resolver() {
+    // NSD plays AWS's resolver for the instances' own names, which lie under our apex
+    // `internal.`: `hostname -f` on an instance that uses stabledns must still work.
+    let compute = zone("eu-west-1.compute.internal", &["ip-10-0-1-5 IN A 10.0.1.5"]);
+    let ec2 = zone("ec2.internal", &["ip-10-0-1-6 IN A 10.0.1.6"]);
+    let corp = zone("legacy.internal", &["db IN A 10.9.9.9"]);
+    let nsd = Nsd::start(&[
+        ("eu-west-1.compute.internal", &compute),
+        ("ec2.internal", &ec2),
+        ("legacy.internal", &corp),
+    ]);
+    let mut config = forwarding_config(nsd.addr, Duration::from_secs(2));
+    // A subtree another server answers, configured as such.
+    config
+        .zone
+        .passthrough
+        .push("legacy.internal.".parse().expect("name"));
+    let server = TestServer::start(config).await;
+    let addr = server.addr();
+    for (name, ip) in [
+        ("ip-10-0-1-5.eu-west-1.compute.internal", "10.0.1.5"),
+        ("ip-10-0-1-6.ec2.internal", "10.0.1.6"),
+        ("db.legacy.internal", "10.9.9.9"),
+    ] {
+        for transport in ["+notcp", "+tcp"] {
+            let out = dig(addr, &["-b", "127.0.0.1", transport, name, "A"]);
+            assert!(out.contains("status: NOERROR"), "{name} {transport}: {out}");
+            let words: Vec<&str> = out.split_whitespace().collect();
+            assert!(
+                words.windows(2).any(|w| w == ["A", ip]),
+                "{name} {transport}: NSD's answer: {out}"
+            );
+        }
+        // A view that does not recurse refuses them: they are not ours to deny.
+        let out = dig(addr, &["-b", "127.0.0.2", name, "A"]);
+        assert!(out.contains("status: REFUSED"), "{name}: {out}");
+    }
+    // Our own names still answer, and nothing of AWS's domains is in a transfer.
+    let out = dig(addr, &["-b", "127.0.0.1", "nope.internal", "A"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    let axfr = dig(addr, &["-b", "127.0.0.1", "AXFR", "internal."]);
+    assert!(axfr.contains(";; XFR size:"), "{axfr}");
+    assert!(!axfr.contains("compute.internal"), "{axfr}");
+    assert!(!axfr.contains("ec2.internal"), "{axfr}");
+    server.stop().await;
+}
