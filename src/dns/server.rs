@@ -78,7 +78,18 @@ pub async fn bind(
     // One receiving thread per core.
     let per_address = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     for &addr in listen {
-        let (first, tcp) = bind_pair(addr).await?;
+        // `[::]:P` serves both families unless `0.0.0.0:P` is listed too (it would collide).
+        let v6_only = addr.is_ipv6()
+            && listen
+                .iter()
+                .any(|a| a.is_ipv4() && a.ip().is_unspecified() && a.port() == addr.port());
+        let (first, tcp) = bind_pair(addr, v6_only).await?;
+        // A wildcard socket must answer from the address each query arrived on.
+        let pktinfo = cfg!(target_os = "linux") && addr.ip().is_unspecified();
+        #[cfg(target_os = "linux")]
+        if pktinfo {
+            udp::enable_pktinfo(&first, addr.is_ipv6())?;
+        }
         let local = first.local_addr()?;
         // One socket read by every thread rather than SO_REUSEPORT siblings: the kernel hashes
         // each client to one sibling, so a few busy clients could pin one core; a shared socket
@@ -93,6 +104,7 @@ pub async fn bind(
                 stats: udp_stats.clone(),
                 shutdown: udp_shutdown.clone(),
                 runtime: runtime.clone(),
+                pktinfo,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("udp-{local}-{n}"))
@@ -122,8 +134,12 @@ pub async fn bind(
 
 /// A blocking UDP socket with a large receive buffer and a receive timeout, so its threads
 /// notice shutdown.
-fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+fn udp_socket(addr: SocketAddr, v6_only: bool) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Said either way: the system default (bindv6only) must not decide.
+        socket.set_only_v6(v6_only)?;
+    }
     // Best effort: a smaller buffer only drops more under overload.
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     socket.set_read_timeout(Some(udp::SHUTDOWN_POLL))?;
@@ -135,7 +151,10 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// UDP and TCP on one port. For port 0 the kernel picks a UDP port that may be taken on TCP,
 /// so try a few.
-async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpListener)> {
+async fn bind_pair(
+    addr: SocketAddr,
+    v6_only: bool,
+) -> io::Result<(std::net::UdpSocket, TcpListener)> {
     let attempts = if addr.port() == 0 {
         EPHEMERAL_ATTEMPTS
     } else {
@@ -143,9 +162,9 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpList
     };
     let mut last = None;
     for _ in 0..attempts {
-        let udp = udp_socket(addr)?;
+        let udp = udp_socket(addr, v6_only)?;
         let local = udp.local_addr()?;
-        match TcpListener::bind(local).await {
+        match tcp_listener(local, v6_only) {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) => {
                 last = Some(io::Error::new(
@@ -156,4 +175,18 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, TcpList
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other(format!("failed to bind {addr}"))))
+}
+
+/// A TCP listener on `addr`, dual-stack for `[::]` unless `v6_only`.
+fn tcp_listener(addr: SocketAddr, v6_only: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(v6_only)?;
+    }
+    // As std and tokio do: a restart must not wait for TIME_WAIT connections to clear.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }

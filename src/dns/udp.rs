@@ -58,7 +58,18 @@ pub struct Worker {
     pub shutdown: Arc<AtomicBool>,
     /// Where slow-path tasks run.
     pub runtime: tokio::runtime::Handle,
+    /// The socket is bound to a wildcard address: each answer must leave from the address its
+    /// query arrived on (IP_PKTINFO / IPV6_PKTINFO), or the client drops it.
+    pub pktinfo: bool,
 }
+
+/// The local address a datagram arrived on, as the kernel reported it, to answer from.
+#[cfg(target_os = "linux")]
+pub(super) use batch::{Local, enable_pktinfo};
+/// No such thing without `recvmmsg`: sockets there answer from the address they are bound to.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Local {}
 
 /// Serves one socket on this (blocking) thread until `shutdown` is set.
 pub fn serve(worker: Worker) {
@@ -69,12 +80,23 @@ pub fn serve(worker: Worker) {
 }
 
 /// What to do with one received datagram: answer it into `out` (true) or hand it to the
-/// hickory handler in a task of its own (false).
-fn dispatch(query: &[u8], src: SocketAddr, out: &mut Vec<u8>, w: &Worker) -> bool {
+/// hickory handler in a task of its own (false). `local` is where it arrived, on wildcard
+/// sockets.
+fn dispatch(
+    query: &[u8],
+    src: SocketAddr,
+    local: Option<Local>,
+    out: &mut Vec<u8>,
+    w: &Worker,
+) -> bool {
     if src.port() == 0 || src.ip().is_unspecified() {
         return false;
     }
-    match w.handler.udp(src.ip(), query, out, w.fast_path) {
+    // A v4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+    match w
+        .handler
+        .udp(src.ip().to_canonical(), query, out, w.fast_path)
+    {
         super::Udp::Fast => {
             w.stats.fast.fetch_add(1, Ordering::Relaxed);
             return true;
@@ -86,7 +108,7 @@ fn dispatch(query: &[u8], src: SocketAddr, out: &mut Vec<u8>, w: &Worker) -> boo
     w.stats.slow.fetch_add(1, Ordering::Relaxed);
     let (socket, handler, raw) = (w.socket.clone(), w.handler.clone(), query.to_vec());
     w.runtime
-        .spawn(async move { slow(raw, src, socket, handler).await });
+        .spawn(async move { slow(raw, src, local, socket, handler).await });
     false
 }
 
@@ -112,7 +134,7 @@ fn serve_one_by_one(w: Worker) {
             }
         };
         let received = std::time::Instant::now();
-        if dispatch(&buf[..len], src, &mut out, &w) {
+        if dispatch(&buf[..len], src, None, &mut out, &w) {
             if let Err(error) = w.socket.send_to(&out, src) {
                 debug!(%src, %error, "failed to send a UDP response");
             }
@@ -141,6 +163,149 @@ mod batch {
     /// handler, which answers FORMERR or nothing, as for any garbage.
     const SLOT: usize = 4096;
 
+    /// Room for one control message: an `in6_pktinfo` (20 bytes) or an `in_pktinfo` (12)
+    /// with its header, aligned as the kernel writes it.
+    #[derive(Clone, Copy)]
+    #[repr(C, align(8))]
+    struct Control([u8; 64]);
+
+    /// Where a datagram arrived (its destination address and interface), to answer from.
+    #[derive(Clone, Copy)]
+    pub enum Local {
+        V4(libc::in_pktinfo),
+        V6(libc::in6_pktinfo),
+    }
+
+    impl std::fmt::Debug for Local {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Local::V4(i) => write!(f, "{}", Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))),
+                Local::V6(i) => write!(f, "{}", Ipv6Addr::from(i.ipi6_addr.s6_addr)),
+            }
+        }
+    }
+
+    /// Asks the kernel to report each datagram's destination address (both families on a
+    /// dual-stack socket).
+    pub fn enable_pktinfo(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        let set = |level, name| {
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    level,
+                    name,
+                    (&raw const on).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        if v6 {
+            set(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)?;
+            // v4 datagrams on a dual-stack socket report IP_PKTINFO; a v6-only socket has none.
+            let _ = set(libc::IPPROTO_IP, libc::IP_PKTINFO);
+            Ok(())
+        } else {
+            set(libc::IPPROTO_IP, libc::IP_PKTINFO)
+        }
+    }
+
+    /// The destination the kernel reported in a received message's control data.
+    fn local_of(hdr: &libc::msghdr) -> Option<Local> {
+        // SAFETY: the kernel filled `msg_control` up to `msg_controllen`; the CMSG macros stay
+        // within it, and each payload is read unaligned at its reported type.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let data = libc::CMSG_DATA(cmsg);
+                if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+                    let mut info: libc::in_pktinfo =
+                        data.cast::<libc::in_pktinfo>().read_unaligned();
+                    // Answer from the address asked; let routing pick the interface.
+                    info.ipi_spec_dst = info.ipi_addr;
+                    info.ipi_ifindex = 0;
+                    return Some(Local::V4(info));
+                }
+                if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+                    // The interface stays: a link-local address means nothing without it.
+                    return Some(Local::V6(data.cast::<libc::in6_pktinfo>().read_unaligned()));
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+            None
+        }
+    }
+
+    /// Writes `local` as the one control message of `hdr`, in `buf`.
+    ///
+    /// # Safety
+    /// `hdr` must be a message header that is not in use; `buf` must outlive its use.
+    unsafe fn set_local(hdr: &mut libc::msghdr, buf: &mut Control, local: &Local) {
+        let (level, kind, len) = match local {
+            Local::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            ),
+            Local::V6(_) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        // SAFETY: `buf` holds CMSG_SPACE of either payload (at most 40 of its 64 bytes) and is
+        // aligned for cmsghdr; the caller owns `hdr`.
+        unsafe {
+            hdr.msg_control = buf.0.as_mut_ptr().cast();
+            hdr.msg_controllen = libc::CMSG_SPACE(len as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(hdr);
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+            let data = libc::CMSG_DATA(cmsg);
+            match local {
+                Local::V4(info) => data.cast::<libc::in_pktinfo>().write_unaligned(*info),
+                Local::V6(info) => data.cast::<libc::in6_pktinfo>().write_unaligned(*info),
+            }
+        }
+    }
+
+    /// One datagram to `dst` from the address `local` names (the slow path's answers).
+    pub fn send_from(
+        socket: &std::net::UdpSocket,
+        bytes: &[u8],
+        dst: SocketAddr,
+        local: &Local,
+    ) -> io::Result<()> {
+        let dst = socket2::SockAddr::from(dst);
+        let mut control = Control([0; 64]);
+        // SAFETY: every pointer points at a local that outlives the call; the kernel only
+        // reads the buffer, the address and the control data.
+        unsafe {
+            let mut iov = libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
+            let mut hdr: libc::msghdr = zeroed();
+            hdr.msg_name = dst.as_ptr() as *mut libc::c_void;
+            hdr.msg_namelen = dst.len();
+            hdr.msg_iov = &raw mut iov;
+            hdr.msg_iovlen = 1;
+            set_local(&mut hdr, &mut control, local);
+            if libc::sendmsg(socket.as_raw_fd(), &hdr, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
     pub fn serve(w: Worker) {
         let fd = w.socket.as_raw_fd();
         let mut bufs = vec![[0u8; SLOT]; SIZE];
@@ -150,8 +315,18 @@ mod batch {
             .map(|_| Vec::with_capacity(usize::from(fast::MAX_UDP_PAYLOAD)))
             .collect();
         let mut lens = [0usize; SIZE];
+        // Control data in and out: only wildcard sockets ask for it, so bound ones pay nothing.
+        let mut controls = vec![Control([0; 64]); if w.pktinfo { SIZE } else { 0 }];
+        let mut locals: [Option<Local>; SIZE] = [None; SIZE];
         while !w.shutdown.load(Ordering::Relaxed) {
-            let n = match recv_batch(fd, &mut bufs, &mut addrs, &mut lens) {
+            let n = match recv_batch(
+                fd,
+                &mut bufs,
+                &mut addrs,
+                &mut controls,
+                &mut lens,
+                &mut locals,
+            ) {
                 Ok(n) => n,
                 Err(e) if is_timeout(&e) => continue,
                 Err(error) => {
@@ -165,8 +340,9 @@ mod batch {
             let mut order = [0usize; SIZE];
             let mut count = 0;
             for i in 0..n {
-                let answered = socket_addr(&addrs[i])
-                    .is_some_and(|src| dispatch(&bufs[i][..lens[i]], src, &mut outs[i], &w));
+                let answered = socket_addr(&addrs[i]).is_some_and(|src| {
+                    dispatch(&bufs[i][..lens[i]], src, locals[i], &mut outs[i], &w)
+                });
                 if answered {
                     order[count] = i;
                     count += 1;
@@ -174,7 +350,14 @@ mod batch {
             }
             let mut done = 0;
             while done < count {
-                done += match send_batch(fd, &order[done..count], &outs, &addrs) {
+                done += match send_batch(
+                    fd,
+                    &order[done..count],
+                    &outs,
+                    &addrs,
+                    &locals,
+                    &mut controls,
+                ) {
                     Ok(k) => k.max(1),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
                     Err(error) => {
@@ -192,15 +375,18 @@ mod batch {
     }
 
     /// One blocking `recvmmsg` that returns once at least one datagram is in
-    /// (MSG_WAITFORONE), or after the socket's receive timeout.
+    /// (MSG_WAITFORONE), or after the socket's receive timeout. With `controls` (one per
+    /// slot), each datagram's destination address lands in `locals`.
     fn recv_batch(
         fd: i32,
         bufs: &mut [[u8; SLOT]],
         addrs: &mut [libc::sockaddr_storage],
+        controls: &mut [Control],
         lens: &mut [usize; SIZE],
+        locals: &mut [Option<Local>; SIZE],
     ) -> io::Result<usize> {
-        // SAFETY: every pointer below points into `bufs`, `addrs` or the local arrays, which
-        // outlive the call; lengths match the buffers.
+        // SAFETY: every pointer below points into `bufs`, `addrs`, `controls` or the local
+        // arrays, which outlive the call; lengths match the buffers.
         unsafe {
             let mut iovs: [libc::iovec; SIZE] = zeroed();
             let mut hdrs: [libc::mmsghdr; SIZE] = zeroed();
@@ -211,6 +397,10 @@ mod batch {
                 hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
                 hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
                 hdrs[i].msg_hdr.msg_iovlen = 1;
+                if let Some(c) = controls.get_mut(i) {
+                    hdrs[i].msg_hdr.msg_control = c.0.as_mut_ptr().cast();
+                    hdrs[i].msg_hdr.msg_controllen = c.0.len() as _;
+                }
             }
             let n = libc::recvmmsg(
                 fd,
@@ -225,20 +415,30 @@ mod batch {
             let n = n as usize;
             for i in 0..n {
                 lens[i] = (hdrs[i].msg_len as usize).min(SLOT);
+                locals[i] = if controls.is_empty() {
+                    None
+                } else {
+                    local_of(&hdrs[i].msg_hdr)
+                };
             }
             Ok(n)
         }
     }
 
-    /// One `sendmmsg` of the answers at `which`; `Ok(k)` for how many went.
+    /// One `sendmmsg` of the answers at `which`, each from its `locals` address when there is
+    /// one; `Ok(k)` for how many went.
     fn send_batch(
         fd: i32,
         which: &[usize],
         outs: &[Vec<u8>],
         addrs: &[libc::sockaddr_storage],
+        locals: &[Option<Local>; SIZE],
+        controls: &mut [Control],
     ) -> io::Result<usize> {
         let count = which.len().min(SIZE);
-        // SAFETY: as in `recv_batch`; the kernel only reads the buffers and addresses.
+        // SAFETY: as in `recv_batch`; the kernel only reads the buffers, addresses and
+        // control data. A slot's control buffer is reused for its answer: the received data
+        // was parsed already.
         unsafe {
             let mut iovs: [libc::iovec; SIZE] = zeroed();
             let mut hdrs: [libc::mmsghdr; SIZE] = zeroed();
@@ -249,6 +449,9 @@ mod batch {
                 hdrs[slot].msg_hdr.msg_namelen = addr_len(&addrs[i]);
                 hdrs[slot].msg_hdr.msg_iov = &raw mut iovs[slot];
                 hdrs[slot].msg_hdr.msg_iovlen = 1;
+                if let (Some(local), Some(c)) = (&locals[i], controls.get_mut(i)) {
+                    set_local(&mut hdrs[slot].msg_hdr, c, local);
+                }
             }
             let n = libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, 0);
             if n < 0 {
@@ -295,8 +498,18 @@ mod batch {
 }
 
 /// One datagram through the hickory handler, as hickory's own server would.
-async fn slow(raw: Vec<u8>, src: SocketAddr, socket: Arc<UdpSocket>, handler: Handler) {
-    let responder = UdpResponder { socket, dst: src };
+async fn slow(
+    raw: Vec<u8>,
+    src: SocketAddr,
+    local: Option<Local>,
+    socket: Arc<UdpSocket>,
+    handler: Handler,
+) {
+    let responder = UdpResponder {
+        socket,
+        dst: src,
+        local,
+    };
     handle_raw(raw, src, Protocol::Udp, &handler, responder).await;
 }
 
@@ -320,6 +533,8 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
     if header.metadata.message_type == MessageType::Response {
         return false;
     }
+    // Views, ACLs and logs see a v4 client on a dual-stack socket as v4.
+    let src = SocketAddr::new(src.ip().to_canonical(), src.port());
     match Request::from_bytes(raw, src, protocol) {
         Ok(request) => {
             handler
@@ -425,7 +640,9 @@ pub(super) fn encode<'a>(
 #[derive(Clone)]
 struct UdpResponder {
     socket: Arc<UdpSocket>,
+    /// As received (a v4 client on a dual-stack socket stays ::ffff:a.b.c.d).
     dst: SocketAddr,
+    local: Option<Local>,
 }
 
 #[async_trait::async_trait]
@@ -444,9 +661,14 @@ impl ResponseHandler for UdpResponder {
         let max = response.edns().map_or(512, |e| e.max_payload());
         let (bytes, info) = encode(response, max)?;
         // A blocking send on UDP waits only while the socket's send buffer is full.
-        self.socket
-            .send_to(&bytes, self.dst)
-            .map_err(|e| NetError::from(std::io::Error::new(e.kind(), e.to_string())))?;
+        let sent = match self.local {
+            #[cfg(target_os = "linux")]
+            Some(local) => batch::send_from(&self.socket, &bytes, self.dst, &local),
+            #[cfg(not(target_os = "linux"))]
+            Some(never) => match never {},
+            None => self.socket.send_to(&bytes, self.dst).map(drop),
+        };
+        sent.map_err(|e| NetError::from(std::io::Error::new(e.kind(), e.to_string())))?;
         Ok(info)
     }
 }

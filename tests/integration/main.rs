@@ -20,5 +20,6 @@ mod proxy;
 mod records;
 mod reload;
 mod replacements;
+mod sockets;
 mod transfers;
 mod views;
