@@ -70,7 +70,7 @@ def fleet(n, seed=1):
 
 CONFIG = """
 [server]
-listen = ["127.0.0.1:{port}"]
+listen = ["{host}:{port}"]
 fast_path = {fast}
 
 [zone]
@@ -114,9 +114,9 @@ addresses = "public"
 """
 
 
-def write_config(d, port, fast=True):
+def write_config(d, port, fast=True, host="127.0.0.1"):
     path = d / f"bench-{port}.toml"
-    path.write_text(CONFIG.format(port=port, fast="true" if fast else "false"))
+    path.write_text(CONFIG.format(host=host, port=port, fast="true" if fast else "false"))
     return path
 
 
@@ -181,14 +181,19 @@ class Server:
                 self.proc.kill()
 
 
-def start_stabledns(binary, d, port, fast=True, wrapper=()):
-    config = write_config(d, port, fast)
+def start_stabledns(binary, d, port, fast=True, wrapper=(), host="127.0.0.1", name="stabledns"):
+    config = write_config(d, port, fast, host)
     log = open(d / f"stabledns-{port}.log", "w")
     proc = subprocess.Popen(
         [*wrapper, binary, "serve", "--config", str(config)],
         cwd=d, stdout=log, stderr=subprocess.STDOUT,
     )
-    return Server("stabledns", port, proc)
+    return Server(name, port, proc)
+
+
+# stabledns on the wildcard address: every answer carries its source address (IP_PKTINFO),
+# which is what listening on 0.0.0.0 costs. Same binary and config otherwise.
+WILDCARD = "stabledns 0.0.0.0"
 
 
 def start_nsd(d, zone_file, port):
@@ -341,7 +346,7 @@ def run_fleet(binary, root, n, reps, seconds):
     d = root / f"fleet-{n}"
     d.mkdir()
     (d / "fleet.json").write_text(json.dumps(fleet(n)))
-    sport, nport, kport = free_port(), free_port(), free_port()
+    sport, nport, kport, wport = free_port(), free_port(), free_port(), free_port()
     zone = subprocess.run([binary, "zone", "--config", str(write_config(d, sport)), "--view", "inside"],
                           capture_output=True, text=True, check=True, cwd=d).stdout
     names = sorted({line.split()[0] for line in zone.splitlines()
@@ -354,7 +359,8 @@ def run_fleet(binary, root, n, reps, seconds):
     qfile.write_text("\n".join(queries) + "\n")
     (d / "queries-500.txt").write_text("\n".join(queries[:500]) + "\n")
 
-    servers = [start_stabledns(binary, d, sport), start_nsd(d, zone, nport), start_knot(d, zone, kport)]
+    servers = [start_stabledns(binary, d, sport), start_nsd(d, zone, nport), start_knot(d, zone, kport),
+               start_stabledns(binary, d, wport, host="0.0.0.0", name=WILDCARD)]
     try:
         for s in servers:
             wait_answer(s.port, names[0], s.name)
@@ -363,7 +369,8 @@ def run_fleet(binary, root, n, reps, seconds):
             answers = {s.name: dig_short(s.port, name) for s in servers}
             if len({tuple(a) for a in answers.values()}) != 1:
                 raise SystemExit(f"answers differ for {name}: {answers}")
-        print(f"fleet {n}: {len(names)} names; stabledns, NSD and Knot agree on {len(sample)} sampled names")
+        print(f"fleet {n}: {len(names)} names; stabledns (127.0.0.1 and 0.0.0.0), NSD and Knot agree "
+              f"on {len(sample)} sampled names")
 
         qps = {s.name: [] for s in servers}
         lost = {s.name: 0 for s in servers}
@@ -422,7 +429,7 @@ def main():
     print("| fleet | server | qps (median) | vs NSD | vs Knot | avg / p99 ms at 20k qps | lost | RSS MB |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, r in results.items():
-        for s in ("stabledns", "NSD", "Knot"):
+        for s in ("stabledns", WILDCARD, "NSD", "Knot"):
             q = r["qps"][s]
             lat = r["lat"][s]
             print(f"| {n} | {s} | {q:,.0f} | {q / r['qps']['NSD']:.2f} | {q / r['qps']['Knot']:.2f} | "
@@ -447,7 +454,9 @@ def main():
         f"fleet_large={fleets[-1]} qps_large={last['qps']['stabledns']:.0f} "
         f"ratio_nsd_large={last['qps']['stabledns'] / last['qps']['NSD']:.2f} "
         f"build100k_s={b100[0]:.3f} rss_mb={last['rss']['stabledns']:.0f} "
-        f"ipq_fast={ipq_fast:.0f} ipq_slow={ipq_slow:.0f}"
+        f"ipq_fast={ipq_fast:.0f} ipq_slow={ipq_slow:.0f} "
+        f"wildcard_vs_bound={first_r['qps'][WILDCARD] / first_r['qps']['stabledns']:.2f} "
+        f"wildcard_vs_bound_large={last['qps'][WILDCARD] / last['qps']['stabledns']:.2f}"
     )
 
 
