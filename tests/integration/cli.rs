@@ -103,6 +103,10 @@ fn the_demo_is_offline_and_still_answers_the_chased_address() {
         "{out}"
     );
     assert!(words.windows(2).any(|w| w == ["A", "10.0.1.20"]), "{out}");
+    // A Unicode tag value is served under its IDNA name (UTS #46), not with letters dropped.
+    let out = dig(addr, &["xn--ber-cache-p9a.internal"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("ANSWER: 1,"), "{out}");
     // A name outside the zone is refused at once: nothing to forward it to.
     let out = dig(addr, &["example.com"]);
     assert!(out.contains("status: REFUSED"), "{out}");
@@ -165,8 +169,12 @@ fn check_validates_and_names_lists_the_table() {
         stdout.contains("OK: zone internal., 8 instances"),
         "{stdout}"
     );
-    // The demo's odd tag value is reported, naming the instance.
+    // The demo's odd tag values are reported, naming the instance, the value and the result.
     assert!(stdout.contains("warning: i-0a1b2c3d4e5f60007"), "{stdout}");
+    assert!(
+        stdout.contains("dns:names=\"ÜBER_cache\" became `xn--ber-cache-p9a`"),
+        "{stdout}"
+    );
 
     let out = Command::new(BIN)
         .current_dir(root())

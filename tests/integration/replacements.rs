@@ -153,9 +153,8 @@ async fn tier_slots_are_one_to_n_after_a_rolling_replacement() {
         .expect("terminate");
     // The newcomer moves into the freed 2; 1 and 3 never move; 4 is gone.
     wait_for(addr, "2.svc.internal.", RecordType::A, &[&new_ip], SOON).await;
-    let after = slots(&server);
     assert_eq!(
-        after,
+        slots(&server),
         [
             (1, first[0].clone()),
             (2, new.clone()),
@@ -172,6 +171,25 @@ async fn tier_slots_are_one_to_n_after_a_rolling_replacement() {
         SOON,
     )
     .await;
+
+    // Terminate first, then launch: the tier shrinks to two, so the member numbered 3 moves
+    // into the freed 2, and the newcomer takes 3.
+    ec2.terminate_instances()
+        .instance_ids(&new)
+        .send()
+        .await
+        .expect("terminate");
+    until("the tier to shrink", SOON, || slots(&server).len() == 2).await;
+    assert_eq!(
+        slots(&server),
+        [(1, first[0].clone()), (2, first[2].clone())]
+    );
+    let last = net.launch(&ec2, 1, false, &[], &["SG-T-SVC"]).await;
+    until("the newcomer's slot", SOON, || slots(&server).len() == 3).await;
+    let after = slots(&server);
+    assert_eq!(after[2], (3, last[0].clone()));
+    let last_ip = private_ip(&ec2, &last[0]).await;
+    wait_for(addr, "3.svc.internal.", RecordType::A, &[&last_ip], SOON).await;
     server.stop().await;
 
     // The numbers persist across a restart.
