@@ -234,6 +234,9 @@ impl Handler {
             let mut edns = Edns::new();
             edns.set_max_payload(req.max_payload().clamp(512, MAX_UDP_PAYLOAD));
             edns.set_version(0);
+            // RFC 3225 3: DO is copied into the response (we sign nothing, so it changes no
+            // answer).
+            edns.set_dnssec_ok(req.flags().dnssec_ok);
             edns
         });
         let edns = response_edns.as_ref();

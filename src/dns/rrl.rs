@@ -124,12 +124,21 @@ pub fn truncated(query: &[u8], out: &mut Vec<u8>) -> bool {
     if end > query.len() {
         return false;
     }
+    // A query with OPT gets OPT back (RFC 6891 7); a malformed one gets nothing here.
+    let arcount = u16::from_be_bytes([query[10], query[11]]);
+    let opt = match crate::zone::fast::Opt::parse(query, end, arcount) {
+        Some(Ok(opt)) => opt,
+        Some(Err(_)) | None => return false,
+    };
     out.clear();
     out.extend_from_slice(&query[..2]);
     out.push(0x80 | (query[2] & 0x79) | 0x02); // QR, opcode and RD as asked, TC
     out.push(query[3] & 0x10); // CD as asked, RCODE 0
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())]);
     out.extend_from_slice(&query[12..end]);
+    if let Some(opt) = opt {
+        out.extend_from_slice(&opt.answer());
+    }
     true
 }
 
@@ -169,5 +178,22 @@ mod tests {
         assert_eq!(&out[..4], &[0xab, 0xcd, 0x83, 0x00]);
         assert_eq!(&out[12..], &query[12..]);
         assert!(!truncated(&query[..15], &mut out), "a cut question");
+
+        // With OPT (payload 4096, DO): OPT comes back, clamped, DO copied (RFC 6891 7).
+        let mut with_opt = query.to_vec();
+        with_opt[11] = 1;
+        with_opt.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0]);
+        assert!(truncated(&with_opt, &mut out));
+        assert_eq!(&out[10..12], &[0, 1], "ARCOUNT");
+        assert_eq!(
+            &out[out.len() - 11..],
+            &[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]
+        );
+        // A malformed OPT (an option past its RDATA) gets no slip answer.
+        let mut bad = with_opt.clone();
+        let at = bad.len() - 2;
+        bad[at..].copy_from_slice(&[0, 4]);
+        bad.extend_from_slice(&[0, 10, 0, 10]);
+        assert!(!truncated(&bad, &mut out));
     }
 }

@@ -616,9 +616,17 @@ pub(super) fn encode<'a>(
 ) -> Result<(Vec<u8>, ResponseInfo), NetError> {
     let mut bytes = Vec::with_capacity(512);
     let metadata = *response.metadata();
+    let edns = response.edns().cloned();
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(max_size);
     let info = match response.destructive_emit(&mut encoder) {
+        Ok(info) if info.truncation => {
+            let header = Header {
+                metadata: *info,
+                counts: info.counts(),
+            };
+            truncated(&mut bytes, &header, edns.as_ref())?
+        }
         Ok(info) => info,
         Err(error) => {
             warn!(%error, "failed to encode a response");
@@ -634,6 +642,64 @@ pub(super) fn encode<'a>(
         }
     };
     Ok((bytes, info))
+}
+
+/// Cuts an answer that did not fit down to its header and question, with TC, and the OPT
+/// record when the query had one (RFC 6891 7): whatever hickory wrote past the question may
+/// hold a record cut in half, which its counts do not describe (RFC 1035 4.1, RFC 2181 9). The
+/// client asks again over TCP, as it does for NSD's empty truncated answers.
+fn truncated(
+    bytes: &mut Vec<u8>,
+    header: &Header,
+    edns: Option<&hickory_proto::op::Edns>,
+) -> Result<ResponseInfo, NetError> {
+    let mut at = 12;
+    for _ in 0..header.counts.queries {
+        at = skip_name(bytes, at)
+            .ok_or_else(|| NetError::from("a truncated answer lost its question"))?
+            + 4;
+    }
+    if at > bytes.len() {
+        return Err(NetError::from("a truncated answer lost its question"));
+    }
+    bytes.truncate(at);
+    let mut additionals = 0;
+    if let Some(edns) = edns {
+        let mut edns = edns.clone();
+        edns.set_rcode_high(header.metadata.response_code.high());
+        let mut opt = Vec::with_capacity(11);
+        Record::from(&edns).emit(&mut BinEncoder::new(&mut opt))?;
+        bytes.extend_from_slice(&opt);
+        additionals = 1;
+    }
+    let mut metadata = header.metadata;
+    metadata.truncation = true;
+    let header = Header {
+        metadata,
+        counts: HeaderCounts {
+            queries: header.counts.queries,
+            answers: 0,
+            authorities: 0,
+            additionals,
+        },
+    };
+    let mut head = Vec::with_capacity(12);
+    header.emit(&mut BinEncoder::new(&mut head))?;
+    bytes[..12].copy_from_slice(&head);
+    Ok(ResponseInfo::from(header))
+}
+
+/// The offset just past the (possibly compressed) name at `at`.
+fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *bytes.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l if l & 0xc0 == 0 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
 }
 
 /// Sends hickory's responses on our socket.

@@ -281,11 +281,14 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
     if authority {
         out.extend_from_slice(&fast.negative);
     }
-    if let Some(p) = q.edns_payload {
-        out.push(0); // root owner
-        out.extend_from_slice(&41u16.to_be_bytes());
-        out.extend_from_slice(&p.clamp(512, MAX_UDP_PAYLOAD).to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // ext RCODE, version 0, flags, RDLEN 0
+    if let Some(payload) = q.edns_payload {
+        let opt = Opt {
+            payload,
+            dnssec_ok: q.dnssec_ok,
+            version: 0,
+            rcode_high: 0,
+        };
+        out.extend_from_slice(&opt.answer());
     }
     view.counters.0.count(
         crate::metrics::qtype_slot(TYPES[q.slot]),
@@ -308,6 +311,68 @@ struct Question<'q> {
     slot: usize,
     /// The client's UDP payload size, when it sent OPT.
     edns_payload: Option<u16>,
+    /// The DO bit of its OPT, copied into ours (RFC 3225 3).
+    dnssec_ok: bool,
+}
+
+/// A query's OPT record, as far as an answer copies it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Opt {
+    pub payload: u16,
+    pub dnssec_ok: bool,
+    pub version: u8,
+    pub rcode_high: u8,
+}
+
+/// Not malformed, but not for the fast path either (several records, another type).
+pub(crate) struct Unusual;
+
+impl Opt {
+    /// The OPT record that ends a query whose question ends at `at`, with `arcount` records
+    /// after it: `Some(Ok(None))` without one, `None` when it is malformed (an option that
+    /// runs past the RDATA, bytes after it), `Some(Err(Unusual))` for what only the handler
+    /// answers.
+    pub(crate) fn parse(
+        query: &[u8],
+        at: usize,
+        arcount: u16,
+    ) -> Option<Result<Option<Self>, Unusual>> {
+        match arcount {
+            0 if query.len() == at => return Some(Ok(None)),
+            0 => return None,
+            1 => {}
+            _ => return Some(Err(Unusual)),
+        }
+        let opt = query.get(at..at + 11)?;
+        if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != 41 {
+            return Some(Err(Unusual));
+        }
+        let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
+        let rdata = query.get(at + 11..at + 11 + rdlen)?;
+        if query.len() != at + 11 + rdlen {
+            return None;
+        }
+        // Options are code, length, data: a length past the RDATA is a malformed record.
+        let mut rest = rdata;
+        while !rest.is_empty() {
+            let len = usize::from(u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]));
+            rest = rest.get(4 + len..)?;
+        }
+        Some(Ok(Some(Self {
+            payload: u16::from_be_bytes([opt[3], opt[4]]),
+            rcode_high: opt[5],
+            version: opt[6],
+            dnssec_ok: opt[7] & 0x80 != 0,
+        })))
+    }
+
+    /// Our OPT record for an answer to it: at most [`MAX_UDP_PAYLOAD`], version 0, DO copied.
+    pub(crate) fn answer(&self) -> [u8; 11] {
+        let [p1, p2] = self.payload.clamp(512, MAX_UDP_PAYLOAD).to_be_bytes();
+        let flags = if self.dnssec_ok { 0x80 } else { 0 };
+        // Root owner, type OPT, payload, ext RCODE, version 0, flags, RDLEN 0.
+        [0, 0, 41, p1, p2, 0, 0, flags, 0, 0, 0]
+    }
 }
 
 impl<'q> Question<'q> {
@@ -353,21 +418,13 @@ impl<'q> Question<'q> {
             return None;
         }
         let question_end = at + 5;
-        let mut edns_payload = None;
-        if count(10) == 1 {
-            // Exactly one OPT record at the root, version 0, nothing after it. Its options
-            // (cookies, padding) are not answered, as in the handler.
-            let opt = query.get(question_end..question_end + 11)?;
-            let rtype = u16::from_be_bytes([opt[1], opt[2]]);
-            let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
-            if opt[0] != 0 || rtype != 41 || opt[5] != 0 || opt[6] != 0 {
-                return None;
-            }
-            if query.len() != question_end + 11 + rdlen {
-                return None;
-            }
-            edns_payload = Some(u16::from_be_bytes([opt[3], opt[4]]));
-        } else if query.len() != question_end {
+        // Exactly one well-formed OPT record at the root, version 0, nothing after it; anything
+        // else (a malformed one gets FORMERR) is the handler's.
+        let opt = match Opt::parse(query, question_end, count(10))? {
+            Ok(opt) => opt,
+            Err(Unusual) => return None,
+        };
+        if opt.is_some_and(|o| o.version != 0 || o.rcode_high != 0) {
             return None;
         }
         Some(Self {
@@ -377,7 +434,8 @@ impl<'q> Question<'q> {
             starts,
             labels,
             slot,
-            edns_payload,
+            edns_payload: opt.map(|o| o.payload),
+            dnssec_ok: opt.is_some_and(|o| o.dnssec_ok),
         })
     }
 

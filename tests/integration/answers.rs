@@ -432,7 +432,7 @@ async fn garbage_does_not_stop_the_server_and_bad_queries_get_formerr() {
 }
 
 /// A describe-instances dump of `n` private instances in one tier group.
-fn tier_fleet(n: usize) -> String {
+pub fn tier_fleet(n: usize) -> String {
     let instances: Vec<String> = (0..n)
         .map(|i| {
             format!(

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::TestServer;
 
 /// A query in wire form: `name` with random letter case, optionally with an OPT record (and a
-/// cookie option, as dig sends).
+/// cookie option, as dig sends; with `cookie` the DO bit is set too, as dig +dnssec does).
 fn wire_query(id: u16, name: &str, rtype: RecordType, edns: Option<u16>, cookie: bool) -> Vec<u8> {
     let mut q = Vec::new();
     q.extend_from_slice(&id.to_be_bytes());
@@ -36,7 +36,7 @@ fn wire_query(id: u16, name: &str, rtype: RecordType, edns: Option<u16>, cookie:
         q.push(0);
         q.extend_from_slice(&41u16.to_be_bytes());
         q.extend_from_slice(&payload.to_be_bytes());
-        q.extend_from_slice(&[0, 0, 0, 0]);
+        q.extend_from_slice(&[0, 0, if cookie { 0x80 } else { 0 }, 0]);
         if cookie {
             q.extend_from_slice(&12u16.to_be_bytes());
             q.extend_from_slice(&10u16.to_be_bytes()); // COOKIE

@@ -23,3 +23,4 @@ mod replacements;
 mod sockets;
 mod transfers;
 mod views;
+mod wire;
