@@ -155,7 +155,12 @@ impl Handler {
         let now = unix_now();
         let id = request.metadata.id;
         let keys = self.keys.load();
-        let Some(signer) = keys.iter().find(|k| *k.signer_name() == tsig.name) else {
+        // A key is its name and its algorithm (RFC 8945 5.2.1): a known name with another
+        // algorithm is an unknown key, BADKEY, never a signature checked with the wrong one.
+        let Some(signer) = keys
+            .iter()
+            .find(|k| *k.signer_name() == tsig.name && *k.algorithm() == tsig.data.algorithm)
+        else {
             return Err((
                 "unknown TSIG key",
                 Some(TSigResponseContext::unknown_key(id, now, tsig.name.clone())),
@@ -386,7 +391,11 @@ fn ixfr_records(
         RData::SOA(soa) => Some(soa.serial),
         _ => None,
     });
-    if theirs == Some(snapshot.serial) || request.protocol() == Protocol::Udp {
+    // A secondary ahead of us (RFC 1982 serial arithmetic; say we restarted with an older
+    // state file) gets our SOA alone, as for a current one (RFC 1995 2), not the whole zone.
+    let ahead = theirs
+        .is_some_and(|t| t != snapshot.serial && (t.wrapping_sub(snapshot.serial) as i32) > 0);
+    if theirs == Some(snapshot.serial) || ahead || request.protocol() == Protocol::Udp {
         return (vec![soa.clone()], Outcome::Current);
     }
     let diffs = &view.history.0;
@@ -404,13 +413,18 @@ fn ixfr_records(
                 }
                 r
             };
-            let mut out = vec![soa.clone()];
-            for d in &diffs[i..] {
-                out.push(at(d.from));
-                out.extend(d.removed.iter().filter(|r| view.in_zone(apex, r)).cloned());
-                out.push(at(d.to));
-                out.extend(d.added.iter().filter(|r| view.in_zone(apex, r)).cloned());
-            }
+            // One condensed difference from their serial to ours: a secondary never sees an
+            // intermediate version (one it might reject, or that never was published whole).
+            let (removed, added) = condense(&diffs[i..]);
+            let mut out = vec![soa.clone(), at(diffs[i].from)];
+            out.extend(
+                removed
+                    .into_iter()
+                    .filter(|r| view.in_zone(apex, r))
+                    .cloned(),
+            );
+            out.push(soa.clone());
+            out.extend(added.into_iter().filter(|r| view.in_zone(apex, r)).cloned());
             out.push(soa.clone());
             (out, Outcome::Incremental)
         }
@@ -423,8 +437,87 @@ fn ixfr_records(
     }
 }
 
+/// The net change of a chain of diffs: a record removed and added back (or added and removed
+/// again) on the way cancels out. Records compare with their TTLs (a TTL change is a change).
+fn condense(diffs: &[crate::zone::Diff]) -> (Vec<&Record>, Vec<&Record>) {
+    let key = |r: &Record| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data);
+    let mut net: std::collections::BTreeMap<String, (i32, &Record)> = Default::default();
+    for d in diffs {
+        for r in &d.removed {
+            net.entry(key(r)).or_insert((0, r)).0 -= 1;
+        }
+        for r in &d.added {
+            net.entry(key(r)).or_insert((0, r)).0 += 1;
+        }
+    }
+    let pick = |want: i32| {
+        net.values()
+            .filter(|(n, _)| *n == want)
+            .map(|(_, r)| *r)
+            .collect()
+    };
+    (pick(-1), pick(1))
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+    use std::str::FromStr;
+
+    fn a(name: &str, ip: &str) -> Record {
+        let ip: std::net::Ipv4Addr = ip.parse().expect("ip");
+        Record::from_rdata(Name::from_str(name).expect("name"), 60, RData::A(ip.into()))
+    }
+
+    #[test]
+    fn a_chain_of_diffs_condenses_to_the_net_change() {
+        let diff = |from, to, removed: Vec<Record>, added: Vec<Record>| crate::zone::Diff {
+            from,
+            to,
+            removed,
+            added,
+        };
+        // web moves 10.0.0.1 -> .2 -> .3; db is added then removed again; x changes its TTL.
+        let mut x_long = a("x.internal.", "10.9.9.9");
+        x_long.ttl = 300;
+        let chain = [
+            diff(
+                1,
+                2,
+                vec![a("web.internal.", "10.0.0.1")],
+                vec![
+                    a("web.internal.", "10.0.0.2"),
+                    a("db.internal.", "10.0.0.5"),
+                ],
+            ),
+            diff(
+                2,
+                3,
+                vec![a("web.internal.", "10.0.0.2"), a("x.internal.", "10.9.9.9")],
+                vec![a("web.internal.", "10.0.0.3"), x_long],
+            ),
+            diff(3, 4, vec![a("db.internal.", "10.0.0.5")], vec![]),
+        ];
+        let (removed, added) = condense(&chain);
+        let show = |v: Vec<&Record>| {
+            v.iter()
+                .map(|r| format!("{} {} {}", r.name, r.ttl, r.data))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            show(removed),
+            ["web.internal. 60 10.0.0.1", "x.internal. 60 10.9.9.9"]
+        );
+        assert_eq!(
+            show(added),
+            ["web.internal. 60 10.0.0.3", "x.internal. 300 10.9.9.9"]
+        );
+    }
 }

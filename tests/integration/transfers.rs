@@ -226,6 +226,21 @@ async fn transfers_need_an_allowed_address_and_the_right_key() {
         out.contains("Transfer failed") && out.contains("BADKEY"),
         "{out}"
     );
+    // The key's name with another algorithm is another key: BADKEY (RFC 8945 5.2.1).
+    let other_alg = format!("hmac-sha512:xfr-key:{key_b64}");
+    let out = dig_from(addr, "127.0.0.1", &["-y", &other_alg, "AXFR", "internal."]);
+    assert!(
+        out.contains("Transfer failed") && out.contains("BADKEY"),
+        "{out}"
+    );
+    // IXFR from a serial newer than ours: our SOA alone (RFC 1995 2), not the whole zone.
+    let ahead = format!("IXFR={}", serial_of(&out_soa(addr)).wrapping_add(1000));
+    let out = dig_from(addr, "127.0.0.1", &["-y", &good, &ahead, "internal."]);
+    let answer: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.is_empty() && !l.contains("\tTSIG\t"))
+        .collect();
+    assert!(answer.len() == 1 && answer[0].contains("\tSOA\t"), "{out}");
     // The right key from an address the view does not list: REFUSED.
     let out = dig_from(addr, "127.0.0.3", &["-y", &good, "AXFR", "internal."]);
     assert!(out.contains("Transfer failed"), "{out}");
@@ -246,7 +261,22 @@ async fn transfers_need_an_allowed_address_and_the_right_key() {
 
     let m = server.metrics();
     assert_eq!(m.transfers("inside", "axfr", "full").0, 1);
-    assert_eq!(m.transfers("inside", "axfr", "refused").0, 4);
+    // The wrong secret, the unsigned request, the unknown key, the other algorithm, the zone
+    // the view does not serve.
+    assert_eq!(m.transfers("inside", "axfr", "refused").0, 5);
     assert_eq!(m.transfers("outside", "axfr", "refused").0, 1);
     server.stop().await;
+}
+
+/// The zone's SOA as dig prints it (`+short`).
+fn out_soa(addr: std::net::SocketAddr) -> String {
+    crate::harness::dig(addr, &["+short", "SOA", "internal."])
+}
+
+/// The serial field of a `+short` SOA line.
+fn serial_of(soa: &str) -> u32 {
+    soa.split_whitespace()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no serial in {soa:?}"))
 }
