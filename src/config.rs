@@ -246,6 +246,10 @@ pub mod raw {
         /// TCP connections open at once from one client address.
         #[serde(default = "default_max_tcp_per_client")]
         pub max_tcp_connections_per_client: usize,
+        /// The answer to `version.bind`/`version.server` CH TXT (absent: REFUSED).
+        pub version: Option<Spanned<String>>,
+        /// The answer to `id.server`/`hostname.bind` CH TXT (absent: REFUSED).
+        pub identity: Option<Spanned<String>>,
     }
 
     fn default_max_tcp() -> usize {
@@ -608,6 +612,8 @@ pub struct ServerConfig {
     pub max_tcp_connections: usize,
     /// TCP connections open at once from one client address.
     pub max_tcp_connections_per_client: usize,
+    /// What CHAOS-class TXT queries for the server's version and identity answer.
+    pub chaos: crate::dns::Chaos,
 }
 
 /// The authoritative zone.
@@ -760,6 +766,19 @@ impl Config {
         }
         let tcp_idle_timeout =
             v.duration("server.tcp_idle_timeout", &raw.server.tcp_idle_timeout)?;
+        // One TXT string holds 255 octets.
+        let chaos_text = |key: &str, value: &Option<toml::Spanned<String>>| match value {
+            Some(t) if t.get_ref().len() > 255 => Err(v.err(
+                key,
+                t.span(),
+                "longer than the 255 characters a TXT string holds".into(),
+            )),
+            other => Ok(other.as_ref().map(|t| t.get_ref().clone())),
+        };
+        let chaos = crate::dns::Chaos {
+            version: chaos_text("server.version", &raw.server.version)?,
+            identity: chaos_text("server.identity", &raw.server.identity)?,
+        };
 
         let zone = v.zone(&raw.zone)?;
         let mut inventory = v.inventory(base, &raw.inventory)?;
@@ -823,6 +842,7 @@ impl Config {
                 fast_path: raw.server.fast_path,
                 max_tcp_connections: raw.server.max_tcp_connections.max(1),
                 max_tcp_connections_per_client: raw.server.max_tcp_connections_per_client.max(1),
+                chaos,
             },
             zone,
             inventory,

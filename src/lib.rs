@@ -243,7 +243,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .with_forwarder(forwarder.clone())
         .with_stats(stats.clone())
         .with_metrics(metrics.clone())
-        .with_keys(keys.clone());
+        .with_keys(keys.clone())
+        .with_chaos(config.server.chaos.clone());
     let dns = dns::bind(
         &config.server.listen,
         handler,

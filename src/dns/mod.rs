@@ -53,6 +53,29 @@ pub struct Handler {
     metrics: Arc<Metrics>,
     /// TSIG keys for zone transfers; swapped whole on reload.
     keys: Arc<arc_swap::ArcSwap<Vec<hickory_proto::rr::TSigner>>>,
+    /// Answers to `version.bind` and `id.server`.
+    chaos: Arc<Chaos>,
+}
+
+/// What the server says of itself in CHAOS-class TXT answers, as NSD's `version` and
+/// `identity` options: nothing (REFUSED) unless the operator configures it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chaos {
+    /// For `version.bind.` and `version.server.`.
+    pub version: Option<String>,
+    /// For `id.server.` and `hostname.bind.`.
+    pub identity: Option<String>,
+}
+
+impl Chaos {
+    /// The configured text for a CH TXT question, if any.
+    fn text(&self, name: &LowerName) -> Option<&str> {
+        match name.to_string().to_ascii_lowercase().as_str() {
+            "version.bind." | "version.server." => self.version.as_deref(),
+            "id.server." | "hostname.bind." => self.identity.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Handler {
@@ -74,7 +97,14 @@ impl Handler {
             stats: None,
             metrics: Arc::default(),
             keys: Arc::default(),
+            chaos: Arc::default(),
         }
+    }
+
+    /// Answers CHAOS-class version and identity questions with `chaos`.
+    pub fn with_chaos(mut self, chaos: Chaos) -> Self {
+        self.chaos = Arc::new(chaos);
+        self
     }
 
     /// Verifies and signs zone transfers with the keys `keys` holds.
@@ -245,7 +275,13 @@ impl Handler {
             return error_response(request, edns, ResponseCode::FormErr, response_handle).await;
         }
         if request.metadata.op_code != OpCode::Query {
-            return error_response(request, edns, ResponseCode::NotImp, response_handle).await;
+            // As BIND: RD and CD are about a query, and this is none.
+            let mut metadata = request.metadata;
+            metadata.recursion_desired = false;
+            metadata.checking_disabled = false;
+            let response = MessageResponseBuilder::new(&request.queries, edns)
+                .error_msg(&metadata, ResponseCode::NotImp);
+            return send(request, response_handle.send_response(response).await);
         }
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return error_response(request, edns, ResponseCode::BADVERS, response_handle).await;
@@ -254,6 +290,27 @@ impl Handler {
             // RFC 9619: exactly one question.
             return error_response(request, edns, ResponseCode::FormErr, response_handle).await;
         };
+        if query.query_class() == DNSClass::CH
+            && query.query_type() == RecordType::TXT
+            && let Some(text) = self.chaos.text(query.name())
+        {
+            let mut record = Record::from_rdata(
+                Name::from(query.name()),
+                0,
+                RData::TXT(TXT::new(vec![text.to_owned()])),
+            );
+            record.dns_class = DNSClass::CH;
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.authoritative = true;
+            let response = MessageResponseBuilder::new(&request.queries, edns).build(
+                metadata,
+                std::iter::once(&record),
+                None::<&Record>,
+                None::<&Record>,
+                None::<&Record>,
+            );
+            return send(request, response_handle.send_response(response).await);
+        }
         if query.query_class() != DNSClass::IN {
             return error_response(request, edns, ResponseCode::Refused, response_handle).await;
         }

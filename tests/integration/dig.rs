@@ -83,3 +83,53 @@ async fn dig_sees_cname_tier_nxdomain_and_refused() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_version_and_identity_answer_only_as_configured_and_notimp_clears_rd() {
+    // Default: nothing about the server (REFUSED), as today.
+    let server = crate::harness::TestServer::demo().await;
+    let addr = server.addr();
+    let out = tokio::task::spawn_blocking(move || {
+        (
+            dig(addr, &["CH", "TXT", "version.bind"]),
+            dig(addr, &["+opcode=status", "+cd", "db1.internal"]),
+        )
+    })
+    .await
+    .expect("dig ran");
+    assert!(out.0.contains("status: REFUSED"), "{}", out.0);
+    // NOTIMP for another opcode, with RD and CD cleared, as BIND does.
+    assert!(out.1.contains("status: NOTIMP"), "{}", out.1);
+    let flags = out
+        .1
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .expect("flags");
+    assert!(!flags.contains(" rd") && !flags.contains(" cd"), "{flags}");
+    server.stop().await;
+
+    let mut config = crate::harness::demo_config();
+    config.server.chaos = stabledns::dns::Chaos {
+        version: Some("stabledns".into()),
+        identity: Some("ns1.eu-west-1a".into()),
+    };
+    let server = crate::harness::TestServer::start(config).await;
+    let addr = server.addr();
+    let out = tokio::task::spawn_blocking(move || {
+        [
+            dig(addr, &["+short", "CH", "TXT", "version.bind"]),
+            dig(addr, &["+short", "CH", "TXT", "version.server"]),
+            dig(addr, &["+short", "CH", "TXT", "id.server"]),
+            dig(addr, &["+short", "CH", "TXT", "hostname.bind"]),
+            dig(addr, &["CH", "TXT", "other.bind"]),
+        ]
+    })
+    .await
+    .expect("dig ran");
+    assert_eq!(out[0].trim(), "\"stabledns\"");
+    assert_eq!(out[1].trim(), "\"stabledns\"");
+    assert_eq!(out[2].trim(), "\"ns1.eu-west-1a\"");
+    assert_eq!(out[3].trim(), "\"ns1.eu-west-1a\"");
+    assert!(out[4].contains("status: REFUSED"), "{}", out[4]);
+    server.stop().await;
+}
