@@ -187,6 +187,8 @@ pub mod raw {
         /// Secondaries to send NOTIFY to when the serial changes (`IP` or `IP:port`).
         #[serde(default)]
         pub notify: Vec<Spanned<String>>,
+        /// The address NOTIFY is sent from: the one the secondaries know as their primary.
+        pub notify_source: Option<Spanned<String>>,
         /// UDP answers a second per client prefix (0: no limit; default 200 for public views,
         /// 0 for private ones).
         pub rate_limit: Option<u32>,
@@ -815,7 +817,7 @@ impl Config {
             ));
         }
         let tsig_keys = v.tsig_keys(base, &raw.tsig_keys, &mut warnings)?;
-        let views = v.views(&raw.views, &tsig_keys, &mut warnings)?;
+        let views = v.views(&raw.views, &tsig_keys, &listen, &mut warnings)?;
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
         let admin = match &raw.admin {
             Some(a) => Some(AdminConfig {
@@ -1278,6 +1280,7 @@ impl Validator<'_> {
         &self,
         raw: &[raw::View],
         tsig_keys: &[TsigKeyConfig],
+        listen: &[SocketAddr],
         warnings: &mut Vec<String>,
     ) -> Result<Vec<ViewPolicy>, ConfigError> {
         if raw.is_empty() {
@@ -1438,6 +1441,32 @@ impl Validator<'_> {
                 }
                 notify.push(addr);
             }
+            // BIND and Knot take NOTIFY only from the address they know as their primary.
+            let notify_source = match &r.notify_source {
+                Some(s) => Some(s.get_ref().trim().parse::<IpAddr>().map_err(|_| {
+                    self.err(
+                        &format!("{key}.notify_source"),
+                        s.span(),
+                        format!("`{}` is not an IP address", s.get_ref()),
+                    )
+                })?),
+                None => match listen {
+                    [one] if !one.ip().is_unspecified() => Some(one.ip()),
+                    _ if notify.is_empty() => None,
+                    _ => {
+                        return Err(self.err(
+                            &format!("{key}.notify"),
+                            r.notify[0].span(),
+                            format!(
+                                "view `{name}` sends NOTIFY, and server.listen is not one \
+                                 address, so the source address would be the kernel's choice, \
+                                 which BIND and Knot ignore: set `notify_source` to the \
+                                 address the secondaries know as their primary"
+                            ),
+                        ));
+                    }
+                },
+            };
             views.push(ViewPolicy {
                 name: name.to_owned(),
                 clients,
@@ -1452,6 +1481,7 @@ impl Validator<'_> {
                 transfer,
                 transfer_keys,
                 notify,
+                notify_source,
                 rate_limit: r.rate_limit.unwrap_or(if addresses == AddressKind::Public {
                     DEFAULT_PUBLIC_RATE_LIMIT
                 } else {

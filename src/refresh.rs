@@ -312,7 +312,7 @@ impl Refresher {
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
         if let Some(published) = self.cell.load() {
-            crate::dns::notify::announce(&published, &self.metrics);
+            crate::dns::notify::announce(&published, &self.metrics, &self.cell);
         }
         self.save_state(serial, instances, slots).await;
     }

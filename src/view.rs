@@ -86,6 +86,8 @@ pub struct ViewPolicy {
     pub transfer_keys: Vec<hickory_proto::rr::Name>,
     /// Secondaries told of every new serial.
     pub notify: Vec<std::net::SocketAddr>,
+    /// The address NOTIFY leaves from (the one the secondaries know as their primary).
+    pub notify_source: Option<std::net::IpAddr>,
     /// UDP answers a second per client prefix (/24, /56); 0 is no limit.
     pub rate_limit: u32,
     /// Past the rate, every n-th answer is sent truncated (the client retries over TCP).
@@ -117,6 +119,7 @@ impl ViewPolicy {
             transfer: Vec::new(),
             transfer_keys: Vec::new(),
             notify: Vec::new(),
+            notify_source: None,
             rate_limit: 0,
             rate_limit_slip: 2,
         }

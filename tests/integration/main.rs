@@ -20,6 +20,7 @@ mod proxy;
 mod records;
 mod reload;
 mod replacements;
+mod secondaries;
 mod sockets;
 mod transfers;
 mod views;
