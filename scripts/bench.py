@@ -82,6 +82,7 @@ hostmaster = "hostmaster.bench."
 [[zone.nameservers]]
 name = "ns1.bench."
 addresses = ["127.0.0.1"]
+public_addresses = ["203.0.113.53"]
 
 [inventory]
 source = "file"

@@ -44,6 +44,7 @@ hostmaster = "hostmaster.soak."
 [[zone.nameservers]]
 name = "ns1.soak."
 addresses = ["127.0.0.1"]
+public_addresses = ["203.0.113.53"]
 
 [inventory]
 source = "ec2"

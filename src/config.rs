@@ -284,6 +284,13 @@ pub mod raw {
         /// Subtrees under the apex that are not ours (another server's names).
         #[serde(default)]
         pub passthrough: Vec<Spanned<String>>,
+        /// The most records one RRset has in an answer or a transfer.
+        #[serde(default = "default_max_records_per_rrset")]
+        pub max_records_per_rrset: Spanned<i64>,
+    }
+
+    fn default_max_records_per_rrset() -> Spanned<i64> {
+        Spanned::new(0..0, 100)
     }
 
     fn default_record_ttl() -> u32 {
@@ -337,6 +344,9 @@ pub mod raw {
         /// Glue; required when the name is inside the zone.
         #[serde(default)]
         pub addresses: Vec<Spanned<String>>,
+        /// Glue for public views: the addresses outside clients reach it at.
+        #[serde(default)]
+        pub public_addresses: Vec<Spanned<String>>,
     }
 
     /// `[inventory]`
@@ -641,6 +651,9 @@ pub struct ZoneConfig {
     pub minimum: u32,
     /// NS records at the apex, with glue for in-zone ones.
     pub nameservers: Vec<NameserverConfig>,
+    /// The most records an RRset has in one answer and in transfers (BIND 9.18.28+ refuses
+    /// more than 100 by default, as a secondary and as a resolver); larger sets rotate.
+    pub max_records_per_rrset: u16,
     /// Subtrees under the apex that are not ours: AWS's private DNS domains
     /// ([`AWS_PRIVATE_DOMAINS`]) and the configured ones. Names there are forwarded in views
     /// that recurse and refused elsewhere, and never served or transferred.
@@ -660,6 +673,8 @@ pub struct NameserverConfig {
     pub name: Name,
     /// Glue addresses (only for names inside the zone).
     pub addresses: Vec<IpAddr>,
+    /// Glue for public views (an outside view never shows `addresses` that are private).
+    pub public_addresses: Vec<IpAddr>,
 }
 
 /// Where the fleet comes from and how it is refreshed.
@@ -818,6 +833,28 @@ impl Config {
         }
         let tsig_keys = v.tsig_keys(base, &raw.tsig_keys, &mut warnings)?;
         let views = v.views(&raw.views, &tsig_keys, &listen, &mut warnings)?;
+        // A public view's NS must have an address it may show, or its zone is broken
+        // (named-checkzone and kzonecheck refuse an in-zone NS without one).
+        if let Some(public) = views.iter().find(|v| v.is_outside()) {
+            for (i, ns) in zone.nameservers.iter().enumerate() {
+                let nothing_public = ns.public_addresses.is_empty()
+                    && !ns.addresses.iter().any(|ip| crate::zone::is_public(*ip));
+                if zone.apex.zone_of(&ns.name) && nothing_public {
+                    let raw_ns = &raw.zone.nameservers.get_ref()[i];
+                    return Err(v.err(
+                        &format!("zone.nameservers[{i}].public_addresses"),
+                        raw_ns.name.span(),
+                        format!(
+                            "view `{}` is public and {} is inside the zone with no public \
+                             address: its clients would get an NS they cannot reach; list \
+                             the addresses they reach it at in `public_addresses`, or name a \
+                             nameserver outside the zone",
+                            public.name, ns.name
+                        ),
+                    ));
+                }
+            }
+        }
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
         let admin = match &raw.admin {
             Some(a) => Some(AdminConfig {
@@ -934,16 +971,35 @@ impl Validator<'_> {
         for (i, ns) in raw.nameservers.get_ref().iter().enumerate() {
             let key = format!("zone.nameservers[{i}]");
             let name = self.name(&format!("{key}.name"), &ns.name, Some(&apex))?;
-            let mut addresses = Vec::new();
-            for (j, a) in ns.addresses.iter().enumerate() {
-                let ip: IpAddr = a.get_ref().parse().map_err(|_| {
-                    self.err(
-                        &format!("{key}.addresses[{j}]"),
-                        a.span(),
-                        format!("`{}` is not an IP address", a.get_ref()),
-                    )
-                })?;
-                addresses.push(ip);
+            let ips = |field: &str, list: &[toml::Spanned<String>]| {
+                list.iter()
+                    .enumerate()
+                    .map(|(j, a)| {
+                        a.get_ref().trim().parse::<IpAddr>().map_err(|_| {
+                            self.err(
+                                &format!("{key}.{field}[{j}]"),
+                                a.span(),
+                                format!("`{}` is not an IP address", a.get_ref()),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<IpAddr>, ConfigError>>()
+            };
+            let addresses = ips("addresses", &ns.addresses)?;
+            let public_addresses = ips("public_addresses", &ns.public_addresses)?;
+            // Never a private address to an outside client, not even by configuration.
+            if let Some(j) = public_addresses
+                .iter()
+                .position(|ip| !crate::zone::is_public(*ip))
+            {
+                return Err(self.err(
+                    &format!("{key}.public_addresses[{j}]"),
+                    ns.public_addresses[j].span(),
+                    format!(
+                        "{} is not a public address: outside clients never get a private one",
+                        public_addresses[j]
+                    ),
+                ));
             }
             let in_zone = apex.zone_of(&name);
             if in_zone && addresses.is_empty() {
@@ -953,7 +1009,8 @@ impl Validator<'_> {
                     format!("{name} is inside {apex}, so it needs glue addresses"),
                 ));
             }
-            if !in_zone && !addresses.is_empty() {
+            let has_addresses = !addresses.is_empty() || !public_addresses.is_empty();
+            if !in_zone && has_addresses {
                 return Err(self.err(
                     &format!("{key}.addresses"),
                     ns.name.span(),
@@ -967,7 +1024,11 @@ impl Validator<'_> {
                     "a nameserver cannot be the apex itself".into(),
                 ));
             }
-            nameservers.push(NameserverConfig { name, addresses });
+            nameservers.push(NameserverConfig {
+                name,
+                addresses,
+                public_addresses,
+            });
         }
         let Some(first) = nameservers.first() else {
             return Err(self.err(
@@ -997,8 +1058,20 @@ impl Validator<'_> {
             }
             passthrough.push(name);
         }
+        let cap = &raw.max_records_per_rrset;
+        let max_records_per_rrset = u16::try_from(*cap.get_ref())
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                self.err(
+                    "zone.max_records_per_rrset",
+                    cap.span(),
+                    "must be from 1 to 1000 (BIND refuses more than 100 by default)".into(),
+                )
+            })?;
         Ok(ZoneConfig {
             apex,
+            max_records_per_rrset,
             record_ttl: raw.record_ttl,
             apex_ttl: raw.apex_ttl,
             primary_ns,
@@ -1858,7 +1931,7 @@ hostmaster = "hostmaster"
 [[zone.nameservers]]
 name = "ns1"
 addresses = ["127.0.0.1"]
-
+public_addresses = ["192.0.2.53"]
 [inventory]
 source = "file"
 path = "x.json"
@@ -1946,6 +2019,31 @@ pattern = "^SG-T-(?P<name>.+)$"
         assert_eq!(key, "views[0].addresses");
         let (_, key, _) = invalid(&with("[[views]]\nname = \"a\"\nsingle = \"alias\"\n"));
         assert_eq!(key, "views[0].single");
+    }
+
+    #[test]
+    fn a_public_view_needs_an_address_it_may_show_for_in_zone_nameservers() {
+        let public = "[[views]]\nname = \"out\"\naddresses = \"public\"\n";
+        let ok = Config::parse(Path::new("x.toml"), &format!("{GOOD}\n{public}")).expect("valid");
+        assert_eq!(
+            ok.zone.nameservers[0].public_addresses[0].to_string(),
+            "192.0.2.53"
+        );
+        let bare = GOOD.replace("public_addresses = [\"192.0.2.53\"]\n", "");
+        let (_, key, msg) = invalid(&format!("{bare}\n{public}"));
+        assert_eq!(key, "zone.nameservers[0].public_addresses");
+        assert!(msg.contains("view `out` is public"), "{msg}");
+        // Without a public view, private glue alone is fine.
+        Config::parse(Path::new("x.toml"), &bare).expect("valid");
+        // A "public" address that is private is refused: it would leak to outside clients.
+        let (_, key, _) = invalid(&GOOD.replace("192.0.2.53", "10.0.0.53"));
+        assert_eq!(key, "zone.nameservers[0].public_addresses[0]");
+        // A nameserver outside the zone has no glue of ours, public or not.
+        let outside = bare.replace(
+            "name = \"ns1\"\naddresses = [\"127.0.0.1\"]",
+            "name = \"ns.example.\"",
+        );
+        Config::parse(Path::new("x.toml"), &format!("{outside}\n{public}")).expect("valid");
     }
 
     #[test]

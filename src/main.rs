@@ -60,6 +60,10 @@ enum Command {
         /// The view to print (default: the first configured).
         #[arg(long)]
         view: Option<String>,
+        /// The zone to print, e.g. `10.in-addr.arpa.` (default: the forward zone); `list`
+        /// prints the view's zones.
+        #[arg(long)]
+        zone: Option<String>,
     },
     /// Print every name the current inventory gives, with its records and instances.
     Names {
@@ -176,13 +180,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             print_rows(&pick_view(&snapshot, view.as_deref())?.rows());
         }
-        Command::Zone { config, view } => {
+        Command::Zone { config, view, zone } => {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
             }
-            print!("{}", pick_view(&snapshot, view.as_deref())?.zone_file());
+            let v = pick_view(&snapshot, view.as_deref())?;
+            let apexes: Vec<String> = v.zone_apexes().map(|a| a.to_string()).collect();
+            match zone.as_deref() {
+                Some("list") => apexes.iter().for_each(|a| println!("{a}")),
+                Some(apex) => {
+                    let name = hickory_proto::rr::LowerName::from(
+                        hickory_proto::rr::Name::from_ascii(apex)
+                            .with_context(|| format!("--zone {apex} is not a domain name"))?,
+                    );
+                    let text = v.zone_file(Some(&name)).with_context(|| {
+                        format!(
+                            "view {} serves no zone {apex}; it serves {}",
+                            v.name,
+                            apexes.join(", ")
+                        )
+                    })?;
+                    print!("{text}");
+                }
+                None => print!("{}", v.zone_file(None).unwrap_or_default()),
+            }
         }
     }
     Ok(())

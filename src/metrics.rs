@@ -40,6 +40,9 @@ pub mod names {
     pub const PUBLISHES: &str = "stabledns_snapshots_published";
     /// Gauge {view}: names with data in each view.
     pub const NAMES: &str = "stabledns_names";
+    /// Gauge {view}: records past `max_records_per_rrset`, left out of transfers (answers
+    /// rotate them in).
+    pub const OVER_CAP: &str = "stabledns_rrset_records_over_cap";
     /// Gauge: instances in the inventory of the published snapshot.
     pub const INSTANCES: &str = "stabledns_instances";
     /// Gauge: the published SOA serial.
@@ -436,7 +439,7 @@ impl Exposition<'_> {
             names: self.snapshot.map_or_else(Vec::new, |s| {
                 s.views
                     .iter()
-                    .map(|v| (v.name.clone(), v.name_count() as u64))
+                    .map(|v| (v.name.clone(), v.name_count() as u64, v.over_cap as u64))
                     .collect()
             }),
             published: self.snapshot.map(|s| (s.instance_count as u64, s.serial)),
@@ -488,7 +491,7 @@ struct Sample {
     publishes: u64,
     reloads: (u64, u64),
     forward: Option<[u64; 5]>,
-    names: Vec<(String, u64)>,
+    names: Vec<(String, u64, u64)>,
     published: Option<(u64, u32)>,
     age: Option<u64>,
     transfers: Vec<(String, &'static str, &'static str, u64, u64)>,
@@ -663,17 +666,21 @@ mod encode {
                     (vec![("reason", "idle")], idle),
                 ],
             )?;
-            let names: Vec<_> = self
-                .names
-                .iter()
-                .map(|(view, n)| (vec![("view", view.as_str())], *n))
-                .collect();
+            let per_view = |value: fn(&(String, u64, u64)) -> u64| -> Vec<_> {
+                self.names
+                    .iter()
+                    .map(|row| (vec![("view", row.0.as_str())], value(row)))
+                    .collect()
+            };
+            let help = "Names with data, per view";
+            family(e, names::NAMES, help, MetricType::Gauge, &per_view(|r| r.1))?;
+            let help = "Records past max_records_per_rrset, left out of transfers, per view";
             family(
                 e,
-                names::NAMES,
-                "Names with data, per view",
+                names::OVER_CAP,
+                help,
                 MetricType::Gauge,
-                &names,
+                &per_view(|r| r.2),
             )?;
             if let Some((instances, serial)) = self.published {
                 let help = "Instances in the published snapshot's inventory";

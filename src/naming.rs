@@ -130,19 +130,62 @@ pub struct Limits {
     pub reserved: BTreeSet<String>,
 }
 
+/// Every claim on one name. Kept lean: a 100k fleet makes hundreds of thousands of these.
 #[derive(Default)]
 struct Claims {
-    /// instance id → via
-    by_instance: BTreeMap<String, Vec<String>>,
-    /// The first claim by a single-instance rule (or the instance id), if any.
-    single_via: Option<String>,
-    /// The first claim by a tier rule, if any.
-    tier_via: Option<String>,
-    /// Lower-cased original values → the instances that gave them: more than one value
-    /// collapsing onto this name is reported.
-    values: BTreeMap<String, BTreeSet<String>>,
+    /// instance id → (via, whether a single-instance rule made it)
+    by_instance: BTreeMap<String, Vec<(String, bool)>>,
+    /// Some claim came from a single-instance rule (or the instance id).
+    single: bool,
+    /// Some claim came from a tier rule.
+    tier: bool,
+    /// Some value was the name as is (but for case).
+    plain: bool,
+    /// Values that had to change to become this name, lower-cased, with their instance: more
+    /// than one value collapsing onto the name is reported.
+    altered: Vec<(String, String)>,
     inside_only: bool,
     slots: bool,
+}
+
+impl Claims {
+    /// The first via of a single-instance claim and of a tier claim, when both kinds exist.
+    fn conflict(&self) -> Option<(&str, &str)> {
+        let first = |single: bool| {
+            self.by_instance
+                .values()
+                .flatten()
+                .find(|(_, s)| *s == single)
+                .map(|(via, _)| via.as_str())
+        };
+        Some((first(true)?, first(false)?))
+    }
+
+    /// The distinct values (lower-cased) that collapse onto this name, with their instances,
+    /// when there is more than one.
+    fn collisions(&self) -> Option<Vec<String>> {
+        let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (value, id) in &self.altered {
+            values.entry(value).or_default().insert(id);
+        }
+        if values.len() + usize::from(self.plain) < 2 {
+            return None;
+        }
+        let mut out: Vec<String> = values
+            .into_iter()
+            .map(|(v, ids)| {
+                format!(
+                    "{} ({})",
+                    quoted(v),
+                    ids.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect();
+        if self.plain {
+            out.push("the name itself".to_owned());
+        }
+        Some(out)
+    }
 }
 
 /// Whether a tag value means yes.
@@ -206,20 +249,21 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                     inst.id
                 ));
             }
+            let altered = name != lower;
             let c = claims.entry(name).or_default();
-            let first = if single {
-                &mut c.single_via
+            c.single |= single;
+            c.tier |= !single;
+            if altered {
+                c.altered.push((lower, inst.id.clone()));
             } else {
-                &mut c.tier_via
-            };
-            first.get_or_insert_with(|| via.clone());
-            c.values.entry(lower).or_default().insert(inst.id.clone());
+                c.plain = true;
+            }
             // One inside-only claim hides the name: showing it outside would leak that one.
             c.inside_only |= inside_only;
             c.slots |= slots;
             let vias = c.by_instance.entry(inst.id.clone()).or_default();
-            if !vias.contains(&via) {
-                vias.push(via);
+            if !vias.iter().any(|(v, _)| *v == via) {
+                vias.push((via, single));
             }
         };
 
@@ -283,25 +327,21 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     for (name, c) in claims {
         // One single-instance claim makes the name single: a database named by `SG-I-DB2` and
         // a `Name` tag must never answer two instances while a replacement overlaps the old one.
-        let single = c.single_via.is_some();
-        if c.values.len() > 1 {
-            let from: Vec<String> = c
-                .values
-                .iter()
-                .map(|(v, ids)| {
-                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                    format!("{} ({})", quoted(v), ids.join(", "))
-                })
-                .collect();
+        let single = c.single;
+        if let Some(from) = c.collisions() {
             warnings.push(format!(
                 "{name}: different values collapse onto this name: {}",
                 from.join(", ")
             ));
         }
+        let conflict = c.conflict().map(|(s, t)| (s.to_owned(), t.to_owned()));
         let mut backing: Vec<Backing> = c
             .by_instance
             .into_iter()
-            .map(|(instance, via)| Backing { instance, via })
+            .map(|(instance, via)| Backing {
+                instance,
+                via: via.into_iter().map(|(v, _)| v).collect(),
+            })
             .collect();
         let mut contested = Vec::new();
         if single && backing.len() > 1 {
@@ -318,7 +358,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 .map(|b| b.instance.clone())
                 .unwrap_or_default();
             let losers: Vec<&Backing> = backing.iter().filter(|b| b.instance != winner).collect();
-            if let (Some(single_via), Some(tier_via)) = (&c.single_via, &c.tier_via) {
+            if let Some((single_via, tier_via)) = &conflict {
                 warnings.push(format!(
                     "{name}: conflict: a tier rule ({tier_via}) and a single-instance rule \
                      ({single_via}) claim it; it names one instance"

@@ -41,7 +41,7 @@ pub use server::{DnsServer, bind};
 use crate::zone::fast::MAX_UDP_PAYLOAD;
 
 /// The label that turns a TXT question into an explanation of the name below it.
-const EXPLAIN_LABEL: &str = "_explain.";
+const EXPLAIN_LABEL: &[u8] = b"_explain";
 
 /// Answers queries from the published snapshot.
 #[derive(Clone)]
@@ -337,10 +337,17 @@ impl Handler {
         let (name, rtype) = (query.name(), query.query_type());
         let recursion = view.policy.recursion && self.forwarder.load().is_some();
 
-        let reply = if let Some(target) = explain_target(view, &snapshot, name, rtype) {
-            Reply {
-                owned: self.explain(&snapshot, view, client, name, &target),
-                ..Reply::empty(ResponseCode::NoError, true)
+        let reply = if let Some(target) = explain_target(view, &snapshot, name) {
+            // `_explain.<name>` exists exactly when `<name>` does (RFC 8020: an NXDOMAIN name
+            // has nothing below it), holds one TXT set, and is in no transfer.
+            match (view.negative_soa(name), view.exists(&target)) {
+                (_, true) if rtype == RecordType::TXT => Reply {
+                    owned: self.explain(&snapshot, view, client, name, &target),
+                    ..Reply::empty(ResponseCode::NoError, true)
+                },
+                (Some(soa), true) => Reply::negative(ResponseCode::NoError, soa),
+                (Some(soa), false) => Reply::negative(ResponseCode::NXDomain, soa),
+                (None, _) => Reply::empty(ResponseCode::Refused, false),
             }
         } else {
             match view.lookup(name, rtype) {
@@ -525,27 +532,30 @@ fn pick_answers(answers: &[Record], pick: Pick) -> (&[Record], &[Record]) {
             let k = fastrand::usize(..answers.len());
             (&answers[k..=k], &[])
         }
-        Pick::Rotate | Pick::One => (answers, &[]),
+        Pick::Window(n) if !answers.is_empty() => {
+            // `n` records from a random start, wrapping around the end.
+            let n = usize::from(n).min(answers.len());
+            let k = fastrand::usize(..answers.len());
+            let tail = &answers[k..(k + n).min(answers.len())];
+            (tail, &answers[..n - tail.len()])
+        }
+        Pick::Rotate | Pick::One | Pick::Window(_) => (answers, &[]),
     }
 }
 
-/// For `_explain.<name> TXT` in a view that explains: `<name>`.
-fn explain_target(
-    view: &ViewZone,
-    snapshot: &Snapshot,
-    name: &LowerName,
-    rtype: RecordType,
-) -> Option<LowerName> {
-    if rtype != RecordType::TXT
+/// For `_explain.<name>` in a view that explains: `<name>`.
+fn explain_target(view: &ViewZone, snapshot: &Snapshot, name: &LowerName) -> Option<LowerName> {
+    // Every handler query passes here: the first label is compared in place (LowerName is
+    // lower case already), and only then anything else.
+    let first = name.iter().next()?;
+    if first != EXPLAIN_LABEL
         || !view.policy.explain
         || !snapshot.apex.zone_of(name)
         || view.is_passthrough(name)
     {
         return None;
     }
-    name.to_string()
-        .starts_with(EXPLAIN_LABEL)
-        .then(|| name.base_name())
+    Some(name.base_name())
 }
 
 impl Handler {
@@ -571,16 +581,14 @@ impl Handler {
         lines.push(format!("view {}: {why}", view.name));
         let sets = view.describe(target);
         if sets.is_empty() {
-            let what = if view.backing(target).is_some() {
-                "exists only as a parent of other names (no records)"
-            } else {
-                "does not exist in this view"
-            };
-            lines.push(format!("{target} {what}"));
+            lines.push(format!(
+                "{target} exists only as a parent of other names (no records)"
+            ));
         }
         for (rtype, data) in sets {
             lines.push(format!("{target} {rtype} {}", data.join(" ")));
         }
+        lines.extend(view.capped(target));
         for b in view.backing(target).unwrap_or(&[]) {
             let mut line = b.instance.clone();
             if let Some(inst) = snapshot.instance(&b.instance) {

@@ -397,10 +397,11 @@ mod batch {
                 hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
                 hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
                 hdrs[i].msg_hdr.msg_iovlen = 1;
-                if let Some(c) = controls.get_mut(i) {
-                    hdrs[i].msg_hdr.msg_control = c.0.as_mut_ptr().cast();
-                    hdrs[i].msg_hdr.msg_controllen = c.0.len() as _;
-                }
+            }
+            // Sockets bound to one address have no control buffers and skip this.
+            for (hdr, c) in hdrs.iter_mut().zip(controls.iter_mut()) {
+                hdr.msg_hdr.msg_control = c.0.as_mut_ptr().cast();
+                hdr.msg_hdr.msg_controllen = c.0.len() as _;
             }
             let n = libc::recvmmsg(
                 fd,
@@ -415,11 +416,11 @@ mod batch {
             let n = n as usize;
             for i in 0..n {
                 lens[i] = (hdrs[i].msg_len as usize).min(SLOT);
-                locals[i] = if controls.is_empty() {
-                    None
-                } else {
-                    local_of(&hdrs[i].msg_hdr)
-                };
+            }
+            if !controls.is_empty() {
+                for i in 0..n {
+                    locals[i] = local_of(&hdrs[i].msg_hdr);
+                }
             }
             Ok(n)
         }
@@ -449,6 +450,9 @@ mod batch {
                 hdrs[slot].msg_hdr.msg_namelen = addr_len(&addrs[i]);
                 hdrs[slot].msg_hdr.msg_iov = &raw mut iovs[slot];
                 hdrs[slot].msg_hdr.msg_iovlen = 1;
+                if controls.is_empty() {
+                    continue;
+                }
                 if let (Some(local), Some(c)) = (&locals[i], controls.get_mut(i)) {
                     set_local(&mut hdrs[slot].msg_hdr, c, local);
                 }

@@ -161,6 +161,8 @@ fn build_view(ctx: &Context<'_>, policy: &ViewPolicy) -> (ViewZone, Vec<String>)
         nodes: HashMap::with_capacity(ctx.owners.len() + 16),
         zones: Vec::new(),
         passthrough: ctx.passthrough.clone(),
+        capped: Vec::new(),
+        over_cap: 0,
     };
     view.add_zone(&zone.apex);
     view.add_glue();
@@ -193,6 +195,8 @@ fn build_view(ctx: &Context<'_>, policy: &ViewPolicy) -> (ViewZone, Vec<String>)
     }
     view.add_services(ctx.naming, ctx.by_id, &mut warnings);
     view.add_reverse(ctx.naming, ctx.primary, ctx.by_id, &mut warnings);
+    let name = &policy.name;
+    warnings.extend(view.capped.drain(..).map(|c| format!("view {name}: {c}")));
     (view.finish(), warnings)
 }
 
@@ -239,6 +243,10 @@ struct ViewBuilder<'a> {
     nodes: HashMap<LowerName, Node>,
     zones: Vec<ZoneCut>,
     passthrough: Arc<[LowerName]>,
+    /// Sets larger than `max_records_per_rrset`, for the warnings.
+    capped: Vec<String>,
+    /// Records past the cap, which transfers leave out (answers rotate them in).
+    over_cap: usize,
 }
 
 impl ViewBuilder<'_> {
@@ -268,7 +276,12 @@ impl ViewBuilder<'_> {
                     &forward.negative_soa,
                     nodes,
                     &self.passthrough,
-                    (self.policy.chase_cname, self.policy.recursion, alone),
+                    (
+                        self.policy.chase_cname,
+                        self.policy.recursion,
+                        alone,
+                        self.policy.explain,
+                    ),
                 )
             }
             None => FastZone::default(),
@@ -279,6 +292,7 @@ impl ViewBuilder<'_> {
             nodes: self.nodes,
             zones: self.zones,
             passthrough: self.passthrough,
+            over_cap: self.over_cap,
             fast,
             counters: crate::metrics::ViewCounters::default(),
             history: super::History::default(),
@@ -346,11 +360,20 @@ impl ViewBuilder<'_> {
         let apex = LowerName::from(&z.apex);
         let mut glue = Vec::new();
         for ns in &z.nameservers {
-            // Nameservers' private addresses are glue for the VPC, not for the world.
-            let records: Vec<Record> = ns
-                .addresses
-                .iter()
-                .filter(|ip| self.policy.addresses == AddressKind::Private || is_public(**ip))
+            // Nameservers' private addresses are glue for the VPC, not for the world: a public
+            // view shows `public_addresses`, and those of `addresses` that are public.
+            let shown: Vec<&IpAddr> = if self.policy.is_outside() {
+                ns.public_addresses
+                    .iter()
+                    .chain(ns.addresses.iter().filter(|ip| is_public(**ip)))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            } else {
+                ns.addresses.iter().collect()
+            };
+            let records: Vec<Record> = shown
+                .into_iter()
                 .map(|ip| address_record(&ns.name, z.apex_ttl, *ip))
                 .collect();
             if records.is_empty() {
@@ -383,9 +406,22 @@ impl ViewBuilder<'_> {
         // Vectors grown by push keep room for four 272-byte records; with hundreds of
         // thousands of one-record sets that slack was most of the snapshot.
         rrsets.shrink_to_fit();
+        let cap = self.zone.max_records_per_rrset;
         for set in &mut rrsets {
             set.records.shrink_to_fit();
             set.additionals.shrink_to_fit();
+            // One CNAME picked per answer is one record however many members there are.
+            if set.records.len() > usize::from(cap) && set.pick != Pick::One {
+                self.over_cap += set.records.len() - usize::from(cap);
+                self.capped.push(format!(
+                    "{key} {}: {} records, more than zone.max_records_per_rrset ({cap}): each \
+                     answer carries {cap}, rotated per query, and transfers the first {cap}; \
+                     every member keeps its own names (slots, instance ids)",
+                    set.rtype,
+                    set.records.len()
+                ));
+                set.pick = Pick::Window(cap);
+            }
         }
         add_ancestors(apex, &key, &mut self.nodes);
         self.nodes.insert(key, Node { rrsets, backing });

@@ -53,6 +53,9 @@ pub struct FastZone {
     serial_at: usize,
     /// RA in every response of this view.
     recursion_available: bool,
+    /// The view answers `_explain.<name>`: a miss whose first label is `_explain` is the
+    /// handler's.
+    explain: bool,
 }
 
 /// What one name answers for one type.
@@ -64,9 +67,11 @@ enum Slot {
     Slow,
     /// Answer-section records, always in this order.
     Fixed { count: u16, bytes: Box<[u8]> },
-    /// Records of one length each (an A or AAAA set), started at a random one per query.
+    /// Records of one length each (an A or AAAA set), started at a random one per query;
+    /// `shown` of them per answer (fewer than `count` for a capped set), wrapping around.
     Rotate {
         count: u16,
+        shown: u16,
         bytes: Box<[u8]>,
         rr_len: usize,
     },
@@ -88,7 +93,7 @@ impl FastZone {
         negative_soa: &Record,
         nodes: impl Iterator<Item = NodeView<'a>>,
         passthrough: &[LowerName],
-        (chase, recursion_available, enabled): (bool, bool, bool),
+        (chase, recursion_available, enabled, explain): (bool, bool, bool, bool),
     ) -> Self {
         let mut names = HashMap::default();
         for node in nodes.filter(|n| apex.zone_of(n.name)) {
@@ -132,6 +137,7 @@ impl FastZone {
             negative,
             serial_at,
             recursion_available,
+            explain,
         }
     }
 
@@ -157,13 +163,20 @@ fn answer_slot(records: &[Record], pick: Pick) -> Slot {
         },
         Pick::Rotate if encoded.iter().all(|rr| rr.len() == rr_len) => Slot::Rotate {
             count,
+            shown: count,
+            bytes: encoded.concat().into(),
+            rr_len,
+        },
+        Pick::Window(n) if encoded.iter().all(|rr| rr.len() == rr_len) => Slot::Rotate {
+            count,
+            shown: n.min(count),
             bytes: encoded.concat().into(),
             rr_len,
         },
         Pick::One => Slot::One {
             variants: encoded.into_iter().map(Vec::into_boxed_slice).collect(),
         },
-        Pick::Rotate => Slot::Slow,
+        Pick::Rotate | Pick::Window(_) => Slot::Slow,
     }
 }
 
@@ -234,11 +247,16 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
             Slot::Fixed { count, bytes } => (0u8, *count, (&bytes[..], empty), false),
             Slot::Rotate {
                 count,
+                shown,
                 bytes,
                 rr_len,
             } => {
-                let (head, tail) = bytes.split_at(fastrand::usize(..usize::from(*count)) * rr_len);
-                (0, *count, (tail, head), false)
+                // `shown` records from a random start: the tail from there, then the head.
+                let start = fastrand::usize(..usize::from(*count)) * rr_len;
+                let want = usize::from(*shown) * rr_len;
+                let tail = &bytes[start..(start + want).min(bytes.len())];
+                let head = &bytes[..want - tail.len()];
+                (0, *shown, (tail, head), false)
             }
             Slot::One { variants } => {
                 let pick = &variants[fastrand::usize(..variants.len())];
@@ -247,7 +265,10 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
             Slot::NoData => (0, 0, (empty, empty), true),
             Slot::Slow => return false,
         },
-        None if q.under(&fast.apex) && !fast.passthrough.iter().any(|p| q.under(p)) => {
+        None if q.under(&fast.apex)
+            && !fast.passthrough.iter().any(|p| q.under(p))
+            && !(fast.explain && q.lower[..9].eq_ignore_ascii_case(b"\x08_explain")) =>
+        {
             (3, 0, (empty, empty), true)
         }
         None => return false,

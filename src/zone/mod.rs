@@ -156,6 +156,8 @@ pub struct ViewZone {
     zones: Vec<ZoneCut>,
     /// Subtrees under the apex that are not ours (`zone.passthrough`, AWS's own domains).
     passthrough: Arc<[LowerName]>,
+    /// Records past `max_records_per_rrset`, left out of transfers (answers rotate them in).
+    pub over_cap: usize,
     /// The hot answers in wire form, for the UDP fast path.
     pub(crate) fast: fast::FastZone,
     /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
@@ -231,6 +233,19 @@ struct RrSet {
     pick: Pick,
 }
 
+impl RrSet {
+    /// The records a zone transfer (and the master file) carries: all, or the first
+    /// `max_records_per_rrset` of a capped set.
+    fn transferred(&self) -> &[Record] {
+        match self.pick {
+            Pick::Window(n) => &self.records[..usize::from(n).min(self.records.len())],
+            // A CNAME set holds one record (RFC 2181 10.1): the first member's, in a zone.
+            Pick::One => &self.records[..self.records.len().min(1)],
+            Pick::All | Pick::Rotate => &self.records,
+        }
+    }
+}
+
 // hickory's `Record` equality leaves the TTL out (RFC 2136's rule for updates); a snapshot
 // that only changes TTLs is still a new zone to publish, and to transfer.
 impl PartialEq for ZoneCut {
@@ -266,6 +281,10 @@ pub enum Pick {
     Rotate,
     /// One at random (a tier answered by a CNAME to one member).
     One,
+    /// A set larger than `zone.max_records_per_rrset`: this many per answer, starting at a
+    /// random one, so every record is handed out over the queries; transfers carry the first
+    /// this many (BIND refuses larger sets, as a secondary and as a resolver).
+    Window(u16),
 }
 
 /// The outcome of looking a question up in a view.
@@ -331,7 +350,7 @@ impl ViewZone {
             .filter(|(name, _)| self.zone_for(name).is_some_and(|z| z.apex == zone.apex))
             .flat_map(|(_, node)| node.rrsets.iter())
             .filter(|set| set.rtype != RecordType::SOA)
-            .flat_map(|set| set.records.iter())
+            .flat_map(|set| set.transferred().iter())
             .collect();
         // Sorted, so two transfers of one serial are identical.
         records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
@@ -347,6 +366,16 @@ impl ViewZone {
             .find(|s| s.rtype == RecordType::SOA)?
             .records
             .first()
+    }
+
+    /// Whether the view has `name` (with records, or as a parent of names that have some).
+    pub fn exists(&self, name: &LowerName) -> bool {
+        self.nodes.contains_key(name)
+    }
+
+    /// The SOA for a negative answer about `name`, if one of this view's zones holds it.
+    pub fn negative_soa(&self, name: &LowerName) -> Option<&Record> {
+        self.zone_for(name).map(|z| &z.negative_soa)
     }
 
     /// Whether `name` lies in a subtree under the apex that another server answers.
@@ -386,7 +415,7 @@ impl ViewZone {
                 .values()
                 .flat_map(|n| n.rrsets.iter())
                 .filter(|s| s.rtype != RecordType::SOA)
-                .flat_map(|s| s.records.iter())
+                .flat_map(|s| s.transferred().iter())
                 .map(|r| (r.clone(), r.ttl))
                 .collect()
         };
@@ -401,6 +430,25 @@ impl ViewZone {
         self.nodes.get(name).map(|n| &n.backing[..])
     }
 
+    /// For `_explain`: how a set at `name` larger than `max_records_per_rrset` is handed out.
+    pub fn capped(&self, name: &LowerName) -> Vec<String> {
+        let Some(node) = self.nodes.get(name) else {
+            return Vec::new();
+        };
+        node.rrsets
+            .iter()
+            .filter_map(|s| match s.pick {
+                Pick::Window(n) => Some(format!(
+                    "{name} {}: {} records, more than max_records_per_rrset ({n}): each answer \
+                     carries {n}, rotated per query; transfers carry the first {n}",
+                    s.rtype,
+                    s.records.len()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The record sets at a name in presentation form (type, data), for `_explain` answers.
     pub fn describe(&self, name: &LowerName) -> Vec<(RecordType, Vec<String>)> {
         self.nodes.get(name).map_or_else(Vec::new, |node| {
@@ -409,7 +457,7 @@ impl ViewZone {
                 .map(|s| {
                     (
                         s.rtype,
-                        s.records.iter().map(|r| r.data.to_string()).collect(),
+                        s.records.iter().map(|r| rdata_text(&r.data)).collect(),
                     )
                 })
                 .collect()
@@ -425,7 +473,7 @@ impl ViewZone {
                 node.rrsets.iter().map(move |set| Row {
                     name: name.to_string(),
                     rtype: set.rtype,
-                    targets: set.records.iter().map(|r| r.data.to_string()).collect(),
+                    targets: set.records.iter().map(|r| rdata_text(&r.data)).collect(),
                     instances: node.backing.iter().map(|b| b.instance.clone()).collect(),
                 })
             })
@@ -436,18 +484,20 @@ impl ViewZone {
         rows
     }
 
-    /// The forward zone in RFC 1035 master-file form (SOA first, then every record sorted by
-    /// owner and type), e.g. for loading into NSD or Knot to compare answers. Not for the
-    /// query path. Tiers are written in their stored order.
-    pub fn zone_file(&self) -> String {
-        let Some(forward) = self.zones.first() else {
-            return String::new();
+    /// The zone at `apex` (default: the forward zone) in RFC 1035 master-file form (SOA first,
+    /// then every record sorted by owner and type), as a transfer carries it: for loading into
+    /// NSD or Knot, or checking with named-checkzone. Not for the query path. `None` when the
+    /// view serves no such zone.
+    pub fn zone_file(&self, apex: Option<&LowerName>) -> Option<String> {
+        let zone = match apex {
+            Some(apex) => self.zones.iter().find(|z| z.apex == *apex)?,
+            None => self.zones.first()?,
         };
         let mut records: Vec<&Record> = self
             .nodes
             .iter()
-            .filter(|(name, _)| forward.apex.zone_of(name))
-            .flat_map(|(_, node)| node.rrsets.iter().flat_map(|s| s.records.iter()))
+            .filter(|(name, _)| self.zone_for(name).is_some_and(|z| z.apex == zone.apex))
+            .flat_map(|(_, node)| node.rrsets.iter().flat_map(|s| s.transferred().iter()))
             .collect();
         records.sort_by_key(|r| {
             (
@@ -458,15 +508,49 @@ impl ViewZone {
         });
         let mut out = String::new();
         for r in records {
-            out.push_str(&r.to_string());
-            out.push('\n');
+            out.push_str(&format!(
+                "{} {} {} {} {}\n",
+                r.name.to_ascii(),
+                r.ttl,
+                r.dns_class,
+                r.record_type(),
+                rdata_text(&r.data)
+            ));
         }
-        out
+        Some(out)
     }
 
     /// How many names have data (not counting empty non-terminals).
     pub fn name_count(&self) -> usize {
         self.nodes.values().filter(|n| !n.rrsets.is_empty()).count()
+    }
+}
+
+/// RDATA in presentation form with every name as ASCII (`xn--ber-cache-p9a`): hickory's
+/// `Display` writes IDNA names in Unicode, which no zone file parser takes as a host name.
+pub fn rdata_text(data: &RData) -> String {
+    match data {
+        RData::CNAME(n) => n.0.to_ascii(),
+        RData::NS(n) => n.0.to_ascii(),
+        RData::PTR(n) => n.0.to_ascii(),
+        RData::SRV(s) => format!(
+            "{} {} {} {}",
+            s.priority,
+            s.weight,
+            s.port,
+            s.target.to_ascii()
+        ),
+        RData::SOA(s) => format!(
+            "{} {} {} {} {} {} {}",
+            s.mname.to_ascii(),
+            s.rname.to_ascii(),
+            s.serial,
+            s.refresh,
+            s.retry,
+            s.expire,
+            s.minimum
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -168,14 +168,37 @@ async fn explain_says_what_backs_a_name_and_why_this_view() {
         2,
         "{text}"
     );
-    // A name that does not exist says so, in the client's view.
-    let text = answer(addr, &["-b", "127.0.0.1", "TXT", "_explain.nope.internal"])
-        .await
-        .join("\n");
-    assert!(
-        text.contains("nope.internal. does not exist in this view"),
-        "{text}"
-    );
+    // `_explain.<name>` exists exactly when `<name>` does (RFC 8020): below a name that does
+    // not exist there is nothing, and other types at an explanation are NODATA, on both paths.
+    for transport in ["+notcp", "+tcp"] {
+        let nx = [
+            "-b",
+            "127.0.0.1",
+            transport,
+            "TXT",
+            "_explain.nope.internal",
+        ];
+        assert_eq!(status(addr, &nx).await, "NXDOMAIN");
+        for rtype in ["A", "AAAA", "ANY"] {
+            let q = ["-b", "127.0.0.1", transport, rtype, "_explain.db1.internal"];
+            assert_eq!(status(addr, &q).await, "NOERROR", "{rtype} {transport}");
+            assert!(
+                answer(addr, &q).await.is_empty(),
+                "{rtype} {transport}: NODATA"
+            );
+            let q = [
+                "-b",
+                "127.0.0.1",
+                transport,
+                rtype,
+                "_explain.nope.internal",
+            ];
+            assert_eq!(status(addr, &q).await, "NXDOMAIN", "{rtype} {transport}");
+        }
+    }
+    // Nor does an explanation ever travel in a transfer.
+    let axfr = answer(addr, &["-b", "127.0.0.1", "AXFR", "internal."]).await;
+    assert!(axfr.iter().all(|l| !l.contains("_explain")), "{axfr:?}");
     // Outside views do not explain (it names instances and groups): plain NXDOMAIN.
     assert_eq!(
         status(addr, &["-b", "127.0.0.3", "TXT", "_explain.web.internal"]).await,

@@ -237,7 +237,8 @@ fn fleet(n: usize, extra: &[&str]) -> String {
 async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fleet_path = dir.path().join("fleet.json");
-    std::fs::write(&fleet_path, fleet(10, &["db1"])).expect("fleet");
+    // A tier of 150: more than BIND takes in one RRset (max-records-per-type 100).
+    std::fs::write(&fleet_path, fleet(150, &["db1"])).expect("fleet");
     let demo =
         std::fs::read_to_string(crate::harness::root().join("config/demo.toml")).expect("demo");
     let text = demo
@@ -295,7 +296,7 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
 
     // The fleet changes: one refresh, one new serial, NOTIFY to both from 127.0.0.21 (their
     // SOA refresh is an hour away), and each takes the difference by IXFR.
-    std::fs::write(&fleet_path, fleet(10, &["db1", "web9"])).expect("fleet");
+    std::fs::write(&fleet_path, fleet(150, &["db1", "web9"])).expect("fleet");
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.running_serial() == serial {
         assert!(
@@ -313,7 +314,27 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
         let web9 = tokio::task::block_in_place(|| dig(s.addr, &["+short", "web9.internal.", "A"]));
         assert_eq!(web9.trim(), "10.8.0.2", "{}: {}", s.what, s.log());
     }
+    // The tier is capped at max_records_per_rrset (100) in the zone: BIND loads it and serves
+    // 100; stabledns hands out all 150 over its answers, 100 at a time.
+    for s in [&bind, &knot] {
+        let app =
+            tokio::task::block_in_place(|| dig(s.addr, &["+tcp", "+short", "app.internal.", "A"]));
+        assert_eq!(app.lines().count(), 100, "{}: {}", s.what, s.log());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let app =
+            tokio::task::block_in_place(|| dig(primary, &["+tcp", "+short", "app.internal.", "A"]));
+        assert_eq!(app.lines().count(), 100, "{app}");
+        seen.extend(app.lines().map(str::to_owned));
+    }
+    assert_eq!(
+        seen.len(),
+        150,
+        "every member is handed out over the queries"
+    );
     let bind_log = bind.log();
+    assert!(!bind_log.contains("too many records"), "{bind_log}");
     assert!(!bind_log.contains("refused notify"), "{bind_log}");
     assert!(bind_log.contains("received notify"), "{bind_log}");
     assert!(
@@ -329,4 +350,60 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
         "both acknowledged NOTIFY"
     );
     server.stop().await;
+}
+
+#[test]
+fn every_zone_of_every_view_passes_named_checkzone_and_kzonecheck() {
+    let bin = env!("CARGO_BIN_EXE_stabledns");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .current_dir(crate::harness::root())
+            .args(["zone", "--config", "config/demo.toml"])
+            .args(args)
+            .output()
+            .expect("stabledns zone runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut checked = 0;
+    for view in ["inside", "peered", "outside"] {
+        let zones = run(&["--view", view, "--zone", "list"]);
+        for apex in zones.lines() {
+            let text = run(&["--view", view, "--zone", apex]);
+            let file = dir.path().join(format!("{view}-{apex}zone"));
+            std::fs::write(&file, &text).expect("zone file");
+            // `-i local`: integrity checks of in-zone names only; nothing is looked up.
+            let bind = Command::new("named-checkzone")
+                .args(["-i", "local", apex])
+                .arg(&file)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run named-checkzone ({e}): install bind9-utils")
+                });
+            assert!(
+                bind.status.success(),
+                "named-checkzone refuses view {view} zone {apex}:\n{}\n{text}",
+                String::from_utf8_lossy(&bind.stdout)
+            );
+            let knot = Command::new("kzonecheck")
+                .args(["-o", apex])
+                .arg(&file)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run kzonecheck ({e}): install knot"));
+            assert!(
+                knot.status.success(),
+                "kzonecheck refuses view {view} zone {apex}:\n{}{}\n{text}",
+                String::from_utf8_lossy(&knot.stdout),
+                String::from_utf8_lossy(&knot.stderr)
+            );
+            checked += 1;
+        }
+    }
+    // The forward zone in each view, and the reverse zone of the two private ones.
+    assert_eq!(checked, 5);
 }
