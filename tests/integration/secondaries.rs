@@ -335,6 +335,23 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
     );
     let bind_log = bind.log();
     assert!(!bind_log.contains("too many records"), "{bind_log}");
+    // BIND's second transfer is the difference (IXFR), far smaller than the first.
+    let records: Vec<u64> = bind_log
+        .lines()
+        .filter_map(|l| l.split("Transfer completed: ").nth(1))
+        .filter_map(|l| {
+            l.split(" messages, ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        records.len() >= 2 && records[records.len() - 1] * 10 < records[0],
+        "{records:?}: {bind_log}"
+    );
     assert!(!bind_log.contains("refused notify"), "{bind_log}");
     assert!(bind_log.contains("received notify"), "{bind_log}");
     assert!(
