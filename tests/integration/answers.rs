@@ -431,19 +431,33 @@ async fn garbage_does_not_stop_the_server_and_bad_queries_get_formerr() {
     server.stop().await;
 }
 
-/// A describe-instances dump of `n` private instances in one tier group.
+/// A describe-instances dump of `n` private instances in the tier `big`.
 pub fn tier_fleet(n: usize) -> String {
-    let instances: Vec<String> = (0..n)
+    fleet_json("BIG", n, &[])
+}
+
+/// A describe-instances dump: `n` private instances in the tier group `SG-T-<tier>`, and one
+/// private instance tagged `Name=<name>` for each of `named`.
+pub fn fleet_json(tier: &str, n: usize, named: &[&str]) -> String {
+    let mut instances: Vec<String> = (0..n)
         .map(|i| {
             format!(
                 r#"{{"InstanceId":"i-{i:017x}","State":{{"Code":16,"Name":"running"}},
                 "PrivateIpAddress":"10.9.{}.{}","PublicDnsName":"",
-                "SecurityGroups":[{{"GroupId":"sg-1","GroupName":"SG-T-BIG"}}]}}"#,
+                "SecurityGroups":[{{"GroupId":"sg-1","GroupName":"SG-T-{tier}"}}]}}"#,
                 i / 200,
                 i % 200 + 1
             )
         })
         .collect();
+    for (k, name) in named.iter().enumerate() {
+        instances.push(format!(
+            r#"{{"InstanceId":"i-e{k:016x}","State":{{"Code":16,"Name":"running"}},
+            "PrivateIpAddress":"10.8.0.{}","PublicDnsName":"",
+            "Tags":[{{"Key":"Name","Value":"{name}"}}]}}"#,
+            k + 1
+        ));
+    }
     format!(
         r#"{{"Reservations":[{{"Instances":[{}]}}]}}"#,
         instances.join(",")

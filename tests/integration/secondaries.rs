@@ -208,29 +208,7 @@ zone:
 
 /// A fleet of `n` instances in the tier `app` (private addresses), plus `extra` named ones.
 fn fleet(n: usize, extra: &[&str]) -> String {
-    let mut instances: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                r#"{{"InstanceId":"i-{i:017x}","State":{{"Code":16,"Name":"running"}},
-                "PrivateIpAddress":"10.7.{}.{}","PublicDnsName":"",
-                "SecurityGroups":[{{"GroupId":"sg-1","GroupName":"SG-T-APP"}}]}}"#,
-                i / 200,
-                i % 200 + 1
-            )
-        })
-        .collect();
-    for (k, name) in extra.iter().enumerate() {
-        instances.push(format!(
-            r#"{{"InstanceId":"i-e{k:016x}","State":{{"Code":16,"Name":"running"}},
-            "PrivateIpAddress":"10.8.0.{}","PublicDnsName":"",
-            "Tags":[{{"Key":"Name","Value":"{name}"}}]}}"#,
-            k + 1
-        ));
-    }
-    format!(
-        r#"{{"Reservations":[{{"Instances":[{}]}}]}}"#,
-        instances.join(",")
-    )
+    crate::answers::fleet_json("APP", n, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
