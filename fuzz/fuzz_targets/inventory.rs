@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let snapshot =
         stabledns::refresh::build_snapshot(common::demo_config(), &fleet, 1, &Default::default());
     for view in &snapshot.views {
-        let _ = view.zone_file();
+        for apex in view.zone_apexes() {
+            let _ = view.zone_file(Some(apex));
+        }
     }
 });
