@@ -23,8 +23,9 @@ use tracing::warn;
 use crate::Config;
 use crate::dns::Forwarder;
 use crate::dns::udp::UdpStats;
-use crate::metrics::{CONTENT_TYPE, Exposition, Metrics};
+use crate::metrics::{CONTENT_TYPE, Exposition};
 use crate::refresh::RefreshStats;
+use crate::telemetry::Metrics;
 use crate::zone::SnapshotCell;
 
 /// What the endpoints read.

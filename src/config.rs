@@ -18,6 +18,10 @@ use regex::Regex;
 use crate::inventory::InstanceState;
 use crate::naming::{Rule, RuleKind, Rules};
 use crate::view::{AddressKind, ChaseFrom, SingleMode, TierMode, ViewPolicy};
+// The settings types belong to the modules that use them; the config only builds them.
+pub use crate::dns::forward::ForwardConfig;
+pub use crate::inventory::settings::{Ec2Config, InventoryConfig, SourceConfig};
+pub use crate::zone::settings::{AWS_PRIVATE_DOMAINS, NameserverConfig, ZoneConfig};
 use ipnet::IpNet;
 
 /// What went wrong loading a config file. Every variant names the file.
@@ -558,28 +562,6 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
-/// Where and how names outside our zones are resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ForwardConfig {
-    /// Upstream resolvers; `None` reads the system's resolv.conf at start.
-    pub upstreams: Option<Vec<SocketAddr>>,
-    /// Longest wait for an upstream answer; past it the client gets SERVFAIL.
-    pub timeout: Duration,
-    /// Longest wait of one of our own answers for its CNAME target's addresses.
-    pub chase_timeout: Duration,
-    /// Records the resolver caches.
-    pub cache_size: u64,
-    /// Forwarded lookups in flight at once.
-    pub max_in_flight: usize,
-}
-
-impl ForwardConfig {
-    /// Whether anything is forwarded: `upstreams = []` configures none.
-    pub fn forwards(&self) -> bool {
-        self.upstreams.as_ref().is_none_or(|u| !u.is_empty())
-    }
-}
-
 impl Config {
     /// Replaces the upstream resolvers (the `--upstream` flag), with the same loop check the
     /// file gets.
@@ -626,110 +608,6 @@ pub struct ServerConfig {
     pub max_tcp_connections_per_client: usize,
     /// What CHAOS-class TXT queries for the server's version and identity answer.
     pub chaos: crate::dns::Chaos,
-}
-
-/// The authoritative zone.
-#[derive(Debug, Clone)]
-pub struct ZoneConfig {
-    /// Fully qualified, lower case.
-    pub apex: Name,
-    /// TTL of host records.
-    pub record_ttl: u32,
-    /// TTL of SOA and NS.
-    pub apex_ttl: u32,
-    /// SOA MNAME.
-    pub primary_ns: Name,
-    /// SOA RNAME.
-    pub hostmaster: Name,
-    /// SOA REFRESH.
-    pub refresh: u32,
-    /// SOA RETRY.
-    pub retry: u32,
-    /// SOA EXPIRE.
-    pub expire: u32,
-    /// SOA MINIMUM: the negative-caching TTL.
-    pub minimum: u32,
-    /// NS records at the apex, with glue for in-zone ones.
-    pub nameservers: Vec<NameserverConfig>,
-    /// The most records an RRset has in one answer and in transfers (BIND 9.18.28+ refuses
-    /// more than 100 by default, as a secondary and as a resolver); larger sets rotate.
-    pub max_records_per_rrset: u16,
-    /// Subtrees under the apex that are not ours: AWS's private DNS domains
-    /// ([`AWS_PRIVATE_DOMAINS`]) and the configured ones. Names there are forwarded in views
-    /// that recurse and refused elsewhere, and never served or transferred.
-    pub passthrough: Vec<Name>,
-}
-
-/// AWS's own private DNS domains: `ip-10-0-1-5.ec2.internal` (us-east-1) and
-/// `ip-10-0-1-5.<region>.compute.internal`. The VPC resolver answers them; an apex such as
-/// `internal.` contains them, and answering NXDOMAIN there breaks `hostname -f`, sudo and
-/// Kubernetes node names.
-pub const AWS_PRIVATE_DOMAINS: [&str; 2] = ["ec2.internal.", "compute.internal."];
-
-/// One apex NS record.
-#[derive(Debug, Clone)]
-pub struct NameserverConfig {
-    /// Fully qualified.
-    pub name: Name,
-    /// Glue addresses (only for names inside the zone).
-    pub addresses: Vec<IpAddr>,
-    /// Glue for public views (an outside view never shows `addresses` that are private).
-    pub public_addresses: Vec<IpAddr>,
-}
-
-/// Where the fleet comes from and how it is refreshed.
-#[derive(Debug, Clone)]
-pub struct InventoryConfig {
-    /// The source and its settings.
-    pub source: SourceConfig,
-    /// How often the source is read again (a little jitter is added).
-    pub refresh_interval: Duration,
-    /// Longest wait between retries after failures.
-    pub max_backoff: Duration,
-    /// A refresh that removes more than this fraction of the names is held back.
-    pub max_removed_fraction: f64,
-    /// Refreshes in a row that must agree before a held-back shrink is published.
-    pub confirm_refreshes: u32,
-    /// A refresh that finds no instances replaces a non-empty fleet only when this is set: an
-    /// empty answer is far more often a mistyped filter or a wrong account than a real fleet.
-    pub allow_empty_fleet: bool,
-    /// Data older than this is logged as stale at every refresh.
-    pub max_stale: Option<Duration>,
-    /// The state file, if any.
-    pub state_file: Option<PathBuf>,
-}
-
-/// Inventory sources.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceConfig {
-    /// A describe-instances JSON dump.
-    File {
-        /// Resolved against the config file's folder.
-        path: PathBuf,
-        /// Region for instances, when the dump does not say.
-        region: Option<String>,
-    },
-    /// The EC2 API.
-    Ec2(Ec2Config),
-}
-
-/// The `ec2` source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ec2Config {
-    /// Regions to walk; empty means the SDK's own region.
-    pub regions: Vec<String>,
-    /// Endpoint override.
-    pub endpoint_url: Option<String>,
-    /// Role ARNs to assume, each another account's walk.
-    pub assume_roles: Vec<String>,
-    /// Whether the credentials' own account is walked too.
-    pub own_account: bool,
-    /// DescribeInstances filters (name, values).
-    pub filters: Vec<(String, Vec<String>)>,
-    /// Instances per page.
-    pub page_size: i32,
-    /// Timeout of one API call attempt.
-    pub api_timeout: Duration,
 }
 
 impl Config {

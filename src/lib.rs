@@ -3,7 +3,7 @@
 //!
 //! Data flows one way, and the modules are listed in that order:
 //!
-//! - [`config`]: the TOML file, validated once into rich types.
+//! - [`telemetry`]: a leaf: counter primitives and metric names every part may use.
 //! - [`inventory`]: the fleet as a list of [`inventory::Instance`] (the EC2 API or a file).
 //! - [`naming`]: a pure function from instances and rules to host names.
 //! - [`view`]: which answers a client gets, by its source address (split horizon).
@@ -12,6 +12,9 @@
 //!   and the forwarder for names outside our zones.
 //! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
 //! - [`state`]: the last published fleet on disk, so a restart answers before the API does.
+//! - [`metrics`]: the Prometheus exposition, read from every part's counters; [`admin`]
+//!   serves it with the health endpoints.
+//! - [`config`]: the TOML file, validated once into the settings types the modules above own.
 //!
 //! Goals: answers are lookups in a precomputed snapshot (never a scan, never a lock); a failed
 //! refresh never loses a name already served; bad input gets a clear error or a clean RCODE.
@@ -35,6 +38,7 @@ pub mod metrics;
 pub mod naming;
 pub mod refresh;
 pub mod state;
+pub mod telemetry;
 pub mod view;
 pub mod zone;
 
@@ -94,7 +98,7 @@ pub struct Running {
     /// The refresh loop's counters.
     pub stats: Arc<refresh::RefreshStats>,
     /// Query and latency counters.
-    pub metrics: Arc<metrics::Metrics>,
+    pub metrics: Arc<telemetry::Metrics>,
 }
 
 impl Running {
@@ -212,7 +216,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         signers(&config.tsig_keys).map_err(Error::Key)?,
     ));
     let config = Arc::new(config);
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(telemetry::Metrics::default());
     let source = inventory::Source::from_config(&config.inventory).await;
     let is_file = matches!(source, inventory::Source::File(_));
     let cell = zone::SnapshotCell::default();

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -81,57 +81,9 @@ pub fn next_serial(previous: Option<u32>, now: SystemTime) -> u32 {
     }
 }
 
-/// Counters and gauges of the loop, for logs, tests and (later) metrics.
-#[derive(Debug, Default)]
-pub struct RefreshStats {
-    /// Fetches that succeeded.
-    pub successes: AtomicU64,
-    /// Fetches that failed.
-    pub failures: AtomicU64,
-    /// Failures since the last success.
-    pub consecutive_failures: AtomicU64,
-    /// The delay before the next attempt, in milliseconds.
-    pub next_delay_ms: AtomicU64,
-    /// Refreshes held back by the safety valve.
-    pub valve_trips: AtomicU64,
-    /// Refreshes that found no instances and were not published (`allow_empty_fleet`).
-    pub empty_fleet_refusals: AtomicU64,
-    /// Whether the last fetch found no instances at all: readiness fails while it does.
-    pub empty_fleet: std::sync::atomic::AtomicBool,
-    /// Snapshots published.
-    pub publishes: AtomicU64,
-    /// Instances the last fetch skipped as unusable.
-    pub skipped_instances: AtomicU64,
-    /// When the API last confirmed the published data (Unix ms; 0 = never).
-    pub last_success_unix_ms: AtomicU64,
-    /// The last failure's count of consecutive failures and the backoff it chose, together.
-    last_backoff: std::sync::Mutex<(u64, Duration)>,
-}
-
-impl RefreshStats {
-    /// How old the published data is: time since the source last confirmed it.
-    pub fn age(&self, now: SystemTime) -> Option<Duration> {
-        let ms = self.last_success_unix_ms.load(Ordering::Relaxed);
-        (ms > 0).then(|| {
-            now.duration_since(UNIX_EPOCH + Duration::from_millis(ms))
-                .unwrap_or_default()
-        })
-    }
-
-    /// (consecutive failures, backoff chosen) at the last failure.
-    pub fn last_backoff(&self) -> (u64, Duration) {
-        self.last_backoff.lock().map_or((0, Duration::ZERO), |g| *g)
-    }
-
-    fn mark_success(&self) {
-        self.successes.fetch_add(1, Ordering::Relaxed);
-        self.consecutive_failures.store(0, Ordering::Relaxed);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.last_success_unix_ms.store(now, Ordering::Relaxed);
-    }
-}
+/// The loop's counters are a telemetry type, so that the DNS handler can read the data's age
+/// without depending on the loop.
+pub use crate::telemetry::RefreshStats;
 
 /// What one refresh did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +104,7 @@ pub struct Refresher {
     source: Source,
     cell: SnapshotCell,
     stats: Arc<RefreshStats>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::telemetry::Metrics>,
     /// A held-back shrink: its fingerprint and how many refreshes in a row saw it.
     held: Option<(u64, u32)>,
 }
@@ -171,7 +123,7 @@ impl Refresher {
     }
 
     /// Counts published views' queries and refresh durations in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
         self.metrics = metrics;
         self
     }

@@ -26,7 +26,27 @@ use hickory_resolver::{Resolver, TokioResolver};
 use hickory_server::net::runtime::TokioRuntimeProvider;
 use tracing::{error, info, warn};
 
-use crate::config::ForwardConfig;
+/// Where and how names outside our zones are resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardConfig {
+    /// Upstream resolvers; `None` reads the system's resolv.conf at start.
+    pub upstreams: Option<Vec<SocketAddr>>,
+    /// Longest wait for an upstream answer; past it the client gets SERVFAIL.
+    pub timeout: Duration,
+    /// Longest wait of one of our own answers for its CNAME target's addresses.
+    pub chase_timeout: Duration,
+    /// Records the resolver caches.
+    pub cache_size: u64,
+    /// Forwarded lookups in flight at once.
+    pub max_in_flight: usize,
+}
+
+impl ForwardConfig {
+    /// Whether anything is forwarded: `upstreams = []` configures none.
+    pub fn forwards(&self) -> bool {
+        self.upstreams.as_ref().is_none_or(|u| !u.is_empty())
+    }
+}
 
 /// Why forwarding could not be set up.
 #[derive(Debug, thiserror::Error)]

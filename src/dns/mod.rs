@@ -23,8 +23,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::{debug, warn};
 
-use crate::metrics::Metrics;
-use crate::refresh::RefreshStats;
+use crate::telemetry::Metrics;
+use crate::telemetry::RefreshStats;
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
 pub mod forward;
@@ -150,7 +150,9 @@ impl Handler {
         };
         if let Some(limiter) = &view.rrl {
             let verdict = limiter.check(client);
-            view.counters.0.count_limited(verdict);
+            if verdict != rrl::Verdict::Allow {
+                view.counters.0.count_limited(verdict == rrl::Verdict::Slip);
+            }
             match verdict {
                 rrl::Verdict::Allow => {}
                 rrl::Verdict::Drop => return Udp::Drop,
@@ -230,7 +232,7 @@ struct Counted<R> {
     inner: R,
     started: std::time::Instant,
     qtype: RecordType,
-    counters: Arc<crate::metrics::QueryCounters>,
+    counters: Arc<crate::telemetry::QueryCounters>,
     metrics: Arc<Metrics>,
 }
 

@@ -18,8 +18,8 @@ use aws_sdk_ec2::types::Filter;
 use tracing::debug;
 
 use super::file::{RawGroup, RawInstance, RawInterface, RawIpv6, RawPlacement, RawState, RawTag};
+use super::settings::Ec2Config;
 use super::{Fetched, InventoryError};
-use crate::config::Ec2Config;
 
 /// One account × region to walk.
 #[derive(Debug, Clone)]

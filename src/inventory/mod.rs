@@ -13,11 +13,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{InventoryConfig, SourceConfig};
+use settings::{InventoryConfig, SourceConfig};
 
 #[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod file;
+pub mod settings;
 
 /// One EC2 instance, with the fields stabledns names and answers from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,8 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use ipnet::IpNet;
 
 use super::fast::{FastZone, NodeView};
+use super::settings::ZoneConfig;
 use super::{Node, Pick, RrSet, Snapshot, ViewZone, ZoneCut};
-use crate::config::ZoneConfig;
 use crate::inventory::Instance;
 use crate::naming::{Backing, HostName, Naming};
 use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
@@ -294,7 +294,7 @@ impl ViewBuilder<'_> {
             passthrough: self.passthrough,
             over_cap: self.over_cap,
             fast,
-            counters: crate::metrics::ViewCounters::default(),
+            counters: crate::telemetry::ViewCounters::default(),
             history: super::History::default(),
             rrl: (self.policy.rate_limit > 0).then(|| {
                 crate::dns::rrl::RateLimiter::new(

@@ -312,8 +312,8 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
         out.extend_from_slice(&opt.answer());
     }
     view.counters.0.count(
-        crate::metrics::qtype_slot(TYPES[q.slot]),
-        crate::metrics::rcode_code_slot(u16::from(rcode)),
+        crate::telemetry::qtype_slot(TYPES[q.slot]),
+        crate::telemetry::rcode_code_slot(u16::from(rcode)),
     );
     true
 }

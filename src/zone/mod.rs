@@ -26,6 +26,7 @@ use crate::view::ViewPolicy;
 
 mod build;
 pub mod fast;
+pub mod settings;
 
 pub use build::{build, is_public, naming_limits};
 
@@ -94,7 +95,7 @@ impl Snapshot {
     /// Counts each view's queries in `metrics`, under the view's name, so counts carry over
     /// from one snapshot to the next. Until this is called a snapshot counts into counters of
     /// its own.
-    pub fn attach_metrics(&mut self, metrics: &crate::metrics::Metrics) {
+    pub fn attach_metrics(&mut self, metrics: &crate::telemetry::Metrics) {
         for view in &mut self.views {
             view.counters = metrics.view(&view.name);
         }
@@ -161,7 +162,7 @@ pub struct ViewZone {
     /// The hot answers in wire form, for the UDP fast path.
     pub(crate) fast: fast::FastZone,
     /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
-    pub counters: crate::metrics::ViewCounters,
+    pub counters: crate::telemetry::ViewCounters,
     /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]).
     pub history: History,
     /// Response rate limiting, for views that have it.

@@ -162,7 +162,7 @@ impl TestServer {
     }
 
     /// The server's counters.
-    pub fn metrics(&self) -> &stabledns::metrics::Metrics {
+    pub fn metrics(&self) -> &stabledns::telemetry::Metrics {
         &self.running.metrics
     }
 

@@ -22,6 +22,7 @@ mod reload;
 mod replacements;
 mod secondaries;
 mod sockets;
+mod structure;
 mod transfers;
 mod views;
 mod wire;

@@ -1,0 +1,59 @@
+//! The inventory's settings, as the config file's `[inventory]` table gives them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the fleet comes from and how it is refreshed.
+#[derive(Debug, Clone)]
+pub struct InventoryConfig {
+    /// The source and its settings.
+    pub source: SourceConfig,
+    /// How often the source is read again (a little jitter is added).
+    pub refresh_interval: Duration,
+    /// Longest wait between retries after failures.
+    pub max_backoff: Duration,
+    /// A refresh that removes more than this fraction of the names is held back.
+    pub max_removed_fraction: f64,
+    /// Refreshes in a row that must agree before a held-back shrink is published.
+    pub confirm_refreshes: u32,
+    /// A refresh that finds no instances replaces a non-empty fleet only when this is set: an
+    /// empty answer is far more often a mistyped filter or a wrong account than a real fleet.
+    pub allow_empty_fleet: bool,
+    /// Data older than this is logged as stale at every refresh.
+    pub max_stale: Option<Duration>,
+    /// The state file, if any.
+    pub state_file: Option<PathBuf>,
+}
+
+/// Inventory sources.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// A describe-instances JSON dump.
+    File {
+        /// Resolved against the config file's folder.
+        path: PathBuf,
+        /// Region for instances, when the dump does not say.
+        region: Option<String>,
+    },
+    /// The EC2 API.
+    Ec2(Ec2Config),
+}
+
+/// The `ec2` source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ec2Config {
+    /// Regions to walk; empty means the SDK's own region.
+    pub regions: Vec<String>,
+    /// Endpoint override.
+    pub endpoint_url: Option<String>,
+    /// Role ARNs to assume, each another account's walk.
+    pub assume_roles: Vec<String>,
+    /// Whether the credentials' own account is walked too.
+    pub own_account: bool,
+    /// DescribeInstances filters (name, values).
+    pub filters: Vec<(String, Vec<String>)>,
+    /// Instances per page.
+    pub page_size: i32,
+    /// Timeout of one API call attempt.
+    pub api_timeout: Duration,
+}
