@@ -539,7 +539,15 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
     }
     // Views, ACLs and logs see a v4 client on a dual-stack socket as v4.
     let src = SocketAddr::new(src.ip().to_canonical(), src.port());
-    match Request::from_bytes(raw, src, protocol) {
+    // The question's name is the message's first, so a compression pointer in it can only
+    // point into the header: malformed. hickory would decode it and echo the raw bytes, whose
+    // pointer then lands in our own header: an answer no client can parse. FORMERR instead.
+    let parsed = if first_name_is_compressed(&raw) {
+        Err("a compression pointer in the question".to_owned())
+    } else {
+        Request::from_bytes(raw, src, protocol).map_err(|e| e.to_string())
+    };
+    match parsed {
         Ok(request) => {
             handler
                 .handle_request::<_, TokioTime>(&request, responder)
@@ -691,6 +699,20 @@ fn truncated(
     header.emit(&mut BinEncoder::new(&mut head))?;
     bytes[..12].copy_from_slice(&head);
     Ok(ResponseInfo::from(header))
+}
+
+/// Whether the first name of a message (the question's, at offset 12) uses a compression
+/// pointer before its end.
+fn first_name_is_compressed(raw: &[u8]) -> bool {
+    let mut at = 12;
+    while let Some(&len) = raw.get(at) {
+        match len {
+            0 => return false,
+            l if l & 0xc0 != 0 => return true,
+            l => at += 1 + usize::from(l),
+        }
+    }
+    false
 }
 
 /// The offset just past the (possibly compressed) name at `at`.

@@ -509,3 +509,19 @@ async fn a_large_tier_truncates_over_plain_udp_and_is_complete_over_tcp() {
     assert!(out.contains("ANSWER: 60,"), "{out}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_compression_pointer_in_the_question_gets_a_formerr_that_parses() {
+    // Found by the packet fuzzer: the question's name points into the header. hickory decoded
+    // it and echoed the raw question, whose pointer then landed in our own header.
+    let server = TestServer::demo().await;
+    let mut query = vec![0x10, 0x05, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(&[3, b'w', b'e', b'b', 0xc0, 0x02, 0, 1, 0, 1]);
+    let reply = raw_udp(server.addr(), &query, Duration::from_secs(2))
+        .await
+        .expect("a reply");
+    let m = decode(&reply);
+    assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(m.metadata.id, 0x1005);
+    server.stop().await;
+}
