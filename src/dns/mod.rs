@@ -55,6 +55,8 @@ pub struct Handler {
     keys: Arc<arc_swap::ArcSwap<Vec<hickory_proto::rr::TSigner>>>,
     /// Answers to `version.bind` and `id.server`.
     chaos: Arc<Chaos>,
+    /// Response rate limiting, per view: runtime state, outside the snapshot.
+    rrl: Arc<rrl::Tables>,
 }
 
 /// What the server says of itself in CHAOS-class TXT answers, as NSD's `version` and
@@ -98,6 +100,7 @@ impl Handler {
             metrics: Arc::default(),
             keys: Arc::default(),
             chaos: Arc::default(),
+            rrl: Arc::default(),
         }
     }
 
@@ -148,8 +151,14 @@ impl Handler {
         let Some(view) = guard.as_deref().and_then(|s| s.view_for(client)) else {
             return Udp::Handler;
         };
-        if let Some(limiter) = &view.rrl {
-            let verdict = limiter.check(client);
+        if view.policy.rate_limit > 0 {
+            let policy = &view.policy;
+            let verdict = (self.rrl).check(
+                &view.name,
+                policy.rate_limit,
+                policy.rate_limit_slip,
+                client,
+            );
             if verdict != rrl::Verdict::Allow {
                 view.counters.0.count_limited(verdict == rrl::Verdict::Slip);
             }

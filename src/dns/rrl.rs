@@ -7,10 +7,47 @@
 //! The table is a fixed array of atomic buckets (second, count) indexed by a hash of the
 //! prefix: no lock and no allocation per query; prefixes that collide share a budget, which
 //! only ever limits more.
+//!
+//! The tables are runtime state, not zone data: [`Tables`] keeps one per view name beside the
+//! handler, so a publish neither resets the counts nor makes the snapshot mutable.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+/// One limiter per view name, kept across snapshots.
+#[derive(Debug, Default)]
+pub struct Tables(ArcSwap<HashMap<String, Arc<RateLimiter>>>);
+
+impl Tables {
+    /// Counts one answer to `client` in `view`, limited to `rate` a second with `slip`. A
+    /// view's limiter is made the first time it is asked for (and again when its settings
+    /// change): after that this is one lock-free load and one hash lookup.
+    pub fn check(&self, view: &str, rate: u32, slip: u32, client: IpAddr) -> Verdict {
+        if let Some(limiter) = self.0.load().get(view).filter(|l| l.is(rate, slip)) {
+            return limiter.check(client);
+        }
+        let fresh = Arc::new(RateLimiter::new(rate, slip));
+        let mut installed = fresh.clone();
+        self.0.rcu(|tables| {
+            let mut tables = HashMap::clone(tables);
+            match tables.get(view).filter(|l| l.is(rate, slip)) {
+                // Another thread got there first: use its limiter.
+                Some(theirs) => installed = theirs.clone(),
+                None => {
+                    tables.insert(view.to_owned(), fresh.clone());
+                    installed = fresh.clone();
+                }
+            }
+            tables
+        });
+        installed.check(client)
+    }
+}
 
 /// Buckets per view (512 KiB).
 const BUCKETS: usize = 1 << 16;
@@ -43,13 +80,6 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
-impl PartialEq for RateLimiter {
-    /// Two limiters with the same settings are the same zone behaviour; their counts are not.
-    fn eq(&self, other: &Self) -> bool {
-        self.rate == other.rate && self.slip == other.slip
-    }
-}
-
 impl RateLimiter {
     /// `rate` answers a second per prefix; every `slip`-th limited one truncated (0: none).
     pub fn new(rate: u32, slip: u32) -> Self {
@@ -59,6 +89,11 @@ impl RateLimiter {
             epoch: Instant::now(),
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Whether this limiter has these settings.
+    fn is(&self, rate: u32, slip: u32) -> bool {
+        self.rate == rate && self.slip == slip
     }
 
     /// Counts one answer to `client` and says whether it may go.

@@ -296,12 +296,6 @@ impl ViewBuilder<'_> {
             fast,
             counters: crate::telemetry::ViewCounters::default(),
             history: super::History::default(),
-            rrl: (self.policy.rate_limit > 0).then(|| {
-                crate::dns::rrl::RateLimiter::new(
-                    self.policy.rate_limit,
-                    self.policy.rate_limit_slip,
-                )
-            }),
         }
     }
 

@@ -165,8 +165,6 @@ pub struct ViewZone {
     pub counters: crate::telemetry::ViewCounters,
     /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]).
     pub history: History,
-    /// Response rate limiting, for views that have it.
-    pub rrl: Option<crate::dns::rrl::RateLimiter>,
 }
 
 /// How one serial's zone became the next: the records removed and added (SOAs left out).
