@@ -228,20 +228,21 @@ async fn load_snapshot_timed(
     for why in &fetched.skipped {
         eprintln!("warning: {why}");
     }
-    let instances = fetched.instances;
     let read = started.elapsed();
-    let serial = stabledns::refresh::next_serial(None, std::time::SystemTime::now());
-    // The running server's slot numbers, when it keeps a state file, so `names` shows them.
-    let slots = config
+    // The server's own pipeline: after the state file's fleet (its serial and slot numbers,
+    // when there is one), so the serial and slots printed are the ones it serves.
+    let started = Instant::now();
+    let previous = config
         .inventory
         .state_file
         .as_deref()
         .and_then(|p| stabledns::state::load(p).ok().flatten())
-        .map(|saved| saved.slots)
-        .unwrap_or_default();
-    let started = Instant::now();
-    let fleet: std::sync::Arc<[stabledns::inventory::Instance]> = instances.into();
-    let snapshot = stabledns::refresh::build_snapshot(config, &fleet, serial, &slots);
+        .map(|saved| stabledns::refresh::from_state(config, saved));
+    let fleet: std::sync::Arc<[stabledns::inventory::Instance]> = fetched.instances.into();
+    let (mut snapshot, changed) = stabledns::refresh::build_next(config, &fleet, previous.as_ref());
+    if changed {
+        stabledns::refresh::stamp(&mut snapshot, previous.as_ref());
+    }
     Ok((snapshot, (read, started.elapsed())))
 }
 

@@ -69,6 +69,41 @@ pub fn build_snapshot(
     zone::build(&config.zone, &config.views, instances, &names, serial)
 }
 
+// The pipeline: `serve` (through [`Refresher`]) and the `check`, `names` and `zone` commands
+// all go fetch → [`from_state`] / [`build_next`] → [`stamp`], so what the commands print is what
+// the server serves, serial included.
+
+/// The state file's fleet as the snapshot it was published as: its serial and slot numbers.
+pub fn from_state(config: &Config, saved: state::Saved) -> Snapshot {
+    let fleet: Arc<[Instance]> = saved.instances.into();
+    build_snapshot(config, &fleet, saved.serial, &saved.slots)
+}
+
+/// The snapshot a fetched fleet gives after `previous`, with `previous`'s serial and slots
+/// kept, and whether any answer changed (then [`stamp`] gives it the next serial).
+pub fn build_next(
+    config: &Config,
+    fleet: &Arc<[Instance]>,
+    previous: Option<&Snapshot>,
+) -> (Snapshot, bool) {
+    // Built once, with the old serial so an unchanged fleet compares equal; a changed one is
+    // re-stamped instead of built again.
+    let empty = naming::Slots::new();
+    let snapshot = build_snapshot(
+        config,
+        fleet,
+        previous.map_or(0, |p| p.serial),
+        previous.map_or(&empty, |p| &p.slots),
+    );
+    let changed = previous.is_none_or(|p| snapshot.views != p.views || snapshot.slots != p.slots);
+    (snapshot, changed)
+}
+
+/// Gives a changed snapshot the serial after `previous`'s.
+pub fn stamp(snapshot: &mut Snapshot, previous: Option<&Snapshot>) {
+    snapshot.set_serial(next_serial(previous.map(|p| p.serial), SystemTime::now()));
+}
+
 /// The next serial after `previous`: larger than it, and at least the Unix time.
 pub fn next_serial(previous: Option<u32>, now: SystemTime) -> u32 {
     let clock = now
@@ -152,13 +187,13 @@ impl Refresher {
         match loaded {
             Ok(Ok(Some(saved))) => {
                 let count = saved.instances.len();
-                let fleet: Arc<[Instance]> = saved.instances.into();
-                let mut snapshot = build_snapshot(&self.config, &fleet, saved.serial, &saved.slots);
+                let (serial, saved_at) = (saved.serial, saved.saved_at);
+                let mut snapshot = from_state(&self.config, saved);
                 snapshot.attach_metrics(&self.metrics);
                 info!(
-                    serial = saved.serial,
+                    serial,
                     instances = count,
-                    saved_at = %saved.saved_at,
+                    %saved_at,
                     "serving the state file's fleet until the inventory answers"
                 );
                 self.cell.store(snapshot);
@@ -219,17 +254,9 @@ impl Refresher {
             );
             return Ok(Outcome::Empty);
         }
-        // Built once, with the old serial so an unchanged fleet compares equal; a changed one
-        // is re-stamped below instead of built again.
-        let empty = naming::Slots::new();
-        let snapshot = build_snapshot(
-            &self.config,
-            &instances,
-            previous.as_ref().map_or(0, |p| p.serial),
-            previous.as_ref().map_or(&empty, |p| &p.slots),
-        );
+        let (snapshot, changed) = build_next(&self.config, &instances, previous.as_deref());
         if let Some(prev) = &previous {
-            if snapshot.views == prev.views && snapshot.slots == prev.slots {
+            if !changed {
                 self.held = None;
                 self.stats.mark_success();
                 return Ok(Outcome::Unchanged);
@@ -253,8 +280,8 @@ impl Refresher {
         mut snapshot: Snapshot,
         instances: Arc<[Instance]>,
     ) {
-        let serial = next_serial(previous.map(|p| p.serial), SystemTime::now());
-        snapshot.set_serial(serial);
+        stamp(&mut snapshot, previous);
+        let serial = snapshot.serial;
         snapshot.attach_metrics(&self.metrics);
         if let Some(prev) = previous {
             snapshot.link_history(prev);
@@ -298,8 +325,8 @@ impl Refresher {
             return; // nothing fetched yet; the next refresh builds with the new config
         };
         let fleet = previous.fleet.clone();
-        let snapshot = build_snapshot(&self.config, &fleet, previous.serial, &previous.slots);
-        if snapshot.views == previous.views && snapshot.slots == previous.slots {
+        let (snapshot, changed) = build_next(&self.config, &fleet, Some(&previous));
+        if !changed {
             info!("reload: the answers do not change");
             return;
         }

@@ -302,3 +302,48 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&security.stdout)
     );
 }
+
+#[test]
+fn zone_prints_the_serial_the_server_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        root().join("config/demo-instances.json"),
+        dir.path().join("demo-instances.json"),
+    )
+    .expect("fleet");
+    let demo = std::fs::read_to_string(root().join("config/demo.toml")).expect("demo");
+    let text = demo.replace(
+        "refresh_interval = \"30s\"",
+        "refresh_interval = \"30s\"\nstate_file = \"state.json\"",
+    );
+    let path = dir.path().join("stabledns.toml");
+    std::fs::write(&path, text).expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let serial = rt.block_on(async {
+        let config = stabledns::Config::load(&path).expect("config");
+        let server = crate::harness::TestServer::start(config).await;
+        let serial = server.running_serial().expect("published");
+        server.stop().await;
+        serial
+    });
+    // A moment later: a command of its own would stamp a newer serial.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = Command::new(BIN)
+        .args(["zone", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = String::from_utf8_lossy(&out.stdout);
+    let soa = zone.lines().next().expect("the SOA first");
+    let printed: u32 = soa
+        .split_whitespace()
+        .nth(6)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no serial in {soa}"));
+    assert_eq!(printed, serial, "{soa}");
+}
