@@ -102,8 +102,70 @@ pub struct Service {
 pub struct Backing {
     /// Instance id.
     pub instance: String,
-    /// Which rules made the name for it, e.g. `tag Name="db1"`, `security group SG-I-DB1`.
-    pub via: Vec<String>,
+    /// Which rules made the name for it.
+    pub via: Vec<Via>,
+}
+
+/// Why an instance has a name: the logic reads these (PTR targets prefer names a rule made),
+/// people read their text (`_explain`, logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// Every instance is named by its id.
+    InstanceId,
+    /// A tag's value (or one part of it).
+    Tag {
+        /// The tag key.
+        key: String,
+        /// The value as shown: quoted, cut when long.
+        shown: String,
+    },
+    /// The `name` capture of a security group's name.
+    SecurityGroup {
+        /// The group's name.
+        name: String,
+        /// The group's id.
+        id: String,
+    },
+    /// A tier member's number.
+    Slot {
+        /// The number.
+        n: u32,
+        /// The tier.
+        tier: String,
+    },
+    /// An SRV record from the service tag.
+    Service {
+        /// The SRV owner, e.g. `_http._tcp.web`.
+        owner: String,
+        /// The port.
+        port: u16,
+    },
+    /// A PTR record for the instance's address.
+    Address {
+        /// The instance.
+        instance: String,
+    },
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::InstanceId => write!(f, "instance id"),
+            Via::Tag { key, shown } => write!(f, "tag {key}={shown}"),
+            Via::SecurityGroup { name, id } => write!(f, "security group {name} ({id})"),
+            Via::Slot { n, tier } => write!(f, "slot {n} of tier {tier}"),
+            Via::Service { owner, port } => write!(f, "tag service {owner} port {port}"),
+            Via::Address { instance } => write!(f, "address of {instance}"),
+        }
+    }
+}
+
+/// The text of a list of vias, for `_explain` and logs.
+pub fn vias_text(vias: &[Via]) -> String {
+    vias.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The result of naming a fleet.
@@ -134,7 +196,7 @@ pub struct Limits {
 #[derive(Default)]
 struct Claims {
     /// instance id → (via, whether a single-instance rule made it)
-    by_instance: BTreeMap<String, Vec<(String, bool)>>,
+    by_instance: BTreeMap<String, Vec<(Via, bool)>>,
     /// Some claim came from a single-instance rule (or the instance id).
     single: bool,
     /// Some claim came from a tier rule.
@@ -150,13 +212,13 @@ struct Claims {
 
 impl Claims {
     /// The first via of a single-instance claim and of a tier claim, when both kinds exist.
-    fn conflict(&self) -> Option<(&str, &str)> {
+    fn conflict(&self) -> Option<(&Via, &Via)> {
         let first = |single: bool| {
             self.by_instance
                 .values()
                 .flatten()
                 .find(|(_, s)| *s == single)
-                .map(|(via, _)| via.as_str())
+                .map(|(via, _)| via)
         };
         Some((first(true)?, first(false)?))
     }
@@ -218,7 +280,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         .collect();
     for inst in &named {
         let mut claim = |value: &str,
-                         via: String,
+                         via: Via,
                          (single, inside_only, slots): (bool, bool, bool),
                          warnings: &mut Vec<String>| {
             let name = match normalize(value) {
@@ -270,7 +332,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         if rules.instance_id_names {
             claim(
                 &inst.id,
-                "instance id".to_owned(),
+                Via::InstanceId,
                 (true, false, false),
                 &mut warnings,
             );
@@ -298,12 +360,18 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                                 ));
                             }
                             for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
-                                let via = format!("tag {key}={}", quoted(part));
+                                let via = Via::Tag {
+                                    key: key.clone(),
+                                    shown: quoted(part),
+                                };
                                 claim(part, via, how, &mut warnings);
                             }
                         }
                         None => {
-                            let via = format!("tag {key}={}", quoted(value));
+                            let via = Via::Tag {
+                                key: key.clone(),
+                                shown: quoted(value),
+                            };
                             claim(value, via, how, &mut warnings);
                         }
                     }
@@ -314,7 +382,10 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                         else {
                             continue;
                         };
-                        let via = format!("security group {} ({})", sg.name, sg.id);
+                        let via = Via::SecurityGroup {
+                            name: sg.name.clone(),
+                            id: sg.id.clone(),
+                        };
                         claim(m.as_str(), via, how, &mut warnings);
                     }
                 }
@@ -334,7 +405,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 from.join(", ")
             ));
         }
-        let conflict = c.conflict().map(|(s, t)| (s.to_owned(), t.to_owned()));
+        let conflict = c.conflict().map(|(s, t)| (s.to_string(), t.to_string()));
         let mut backing: Vec<Backing> = c
             .by_instance
             .into_iter()
@@ -377,7 +448,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 contested.push(format!(
                     "not served: {} via {}: a single-instance name, and {winner} launched later",
                     b.instance,
-                    b.via.join("; ")
+                    vias_text(&b.via)
                 ));
             }
             backing.retain(|b| b.instance == winner);
@@ -491,7 +562,10 @@ fn add_slot_names(
                 name,
                 backing: vec![Backing {
                     instance: instance.clone(),
-                    via: vec![format!("slot {n} of tier {tier}")],
+                    via: vec![Via::Slot {
+                        n: *n,
+                        tier: tier.clone(),
+                    }],
                 }],
                 single: true,
                 inside_only: inside_only.get(tier.as_str()).copied().unwrap_or(false),
@@ -829,7 +903,10 @@ mod tests {
         assert_eq!(t.len(), 12, "{t:?}");
         assert!(n.warnings.is_empty(), "{:?}", n.warnings);
         let web = n.names.iter().find(|h| h.name == "web").expect("web");
-        assert_eq!(web.backing[0].via, vec!["security group SG-T-WEB (sg-0)"]);
+        assert_eq!(
+            vias_text(&web.backing[0].via),
+            "security group SG-T-WEB (sg-0)"
+        );
     }
 
     #[test]
@@ -913,8 +990,8 @@ mod tests {
         assert_eq!(table(&n)["db2"], (vec!["i-a-new".into()], true));
         let db2 = n.names.iter().find(|h| h.name == "db2").expect("db2");
         assert_eq!(
-            db2.backing[0].via,
-            vec!["tag Name=\"db2\"", "security group SG-I-DB2 (sg-0)"]
+            vias_text(&db2.backing[0].via),
+            "tag Name=\"db2\"; security group SG-I-DB2 (sg-0)"
         );
         assert!(
             db2.contested.iter().any(|c| c.contains("i-b-old")),

@@ -611,7 +611,7 @@ impl Handler {
                     line.push_str(&format!(", {az}"));
                 }
             }
-            line.push_str(&format!(", via {}", b.via.join("; ")));
+            line.push_str(&format!(", via {}", crate::naming::vias_text(&b.via)));
             lines.push(line);
         }
         if view.backing(target).is_some() {

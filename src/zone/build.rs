@@ -13,7 +13,7 @@ use super::fast::{FastZone, NodeView};
 use super::settings::ZoneConfig;
 use super::{Node, Pick, RrSet, Snapshot, ViewZone, ZoneCut};
 use crate::inventory::Instance;
-use crate::naming::{Backing, HostName, Naming};
+use crate::naming::{Backing, HostName, Naming, Via};
 use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
 
 /// Builds every view's answers for one fleet.
@@ -215,9 +215,9 @@ fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> HashMap<&'a str, (&'
         let [only] = host.backing.as_slice() else {
             continue;
         };
-        let class = if only.via.iter().all(|v| v == "instance id") {
+        let class = if only.via.iter().all(|v| *v == Via::InstanceId) {
             2
-        } else if only.via.iter().all(|v| v.starts_with("slot ")) {
+        } else if only.via.iter().all(|v| matches!(v, Via::Slot { .. })) {
             1
         } else {
             0
@@ -478,7 +478,10 @@ impl ViewBuilder<'_> {
             );
             let backing = Backing {
                 instance: svc.instance.clone(),
-                via: vec![format!("tag service {} port {}", svc.owner, svc.port)],
+                via: vec![Via::Service {
+                    owner: svc.owner.clone(),
+                    port: svc.port,
+                }],
             };
             match sets.last_mut() {
                 Some((last, records, b)) if *last == owner => {
@@ -576,7 +579,9 @@ impl ViewBuilder<'_> {
                         };
                         let backing = Arc::from([Backing {
                             instance: (*id).to_owned(),
-                            via: vec![format!("address of {id}")],
+                            via: vec![Via::Address {
+                                instance: id.to_string(),
+                            }],
                         }]);
                         self.insert(&apex, key, vec![set], backing);
                     }
