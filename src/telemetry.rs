@@ -211,16 +211,9 @@ impl QueryCounters {
     }
 }
 
-/// A view's counters as the snapshot carries them: shared across snapshots by view name, and
-/// never part of a snapshot's equality (a rebuild with new counts is still the same zone).
+/// A view's counters as the snapshot carries them: shared across snapshots by view name.
 #[derive(Debug, Clone, Default)]
 pub struct ViewCounters(pub Arc<QueryCounters>);
-
-impl PartialEq for ViewCounters {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
 
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BOUNDS: [f64; 15] = [
