@@ -24,6 +24,25 @@ use crate::zone::{Snapshot, ViewZone};
 /// Bytes of records per message (uncompressed, so the message stays under TCP's 64 KiB).
 const MESSAGE_BYTES: usize = 60_000;
 
+/// Which transfer a secondary asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XfrKind {
+    /// The whole zone (RFC 5936).
+    Axfr,
+    /// The changes since a serial (RFC 1995).
+    Ixfr,
+}
+
+impl XfrKind {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Axfr => "axfr",
+            Self::Ixfr => "ixfr",
+        }
+    }
+}
+
 /// What was sent, for the transfer counter.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome {
@@ -61,9 +80,9 @@ impl Handler {
             return error_response(request, edns, ResponseCode::FormErr, response_handle).await;
         };
         let kind = if query.query_type() == RecordType::AXFR {
-            "axfr"
+            XfrKind::Axfr
         } else {
-            "ixfr"
+            XfrKind::Ixfr
         };
         let Some(snapshot) = self.snapshot.load() else {
             return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
@@ -72,6 +91,7 @@ impl Handler {
         let view = snapshot.view_for(src.ip());
         let view_name = view.map_or("", |v| v.name.as_str());
         let refuse = |rcode: ResponseCode, why: &str| {
+            let kind = kind.label();
             info!(%src, view = view_name, zone = %query.name(), kind, %rcode, "transfer refused: {why}");
             (self.metrics).count_transfer(view_name, kind, Outcome::Refused.label(), 0);
         };
@@ -98,7 +118,7 @@ impl Handler {
                 return self.notauth(request, edns, context, response_handle).await;
             }
         };
-        if request.protocol() == Protocol::Udp && kind == "axfr" {
+        if request.protocol() == Protocol::Udp && kind == XfrKind::Axfr {
             // RFC 5936 4.2: AXFR runs over TCP only.
             refuse(ResponseCode::Refused, "AXFR over UDP");
             return error_response(request, edns, ResponseCode::Refused, response_handle).await;
@@ -107,7 +127,7 @@ impl Handler {
             return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
         };
         let soa = contents.soa;
-        let (records, outcome) = if kind == "ixfr" {
+        let (records, outcome) = if kind == XfrKind::Ixfr {
             ixfr_records(request, &snapshot, view, apex, &contents)
         } else {
             let mut all: Vec<Record> = Vec::with_capacity(contents.records.len() + 2);
@@ -116,6 +136,7 @@ impl Handler {
             all.push(soa.clone());
             (all, Outcome::Full)
         };
+        let kind = kind.label();
         info!(
             %src, view = %view.name, zone = %apex, kind, serial = snapshot.serial,
             records = records.len(), outcome = outcome.label(), "zone transfer"
