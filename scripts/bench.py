@@ -345,6 +345,23 @@ def build_time(binary, d, n):
     return int(m.group(1)) / 1000, (int(rss.group(1)) / 1024 if rss else float("nan"))
 
 
+def zone_load_times(d, zone_text):
+    """How long NSD and Knot take to load and check the same zone (`nsd-checkzone`,
+    `kzonecheck`): what stabledns's snapshot build is measured against."""
+    path = d / "load.zone"
+    path.write_text(zone_text)
+    out = {}
+    for name, cmd in (("NSD", ["nsd-checkzone", APEX, str(path)]),
+                      ("Knot", ["kzonecheck", "-o", APEX, str(path)])):
+        started = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        took = time.perf_counter() - started
+        if res.returncode != 0:
+            raise SystemExit(f"{cmd[0]} refused the zone:\n{res.stdout}{res.stderr}")
+        out[name] = took
+    return out
+
+
 def run_fleet(binary, root, n, reps, seconds):
     d = root / f"fleet-{n}"
     d.mkdir()
@@ -354,6 +371,7 @@ def run_fleet(binary, root, n, reps, seconds):
                           capture_output=True, text=True, check=True, cwd=d).stdout
     names = sorted({line.split()[0] for line in zone.splitlines()
                     if line.split()[3] in ("A", "CNAME", "AAAA")})
+    load = zone_load_times(d, zone)
     rng = random.Random(n)
     queries = [f"{rng.choice(names)} A" for _ in range(20_000)]
     for i in range(0, len(queries), 20):  # 5% names that do not exist
@@ -397,7 +415,7 @@ def run_fleet(binary, root, n, reps, seconds):
     finally:
         for s in servers:
             s.stop()
-    return {"names": len(names), "qps": {k: statistics.median(v) for k, v in qps.items()},
+    return {"names": len(names), "qps": {k: statistics.median(v) for k, v in qps.items()}, "load": load,
             "lost": lost, "lat": lat, "rss": rss, "dir": d}
 
 
@@ -441,7 +459,10 @@ def main():
     print(f"instructions per query (callgrind, whole process, 2,000 queries less none): fast path {ipq_fast:,.0f}, "
           f"hickory handler {ipq_slow:,.0f}")
     for n, (secs, rss) in builds.items():
-        print(f"snapshot build, {n} instances, 3 rules, 2 views: {secs:.3f} s (check's peak RSS {rss:.0f} MB)")
+        load = results.get(n, {}).get("load")
+        against = (f"; the same zone loaded by nsd-checkzone {load['NSD']:.3f} s, kzonecheck {load['Knot']:.3f} s"
+                   if load else "")
+        print(f"snapshot build, {n} instances, 3 rules, 2 views: {secs:.3f} s (check's peak RSS {rss:.0f} MB){against}")
     last = results[fleets[-1]]
     first_r = results[fleets[0]]
     b100 = builds.get(100_000, (float("nan"), float("nan")))
@@ -458,6 +479,9 @@ def main():
         f"ratio_nsd_large={last['qps']['stabledns'] / last['qps']['NSD']:.2f} "
         f"build100k_s={b100[0]:.3f} rss_mb={last['rss']['stabledns']:.0f} "
         f"ipq_fast={ipq_fast:.0f} ipq_slow={ipq_slow:.0f} "
+        f"rss_ratio_nsd={last['rss']['stabledns'] / last['rss']['NSD']:.2f} "
+        f"rss_ratio_knot={last['rss']['stabledns'] / last['rss']['Knot']:.2f} "
+        f"build_ratio_nsd={builds[fleets[-1]][0] / last['load']['NSD']:.2f} "
         f"wildcard_vs_bound={first_r['qps'][WILDCARD] / first_r['qps']['stabledns']:.2f} "
         f"wildcard_vs_bound_large={last['qps'][WILDCARD] / last['qps']['stabledns']:.2f}"
     )

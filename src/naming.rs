@@ -112,20 +112,11 @@ pub struct Backing {
 pub enum Via {
     /// Every instance is named by its id.
     InstanceId,
-    /// A tag's value (or one part of it).
-    Tag {
-        /// The tag key.
-        key: String,
-        /// The value as shown: quoted, cut when long.
-        shown: String,
-    },
-    /// The `name` capture of a security group's name.
-    SecurityGroup {
-        /// The group's name.
-        name: String,
-        /// The group's id.
-        id: String,
-    },
+    /// A tag's value (or one part of it): `tag Name="db1"`. Kept as its text, one allocation,
+    /// as there is one of these per name per instance.
+    Tag(String),
+    /// The `name` capture of a security group's name: `security group SG-I-DB1 (sg-…)`.
+    SecurityGroup(String),
     /// A tier member's number.
     Slot {
         /// The number.
@@ -151,8 +142,7 @@ impl std::fmt::Display for Via {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Via::InstanceId => write!(f, "instance id"),
-            Via::Tag { key, shown } => write!(f, "tag {key}={shown}"),
-            Via::SecurityGroup { name, id } => write!(f, "security group {name} ({id})"),
+            Via::Tag(text) | Via::SecurityGroup(text) => f.write_str(text),
             Via::Slot { n, tier } => write!(f, "slot {n} of tier {tier}"),
             Via::Service { owner, port } => write!(f, "tag service {owner} port {port}"),
             Via::Address { instance } => write!(f, "address of {instance}"),
@@ -360,18 +350,12 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                                 ));
                             }
                             for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
-                                let via = Via::Tag {
-                                    key: key.clone(),
-                                    shown: quoted(part),
-                                };
+                                let via = Via::Tag(format!("tag {key}={}", quoted(part)));
                                 claim(part, via, how, &mut warnings);
                             }
                         }
                         None => {
-                            let via = Via::Tag {
-                                key: key.clone(),
-                                shown: quoted(value),
-                            };
+                            let via = Via::Tag(format!("tag {key}={}", quoted(value)));
                             claim(value, via, how, &mut warnings);
                         }
                     }
@@ -382,10 +366,8 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                         else {
                             continue;
                         };
-                        let via = Via::SecurityGroup {
-                            name: sg.name.clone(),
-                            id: sg.id.clone(),
-                        };
+                        let via =
+                            Via::SecurityGroup(format!("security group {} ({})", sg.name, sg.id));
                         claim(m.as_str(), via, how, &mut warnings);
                     }
                 }
