@@ -387,7 +387,12 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 from.join(", ")
             ));
         }
-        let conflict = c.conflict().map(|(s, t)| (s.to_string(), t.to_string()));
+        // Only a contested name can have a conflict worth reporting: skip the scan otherwise.
+        let contested_by_both = c.single && c.tier && c.by_instance.len() > 1;
+        let conflict = contested_by_both
+            .then(|| c.conflict())
+            .flatten()
+            .map(|(s, t)| (s.to_string(), t.to_string()));
         let mut backing: Vec<Backing> = c
             .by_instance
             .into_iter()

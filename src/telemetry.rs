@@ -3,7 +3,7 @@
 //! The query path only adds to atomics it already holds (a view's [`QueryCounters`], spread over
 //! cache-line shards so the UDP threads do not fight over one line, and the latency
 //! [`Histogram`]); nothing there takes a lock or looks up a label set. The parts keep their
-//! counters; [`crate::metrics`] reads them all when `/metrics` is scraped. Metric names live in
+//! counters; the Prometheus exposition reads them all when `/metrics` is scraped. Metric names live in
 //! [`names`] and nowhere else; the README lists them.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -362,8 +362,7 @@ impl Metrics {
     }
 }
 
-/// Counters and gauges of the refresh loop ([`crate::refresh`]), for logs, tests, `_explain`
-/// and metrics.
+/// Counters and gauges of the refresh loop, for logs, tests, `_explain` and metrics.
 #[derive(Debug, Default)]
 pub struct RefreshStats {
     /// Fetches that succeeded.

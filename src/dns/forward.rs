@@ -13,8 +13,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
@@ -288,15 +290,16 @@ impl Forwarder {
 
     /// Resolves a question through the upstreams, within the timeout.
     pub async fn resolve(&self, name: &LowerName, rtype: RecordType) -> Forwarded {
-        match self.start(Name::from(name), rtype) {
-            Ok(lookup) => self.finish(lookup.await, rtype),
+        let name = Name::from(name);
+        match self.start(&name, rtype) {
+            Ok(task) => self.finish(&name, task.await.ok(), rtype),
             Err(failed) => failed,
         }
     }
 
     /// Starts a lookup in a task of its own, so that a caller that stops waiting (a chase past
     /// its budget) does not cancel it: its answer still fills the cache for the next query.
-    fn start(&self, name: Name, rtype: RecordType) -> Result<Lookup, Forwarded> {
+    fn start(&self, name: &Name, rtype: RecordType) -> Result<JoinHandle<Looked>, Forwarded> {
         if self.looped() {
             return Err(self.fail(Failure::Loop));
         }
@@ -304,18 +307,15 @@ impl Forwarder {
             return Err(self.fail(Failure::Limit));
         };
         let (resolver, timeout) = (self.resolver.clone(), self.timeout);
-        let task = tokio::spawn({
-            let name = name.clone();
-            async move {
-                let _permit = permit;
-                tokio::time::timeout(timeout, resolver.lookup(name, rtype)).await
-            }
-        });
-        Ok(Lookup { name, task })
+        let name = name.clone();
+        Ok(tokio::spawn(async move {
+            let _permit = permit;
+            tokio::time::timeout(timeout, resolver.lookup(name, rtype)).await
+        }))
     }
 
-    fn finish(&self, result: LookupResult, rtype: RecordType) -> Forwarded {
-        let (name, looked) = result;
+    /// The answer a finished lookup gives (`None`: its task panicked).
+    fn finish(&self, name: &Name, looked: Option<Looked>, rtype: RecordType) -> Forwarded {
         match looked {
             Some(Ok(Ok(lookup))) => Forwarded::Answer(lookup.answers().to_vec()),
             Some(Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))))
@@ -329,12 +329,12 @@ impl Forwarder {
                     soa: nr.soa.map(|soa| Box::new(soa.into_record_of_rdata())),
                 }
             }
-            Some(Ok(Err(e))) => self.fail_logged(Failure::Error, &name, rtype, &e.to_string()),
+            Some(Ok(Err(e))) => self.fail_logged(Failure::Error, name, rtype, &e.to_string()),
             Some(Err(_)) => {
                 let why = format!("no answer within {:?}", self.timeout);
-                self.fail_logged(Failure::Timeout, &name, rtype, &why)
+                self.fail_logged(Failure::Timeout, name, rtype, &why)
             }
-            None => self.fail_logged(Failure::Error, &name, rtype, "the lookup task failed"),
+            None => self.fail_logged(Failure::Error, name, rtype, "the lookup task failed"),
         }
     }
 
@@ -342,17 +342,15 @@ impl Forwarder {
     /// upstream has none, fails or is slow (the CNAME alone is still a correct answer, and an
     /// authoritative answer must not wait out a dead upstream).
     pub async fn chase(&self, target: &Name, rtype: RecordType) -> Vec<Record> {
-        let Ok(mut lookup) = self.start(target.clone(), rtype) else {
+        let Ok(task) = self.start(target, rtype) else {
             return Vec::new();
         };
-        let result = match tokio::time::timeout(self.chase_timeout, &mut lookup.task).await {
-            Ok(joined) => (lookup.name, joined.ok()),
-            Err(_) => {
-                self.failures[Failure::ChaseBudget as usize].fetch_add(1, Ordering::Relaxed);
-                return Vec::new();
-            }
+        // Past the budget the task is dropped unawaited: it runs on and fills the cache.
+        let Ok(joined) = tokio::time::timeout(self.chase_timeout, task).await else {
+            self.failures[Failure::ChaseBudget as usize].fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
         };
-        match self.finish(result, rtype) {
+        match self.finish(target, joined.ok(), rtype) {
             Forwarded::Answer(records) => records,
             Forwarded::Negative { .. } | Forwarded::Failed => Vec::new(),
         }
@@ -361,27 +359,6 @@ impl Forwarder {
 
 type Looked =
     Result<Result<hickory_resolver::lookup::Lookup, NetError>, tokio::time::error::Elapsed>;
-
-/// A lookup under way in its own task.
-struct Lookup {
-    name: Name,
-    task: tokio::task::JoinHandle<Looked>,
-}
-
-impl std::future::Future for Lookup {
-    type Output = LookupResult;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.task)
-            .poll(cx)
-            .map(|joined| (self.name.clone(), joined.ok()))
-    }
-}
-
-/// The name asked, and the lookup's result (`None` when its task panicked).
-type LookupResult = (Name, Option<Looked>);
 
 #[cfg(test)]
 mod tests {
