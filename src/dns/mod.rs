@@ -195,7 +195,7 @@ pub enum Udp {
 struct Reply<'a> {
     rcode: ResponseCode,
     authoritative: bool,
-    answers: (&'a [Record], &'a [Record]),
+    answers: Vec<Record>,
     /// Records from outside the snapshot (forwarded, chased or explained), after `answers`.
     owned: Vec<Record>,
     soa: Option<&'a Record>,
@@ -375,8 +375,8 @@ impl Handler {
                 } => {
                     let answers = pick_answers(answers, pick);
                     Reply {
+                        owned: self.chase(&snapshot, view, request, &answers).await,
                         answers,
-                        owned: self.chase(&snapshot, view, request, answers.0).await,
                         additionals,
                         ..Reply::empty(ResponseCode::NoError, true)
                     }
@@ -391,9 +391,7 @@ impl Handler {
         metadata.recursion_available = recursion;
         metadata.response_code = reply.rcode;
         let build = || {
-            let answers = (reply.answers.0.iter())
-                .chain(reply.answers.1)
-                .chain(reply.owned.iter());
+            let answers = reply.answers.iter().chain(reply.owned.iter());
             MessageResponseBuilder::new(&request.queries, edns).build(
                 metadata,
                 answers,
@@ -425,7 +423,7 @@ impl<'a> Reply<'a> {
         Self {
             rcode,
             authoritative,
-            answers: (&[], &[]),
+            answers: Vec::new(),
             owned: Vec::new(),
             soa: None,
             owned_soa: None,
@@ -530,28 +528,26 @@ impl Handler {
     }
 }
 
-/// A set's records in the order this query gets them, as two slices to chain: rotation must
-/// not allocate on the query path.
-fn pick_answers(answers: &[Record], pick: Pick) -> (&[Record], &[Record]) {
-    match pick {
-        Pick::All => (answers, &[]),
-        Pick::Rotate if !answers.is_empty() => {
-            let (head, tail) = answers.split_at(fastrand::usize(..answers.len()));
-            (tail, head)
-        }
-        Pick::One if !answers.is_empty() => {
-            let k = fastrand::usize(..answers.len());
-            (&answers[k..=k], &[])
-        }
-        Pick::Window(n) if !answers.is_empty() => {
-            // `n` records from a random start, wrapping around the end.
-            let n = usize::from(n).min(answers.len());
-            let k = fastrand::usize(..answers.len());
-            let tail = &answers[k..(k + n).min(answers.len())];
-            (tail, &answers[..n - tail.len()])
-        }
-        Pick::Rotate | Pick::One | Pick::Window(_) => (answers, &[]),
+/// A set's records in the order this query gets them.
+fn pick_answers(mut answers: Vec<Record>, pick: Pick) -> Vec<Record> {
+    if answers.is_empty() {
+        return answers;
     }
+    let start = fastrand::usize(..answers.len());
+    match pick {
+        Pick::All => {}
+        Pick::Rotate => answers.rotate_left(start),
+        Pick::One => {
+            answers.swap(0, start);
+            answers.truncate(1);
+        }
+        Pick::Window(n) => {
+            // `n` records from a random start, wrapping around the end.
+            answers.rotate_left(start);
+            answers.truncate(usize::from(n));
+        }
+    }
+    answers
 }
 
 /// For `_explain.<name>` in a view that explains: `<name>`.

@@ -123,18 +123,12 @@ impl Handler {
             refuse(ResponseCode::Refused, "AXFR over UDP");
             return error_response(request, edns, ResponseCode::Refused, response_handle).await;
         }
-        let Some(contents) = view.zone_contents(apex) else {
-            return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
+        let records = match kind {
+            XfrKind::Ixfr => ixfr_records(request, &snapshot, view, apex),
+            XfrKind::Axfr => view.zone_contents(apex).map(|z| (whole(z), Outcome::Full)),
         };
-        let soa = contents.soa;
-        let (records, outcome) = if kind == XfrKind::Ixfr {
-            ixfr_records(request, &snapshot, view, apex, &contents)
-        } else {
-            let mut all: Vec<Record> = Vec::with_capacity(contents.records.len() + 2);
-            all.push(soa.clone());
-            all.extend(contents.records.iter().map(|r| (*r).clone()));
-            all.push(soa.clone());
-            (all, Outcome::Full)
+        let Some((records, outcome)) = records else {
+            return error_response(request, edns, ResponseCode::ServFail, response_handle).await;
         };
         let kind = kind.label();
         info!(
@@ -405,9 +399,8 @@ fn ixfr_records(
     snapshot: &Snapshot,
     view: &ViewZone,
     apex: &LowerName,
-    contents: &crate::zone::ZoneContents<'_>,
-) -> (Vec<Record>, Outcome) {
-    let soa = contents.soa;
+) -> Option<(Vec<Record>, Outcome)> {
+    let soa = view.soa(apex)?;
     let theirs = request.authorities.iter().find_map(|r| match &r.data {
         RData::SOA(soa) => Some(soa.serial),
         _ => None,
@@ -417,7 +410,7 @@ fn ixfr_records(
     let ahead = theirs
         .is_some_and(|t| t != snapshot.serial && (t.wrapping_sub(snapshot.serial) as i32) > 0);
     if theirs == Some(snapshot.serial) || ahead || request.protocol() == Protocol::Udp {
-        return (vec![soa.clone()], Outcome::Current);
+        return Some((vec![soa.clone()], Outcome::Current));
     }
     let diffs = &view.history.0;
     let start = theirs.and_then(|serial| diffs.iter().position(|d| d.from == serial));
@@ -447,15 +440,19 @@ fn ixfr_records(
             out.push(soa.clone());
             out.extend(added.into_iter().filter(|r| view.in_zone(apex, r)).cloned());
             out.push(soa.clone());
-            (out, Outcome::Incremental)
+            Some((out, Outcome::Incremental))
         }
-        _ => {
-            let mut all = vec![soa.clone()];
-            all.extend(contents.records.iter().map(|r| (*r).clone()));
-            all.push(soa.clone());
-            (all, Outcome::Full)
-        }
+        _ => view.zone_contents(apex).map(|z| (whole(z), Outcome::Full)),
     }
+}
+
+/// A whole zone as a transfer sends it: SOA, every record, SOA.
+fn whole(zone: crate::zone::ZoneContents) -> Vec<Record> {
+    let mut all = Vec::with_capacity(zone.records.len() + 2);
+    all.push(zone.soa.clone());
+    all.extend(zone.records);
+    all.push(zone.soa);
+    all
 }
 
 /// The net change of a chain of diffs: a record removed and added back (or added and removed

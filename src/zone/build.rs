@@ -5,13 +5,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
+use hashbrown::HashTable;
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 
-use super::fast::{FastZone, NodeView};
+use super::fast::FastZone;
 use super::settings::ZoneConfig;
-use super::{Node, Pick, RrSet, Snapshot, ViewZone, ZoneCut};
+use super::store::{
+    NameId, SetId, Store, StoreBuilder, hash_name, push_record, push_rr, wire_name,
+};
+use super::{Node, Pick, Snapshot, ViewZone, ZoneCut};
 use crate::inventory::Instance;
 use crate::naming::{Backing, HostName, Naming, Via};
 use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
@@ -63,41 +68,40 @@ pub fn build(
         .iter()
         .filter_map(|i| Some((i.id.as_str(), fqdn(i.public_dns_name.as_deref()?)?)))
         .collect();
+    let public_wire: HashMap<&str, Vec<u8>> =
+        public.iter().map(|(id, n)| (*id, wire_name(n))).collect();
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
         .iter()
         .map(|(_, host)| Arc::from(host.backing.as_slice()))
         .collect();
+    // Every name once, for every view.
+    let mut store = StoreBuilder::default();
+    let owner_ids: Vec<NameId> = owners
+        .iter()
+        .map(|(owner, _)| store.intern(&wire_name(owner)))
+        .collect();
     let ctx = Context {
         zone,
         naming,
         by_id: &by_id,
-        public: &public,
+        public_wire: &public_wire,
         primary: &primary,
         owners: &owners,
+        owner_ids: &owner_ids,
         shared: &shared,
         passthrough,
         serial,
+        empty: Arc::from([]),
     };
-    // Views are independent: build them on all cores at once.
-    let built: Vec<(ViewZone, Vec<String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = views_in
-            .iter()
-            .map(|policy| scope.spawn(|| build_view(&ctx, policy)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut views = Vec::with_capacity(built.len());
-    for (view, w) in built {
-        views.push(view);
+    let mut builders = Vec::with_capacity(views_in.len());
+    for policy in views_in {
+        let (view, w) = build_view(&ctx, policy, &mut store);
+        builders.push(view);
         warnings.extend(w);
     }
+    let store = Arc::new(store.finish());
+    let views: Vec<ViewZone> = builders.into_iter().map(|b| b.finish(&store)).collect();
 
     let names = owners
         .iter()
@@ -141,32 +145,44 @@ struct Context<'a> {
     zone: &'a ZoneConfig,
     naming: &'a Naming,
     by_id: &'a HashMap<&'a str, &'a Instance>,
-    public: &'a HashMap<&'a str, Name>,
+    /// Each instance's public DNS name in wire form: CNAME targets.
+    public_wire: &'a HashMap<&'a str, Vec<u8>>,
     primary: &'a HashMap<&'a str, (&'a Name, bool)>,
     owners: &'a [(Name, &'a HostName)],
+    owner_ids: &'a [NameId],
     shared: &'a [Arc<[Backing]>],
     passthrough: Arc<[LowerName]>,
     serial: u32,
+    /// The backing of the zone's own names, shared.
+    empty: Arc<[Backing]>,
 }
 
-/// One view's zone, and the warnings building it gave.
-fn build_view(ctx: &Context<'_>, policy: &ViewPolicy) -> (ViewZone, Vec<String>) {
+/// One view's nodes, and the warnings building it gave.
+fn build_view<'a>(
+    ctx: &Context<'a>,
+    policy: &'a ViewPolicy,
+    store: &mut StoreBuilder,
+) -> (ViewBuilder<'a>, Vec<String>) {
     let zone = ctx.zone;
-    let apex = LowerName::from(&zone.apex);
     let mut warnings = Vec::new();
     let mut view = ViewBuilder {
         zone,
         policy,
         serial: ctx.serial,
-        nodes: HashMap::with_capacity(ctx.owners.len() + 16),
+        nodes: Vec::with_capacity(ctx.owners.len() + 16),
+        set_refs: Vec::with_capacity(ctx.owners.len() + 16),
+        by_name: FxHashMap::default(),
         zones: Vec::new(),
         passthrough: ctx.passthrough.clone(),
         capped: Vec::new(),
         over_cap: 0,
+        empty: ctx.empty.clone(),
     };
-    view.add_zone(&zone.apex);
-    view.add_glue();
-    for ((owner, host), shared) in ctx.owners.iter().zip(ctx.shared) {
+    view.by_name.reserve(ctx.owners.len() + 16);
+    view.add_zone(store, &zone.apex);
+    view.add_glue(store);
+    let apex = wire_name(&zone.apex);
+    for (((_, host), shared), &id) in ctx.owners.iter().zip(ctx.shared).zip(ctx.owner_ids) {
         if policy.is_outside() && host.inside_only {
             // Inside-only: the name does not exist outside (NXDOMAIN, not a leak).
             continue;
@@ -185,19 +201,19 @@ fn build_view(ctx: &Context<'_>, policy: &ViewPolicy) -> (ViewZone, Vec<String>)
         } else {
             shared.clone()
         };
-        let rrsets = host_rrsets(owner, &backing, ctx, policy);
+        let rrsets = host_rrsets(&backing, ctx, policy);
         if rrsets.is_empty() {
             // Nothing this view may show (e.g. no public address for an outside view): the
             // name does not exist here rather than leaking another view's answer.
             continue;
         }
-        view.insert(&apex, LowerName::from(owner), rrsets, backing);
+        view.insert(store, &apex, id, rrsets, backing);
     }
-    view.add_services(ctx.naming, ctx.by_id, &mut warnings);
-    view.add_reverse(ctx.naming, ctx.primary, ctx.by_id, &mut warnings);
+    view.add_services(store, ctx.naming, ctx.by_id, &mut warnings);
+    view.add_reverse(store, ctx.naming, ctx.primary, ctx.by_id, &mut warnings);
     let name = &policy.name;
     warnings.extend(view.capped.drain(..).map(|c| format!("view {name}: {c}")));
-    (view.finish(), warnings)
+    (view, warnings)
 }
 
 /// A relative name under `apex`.
@@ -240,13 +256,39 @@ struct ViewBuilder<'a> {
     zone: &'a ZoneConfig,
     policy: &'a ViewPolicy,
     serial: u32,
-    nodes: HashMap<LowerName, Node>,
+    nodes: Vec<Node>,
+    set_refs: Vec<SetId>,
+    /// Name → index into `nodes`.
+    by_name: FxHashMap<NameId, u32>,
     zones: Vec<ZoneCut>,
     passthrough: Arc<[LowerName]>,
     /// Sets larger than `max_records_per_rrset`, for the warnings.
     capped: Vec<String>,
     /// Records past the cap, which transfers leave out (answers rotate them in).
     over_cap: usize,
+    empty: Arc<[Backing]>,
+}
+
+/// An RRset on its way into the store: its records in answer-section wire form.
+struct NewSet {
+    rtype: RecordType,
+    pick: Pick,
+    count: usize,
+    wire: Vec<u8>,
+}
+
+impl NewSet {
+    /// A set of records hickory encodes (the zone's own, SRV): the rare types.
+    fn of(rtype: RecordType, pick: Pick, records: &[Record]) -> Self {
+        let mut wire = Vec::new();
+        let count = records.iter().filter(|r| push_record(&mut wire, r)).count();
+        Self {
+            rtype,
+            pick,
+            count,
+            wire,
+        }
+    }
 }
 
 impl ViewBuilder<'_> {
@@ -255,7 +297,7 @@ impl ViewBuilder<'_> {
         self.policy.is_outside() && naming.inside_only_instances.contains(instance)
     }
 
-    fn finish(self) -> ViewZone {
+    fn finish(self, store: &Arc<Store>) -> ViewZone {
         let fast = match self.zones.first() {
             Some(forward) => {
                 // A reverse zone under the forward apex would make "not in the table" mean
@@ -263,18 +305,9 @@ impl ViewBuilder<'_> {
                 let alone = !self.zones[1..]
                     .iter()
                     .any(|z| forward.apex.zone_of(&z.apex));
-                let nodes = self.nodes.iter().map(|(name, node)| NodeView {
-                    name,
-                    sets: node
-                        .rrsets
-                        .iter()
-                        .map(|s| (s.rtype, s.records.as_slice(), s.pick))
-                        .collect(),
-                });
                 FastZone::build(
                     &forward.apex,
                     &forward.negative_soa,
-                    nodes,
                     &self.passthrough,
                     (
                         self.policy.chase_cname,
@@ -286,10 +319,23 @@ impl ViewBuilder<'_> {
             }
             None => FastZone::default(),
         };
+        let mut index = HashTable::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            index.insert_unique(hash_name(store.name(node.name)), i as u32, |&i| {
+                hash_name(store.name(self.nodes[i as usize].name))
+            });
+        }
+        let mut nodes = self.nodes;
+        let mut set_refs = self.set_refs;
+        nodes.shrink_to_fit();
+        set_refs.shrink_to_fit();
         ViewZone {
             name: self.policy.name.clone(),
             policy: self.policy.clone(),
-            nodes: self.nodes,
+            store: store.clone(),
+            index,
+            nodes,
+            set_refs,
             zones: self.zones,
             passthrough: self.passthrough,
             over_cap: self.over_cap,
@@ -300,7 +346,7 @@ impl ViewBuilder<'_> {
     }
 
     /// A zone's apex: SOA and the configured NS records, and its negative-answer SOA.
-    fn add_zone(&mut self, origin: &Name) {
+    fn add_zone(&mut self, store: &mut StoreBuilder, origin: &Name) {
         let z = self.zone;
         let soa = Record::from_rdata(
             origin.clone(),
@@ -317,108 +363,167 @@ impl ViewBuilder<'_> {
         );
         let mut negative_soa = soa.clone();
         negative_soa.ttl = z.apex_ttl.min(z.minimum);
-        let ns = z
+        let ns: Vec<Record> = z
             .nameservers
             .iter()
             .map(|ns| {
                 Record::from_rdata(origin.clone(), z.apex_ttl, RData::NS(NS(ns.name.clone())))
             })
             .collect();
-        let apex = LowerName::from(origin);
-        self.nodes.insert(
-            apex.clone(),
-            Node {
-                rrsets: vec![
-                    RrSet {
-                        rtype: RecordType::NS,
-                        records: ns,
-                        additionals: Vec::new(),
-                        pick: Pick::All,
-                    },
-                    RrSet {
-                        rtype: RecordType::SOA,
-                        records: vec![soa],
-                        additionals: Vec::new(),
-                        pick: Pick::All,
-                    },
-                ],
-                backing: Arc::from([]),
-            },
-        );
-        self.zones.push(ZoneCut { apex, negative_soa });
+        let apex_id = store.intern(&wire_name(origin));
+        let sets = if ns.is_empty() {
+            Vec::new()
+        } else {
+            vec![NewSet::of(RecordType::NS, Pick::All, &ns)]
+        };
+        // The apex has no parent in the zone: no ancestors to add.
+        self.put(store, apex_id, sets, self.empty.clone());
+        self.zones.push(ZoneCut {
+            apex: LowerName::from(origin),
+            apex_id,
+            soa,
+            negative_soa,
+            glue: Vec::new(),
+        });
     }
 
     /// In-zone nameservers' addresses, and the same as glue beside the apex NS set.
-    fn add_glue(&mut self) {
+    fn add_glue(&mut self, store: &mut StoreBuilder) {
         let z = self.zone;
-        let apex = LowerName::from(&z.apex);
+        let apex = wire_name(&z.apex);
         let mut glue = Vec::new();
         for ns in &z.nameservers {
             // Nameservers' private addresses are glue for the VPC, not for the world: a public
             // view shows `public_addresses`, and those of `addresses` that are public.
-            let shown: Vec<&IpAddr> = if self.policy.is_outside() {
+            let shown: BTreeSet<IpAddr> = if self.policy.is_outside() {
                 ns.public_addresses
                     .iter()
                     .chain(ns.addresses.iter().filter(|ip| is_public(**ip)))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
+                    .copied()
                     .collect()
             } else {
-                ns.addresses.iter().collect()
+                ns.addresses.iter().copied().collect()
             };
-            let records: Vec<Record> = shown
-                .into_iter()
-                .map(|ip| address_record(&ns.name, z.apex_ttl, *ip))
-                .collect();
-            if records.is_empty() {
+            if shown.is_empty() {
                 continue;
             }
-            glue.extend(records.iter().cloned());
-            self.insert(
-                &apex,
-                LowerName::from(&ns.name),
-                address_sets(records),
-                Arc::from([]),
+            glue.extend(
+                shown
+                    .iter()
+                    .map(|ip| address_record(&ns.name, z.apex_ttl, *ip)),
             );
+            let id = store.intern(&wire_name(&ns.name));
+            let sets = address_sets(&shown, z.apex_ttl);
+            self.insert(store, &apex, id, sets, self.empty.clone());
         }
-        if let Some(ns) = self
-            .nodes
-            .get_mut(&apex)
-            .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == RecordType::NS))
-        {
-            ns.additionals = glue;
+        if let Some(forward) = self.zones.first_mut() {
+            forward.glue = glue;
         }
     }
 
+    /// Adds a name with data, and its ancestors as empty non-terminals.
     fn insert(
         &mut self,
-        apex: &LowerName,
-        key: LowerName,
-        mut rrsets: Vec<RrSet>,
+        store: &mut StoreBuilder,
+        apex: &[u8],
+        name: NameId,
+        sets: Vec<NewSet>,
         backing: Arc<[Backing]>,
     ) {
-        // Vectors grown by push keep room for four 272-byte records; with hundreds of
-        // thousands of one-record sets that slack was most of the snapshot.
-        rrsets.shrink_to_fit();
+        self.add_ancestors(store, apex, name);
+        self.put(store, name, sets, backing);
+    }
+
+    /// Sets a node's data (replacing an empty non-terminal's), sets stored once per store.
+    fn put(
+        &mut self,
+        store: &mut StoreBuilder,
+        name: NameId,
+        mut sets: Vec<NewSet>,
+        backing: Arc<[Backing]>,
+    ) {
         let cap = self.zone.max_records_per_rrset;
-        for set in &mut rrsets {
-            set.records.shrink_to_fit();
-            set.additionals.shrink_to_fit();
+        sets.sort_by_key(|s| u16::from(s.rtype));
+        let first = self.set_refs.len() as u32;
+        for set in &mut sets {
             // One CNAME picked per answer is one record however many members there are.
-            if set.records.len() > usize::from(cap) && set.pick != Pick::One {
-                self.over_cap += set.records.len() - usize::from(cap);
+            if set.count > usize::from(cap) && set.pick != Pick::One {
+                self.over_cap += set.count - usize::from(cap);
                 self.capped.push(format!(
-                    "{key} {}: {} records, more than zone.max_records_per_rrset ({cap}): each \
+                    "{} {}: {} records, more than zone.max_records_per_rrset ({cap}): each \
                      answer carries {cap}, rotated per query, and transfers the first {cap}; \
                      every member keeps its own names (slots, instance ids)",
+                    store.store().hickory_name(name),
                     set.rtype,
-                    set.records.len()
+                    set.count
                 ));
                 set.pick = Pick::Window(cap);
             }
+            let count = u32::try_from(set.count).unwrap_or(u32::MAX);
+            self.set_refs
+                .push(store.set(set.rtype, set.pick, count, &set.wire));
         }
-        add_ancestors(apex, &key, &mut self.nodes);
-        self.nodes.insert(key, Node { rrsets, backing });
+        let node = Node {
+            name,
+            first,
+            sets: sets.len() as u16,
+            forward: self.in_forward(store, name),
+            backing,
+        };
+        match self.by_name.get(&name) {
+            Some(&i) => self.nodes[i as usize] = node,
+            None => {
+                self.by_name.insert(name, self.nodes.len() as u32);
+                self.nodes.push(node);
+            }
+        }
+    }
+
+    /// Every name between the apex and `name` exists (RFC 8020): `web.internal` answers
+    /// NODATA, not NXDOMAIN, when only `1.web.internal` has data.
+    fn add_ancestors(&mut self, store: &mut StoreBuilder, apex: &[u8], name: NameId) {
+        let wire = store.store().name(name).to_vec();
+        let mut at = 0;
+        loop {
+            at += 1 + usize::from(wire[at]);
+            let parent = &wire[at..];
+            if parent.len() <= apex.len() {
+                break;
+            }
+            let id = store.intern(parent);
+            if self.by_name.contains_key(&id) {
+                break; // its ancestors are there already
+            }
+            self.by_name.insert(id, self.nodes.len() as u32);
+            let forward = self.in_forward(store, id);
+            self.nodes.push(Node {
+                name: id,
+                first: 0,
+                sets: 0,
+                forward,
+                backing: self.empty.clone(),
+            });
+        }
+    }
+
+    /// Whether a name lies in the forward zone (the first zone added).
+    fn in_forward(&self, store: &StoreBuilder, name: NameId) -> bool {
+        let name = store.store().name(name);
+        match self.zones.first() {
+            Some(forward) => {
+                let apex = store.store().name(forward.apex_id);
+                name.ends_with(apex)
+                    && (name.len() == apex.len() || is_label_start(name, name.len() - apex.len()))
+            }
+            // The forward apex itself, before its zone cut is pushed.
+            None => true,
+        }
+    }
+
+    /// The node at a wire name, if this view has it.
+    fn node(&self, store: &StoreBuilder, wire: &[u8]) -> Option<&Node> {
+        let id = store.find(wire)?;
+        self.by_name.get(&id).map(|&i| &self.nodes[i as usize])
     }
 
     /// SRV records under each tier for the instances whose SRV tag names a service. The target
@@ -427,19 +532,20 @@ impl ViewBuilder<'_> {
     /// the instance's slot or id name, when this view has it as addresses.
     fn add_services(
         &mut self,
+        store: &mut StoreBuilder,
         naming: &Naming,
         by_id: &HashMap<&str, &Instance>,
         warnings: &mut Vec<String>,
     ) {
         let z = self.zone;
-        let apex = LowerName::from(&z.apex);
+        let apex = wire_name(&z.apex);
         let mut sets: Vec<(Name, Vec<Record>, Vec<Backing>)> = Vec::new();
         for svc in &naming.services {
             let (Ok(owner), Ok(tier)) = (under(&svc.owner, &z.apex), under(&svc.tier, &z.apex))
             else {
                 continue;
             };
-            if !self.nodes.contains_key(&LowerName::from(&tier)) {
+            if self.node(store, &wire_name(&tier)).is_none() {
                 continue; // the tier is not shown in this view
             }
             let Some(inst) = by_id.get(svc.instance.as_str()) else {
@@ -461,7 +567,7 @@ impl ViewBuilder<'_> {
                     [slot, id]
                         .into_iter()
                         .flatten()
-                        .find(|n| self.has_addresses(&LowerName::from(n)))
+                        .find(|n| self.has_addresses(store, &wire_name(n)))
                 }
             };
             let Some(target) = target else {
@@ -497,21 +603,21 @@ impl ViewBuilder<'_> {
             } else {
                 Pick::All
             };
-            let set = RrSet {
-                rtype: RecordType::SRV,
-                records,
-                additionals: Vec::new(),
-                pick,
-            };
-            self.insert(&apex, LowerName::from(&owner), vec![set], backing.into());
+            let set = NewSet::of(RecordType::SRV, pick, &records);
+            let id = store.intern(&wire_name(&owner));
+            self.insert(store, &apex, id, vec![set], backing.into());
         }
     }
 
-    fn has_addresses(&self, name: &LowerName) -> bool {
-        self.nodes.get(name).is_some_and(|n| {
-            n.rrsets
-                .iter()
-                .any(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
+    fn has_addresses(&self, store: &StoreBuilder, name: &[u8]) -> bool {
+        self.node(store, name).is_some_and(|n| {
+            let refs = &self.set_refs[n.first as usize..][..usize::from(n.sets)];
+            refs.iter().any(|&id| {
+                matches!(
+                    store.store().set(id).rtype(),
+                    RecordType::A | RecordType::AAAA
+                )
+            })
         })
     }
 
@@ -519,6 +625,7 @@ impl ViewBuilder<'_> {
     /// each instance's primary name, and a reverse zone (SOA, NS) per network.
     fn add_reverse(
         &mut self,
+        store: &mut StoreBuilder,
         naming: &Naming,
         primary: &HashMap<&str, (&Name, bool)>,
         by_id: &HashMap<&str, &Instance>,
@@ -529,8 +636,8 @@ impl ViewBuilder<'_> {
         for net in &policy.reverse {
             match reverse_zone(net) {
                 Some(origin) => {
-                    self.add_zone(&origin);
-                    apexes.push((*net, LowerName::from(&origin)));
+                    self.add_zone(store, &origin);
+                    apexes.push((*net, wire_name(&origin)));
                 }
                 None => warnings.push(format!(
                     "view {}: reverse network {net} is not on an octet (IPv4) or nibble (IPv6) \
@@ -549,7 +656,8 @@ impl ViewBuilder<'_> {
             if (policy.is_outside() && inside_only) || self.hides(naming, id) {
                 continue;
             }
-            if !self.nodes.contains_key(&LowerName::from(target)) {
+            let target = wire_name(target);
+            if self.node(store, &target).is_none() {
                 continue; // the name is not shown in this view
             }
             let Some(inst) = by_id.get(*id) else {
@@ -559,36 +667,40 @@ impl ViewBuilder<'_> {
                 let Some((_, apex)) = apexes.iter().find(|(net, _)| net.contains(&ip)) else {
                     continue;
                 };
-                let apex = apex.clone();
-                let owner = Name::from(ip);
-                let key = LowerName::from(&owner);
-                let record = Record::from_rdata(
-                    owner,
-                    self.zone.record_ttl,
-                    RData::PTR(PTR(target.clone())),
-                );
-                match self.nodes.get_mut(&key) {
-                    // Two instances with one address (a stale record): the first, by id.
-                    Some(node) if !node.rrsets.is_empty() => {}
-                    _ => {
-                        let set = RrSet {
-                            rtype: RecordType::PTR,
-                            records: vec![record],
-                            additionals: Vec::new(),
-                            pick: Pick::All,
-                        };
-                        let backing = Arc::from([Backing {
-                            instance: (*id).to_owned(),
-                            via: vec![Via::Address {
-                                instance: id.to_string(),
-                            }],
-                        }]);
-                        self.insert(&apex, key, vec![set], backing);
-                    }
+                let owner = wire_name(&Name::from(ip));
+                // Two instances with one address (a stale record): the first, by id.
+                if self.node(store, &owner).is_some_and(|n| n.sets > 0) {
+                    continue;
                 }
+                let mut wire = Vec::with_capacity(12 + target.len());
+                push_rr(&mut wire, RecordType::PTR, self.zone.record_ttl, &target);
+                let set = NewSet {
+                    rtype: RecordType::PTR,
+                    pick: Pick::All,
+                    count: 1,
+                    wire,
+                };
+                let backing = Arc::from([Backing {
+                    instance: (*id).to_owned(),
+                    via: vec![Via::Address {
+                        instance: id.to_string(),
+                    }],
+                }]);
+                let name = store.intern(&owner);
+                let apex = apex.clone();
+                self.insert(store, &apex, name, vec![set], backing);
             }
         }
     }
+}
+
+/// Whether a label starts at `at` in a wire name.
+fn is_label_start(wire: &[u8], at: usize) -> bool {
+    let mut i = 0;
+    while i < at {
+        i += 1 + usize::from(wire[i]);
+    }
+    i == at
 }
 
 /// The reverse zone of a network on an octet (IPv4) or nibble (IPv6) boundary.
@@ -650,16 +762,6 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Every name between the apex and `name` exists (RFC 8020): `web.internal` answers NODATA,
-/// not NXDOMAIN, when only `1.web.internal` has data.
-fn add_ancestors(apex: &LowerName, name: &LowerName, nodes: &mut HashMap<LowerName, Node>) {
-    let mut cur = name.base_name();
-    while cur.num_labels() > apex.num_labels() {
-        nodes.entry(cur.clone()).or_default();
-        cur = cur.base_name();
-    }
-}
-
 fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     let rdata = match ip {
         IpAddr::V4(v4) => RData::A(A(v4)),
@@ -668,24 +770,28 @@ fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     Record::from_rdata(owner.clone(), ttl, rdata)
 }
 
-/// Splits address records into an A set and an AAAA set, in that (type) order; a set of
-/// several is rotated per query.
-fn address_sets(records: Vec<Record>) -> Vec<RrSet> {
-    let (a, aaaa): (Vec<Record>, Vec<Record>) = records
+/// An A set and an AAAA set, in that (type) order, from sorted addresses; a set of several
+/// is rotated per query.
+fn address_sets(ips: &BTreeSet<IpAddr>, ttl: u32) -> Vec<NewSet> {
+    let mut a = Vec::new();
+    let mut aaaa = Vec::new();
+    for ip in ips {
+        match ip {
+            IpAddr::V4(v4) => push_rr(&mut a, RecordType::A, ttl, &v4.octets()),
+            IpAddr::V6(v6) => push_rr(&mut aaaa, RecordType::AAAA, ttl, &v6.octets()),
+        }
+    }
+    [(RecordType::A, a, 16), (RecordType::AAAA, aaaa, 28)]
         .into_iter()
-        .partition(|r| r.record_type() == RecordType::A);
-    [(RecordType::A, a), (RecordType::AAAA, aaaa)]
-        .into_iter()
-        .filter(|(_, records)| !records.is_empty())
-        .map(|(rtype, records)| RrSet {
-            rtype,
-            pick: if records.len() > 1 {
-                Pick::Rotate
-            } else {
-                Pick::All
-            },
-            records,
-            additionals: Vec::new(),
+        .filter(|(_, wire, _)| !wire.is_empty())
+        .map(|(rtype, wire, rr_len)| {
+            let count = wire.len() / rr_len;
+            NewSet {
+                rtype,
+                pick: if count > 1 { Pick::Rotate } else { Pick::All },
+                count,
+                wire,
+            }
         })
         .collect()
 }
@@ -710,49 +816,45 @@ fn view_addresses(inst: &Instance, kind: AddressKind) -> BTreeSet<IpAddr> {
     ips
 }
 
-fn host_rrsets(
-    owner: &Name,
-    backing: &[Backing],
-    ctx: &Context<'_>,
-    policy: &ViewPolicy,
-) -> Vec<RrSet> {
+fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> Vec<NewSet> {
     let ttl = ctx.zone.record_ttl;
     let backing: Vec<&Instance> = backing
         .iter()
         .filter_map(|b| ctx.by_id.get(b.instance.as_str()).copied())
         .collect();
     let tier = backing.len() > 1;
-    let cname = |target: Name| Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target)));
-    let public_name = |inst: &Instance| ctx.public.get(inst.id.as_str()).cloned();
+    let public_name = |inst: &Instance| ctx.public_wire.get(inst.id.as_str());
+    let cnames = |targets: &[&Vec<u8>], pick| {
+        let mut wire = Vec::with_capacity(targets.iter().map(|t| 12 + t.len()).sum());
+        for target in targets {
+            push_rr(&mut wire, RecordType::CNAME, ttl, target);
+        }
+        vec![NewSet {
+            rtype: RecordType::CNAME,
+            pick,
+            count: targets.len(),
+            wire,
+        }]
+    };
     if let ([only], SingleMode::Cname, false) = (backing.as_slice(), policy.single, tier)
         && let Some(target) = public_name(only)
     {
-        return vec![RrSet {
-            rtype: RecordType::CNAME,
-            records: vec![cname(target)],
-            additionals: Vec::new(),
-            pick: Pick::All,
-        }];
+        return cnames(&[target], Pick::All);
     }
     if tier && policy.tiers == TierMode::Cname {
         // Only members this view may show: an outside view needs a public address behind it.
-        let targets: Vec<Record> = backing
+        let targets: Vec<&Vec<u8>> = backing
             .iter()
             .filter(|i| !policy.is_outside() || i.public_ip.is_some())
             .filter_map(|i| public_name(i))
-            .map(cname)
             .collect();
         if !targets.is_empty() {
-            return vec![RrSet {
-                rtype: RecordType::CNAME,
-                pick: if targets.len() > 1 {
-                    Pick::One
-                } else {
-                    Pick::All
-                },
-                records: targets,
-                additionals: Vec::new(),
-            }];
+            let pick = if targets.len() > 1 {
+                Pick::One
+            } else {
+                Pick::All
+            };
+            return cnames(&targets, pick);
         }
     }
     // Sorted and deduplicated: the same set in the same order every build, so a rebuild of an
@@ -761,11 +863,7 @@ fn host_rrsets(
         .into_iter()
         .flat_map(|inst| view_addresses(inst, policy.addresses))
         .collect();
-    address_sets(
-        ips.into_iter()
-            .map(|ip| address_record(owner, ttl, ip))
-            .collect(),
-    )
+    address_sets(&ips, ttl)
 }
 
 /// An AWS DNS name as an absolute name; `None` if it is not a valid name.

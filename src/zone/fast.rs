@@ -17,15 +17,12 @@
 //! not fit the client's UDP size (hickory truncates them). An equivalence test checks that for
 //! every name, type and view the bytes decode to the message the hickory handler gives.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
-use rustc_hash::FxHasher;
 
-use super::{Pick, Snapshot, ViewZone};
+use super::{Node, Pick, Snapshot, ViewZone};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
 /// which avoids IP fragmentation on every common path.
@@ -34,7 +31,9 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Query types the fast path answers, in the order of [`FastZone`]'s slots.
 const TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
 
-/// The precomputed answers of one view's forward zone.
+/// What one view's fast path needs besides the nodes: the zone's shape and the negative
+/// answer's SOA in wire form. The answers themselves are the store's sets, already in
+/// answer-section form.
 #[derive(Debug, Default, PartialEq)]
 pub struct FastZone {
     /// Off when the zone's shape does not allow it (a reverse zone under the forward apex).
@@ -44,13 +43,12 @@ pub struct FastZone {
     /// Subtrees under the apex that are not ours, in lower-case wire form: a miss there is
     /// the handler's (it forwards or refuses), not an NXDOMAIN.
     passthrough: Vec<Vec<u8>>,
-    /// Lower-case wire name → the answer for A, AAAA and CNAME. FxHash: keys are ours (the
-    /// fleet's names); clients only look up, so they cannot grow a collision chain.
-    names: HashMap<Box<[u8]>, [Slot; 3], BuildHasherDefault<FxHasher>>,
     /// The negative-answer SOA record in wire form (owner written out in full).
     negative: Vec<u8>,
     /// Where the serial sits in `negative`, so a re-stamped snapshot can patch it.
     serial_at: usize,
+    /// CNAME answers to A/AAAA questions need the upstream (the view chases them).
+    chase: bool,
     /// RA in every response of this view.
     recursion_available: bool,
     /// The view answers `_explain.<name>`: a miss whose first label is `_explain` is the
@@ -58,62 +56,16 @@ pub struct FastZone {
     explain: bool,
 }
 
-/// What one name answers for one type.
-#[derive(Debug, Clone, PartialEq)]
-enum Slot {
-    /// The name exists without this type: NOERROR, empty answer, SOA.
-    NoData,
-    /// Left to the hickory handler.
-    Slow,
-    /// Answer-section records, always in this order.
-    Fixed { count: u16, bytes: Box<[u8]> },
-    /// Records of one length each (an A or AAAA set), started at a random one per query;
-    /// `shown` of them per answer (fewer than `count` for a capped set), wrapping around.
-    Rotate {
-        count: u16,
-        shown: u16,
-        bytes: Box<[u8]>,
-        rr_len: usize,
-    },
-    /// One record picked per query (a tier answered by a CNAME to one member).
-    One { variants: Vec<Box<[u8]>> },
-}
-
-/// One node's data as the zone builder sees it: its record sets with how they are picked.
-pub(crate) struct NodeView<'a> {
-    pub name: &'a LowerName,
-    pub sets: Vec<(RecordType, &'a [Record], Pick)>,
-}
-
 impl FastZone {
-    /// Builds the table for a view. `chase` marks CNAME answers to A/AAAA as needing the
-    /// upstream; `enabled` is false when another zone of the view lies under the apex.
-    pub(crate) fn build<'a>(
+    /// The fast path's view of a forward zone. `chase` marks CNAME answers to A/AAAA as
+    /// needing the upstream; `enabled` is false when another zone of the view lies under the
+    /// apex.
+    pub(crate) fn build(
         apex: &LowerName,
         negative_soa: &Record,
-        nodes: impl Iterator<Item = NodeView<'a>>,
         passthrough: &[LowerName],
         (chase, recursion_available, enabled, explain): (bool, bool, bool, bool),
     ) -> Self {
-        let mut names = HashMap::default();
-        for node in nodes.filter(|n| apex.zone_of(n.name)) {
-            let cname = match node.sets.as_slice() {
-                [(RecordType::CNAME, records, pick)] => Some(answer_slot(records, *pick)),
-                _ => None,
-            };
-            let slots = TYPES.map(|qtype| match &cname {
-                Some(_) if qtype != RecordType::CNAME && chase => Slot::Slow,
-                Some(slot) => slot.clone(),
-                None => node
-                    .sets
-                    .iter()
-                    .find(|(t, _, _)| *t == qtype)
-                    .map_or(Slot::NoData, |(_, records, pick)| {
-                        answer_slot(records, *pick)
-                    }),
-            });
-            names.insert(wire_name(node.name).into_boxed_slice(), slots);
-        }
         let mut negative = wire_name(apex);
         let rr_start = negative.len();
         let mut rdata = Vec::new();
@@ -133,9 +85,9 @@ impl FastZone {
             enabled,
             apex: wire_name(apex),
             passthrough: passthrough.iter().map(wire_name).collect(),
-            names,
             negative,
             serial_at,
+            chase,
             recursion_available,
             explain,
         }
@@ -149,53 +101,6 @@ impl FastZone {
     }
 }
 
-/// The answer records of one set, owners pointing at the question, as the set is handed out.
-fn answer_slot(records: &[Record], pick: Pick) -> Slot {
-    let encoded: Option<Vec<Vec<u8>>> = records.iter().map(encode_rr).collect();
-    let (Some(encoded), Ok(count)) = (encoded, u16::try_from(records.len())) else {
-        return Slot::Slow;
-    };
-    let rr_len = encoded.first().map_or(0, Vec::len);
-    match pick {
-        Pick::All => Slot::Fixed {
-            count,
-            bytes: encoded.concat().into(),
-        },
-        Pick::Rotate if encoded.iter().all(|rr| rr.len() == rr_len) => Slot::Rotate {
-            count,
-            shown: count,
-            bytes: encoded.concat().into(),
-            rr_len,
-        },
-        Pick::Window(n) if encoded.iter().all(|rr| rr.len() == rr_len) => Slot::Rotate {
-            count,
-            shown: n.min(count),
-            bytes: encoded.concat().into(),
-            rr_len,
-        },
-        Pick::One => Slot::One {
-            variants: encoded.into_iter().map(Vec::into_boxed_slice).collect(),
-        },
-        Pick::Rotate | Pick::Window(_) => Slot::Slow,
-    }
-}
-
-/// One record with its owner as a pointer to offset 12 (the question's name), the rest as
-/// hickory-proto encodes it.
-fn encode_rr(record: &Record) -> Option<Vec<u8>> {
-    let mut rdata = Vec::new();
-    record.data.emit(&mut standalone(&mut rdata)).ok()?;
-    let len = u16::try_from(rdata.len()).ok()?;
-    let mut rr = Vec::with_capacity(12 + rdata.len());
-    rr.extend_from_slice(&[0xc0, 12]);
-    rr.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
-    rr.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
-    rr.extend_from_slice(&record.ttl.to_be_bytes());
-    rr.extend_from_slice(&len.to_be_bytes());
-    rr.extend_from_slice(&rdata);
-    Some(rr)
-}
-
 /// An encoder whose output can be copied anywhere: no name in it points elsewhere.
 fn standalone(buf: &mut Vec<u8>) -> BinEncoder<'_> {
     let mut encoder = BinEncoder::new(buf);
@@ -203,15 +108,78 @@ fn standalone(buf: &mut Vec<u8>) -> BinEncoder<'_> {
     encoder
 }
 
+/// The answer section for one question at a node: `(count, tail, head)`, copied in that order
+/// (a rotation's tail from a random start, then its head); `None` when it is the handler's.
+fn pick_answer<'v>(view: &'v ViewZone, node: &Node, slot: usize) -> Option<Answer<'v>> {
+    let qtype = TYPES[slot];
+    let mut sets = view.node_sets(node);
+    let first = sets.next();
+    // RFC 1034 3.6.2: a CNAME owner answers every type with its CNAME.
+    let set = match first {
+        Some(only) if only.rtype() == RecordType::CNAME && node_is_cname(view, node) => {
+            if qtype != RecordType::CNAME && view.fast.chase {
+                return None;
+            }
+            only
+        }
+        _ => match first.into_iter().chain(sets).find(|s| s.rtype() == qtype) {
+            Some(set) => set,
+            None => return Some(Answer::NoData),
+        },
+    };
+    let bytes = view.wire(set);
+    let count = u16::try_from(set.count()).ok()?;
+    let empty: &[u8] = &[];
+    match set.pick() {
+        Pick::All => Some(Answer::Records(count, bytes, empty)),
+        // Addresses are all one length: a rotation is two slices of the same bytes.
+        pick @ (Pick::Rotate | Pick::Window(_))
+            if matches!(set.rtype(), RecordType::A | RecordType::AAAA) && count > 0 =>
+        {
+            let shown = match pick {
+                Pick::Window(n) => n.min(count),
+                _ => count,
+            };
+            let rr_len = bytes.len() / usize::from(count);
+            let start = fastrand::usize(..usize::from(count)) * rr_len;
+            let want = usize::from(shown) * rr_len;
+            let tail = &bytes[start..(start + want).min(bytes.len())];
+            let head = &bytes[..want - tail.len()];
+            Some(Answer::Records(shown, tail, head))
+        }
+        Pick::One if count > 0 => {
+            // Records differ in length: walk to the one picked.
+            let mut rest = bytes;
+            for _ in 0..fastrand::usize(..usize::from(count)) {
+                rest = rest.get(rr_len_at(rest)..)?;
+            }
+            Some(Answer::Records(1, rest.get(..rr_len_at(rest))?, empty))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a node holds only a CNAME set.
+fn node_is_cname(view: &ViewZone, node: &Node) -> bool {
+    view.node_sets(node).nth(1).is_none()
+}
+
+/// The length of the record that starts `rr` (2-byte owner pointer, 10 fixed bytes, RDATA).
+fn rr_len_at(rr: &[u8]) -> usize {
+    match rr.get(10..12) {
+        Some(len) => 12 + usize::from(u16::from_be_bytes([len[0], len[1]])),
+        None => rr.len(),
+    }
+}
+
+enum Answer<'v> {
+    NoData,
+    Records(u16, &'v [u8], &'v [u8]),
+}
+
 /// A lower-case name in uncompressed wire form.
 fn wire_name(name: &LowerName) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
-    out
+    super::store::wire_name(name)
 }
 
 /// Answers `query` from `src` into `out` if it is the hot case; `false` leaves it to the
@@ -239,31 +207,13 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
         return false;
     }
     let name = &q.lower[..q.name_len];
-    // The answer section as two slices to copy one after the other (a rotation's tail, then
-    // its head).
     let empty: &[u8] = &[];
-    let (rcode, count, records, authority) = match fast.names.get(name) {
-        Some(slots) => match &slots[q.slot] {
-            Slot::Fixed { count, bytes } => (0u8, *count, (&bytes[..], empty), false),
-            Slot::Rotate {
-                count,
-                shown,
-                bytes,
-                rr_len,
-            } => {
-                // `shown` records from a random start: the tail from there, then the head.
-                let start = fastrand::usize(..usize::from(*count)) * rr_len;
-                let want = usize::from(*shown) * rr_len;
-                let tail = &bytes[start..(start + want).min(bytes.len())];
-                let head = &bytes[..want - tail.len()];
-                (0, *shown, (tail, head), false)
-            }
-            Slot::One { variants } => {
-                let pick = &variants[fastrand::usize(..variants.len())];
-                (0, 1, (&pick[..], empty), false)
-            }
-            Slot::NoData => (0, 0, (empty, empty), true),
-            Slot::Slow => return false,
+    let (rcode, count, records, authority) = match view.node(name) {
+        Some(node) if !node.forward => return false,
+        Some(node) => match pick_answer(view, node, q.slot) {
+            Some(Answer::Records(count, tail, head)) => (0u8, count, (tail, head), false),
+            Some(Answer::NoData) => (0, 0, (empty, empty), true),
+            None => return false,
         },
         None if q.under(&fast.apex)
             && !fast.passthrough.iter().any(|p| q.under(p))

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
-use hickory_proto::rr::{LowerName, RData, Record, RecordType};
+use hashbrown::HashTable;
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::inventory::Instance;
 use crate::naming::{Backing, Slots};
@@ -27,6 +28,9 @@ use crate::view::ViewPolicy;
 mod build;
 pub mod fast;
 pub mod settings;
+pub mod store;
+
+use store::{NameId, SetId, SetInfo, Store, hash_name};
 
 pub use build::{build, is_public, naming_limits};
 
@@ -75,15 +79,8 @@ impl Snapshot {
         self.serial = serial;
         for view in &mut self.views {
             view.fast.set_serial(serial);
-            let ViewZone { nodes, zones, .. } = view;
-            for zone in zones {
-                let apex = nodes.get_mut(&zone.apex).into_iter();
-                let soas = apex
-                    .flat_map(|node| node.rrsets.iter_mut())
-                    .filter(|set| set.rtype == RecordType::SOA)
-                    .flat_map(|set| set.records.iter_mut())
-                    .chain(std::iter::once(&mut zone.negative_soa));
-                for record in soas {
+            for zone in &mut view.zones {
+                for record in [&mut zone.soa, &mut zone.negative_soa] {
                     if let RData::SOA(soa) = &mut record.data {
                         soa.serial = serial;
                     }
@@ -145,22 +142,28 @@ impl Snapshot {
     }
 }
 
-/// One view's answers. Two views are compared with [`ViewZone::same_answers`], which leaves
-/// out what is not an answer (counters, IXFR history).
+/// One view's answers: an index from each name to its RRsets in the shared [`Store`], plus the
+/// view's zone cuts. Two views are compared with [`ViewZone::same_answers`], which leaves out
+/// what is not an answer (counters, IXFR history).
 #[derive(Debug)]
 pub struct ViewZone {
     /// The view's name.
     pub name: String,
     /// How it answers (recursion, CNAME chasing, explain).
     pub policy: ViewPolicy,
-    nodes: HashMap<LowerName, Node>,
+    store: Arc<Store>,
+    /// Index into `nodes`, by the node's lower-case wire name.
+    index: HashTable<u32>,
+    nodes: Vec<Node>,
+    /// Each node's sets, sorted by type, back to back.
+    set_refs: Vec<SetId>,
     /// The forward zone first, then the reverse zones.
     zones: Vec<ZoneCut>,
     /// Subtrees under the apex that are not ours (`zone.passthrough`, AWS's own domains).
     passthrough: Arc<[LowerName]>,
     /// Records past `max_records_per_rrset`, left out of transfers (answers rotate them in).
     pub over_cap: usize,
-    /// The hot answers in wire form, for the UDP fast path.
+    /// What the UDP fast path needs beyond the nodes.
     pub(crate) fast: fast::FastZone,
     /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
     pub counters: crate::telemetry::ViewCounters,
@@ -192,52 +195,41 @@ const HISTORY_MAX_RECORDS: usize = 200_000;
 
 /// What a transfer of one zone sends.
 #[derive(Debug)]
-pub struct ZoneContents<'a> {
+pub struct ZoneContents {
     /// The zone's SOA (first and last record of an AXFR).
-    pub soa: &'a Record,
-    /// Every other record of the zone.
-    pub records: Vec<&'a Record>,
+    pub soa: Record,
+    /// Every other record of the zone, sorted by owner and type.
+    pub records: Vec<Record>,
 }
 
-/// A zone the view is authoritative for.
+/// A zone the view is authoritative for. Its SOA lives here rather than in the store, so a
+/// new serial changes a few records per view and never the shared store.
 #[derive(Debug)]
 struct ZoneCut {
     apex: LowerName,
+    /// The apex in the store.
+    apex_id: NameId,
+    soa: Record,
     /// The SOA for the authority section of negative answers: its TTL is the negative-caching
     /// TTL, min(SOA TTL, MINIMUM) (RFC 2308 section 3).
     negative_soa: Record,
+    /// Addresses of in-zone nameservers, for the additional section of the apex NS answer.
+    glue: Vec<Record>,
 }
 
 /// Everything at one owner name.
-#[derive(Debug, Default, PartialEq)]
-struct Node {
-    /// Sorted by type. Empty for an empty non-terminal (`web` when only `1.web` exists).
-    rrsets: Vec<RrSet>,
+#[derive(Debug)]
+pub(crate) struct Node {
+    name: NameId,
+    /// Where its sets start in `set_refs`.
+    first: u32,
+    /// How many; none for an empty non-terminal (`web` when only `1.web` exists).
+    sets: u16,
+    /// In the forward zone (not a reverse zone): the fast path answers only those.
+    forward: bool,
     /// The instances behind the name and the rules that made it (none for the zone's own
     /// names).
     backing: Arc<[Backing]>,
-}
-
-#[derive(Debug)]
-struct RrSet {
-    rtype: RecordType,
-    records: Vec<Record>,
-    /// Records for the additional section (glue for NS).
-    additionals: Vec<Record>,
-    pick: Pick,
-}
-
-impl RrSet {
-    /// The records a zone transfer (and the master file) carries: all, or the first
-    /// `max_records_per_rrset` of a capped set.
-    fn transferred(&self) -> &[Record] {
-        match self.pick {
-            Pick::Window(n) => &self.records[..usize::from(n).min(self.records.len())],
-            // A CNAME set holds one record (RFC 2181 10.1): the first member's, in a zone.
-            Pick::One => &self.records[..self.records.len().min(1)],
-            Pick::All | Pick::Rotate => &self.records,
-        }
-    }
 }
 
 // hickory's `Record` equality leaves the TTL out (RFC 2136's rule for updates); a snapshot
@@ -246,28 +238,24 @@ impl PartialEq for ZoneCut {
     fn eq(&self, other: &Self) -> bool {
         self.apex == other.apex
             && same_records(
-                std::slice::from_ref(&self.negative_soa),
-                std::slice::from_ref(&other.negative_soa),
+                &[&self.soa, &self.negative_soa],
+                &[&other.soa, &other.negative_soa],
             )
-    }
-}
-
-impl PartialEq for RrSet {
-    fn eq(&self, other: &Self) -> bool {
-        self.rtype == other.rtype
-            && self.pick == other.pick
-            && same_records(&self.records, &other.records)
-            && same_records(&self.additionals, &other.additionals)
+            && same_records(&self.glue, &other.glue)
     }
 }
 
 /// Equal records with equal TTLs, in the same order.
-fn same_records(a: &[Record], b: &[Record]) -> bool {
-    a == b && a.iter().zip(b).all(|(x, y)| x.ttl == y.ttl)
+fn same_records<R: std::borrow::Borrow<Record>>(a: &[R], b: &[R]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (x, y) = (x.borrow(), y.borrow());
+            x == y && x.ttl == y.ttl
+        })
 }
 
 /// How the records of a set are handed out per query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pick {
     /// All, in order.
     All,
@@ -289,7 +277,7 @@ pub enum Lookup<'a> {
     /// Authoritative data.
     Answer {
         /// Answer section.
-        answers: &'a [Record],
+        answers: Vec<Record>,
         /// Additional section.
         additionals: &'a [Record],
         /// How to hand the answers out.
@@ -299,6 +287,21 @@ pub enum Lookup<'a> {
     NoData(&'a Record),
     /// The name does not exist: NXDOMAIN, SOA in authority.
     NxDomain(&'a Record),
+}
+
+/// A set at a node: stored, or the zone's SOA (which lives in its [`ZoneCut`]).
+enum SetAt<'a> {
+    Stored(&'a SetInfo),
+    Soa(&'a ZoneCut),
+}
+
+impl SetAt<'_> {
+    fn rtype(&self) -> RecordType {
+        match self {
+            Self::Stored(set) => set.rtype(),
+            Self::Soa(_) => RecordType::SOA,
+        }
+    }
 }
 
 impl ViewZone {
@@ -311,71 +314,147 @@ impl ViewZone {
             return Lookup::NotOurs;
         }
         let negative_soa = &zone.negative_soa;
-        let Some(node) = self.nodes.get(name) else {
+        let Some(node) = self.node_of(name) else {
             return Lookup::NxDomain(negative_soa);
         };
+        let sets = self.sets_at(node);
         // RFC 1034 3.6.2: a CNAME owner has no other data, and answers every type with it.
-        if let [only] = node.rrsets.as_slice()
-            && only.rtype == RecordType::CNAME
+        if let [SetAt::Stored(only)] = sets.as_slice()
+            && only.rtype() == RecordType::CNAME
         {
-            return answer(only);
+            return self.answer(name, &sets[0]);
         }
-        if rtype == RecordType::ANY {
+        let set = if rtype == RecordType::ANY {
             // RFC 8482: one RRset is a complete answer to ANY, and it keeps replies small.
-            return match node.rrsets.first() {
-                Some(set) => answer(set),
-                None => Lookup::NoData(negative_soa),
-            };
-        }
-        match node.rrsets.iter().find(|s| s.rtype == rtype) {
-            Some(set) => answer(set),
+            sets.first()
+        } else {
+            sets.iter().find(|s| s.rtype() == rtype)
+        };
+        match set {
+            Some(set) => self.answer(name, set),
             None => Lookup::NoData(negative_soa),
         }
     }
 
+    fn answer(&self, name: &LowerName, set: &SetAt<'_>) -> Lookup<'_> {
+        match set {
+            SetAt::Soa(zone) => Lookup::Answer {
+                answers: vec![zone.soa.clone()],
+                additionals: &[],
+                pick: Pick::All,
+            },
+            SetAt::Stored(set) => {
+                let owner = Name::from(name.clone());
+                let additionals = match self.zones.iter().find(|z| z.apex == *name) {
+                    Some(zone) if set.rtype() == RecordType::NS => &zone.glue[..],
+                    _ => &[],
+                };
+                Lookup::Answer {
+                    answers: self.store.records(set, &owner, usize::MAX),
+                    additionals,
+                    pick: set.pick(),
+                }
+            }
+        }
+    }
+
+    /// The node at a lower-case wire name: the query path's one hash lookup.
+    pub(crate) fn node(&self, wire: &[u8]) -> Option<&Node> {
+        let nodes = &self.nodes;
+        self.index
+            .find(hash_name(wire), |&i| {
+                self.store.name(nodes[i as usize].name) == wire
+            })
+            .map(|&i| &nodes[i as usize])
+    }
+
+    fn node_of(&self, name: &LowerName) -> Option<&Node> {
+        self.node(&store::wire_name(name))
+    }
+
+    /// A node's stored sets, in type order.
+    pub(crate) fn node_sets(&self, node: &Node) -> impl Iterator<Item = &SetInfo> {
+        let refs = &self.set_refs[node.first as usize..][..usize::from(node.sets)];
+        refs.iter().map(|&id| self.store.set(id))
+    }
+
+    /// A set's records in answer-section wire form.
+    pub(crate) fn wire(&self, set: &SetInfo) -> &[u8] {
+        self.store.wire(set)
+    }
+
+    /// A node's sets in type order, its zone's SOA included at an apex.
+    fn sets_at(&self, node: &Node) -> Vec<SetAt<'_>> {
+        let mut sets: Vec<SetAt<'_>> = self.node_sets(node).map(SetAt::Stored).collect();
+        if let Some(zone) = self.zones.iter().find(|z| z.apex_id == node.name) {
+            let at = sets.partition_point(|s| u16::from(s.rtype()) < u16::from(RecordType::SOA));
+            sets.insert(at, SetAt::Soa(zone));
+        }
+        sets
+    }
+
     /// The records of the zone whose apex is `apex`, for AXFR; `None` if this view does not
     /// serve that zone.
-    pub fn zone_contents(&self, apex: &LowerName) -> Option<ZoneContents<'_>> {
+    pub fn zone_contents(&self, apex: &LowerName) -> Option<ZoneContents> {
         let zone = self.zones.iter().find(|z| z.apex == *apex)?;
-        let soa = self.soa(apex)?;
-        let mut records: Vec<&Record> = self
-            .nodes
-            .iter()
-            .filter(|(name, _)| self.zone_for(name).is_some_and(|z| z.apex == zone.apex))
-            .flat_map(|(_, node)| node.rrsets.iter())
-            .filter(|set| set.rtype != RecordType::SOA)
-            .flat_map(|set| set.transferred().iter())
-            .collect();
+        let mut records = self.zone_records(zone);
         // Sorted, so two transfers of one serial are identical.
         records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
-        Some(ZoneContents { soa, records })
+        Some(ZoneContents {
+            soa: zone.soa.clone(),
+            records,
+        })
+    }
+
+    /// Every record a transfer of `zone` carries, its SOA left out, unsorted.
+    fn zone_records(&self, zone: &ZoneCut) -> Vec<Record> {
+        let mut records = Vec::new();
+        for node in &self.nodes {
+            if node.sets == 0 {
+                continue;
+            }
+            let owner = self.store.hickory_name(node.name);
+            let home = self.zone_for(&LowerName::from(&owner));
+            if home.is_none_or(|z| z.apex != zone.apex) {
+                continue;
+            }
+            for set in self.node_sets(node) {
+                records.extend(self.store.records(set, &owner, set.transferred()));
+            }
+        }
+        records
     }
 
     /// The SOA record of the zone at `apex`.
     pub fn soa(&self, apex: &LowerName) -> Option<&Record> {
-        self.nodes
-            .get(apex)?
-            .rrsets
-            .iter()
-            .find(|s| s.rtype == RecordType::SOA)?
-            .records
-            .first()
+        self.zones.iter().find(|z| z.apex == *apex).map(|z| &z.soa)
     }
 
     /// Whether `self` and `other` give every client the same answers and transfers: the
-    /// publish-if-changed test. Counters and history are not answers.
+    /// publish-if-changed test. Counters and history are not answers. Builds are
+    /// deterministic (names in naming's order), so equal zones have their nodes in the same
+    /// order, and one pass over both compares them.
     pub fn same_answers(&self, other: &ViewZone) -> bool {
         self.name == other.name
             && self.policy == other.policy
-            && self.nodes == other.nodes
             && self.zones == other.zones
             && self.passthrough == other.passthrough
             && self.fast == other.fast
+            && self.nodes.len() == other.nodes.len()
+            && self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
+                self.store.name(a.name) == other.store.name(b.name)
+                    && a.sets == b.sets
+                    && a.backing == b.backing
+                    && self
+                        .node_sets(a)
+                        .zip(other.node_sets(b))
+                        .all(|(x, y)| same_set(self, x, other, y))
+            })
     }
 
     /// Whether the view has `name` (with records, or as a parent of names that have some).
     pub fn exists(&self, name: &LowerName) -> bool {
-        self.nodes.contains_key(name)
+        self.node_of(name).is_some()
     }
 
     /// The SOA for a negative answer about `name`, if one of this view's zones holds it.
@@ -413,76 +492,76 @@ impl ViewZone {
     }
 
     /// Records (SOAs left out) in `self` and not in `next`, and in `next` and not in `self`;
-    /// a record whose TTL changed is in both.
+    /// a record whose TTL changed is in both. An RRset diff: names whose sets are the same
+    /// bytes cost a hash lookup and a comparison, and only changed sets become records.
     fn diff(&self, next: &ViewZone) -> (Vec<Record>, Vec<Record>) {
-        let keys = |v: &ViewZone| -> std::collections::BTreeSet<(Record, u32)> {
-            v.nodes
-                .values()
-                .flat_map(|n| n.rrsets.iter())
-                .filter(|s| s.rtype != RecordType::SOA)
-                .flat_map(|s| s.transferred().iter())
-                .map(|r| (r.clone(), r.ttl))
-                .collect()
-        };
-        let (before, after) = (keys(self), keys(next));
-        let removed = before.difference(&after).map(|(r, _)| r.clone()).collect();
-        let added = after.difference(&before).map(|(r, _)| r.clone()).collect();
+        let mut removed = missing_from(self, next);
+        let mut added = missing_from(next, self);
+        for records in [&mut removed, &mut added] {
+            records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
+        }
         (removed, added)
     }
 
     /// The instances behind a name and why, if the view has the name.
     pub fn backing(&self, name: &LowerName) -> Option<&[Backing]> {
-        self.nodes.get(name).map(|n| &n.backing[..])
+        self.node_of(name).map(|n| &n.backing[..])
     }
 
     /// For `_explain`: how a set at `name` larger than `max_records_per_rrset` is handed out.
     pub fn capped(&self, name: &LowerName) -> Vec<String> {
-        let Some(node) = self.nodes.get(name) else {
+        let Some(node) = self.node_of(name) else {
             return Vec::new();
         };
-        node.rrsets
-            .iter()
-            .filter_map(|s| match s.pick {
+        self.node_sets(node)
+            .filter_map(|s| match s.pick() {
                 Pick::Window(n) => Some(format!(
                     "{name} {}: {} records, more than max_records_per_rrset ({n}): each answer \
                      carries {n}, rotated per query; transfers carry the first {n}",
-                    s.rtype,
-                    s.records.len()
+                    s.rtype(),
+                    s.count()
                 )),
                 _ => None,
             })
             .collect()
     }
 
+    /// The record sets at a node in presentation form (type, data).
+    fn texts(&self, node: &Node) -> Vec<(RecordType, Vec<String>)> {
+        let owner = self.store.hickory_name(node.name);
+        self.sets_at(node)
+            .iter()
+            .map(|set| {
+                let records = match set {
+                    SetAt::Stored(s) => self.store.records(s, &owner, usize::MAX),
+                    SetAt::Soa(zone) => vec![zone.soa.clone()],
+                };
+                let texts = records.iter().map(|r| rdata_text(&r.data)).collect();
+                (set.rtype(), texts)
+            })
+            .collect()
+    }
+
     /// The record sets at a name in presentation form (type, data), for `_explain` answers.
     pub fn describe(&self, name: &LowerName) -> Vec<(RecordType, Vec<String>)> {
-        self.nodes.get(name).map_or_else(Vec::new, |node| {
-            node.rrsets
-                .iter()
-                .map(|s| {
-                    (
-                        s.rtype,
-                        s.records.iter().map(|r| rdata_text(&r.data)).collect(),
-                    )
-                })
-                .collect()
-        })
+        self.node_of(name)
+            .map_or_else(Vec::new, |node| self.texts(node))
     }
 
     /// Every name with data, sorted, for `stabledns names`: not for the query path.
     pub fn rows(&self) -> Vec<Row> {
-        let mut rows: Vec<Row> = self
-            .nodes
-            .iter()
-            .flat_map(|(name, node)| {
-                node.rrsets.iter().map(move |set| Row {
-                    name: name.to_string(),
-                    rtype: set.rtype,
-                    targets: set.records.iter().map(|r| rdata_text(&r.data)).collect(),
+        let mut rows: Vec<Row> = Vec::new();
+        for node in &self.nodes {
+            let name = self.store.hickory_name(node.name).to_string();
+            for (rtype, targets) in self.texts(node) {
+                rows.push(Row {
+                    name: name.clone(),
+                    rtype,
+                    targets,
                     instances: node.backing.iter().map(|b| b.instance.clone()).collect(),
-                })
-            })
-            .collect();
+                });
+            }
+        }
         rows.sort_by(|a, b| {
             (a.name.as_str(), u16::from(a.rtype)).cmp(&(b.name.as_str(), u16::from(b.rtype)))
         });
@@ -498,24 +577,19 @@ impl ViewZone {
             Some(apex) => self.zones.iter().find(|z| z.apex == *apex)?,
             None => self.zones.first()?,
         };
-        let mut records: Vec<&Record> = self
-            .nodes
-            .iter()
-            .filter(|(name, _)| self.zone_for(name).is_some_and(|z| z.apex == zone.apex))
-            .flat_map(|(_, node)| node.rrsets.iter().flat_map(|s| s.transferred().iter()))
+        let mut records: Vec<(String, Record)> = self
+            .zone_records(zone)
+            .into_iter()
+            .map(|r| (r.name.to_ascii(), r))
             .collect();
-        records.sort_by_key(|r| {
-            (
-                r.record_type() != RecordType::SOA,
-                r.name.to_ascii(),
-                u16::from(r.record_type()),
-            )
+        records.sort_by(|(a, x), (b, y)| {
+            (a, u16::from(x.record_type())).cmp(&(b, u16::from(y.record_type())))
         });
+        let soa = (zone.soa.name.to_ascii(), zone.soa.clone());
         let mut out = String::new();
-        for r in records {
+        for (name, r) in std::iter::once(soa).chain(records) {
             out.push_str(&format!(
-                "{} {} {} {} {}\n",
-                r.name.to_ascii(),
+                "{name} {} {} {} {}\n",
                 r.ttl,
                 r.dns_class,
                 r.record_type(),
@@ -527,8 +601,49 @@ impl ViewZone {
 
     /// How many names have data (not counting empty non-terminals).
     pub fn name_count(&self) -> usize {
-        self.nodes.values().filter(|n| !n.rrsets.is_empty()).count()
+        self.nodes
+            .iter()
+            .filter(|n| n.sets > 0 || self.zones.iter().any(|z| z.apex_id == n.name))
+            .count()
     }
+
+    /// Bytes this view holds beyond the shared store, for the memory report.
+    pub fn index_bytes(&self) -> usize {
+        self.index.capacity() * 5
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.set_refs.capacity() * 4
+    }
+}
+
+/// Whether two stored sets hand out the same records.
+fn same_set(a: &ViewZone, x: &SetInfo, b: &ViewZone, y: &SetInfo) -> bool {
+    x.rtype() == y.rtype() && x.pick() == y.pick() && a.wire(x) == b.wire(y)
+}
+
+/// The records `a` transfers that `b` does not (a TTL change counts), SOAs left out.
+fn missing_from(a: &ViewZone, b: &ViewZone) -> Vec<Record> {
+    let mut out = Vec::new();
+    for node in &a.nodes {
+        let other = b.node(a.store.name(node.name));
+        let mut owner: Option<Name> = None;
+        for set in a.node_sets(node) {
+            let theirs = other.and_then(|o| b.node_sets(o).find(|s| s.rtype() == set.rtype()));
+            if theirs
+                .is_some_and(|t| t.transferred() == set.transferred() && same_set(a, set, b, t))
+            {
+                continue;
+            }
+            let owner = owner.get_or_insert_with(|| a.store.hickory_name(node.name));
+            let ours = a.store.records(set, owner, set.transferred());
+            let theirs =
+                theirs.map_or_else(Vec::new, |t| b.store.records(t, owner, t.transferred()));
+            out.extend(
+                ours.into_iter()
+                    .filter(|r| !theirs.iter().any(|t| t == r && t.ttl == r.ttl)),
+            );
+        }
+    }
+    out
 }
 
 /// RDATA in presentation form with every name as ASCII (`xn--ber-cache-p9a`): hickory's
@@ -556,14 +671,6 @@ pub fn rdata_text(data: &RData) -> String {
             s.minimum
         ),
         other => other.to_string(),
-    }
-}
-
-fn answer(set: &RrSet) -> Lookup<'_> {
-    Lookup::Answer {
-        answers: &set.records,
-        additionals: &set.additionals,
-        pick: set.pick,
     }
 }
 
@@ -606,24 +713,20 @@ impl SnapshotCell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::Name;
     use hickory_proto::rr::rdata::A;
 
     #[test]
-    fn a_ttl_change_makes_a_different_set() {
-        let set = |ttl| RrSet {
-            rtype: RecordType::A,
-            records: vec![Record::from_rdata(
-                Name::from_ascii("db1.internal.").expect("name"),
-                ttl,
-                RData::A(A::new(10, 0, 1, 20)),
-            )],
-            additionals: Vec::new(),
-            pick: Pick::All,
+    fn a_ttl_change_makes_a_different_zone() {
+        let cut = |ttl| ZoneCut {
+            apex: LowerName::from(Name::from_ascii("internal.").expect("name")),
+            apex_id: 0,
+            soa: Record::from_rdata(Name::root(), 60, RData::A(A::new(10, 0, 1, 20))),
+            negative_soa: Record::from_rdata(Name::root(), ttl, RData::A(A::new(10, 0, 1, 20))),
+            glue: Vec::new(),
         };
-        assert!(set(60) == set(60));
+        assert!(cut(60) == cut(60));
         assert!(
-            set(60) != set(17),
+            cut(60) != cut(17),
             "hickory's Record equality ignores TTLs; ours must not"
         );
     }
