@@ -70,7 +70,8 @@ pub struct HostName {
     /// Relative to the zone apex, lower case, labels joined by dots (`db1`, `web.eu`).
     pub name: String,
     /// The instances it answers for, sorted by id; more than one makes it a tier.
-    pub backing: Vec<Backing>,
+    /// Shared, not copied, by every view of the snapshot that shows them all.
+    pub backing: std::sync::Arc<[Backing]>,
     /// Made only by single-instance rules (or instance ids).
     pub single: bool,
     /// Never shown to outside views (an inside-only rule made it).
@@ -185,8 +186,10 @@ pub struct Limits {
 /// Every claim on one name. Kept lean: a 100k fleet makes hundreds of thousands of these.
 #[derive(Default)]
 struct Claims {
-    /// instance id → (via, whether a single-instance rule made it)
-    by_instance: BTreeMap<String, Vec<(Via, bool)>>,
+    /// instance id → (via, whether a single-instance rule made it). A vector in claim order
+    /// (an instance's claims come together), sorted by id when the names are made: most names
+    /// have one claimant, and a map's first node alone was ~550 bytes per name.
+    by_instance: Vec<(String, Vec<(Via, bool)>)>,
     /// Some claim came from a single-instance rule (or the instance id).
     single: bool,
     /// Some claim came from a tier rule.
@@ -201,12 +204,29 @@ struct Claims {
 }
 
 impl Claims {
+    /// Sorts the claimants by id, merging an instance listed twice (the same id from two
+    /// sources).
+    fn sort_instances(&mut self) {
+        self.by_instance.sort_by(|a, b| a.0.cmp(&b.0));
+        self.by_instance.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
+            }
+            for via in later.1.drain(..) {
+                if !kept.1.iter().any(|(v, _)| *v == via.0) {
+                    kept.1.push(via);
+                }
+            }
+            true
+        });
+    }
+
     /// The first via of a single-instance claim and of a tier claim, when both kinds exist.
     fn conflict(&self) -> Option<(&Via, &Via)> {
         let first = |single: bool| {
             self.by_instance
-                .values()
-                .flatten()
+                .iter()
+                .flat_map(|(_, vias)| vias)
                 .find(|(_, s)| *s == single)
                 .map(|(via, _)| via)
         };
@@ -313,8 +333,12 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             // One inside-only claim hides the name: showing it outside would leak that one.
             c.inside_only |= inside_only;
             c.slots |= slots;
-            let vias = c.by_instance.entry(inst.id.clone()).or_default();
-            if !vias.iter().any(|(v, _)| *v == via) {
+            if c.by_instance.last().is_none_or(|(id, _)| *id != inst.id) {
+                c.by_instance.push((inst.id.clone(), Vec::new()));
+            }
+            if let Some((_, vias)) = c.by_instance.last_mut()
+                && !vias.iter().any(|(v, _)| *v == via)
+            {
                 vias.push((via, single));
             }
         };
@@ -377,7 +401,8 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
 
     let launched: BTreeMap<&str, &Instance> = named.iter().map(|i| (i.id.as_str(), *i)).collect();
     let mut names = Vec::with_capacity(claims.len());
-    for (name, c) in claims {
+    for (name, mut c) in claims {
+        c.sort_instances();
         // One single-instance claim makes the name single: a database named by `SG-I-DB2` and
         // a `Name` tag must never answer two instances while a replacement overlaps the old one.
         let single = c.single;
@@ -442,7 +467,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         }
         names.push(HostName {
             name,
-            backing,
+            backing: backing.into(),
             single,
             inside_only: c.inside_only,
             slots: c.slots && !single,
@@ -480,7 +505,7 @@ fn assign_slots(
         let mut numbers: BTreeMap<String, u32> = BTreeMap::new();
         let mut newcomers = Vec::new();
         let mut taken = BTreeSet::new();
-        for b in &host.backing {
+        for b in host.backing.iter() {
             match before.and_then(|m| m.get(&b.instance)) {
                 // A number held twice (a hand-edited state file) stays with the first holder.
                 Some(&n) if n > 0 && taken.insert(n) => {
@@ -547,13 +572,13 @@ fn add_slot_names(
             }
             added.push(HostName {
                 name,
-                backing: vec![Backing {
+                backing: std::sync::Arc::new([Backing {
                     instance: instance.clone(),
                     via: vec![Via::Slot {
                         n: *n,
                         tier: tier.clone(),
                     }],
-                }],
+                }]),
                 single: true,
                 inside_only: inside_only.get(tier.as_str()).copied().unwrap_or(false),
                 slots: false,
@@ -591,7 +616,7 @@ fn services(
         parsed.insert(id, list);
     }
     for host in names.iter().filter(|h| !h.single) {
-        for b in &host.backing {
+        for b in host.backing.iter() {
             for (service, proto, port) in parsed.get(b.instance.as_str()).into_iter().flatten() {
                 out.push(Service {
                     owner: format!("_{service}._{proto}.{}", host.name),

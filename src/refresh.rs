@@ -12,8 +12,6 @@
 //!   serves from before the API answers.
 
 use std::collections::BTreeMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -104,6 +102,17 @@ fn same_answers(a: &Snapshot, b: &Snapshot) -> bool {
     a.slots == b.slots
         && a.views.len() == b.views.len()
         && a.views.iter().zip(&b.views).all(|(x, y)| x.same_answers(y))
+}
+
+/// Hands memory freed since the last publish back to the system. glibc keeps freed heap
+/// pages (in arenas and below the top of the heap) for reuse; after a publish that is the
+/// fetch, the naming pass and the old snapshot, and RSS would keep that peak for ever.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes the arena locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Gives a changed snapshot the serial after `previous`'s.
@@ -223,6 +232,10 @@ impl Refresher {
         let started = std::time::Instant::now();
         let outcome = self.fetch_and_publish().await;
         self.metrics.refresh_duration.observe(started.elapsed());
+        if matches!(outcome, Ok(Outcome::Published)) {
+            // The fetch, the naming pass and the snapshot just replaced are freed by now.
+            let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+        }
         outcome
     }
 
@@ -261,7 +274,16 @@ impl Refresher {
             );
             return Ok(Outcome::Empty);
         }
-        let (snapshot, changed) = build_next(&self.config, &instances, previous.as_deref());
+        // Seconds of CPU at 100k instances: off the runtime's workers, which answer queries.
+        let (config, fleet, prev) = (self.config.clone(), instances.clone(), previous.clone());
+        let built =
+            tokio::task::spawn_blocking(move || build_next(&config, &fleet, prev.as_deref())).await;
+        let (snapshot, changed) = match built {
+            Ok(built) => built,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down: nothing to publish to.
+            Err(_) => return Ok(Outcome::Unchanged),
+        };
         if let Some(prev) = &previous {
             if !changed {
                 self.held = None;
@@ -352,12 +374,8 @@ impl Refresher {
     /// The safety valve: whether `candidate` removes too much of `prev` to publish yet.
     fn hold_back(&mut self, prev: &Snapshot, candidate: &Snapshot) -> bool {
         let inv = &self.config.inventory;
-        let before = prev.names.len();
-        let removed = prev
-            .names
-            .keys()
-            .filter(|n| !candidate.names.contains_key(*n))
-            .count();
+        let before = prev.name_total();
+        let removed = prev.names_removed_in(candidate);
         #[allow(clippy::cast_precision_loss)] // name counts are far below 2^52
         let fraction = if before == 0 {
             0.0
@@ -367,7 +385,7 @@ impl Refresher {
         if fraction <= inv.max_removed_fraction {
             return false;
         }
-        let fingerprint = fingerprint(&candidate.names);
+        let fingerprint = candidate.names_fingerprint();
         let seen = match self.held {
             Some((fp, n)) if fp == fingerprint => n + 1,
             _ => 1,
@@ -466,12 +484,6 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.9 + fastrand::f64() * 0.2)
 }
 
-fn fingerprint(names: &BTreeMap<String, Vec<String>>) -> u64 {
-    let mut h = DefaultHasher::new();
-    names.hash(&mut h);
-    h.finish()
-}
-
 fn log_publish(previous: Option<&Snapshot>, new: &Snapshot) {
     // Each warning once, when it first appears: a conflict or an altered tag value that stays
     // in the fleet must not repeat at every publish. `check` and `names` print them all.
@@ -485,13 +497,14 @@ fn log_publish(previous: Option<&Snapshot>, new: &Snapshot) {
         serial = new.serial,
         previous_serial = previous.map(|p| p.serial),
         instances = new.instance_count,
-        names = new.names.len(),
+        names = new.name_total(),
         "published zone snapshot"
     );
     let Some(prev) = previous else {
         return;
     };
-    let lines = diff(&prev.names, &new.names);
+    let [before, after] = prev.name_changes(new);
+    let lines = diff(&before, &after);
     let total = lines.len();
     for line in lines.iter().take(MAX_DIFF_LINES) {
         info!("{line}");

@@ -5,7 +5,6 @@
 //! grows), empty strings treated as absent (the CLI prints `"PublicDnsName": ""` for instances
 //! without one). A malformed document is an error that says where, never a partial fleet.
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
@@ -120,12 +119,11 @@ pub(super) fn convert(
         }
     }
 
-    let mut tags = BTreeMap::new();
-    for tag in raw.tags {
-        if let Some(key) = non_empty(tag.key) {
-            tags.insert(key, tag.value.unwrap_or_default());
-        }
-    }
+    let tags = raw
+        .tags
+        .into_iter()
+        .filter_map(|tag| Some((non_empty(tag.key)?, tag.value.unwrap_or_default())))
+        .collect();
     let security_groups = raw
         .security_groups
         .into_iter()

@@ -51,9 +51,73 @@ pub struct Instance {
     /// Every IPv6 address on its interfaces.
     pub ipv6: Vec<Ipv6Addr>,
     /// Tag key → value.
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
     /// Its security groups.
     pub security_groups: Vec<SecurityGroup>,
+}
+
+/// An instance's tags, key → value, sorted by key. A sorted vector rather than a `BTreeMap`:
+/// an instance has a handful of tags, and a map's first node alone is ~550 bytes, which a
+/// 100,000-instance fleet paid 55 MB for. Serialized as a map, as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<(String, String)>);
+
+impl Tags {
+    /// The value of a tag.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Sets a tag, replacing its value if it has one.
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// Every tag, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// How many tags there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, String)> for Tags {
+    /// A key given twice keeps its last value, as a map's `collect` does.
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut tags: Vec<(String, String)> = iter.into_iter().collect();
+        // Reversed, then stably sorted: of equal keys the last given comes first and stays.
+        tags.reverse();
+        tags.sort_by(|(a, _), (b, _)| a.cmp(b));
+        tags.dedup_by(|later, kept| later.0 == kept.0);
+        tags.shrink_to_fit();
+        Self(tags)
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(d).map(|m| m.into_iter().collect())
+    }
 }
 
 /// A security group as attached to an instance.
@@ -248,6 +312,22 @@ pub fn region_of_zone(az: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_keep_the_last_value_of_a_key_and_serialize_as_a_map() {
+        let tags: Tags = [("b", "1"), ("a", "2"), ("b", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(tags.get("b").map(String::as_str), Some("3"));
+        assert_eq!(tags.get("a").map(String::as_str), Some("2"));
+        assert_eq!(tags.get("c"), None);
+        assert_eq!(tags.len(), 2);
+        let json = serde_json::to_string(&tags).expect("serialize");
+        assert_eq!(json, r#"{"a":"2","b":"3"}"#);
+        let back: Tags = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, tags);
+    }
 
     #[test]
     fn regions_come_from_zones() {

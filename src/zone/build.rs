@@ -73,7 +73,7 @@ pub fn build(
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
         .iter()
-        .map(|(_, host)| Arc::from(host.backing.as_slice()))
+        .map(|(_, host)| host.backing.clone())
         .collect();
     // Every name once, for every view.
     let mut store = StoreBuilder::default();
@@ -100,16 +100,13 @@ pub fn build(
         builders.push(view);
         warnings.extend(w);
     }
+    let public_ids: Vec<Option<NameId>> = instances
+        .iter()
+        .map(|i| public_wire.get(i.id.as_str()).map(|w| store.intern(w)))
+        .collect();
     let store = Arc::new(store.finish());
     let views: Vec<ViewZone> = builders.into_iter().map(|b| b.finish(&store)).collect();
-
-    let names = owners
-        .iter()
-        .map(|(owner, host)| {
-            let ids = host.backing.iter().map(|b| b.instance.clone()).collect();
-            (owner.to_ascii(), ids)
-        })
-        .collect();
+    let names = owner_ids.iter().copied().zip(shared).collect();
     let contested = owners
         .iter()
         .filter(|(_, host)| !host.contested.is_empty())
@@ -117,19 +114,9 @@ pub fn build(
         .collect();
     Snapshot {
         serial,
-        names,
+        hosts: super::hosts::Hosts::new(store, names, instances, public_ids),
         contested,
         fleet: fleet.clone(),
-        fleet_index: instances
-            .iter()
-            .enumerate()
-            .map(|(i, inst)| (inst.id.as_str().into(), i))
-            .collect(),
-        public_names: instances
-            .iter()
-            .enumerate()
-            .filter_map(|(i, inst)| Some((LowerName::from(public.get(inst.id.as_str())?), i)))
-            .collect(),
         slots: naming.slots.clone(),
         selector: Selector::new(views_in),
         built_at: SystemTime::now(),
@@ -188,7 +175,7 @@ fn build_view<'a>(
             continue;
         }
         // Instances tagged inside-only are not behind any name outside.
-        let backing = if host
+        let backing: Arc<[Backing]> = if host
             .backing
             .iter()
             .any(|b| view.hides(ctx.naming, &b.instance))
@@ -228,7 +215,7 @@ fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> HashMap<&'a str, (&'
     type Rank<'a> = (u8, usize, &'a str);
     let mut best: HashMap<&str, (Rank<'_>, &Name, bool)> = HashMap::new();
     for (owner, host) in owners {
-        let [only] = host.backing.as_slice() else {
+        let [only] = &host.backing[..] else {
             continue;
         };
         let class = if only.via.iter().all(|v| *v == Via::InstanceId) {

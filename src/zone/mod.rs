@@ -27,6 +27,7 @@ use crate::view::ViewPolicy;
 
 mod build;
 pub mod fast;
+mod hosts;
 pub mod settings;
 pub mod store;
 
@@ -45,18 +46,14 @@ pub struct Snapshot {
     pub apex: LowerName,
     /// How many instances the inventory held.
     pub instance_count: usize,
-    /// Every host name (fully qualified) → the instance ids behind it; view-independent.
-    pub names: BTreeMap<String, Vec<String>>,
+    /// Every host name and the instances behind it, view-independent; the fleet's indexes.
+    hosts: hosts::Hosts,
     /// Names with claims that lost (single-instance names contested during a replacement,
     /// overruled tier claims), for `_explain` answers.
     pub contested: HashMap<LowerName, Vec<String>>,
     /// The fleet this snapshot was built from (shared, not copied), for `_explain` answers
     /// and the state file.
     pub fleet: Arc<[Instance]>,
-    /// Instance id → index into `fleet`.
-    fleet_index: HashMap<Box<str>, usize>,
-    /// Public DNS name → index into `fleet`: CNAME targets chased from the inventory.
-    public_names: HashMap<LowerName, usize>,
     /// Tier slot numbers, kept by the next refresh and in the state file.
     pub slots: Slots,
     /// Client address → index into `views`.
@@ -128,12 +125,40 @@ impl Snapshot {
 
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
-        self.fleet_index.get(id).and_then(|&i| self.fleet.get(i))
+        self.hosts.by_id(&self.fleet, id).map(|i| &self.fleet[i])
     }
 
-    /// The instance whose public DNS name this is.
-    pub fn by_public_name(&self, name: &hickory_proto::rr::Name) -> Option<&Instance> {
-        (self.public_names.get(&LowerName::from(name))).and_then(|&i| self.fleet.get(i))
+    /// The instance whose public DNS name this is: CNAME targets chased from the inventory.
+    pub fn by_public_name(&self, name: &Name) -> Option<&Instance> {
+        let wire = store::wire_name(name);
+        self.hosts.by_public(&wire).map(|i| &self.fleet[i])
+    }
+
+    /// Every host name (fully qualified) → the instance ids behind it; view-independent.
+    /// Made on demand: for `check`, tests and logs, not for the query path.
+    pub fn names(&self) -> BTreeMap<String, Vec<String>> {
+        self.hosts.to_map()
+    }
+
+    /// How many host names there are.
+    pub fn name_total(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The names whose instances differ from `next`'s (or that only one has): this
+    /// snapshot's side and `next`'s, for the publish log.
+    pub fn name_changes(&self, next: &Snapshot) -> [BTreeMap<String, Vec<String>>; 2] {
+        self.hosts.changes(&next.hosts)
+    }
+
+    /// How many of this snapshot's names `next` does not have: the safety valve's measure.
+    pub fn names_removed_in(&self, next: &Snapshot) -> usize {
+        self.hosts.removed_in(&next.hosts)
+    }
+
+    /// A hash of every name and the instances behind it.
+    pub fn names_fingerprint(&self) -> u64 {
+        self.hosts.fingerprint()
     }
 
     /// A view by name.

@@ -216,7 +216,11 @@ async fn two_regions_are_merged() {
     )
     .await;
     let snapshot = server.snapshot();
-    assert!(snapshot.names.contains_key(&format!("{}.internal.", b[0])));
+    assert!(
+        snapshot
+            .names()
+            .contains_key(&format!("{}.internal.", b[0]))
+    );
     server.stop().await;
 }
 
@@ -345,7 +349,7 @@ async fn pagination_walks_every_page() {
     .await;
     let snapshot = server.snapshot();
     assert_eq!(snapshot.instance_count, 1200);
-    assert_eq!(snapshot.names["fleet.internal."].len(), 1200);
+    assert_eq!(snapshot.names()["fleet.internal."].len(), 1200);
     // 500 + 500 + 200 instances: three pages for the one refresh.
     assert!(
         proxy.describe_calls() >= 3,
@@ -414,7 +418,7 @@ async fn api_faults_keep_the_last_good_answers_back_off_and_recover() {
         // Exactly the last good answers are still served.
         let during = server.snapshot();
         assert_eq!(during.serial, before.serial, "{mode:?}");
-        assert_eq!(during.names, before.names, "{mode:?}");
+        assert_eq!(during.names(), before.names(), "{mode:?}");
         crate::harness::wait_for(
             server.addr(),
             &format!("new{round}.internal."),
@@ -469,7 +473,7 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
         .await
         .expect("terminate");
     until("the shrink to be published", SOON, || {
-        server.snapshot().names.len() == 2
+        server.snapshot().name_total() == 2
     })
     .await;
     assert_eq!(
@@ -484,13 +488,13 @@ async fn the_safety_valve_publishes_a_shrink_only_once_confirmed_or_when_off() {
     let off = "max_removed_fraction = 1.0";
     let server = TestServer::start(ec2_config(&proxy.url, &["us-east-1"], off)).await;
     until("the first refresh", SOON, || server.successes() > 0).await;
-    assert_eq!(server.snapshot().names.len(), 5);
+    assert_eq!(server.snapshot().name_total(), 5);
     ec2.terminate_instances()
         .set_instance_ids(Some(more))
         .send()
         .await
         .expect("terminate");
-    until("the shrink", SOON, || server.snapshot().names.len() == 2).await;
+    until("the shrink", SOON, || server.snapshot().name_total() == 2).await;
     assert_eq!(server.valve_trips(), 0);
     server.stop().await;
 }

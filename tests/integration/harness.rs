@@ -48,17 +48,28 @@ impl TestServer {
     /// Starts any config. A config that would forward to the machine's own resolver (the
     /// demo's `upstreams = ["system"]`) forwards nowhere here: tests talk only to loopback, and
     /// the forwarding tests give their own upstream on it.
-    pub async fn start(mut config: Config) -> Self {
+    pub async fn start(config: Config) -> Self {
+        Self::try_start(config).await.expect("server starts")
+    }
+
+    /// Starts `config` with the rate limits it has.
+    pub async fn start_rate_limited(config: Config) -> Self {
+        Self::try_start_rate_limited(config)
+            .await
+            .expect("server starts")
+    }
+
+    /// [`TestServer::start`], with the start-up error for the caller.
+    pub async fn try_start(mut config: Config) -> Result<Self, stabledns::Error> {
         // Tests ask thousands of questions from one loopback address; the rate limit test
         // starts with `start_rate_limited`.
         for view in &mut config.views {
             view.rate_limit = 0;
         }
-        Self::start_rate_limited(config).await
+        Self::try_start_rate_limited(config).await
     }
 
-    /// Starts `config` with the rate limits it has.
-    pub async fn start_rate_limited(mut config: Config) -> Self {
+    async fn try_start_rate_limited(mut config: Config) -> Result<Self, stabledns::Error> {
         ephemeral_admin(&mut config);
         if config
             .forwarding
@@ -74,8 +85,8 @@ impl TestServer {
                 "tests forward only to loopback, not {upstreams:?}"
             );
         }
-        let running = stabledns::start(config).await.expect("server starts");
-        Self { running }
+        let running = stabledns::start(config).await?;
+        Ok(Self { running })
     }
 
     /// The one bound address (UDP and TCP).

@@ -82,16 +82,27 @@ async fn a_v6_wildcard_listener_serves_both_families() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_wildcards_on_one_port_can_be_listed() {
-    // `[::]` then serves v6 only, beside `0.0.0.0`.
-    let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("a free port");
-    let port = probe.local_addr().expect("addr").port();
-    drop(probe);
-    let mut config = demo_config();
-    config.server.listen = vec![
-        format!("0.0.0.0:{port}").parse().expect("v4"),
-        format!("[::]:{port}").parse().expect("v6"),
-    ];
-    let server = TestServer::start(config).await;
+    // `[::]` then serves v6 only, beside `0.0.0.0`. A port free for UDP now may be taken for
+    // TCP (or by then) by another test's connection: try a few.
+    let mut attempts = 0;
+    let (server, port) = loop {
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("a free port");
+        let port = probe.local_addr().expect("addr").port();
+        drop(probe);
+        let mut config = demo_config();
+        config.server.listen = vec![
+            format!("0.0.0.0:{port}").parse().expect("v4"),
+            format!("[::]:{port}").parse().expect("v6"),
+        ];
+        match TestServer::try_start(config).await {
+            Ok(server) => break (server, port),
+            Err(stabledns::Error::Bind(e)) if attempts < 5 => {
+                attempts += 1;
+                eprintln!("port {port} taken ({e}); another");
+            }
+            Err(e) => panic!("server starts: {e:?}"),
+        }
+    };
     let out = dig_at(
         "127.0.0.5",
         port,
