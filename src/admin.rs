@@ -30,7 +30,7 @@ use crate::zone::SnapshotCell;
 
 /// What the endpoints read.
 #[derive(Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     /// The published snapshot.
     pub snapshot: SnapshotCell,
     /// The live config (replaced on reload).
@@ -48,7 +48,7 @@ pub struct AdminState {
 }
 
 /// A running admin listener.
-pub struct Admin {
+pub(crate) struct Admin {
     /// The address bound (port resolved when the config said 0).
     pub addr: SocketAddr,
     task: JoinHandle<()>,
@@ -56,13 +56,13 @@ pub struct Admin {
 
 impl Admin {
     /// Waits for the listener to finish after `shutdown` fired.
-    pub async fn join(self) {
+    pub(crate) async fn join(self) {
         let _ = self.task.await;
     }
 }
 
 /// Binds `addr` and serves the endpoints until `shutdown`.
-pub async fn start(
+pub(crate) async fn start(
     addr: SocketAddr,
     state: AdminState,
     shutdown: CancellationToken,

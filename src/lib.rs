@@ -20,6 +20,7 @@
 //! refresh never loses a name already served; bad input gets a clear error or a clean RCODE.
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,11 +31,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod config;
 pub mod dns;
 pub mod inventory;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod naming;
 pub mod refresh;
 pub mod state;

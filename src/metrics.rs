@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::telemetry::{Metrics, names};
 
 /// Everything `/metrics` reads, gathered at scrape time.
-pub struct Exposition<'a> {
+pub(crate) struct Exposition<'a> {
     /// Long-lived counters.
     pub metrics: &'a Metrics,
     /// The refresh loop's counters.
@@ -27,11 +27,11 @@ pub struct Exposition<'a> {
 }
 
 /// The text format's content type (OpenMetrics 1.0, which Prometheus reads).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 impl Exposition<'_> {
     /// The exposition text.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let m = self.metrics;
         let r = self.refresh;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

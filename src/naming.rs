@@ -334,7 +334,9 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             c.inside_only |= inside_only;
             c.slots |= slots;
             if c.by_instance.last().is_none_or(|(id, _)| *id != inst.id) {
-                c.by_instance.push((inst.id.clone(), Vec::new()));
+                // Most names have one claim per instance: room for one, not the four a first
+                // push would make.
+                c.by_instance.push((inst.id.clone(), Vec::with_capacity(1)));
             }
             if let Some((_, vias)) = c.by_instance.last_mut()
                 && !vias.iter().any(|(v, _)| *v == via)
@@ -421,9 +423,11 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         let mut backing: Vec<Backing> = c
             .by_instance
             .into_iter()
-            .map(|(instance, via)| Backing {
-                instance,
-                via: via.into_iter().map(|(v, _)| v).collect(),
+            .map(|(instance, via)| {
+                // Kept for the snapshot's life: no spare capacity per name.
+                let mut via: Vec<Via> = via.into_iter().map(|(v, _)| v).collect();
+                via.shrink_to_fit();
+                Backing { instance, via }
             })
             .collect();
         let mut contested = Vec::new();

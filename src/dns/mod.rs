@@ -28,11 +28,11 @@ use crate::telemetry::RefreshStats;
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
 pub mod forward;
-pub mod notify;
-pub mod rrl;
+pub(crate) mod notify;
+pub(crate) mod rrl;
 mod server;
 pub mod tcp;
-pub mod transfer;
+pub(crate) mod transfer;
 pub mod udp;
 
 pub use forward::Forwarder;

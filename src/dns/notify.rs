@@ -26,7 +26,7 @@ const FIRST_WAIT: Duration = Duration::from_secs(1);
 
 /// Sends NOTIFY for every zone of every view that lists secondaries. Returns at once; `cell`
 /// tells the tasks when a newer serial has been published.
-pub fn announce(snapshot: &Snapshot, metrics: &Arc<Metrics>, cell: &SnapshotCell) {
+pub(crate) fn announce(snapshot: &Snapshot, metrics: &Arc<Metrics>, cell: &SnapshotCell) {
     for view in &snapshot.views {
         if view.policy.notify.is_empty() {
             continue;

@@ -21,13 +21,13 @@ use arc_swap::ArcSwap;
 
 /// One limiter per view name, kept across snapshots.
 #[derive(Debug, Default)]
-pub struct Tables(ArcSwap<HashMap<String, Arc<RateLimiter>>>);
+pub(crate) struct Tables(ArcSwap<HashMap<String, Arc<RateLimiter>>>);
 
 impl Tables {
     /// Counts one answer to `client` in `view`, limited to `rate` a second with `slip`. A
     /// view's limiter is made the first time it is asked for (and again when its settings
     /// change): after that this is one lock-free load and one hash lookup.
-    pub fn check(&self, view: &str, rate: u32, slip: u32, client: IpAddr) -> Verdict {
+    pub(crate) fn check(&self, view: &str, rate: u32, slip: u32, client: IpAddr) -> Verdict {
         if let Some(limiter) = self.0.load().get(view).filter(|l| l.is(rate, slip)) {
             return limiter.check(client);
         }
@@ -54,7 +54,7 @@ const BUCKETS: usize = 1 << 16;
 
 /// What to do with one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Within the rate: answer.
     Allow,
     /// Over it: send a truncated empty answer.
@@ -64,7 +64,7 @@ pub enum Verdict {
 }
 
 /// One view's limiter.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: u32,
     slip: u32,
     epoch: Instant,
@@ -82,7 +82,7 @@ impl std::fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     /// `rate` answers a second per prefix; every `slip`-th limited one truncated (0: none).
-    pub fn new(rate: u32, slip: u32) -> Self {
+    pub(crate) fn new(rate: u32, slip: u32) -> Self {
         Self {
             rate,
             slip,
@@ -97,7 +97,7 @@ impl RateLimiter {
     }
 
     /// Counts one answer to `client` and says whether it may go.
-    pub fn check(&self, client: IpAddr) -> Verdict {
+    pub(crate) fn check(&self, client: IpAddr) -> Verdict {
         let now = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
         let bucket = &self.buckets[index(client)];
         let mut current = bucket.load(Ordering::Relaxed);
@@ -137,7 +137,7 @@ fn index(client: IpAddr) -> usize {
 
 /// A truncated, empty answer to `query` (header and question echoed, QR and TC set), or `None`
 /// if the question cannot be found.
-pub fn truncated(query: &[u8], out: &mut Vec<u8>) -> bool {
+pub(crate) fn truncated(query: &[u8], out: &mut Vec<u8>) -> bool {
     if query.len() < 12 || query[4..6] != [0, 1] {
         return false;
     }

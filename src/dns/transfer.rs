@@ -26,7 +26,7 @@ const MESSAGE_BYTES: usize = 60_000;
 
 /// Which transfer a secondary asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XfrKind {
+pub(crate) enum XfrKind {
     /// The whole zone (RFC 5936).
     Axfr,
     /// The changes since a serial (RFC 1995).
@@ -35,7 +35,7 @@ pub enum XfrKind {
 
 impl XfrKind {
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Axfr => "axfr",
             Self::Ixfr => "ixfr",
@@ -45,7 +45,7 @@ impl XfrKind {
 
 /// What was sent, for the transfer counter.
 #[derive(Debug, Clone, Copy)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A full transfer (AXFR, or IXFR answered in full).
     Full,
     /// An IXFR answered with diffs.
@@ -58,7 +58,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Full => "full",
             Self::Incremental => "incremental",

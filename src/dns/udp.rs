@@ -158,7 +158,7 @@ mod batch {
     use super::{Worker, dispatch, fast, is_timeout};
 
     /// Datagrams per system call.
-    pub const SIZE: usize = 32;
+    pub(super) const SIZE: usize = 32;
     /// Room per received datagram; a longer one arrives cut (MSG_TRUNC) and is left to the
     /// handler, which answers FORMERR or nothing, as for any garbage.
     const SLOT: usize = 4096;
@@ -171,7 +171,7 @@ mod batch {
 
     /// Where a datagram arrived (its destination address and interface), to answer from.
     #[derive(Clone, Copy)]
-    pub enum Local {
+    pub(crate) enum Local {
         V4(libc::in_pktinfo),
         V6(libc::in6_pktinfo),
     }
@@ -187,7 +187,7 @@ mod batch {
 
     /// Asks the kernel to report each datagram's destination address (both families on a
     /// dual-stack socket).
-    pub fn enable_pktinfo(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
+    pub(crate) fn enable_pktinfo(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
         let on: libc::c_int = 1;
         let set = |level, name| {
             // SAFETY: a valid socket and a c_int option value of the right size.
@@ -278,7 +278,7 @@ mod batch {
     }
 
     /// One datagram to `dst` from the address `local` names (the slow path's answers).
-    pub fn send_from(
+    pub(super) fn send_from(
         socket: &std::net::UdpSocket,
         bytes: &[u8],
         dst: SocketAddr,
@@ -306,7 +306,7 @@ mod batch {
         Ok(())
     }
 
-    pub fn serve(w: Worker) {
+    pub(super) fn serve(w: Worker) {
         let fd = w.socket.as_raw_fd();
         let mut bufs = vec![[0u8; SLOT]; SIZE];
         // SAFETY: all-zero is a valid sockaddr_storage.

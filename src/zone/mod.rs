@@ -29,7 +29,7 @@ mod build;
 pub mod fast;
 mod hosts;
 pub mod settings;
-pub mod store;
+mod store;
 
 use store::{NameId, SetId, SetInfo, Store, hash_name};
 
@@ -630,13 +630,6 @@ impl ViewZone {
             .iter()
             .filter(|n| n.sets > 0 || self.zones.iter().any(|z| z.apex_id == n.name))
             .count()
-    }
-
-    /// Bytes this view holds beyond the shared store, for the memory report.
-    pub fn index_bytes(&self) -> usize {
-        self.index.capacity() * 5
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.set_refs.capacity() * 4
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) type SetId = u32;
 
 /// Names and RRsets, shared by every view of one snapshot. Never changed after it is built.
 #[derive(Debug, Default)]
-pub struct Store {
+pub(super) struct Store {
     /// Lower-case wire names, back to back.
     names: Vec<u8>,
     /// Where each name ends in `names` (it starts where the previous one ends).
@@ -120,14 +120,6 @@ impl Store {
             rest = &rest[12 + usize::from(rdlen)..];
         }
         out
-    }
-
-    /// Bytes held, for the memory report.
-    pub fn heap_bytes(&self) -> usize {
-        self.names.capacity()
-            + self.name_ends.capacity() * 4
-            + self.sets.capacity() * std::mem::size_of::<SetInfo>()
-            + self.wire.capacity()
     }
 }
 
