@@ -271,7 +271,8 @@ fn truthy(value: &str) -> bool {
 /// Names a fleet. `previous` holds the slot numbers the last refresh gave, so instances keep
 /// theirs.
 pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
-    let mut claims: BTreeMap<String, Claims> = BTreeMap::new();
+    // Hashed while claiming (hundreds of thousands of names), sorted once at the end.
+    let mut claims: rustc_hash::FxHashMap<String, Claims> = Default::default();
     let mut warnings = Vec::new();
 
     let named: Vec<&Instance> = instances
@@ -402,6 +403,8 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     }
 
     let launched: BTreeMap<&str, &Instance> = named.iter().map(|i| (i.id.as_str(), *i)).collect();
+    let mut claims: Vec<(String, Claims)> = claims.into_iter().collect();
+    claims.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut names = Vec::with_capacity(claims.len());
     for (name, mut c) in claims {
         c.sort_instances();

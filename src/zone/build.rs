@@ -1,6 +1,6 @@
 //! Building a [`Snapshot`] from the fleet and its names. Pure: the caller passes the serial.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -31,7 +31,9 @@ pub fn build(
 ) -> Snapshot {
     let instances: &[Instance] = fleet;
     let apex = LowerName::from(&zone.apex);
-    let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
+    // Fx: every key is an instance id or a name of ours, and these are looked up per name and
+    // view.
+    let by_id: FxHashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut warnings = naming.warnings.clone();
 
     let passthrough: Arc<[LowerName]> = zone
@@ -64,11 +66,11 @@ pub fn build(
     let primary = primary_names(&owners);
 
     // Each instance's public DNS name parsed once, not once per name and view.
-    let public: HashMap<&str, Name> = instances
+    let public: FxHashMap<&str, Name> = instances
         .iter()
         .filter_map(|i| Some((i.id.as_str(), fqdn(i.public_dns_name.as_deref()?)?)))
         .collect();
-    let public_wire: HashMap<&str, Vec<u8>> =
+    let public_wire: FxHashMap<&str, Vec<u8>> =
         public.iter().map(|(id, n)| (*id, wire_name(n))).collect();
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
@@ -131,10 +133,10 @@ pub fn build(
 struct Context<'a> {
     zone: &'a ZoneConfig,
     naming: &'a Naming,
-    by_id: &'a HashMap<&'a str, &'a Instance>,
+    by_id: &'a FxHashMap<&'a str, &'a Instance>,
     /// Each instance's public DNS name in wire form: CNAME targets.
-    public_wire: &'a HashMap<&'a str, Vec<u8>>,
-    primary: &'a HashMap<&'a str, (&'a Name, bool)>,
+    public_wire: &'a FxHashMap<&'a str, Vec<u8>>,
+    primary: &'a FxHashMap<&'a str, (&'a Name, bool)>,
     owners: &'a [(Name, &'a HostName)],
     owner_ids: &'a [NameId],
     shared: &'a [Arc<[Backing]>],
@@ -210,10 +212,10 @@ fn under(relative: &str, apex: &Name) -> Result<Name, hickory_proto::ProtoError>
 
 /// Each instance's name for PTR answers: the shortest name a rule made for it alone (`db1`),
 /// else its slot name, else its instance id; ties go to the alphabetically first.
-fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> HashMap<&'a str, (&'a Name, bool)> {
+fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> FxHashMap<&'a str, (&'a Name, bool)> {
     /// (rule-made 0 / slot 1 / id 2, length, name): smaller is better.
     type Rank<'a> = (u8, usize, &'a str);
-    let mut best: HashMap<&str, (Rank<'_>, &Name, bool)> = HashMap::new();
+    let mut best: FxHashMap<&str, (Rank<'_>, &Name, bool)> = FxHashMap::default();
     for (owner, host) in owners {
         let [only] = &host.backing[..] else {
             continue;
@@ -400,6 +402,7 @@ impl ViewBuilder<'_> {
                     .map(|ip| address_record(&ns.name, z.apex_ttl, *ip)),
             );
             let id = store.intern(&wire_name(&ns.name));
+            let shown: Vec<IpAddr> = shown.into_iter().collect();
             let sets = address_sets(&shown, z.apex_ttl);
             self.insert(store, &apex, id, sets, self.empty.clone());
         }
@@ -469,7 +472,11 @@ impl ViewBuilder<'_> {
     /// Every name between the apex and `name` exists (RFC 8020): `web.internal` answers
     /// NODATA, not NXDOMAIN, when only `1.web.internal` has data.
     fn add_ancestors(&mut self, store: &mut StoreBuilder, apex: &[u8], name: NameId) {
-        let wire = store.store().name(name).to_vec();
+        let wire = store.store().name(name);
+        if wire.len() <= apex.len() + 1 + usize::from(wire[0]) {
+            return; // a child of the apex, as most names are
+        }
+        let wire = wire.to_vec();
         let mut at = 0;
         loop {
             at += 1 + usize::from(wire[at]);
@@ -521,7 +528,7 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         naming: &Naming,
-        by_id: &HashMap<&str, &Instance>,
+        by_id: &FxHashMap<&str, &Instance>,
         warnings: &mut Vec<String>,
     ) {
         let z = self.zone;
@@ -614,8 +621,8 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         naming: &Naming,
-        primary: &HashMap<&str, (&Name, bool)>,
-        by_id: &HashMap<&str, &Instance>,
+        primary: &FxHashMap<&str, (&Name, bool)>,
+        by_id: &FxHashMap<&str, &Instance>,
         warnings: &mut Vec<String>,
     ) {
         let policy = self.policy;
@@ -759,7 +766,7 @@ fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
 
 /// An A set and an AAAA set, in that (type) order, from sorted addresses; a set of several
 /// is rotated per query.
-fn address_sets(ips: &BTreeSet<IpAddr>, ttl: u32) -> Vec<NewSet> {
+fn address_sets(ips: &[IpAddr], ttl: u32) -> Vec<NewSet> {
     let mut a = Vec::new();
     let mut aaaa = Vec::new();
     for ip in ips {
@@ -784,8 +791,8 @@ fn address_sets(ips: &BTreeSet<IpAddr>, ttl: u32) -> Vec<NewSet> {
 }
 
 /// The addresses of one instance that a view may show, sorted.
-fn view_addresses(inst: &Instance, kind: AddressKind) -> BTreeSet<IpAddr> {
-    let mut ips = BTreeSet::new();
+fn view_addresses(inst: &Instance, kind: AddressKind) -> Vec<IpAddr> {
+    let mut ips = Vec::with_capacity(1 + inst.ipv6.len());
     let v4 = match kind {
         AddressKind::Private => inst.private_ip,
         AddressKind::Public => inst.public_ip,
@@ -800,6 +807,8 @@ fn view_addresses(inst: &Instance, kind: AddressKind) -> BTreeSet<IpAddr> {
         .iter()
         .filter(|ip| !public || (inst.public_ip.is_some() && !ip.is_unique_local()));
     ips.extend(v6.copied().map(IpAddr::V6));
+    ips.sort_unstable();
+    ips.dedup();
     ips
 }
 
@@ -846,10 +855,15 @@ fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> V
     }
     // Sorted and deduplicated: the same set in the same order every build, so a rebuild of an
     // unchanged fleet gives identical answers.
-    let ips: BTreeSet<IpAddr> = backing
-        .into_iter()
-        .flat_map(|inst| view_addresses(inst, policy.addresses))
-        .collect();
+    let mut ips: Vec<IpAddr> = match backing.as_slice() {
+        [only] => view_addresses(only, policy.addresses),
+        _ => backing
+            .iter()
+            .flat_map(|inst| view_addresses(inst, policy.addresses))
+            .collect(),
+    };
+    ips.sort_unstable();
+    ips.dedup();
     address_sets(&ips, ttl)
 }
 
