@@ -28,8 +28,13 @@ use super::{Node, Pick, Snapshot, ViewZone};
 /// which avoids IP fragmentation on every common path.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
-/// Query types the fast path answers, in the order of [`FastZone`]'s slots.
+/// Query types the fast path answers.
 const TYPES: [RecordType; 3] = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
+const A: u16 = 1;
+const AAAA: u16 = 28;
+const CNAME: u16 = 5;
+/// [`TYPES`] as their codes.
+const TYPE_CODES: [u16; 3] = [A, AAAA, CNAME];
 
 /// What one view's fast path needs besides the nodes: the zone's shape and the negative
 /// answer's SOA in wire form. The answers themselves are the store's sets, already in
@@ -111,21 +116,26 @@ fn standalone(buf: &mut Vec<u8>) -> BinEncoder<'_> {
 /// The answer section for one question at a node: `(count, tail, head)`, copied in that order
 /// (a rotation's tail from a random start, then its head); `None` when it is the handler's.
 fn pick_answer<'v>(view: &'v ViewZone, node: &Node, slot: usize) -> Option<Answer<'v>> {
-    let qtype = TYPES[slot];
+    // Types compared as their codes: `RecordType::from(u16)` is a long match.
+    let qtype = TYPE_CODES[slot];
     let mut sets = view.node_sets(node);
-    let first = sets.next();
+    let Some(first) = sets.next() else {
+        return Some(Answer::NoData); // an empty non-terminal
+    };
     // RFC 1034 3.6.2: a CNAME owner answers every type with its CNAME.
-    let set = match first {
-        Some(only) if only.rtype() == RecordType::CNAME && node_is_cname(view, node) => {
-            if qtype != RecordType::CNAME && view.fast.chase {
-                return None;
-            }
-            only
+    let set = if first.code() == CNAME && node.sets == 1 {
+        if qtype != CNAME && view.fast.chase {
+            return None;
         }
-        _ => match first.into_iter().chain(sets).find(|s| s.rtype() == qtype) {
+        first
+    } else {
+        match std::iter::once(first)
+            .chain(sets)
+            .find(|s| s.code() == qtype)
+        {
             Some(set) => set,
             None => return Some(Answer::NoData),
-        },
+        }
     };
     let bytes = view.wire(set);
     let count = u16::try_from(set.count()).ok()?;
@@ -133,9 +143,7 @@ fn pick_answer<'v>(view: &'v ViewZone, node: &Node, slot: usize) -> Option<Answe
     match set.pick() {
         Pick::All => Some(Answer::Records(count, bytes, empty)),
         // Addresses are all one length: a rotation is two slices of the same bytes.
-        pick @ (Pick::Rotate | Pick::Window(_))
-            if matches!(set.rtype(), RecordType::A | RecordType::AAAA) && count > 0 =>
-        {
+        pick @ (Pick::Rotate | Pick::Window(_)) if matches!(set.code(), A | AAAA) && count > 0 => {
             let shown = match pick {
                 Pick::Window(n) => n.min(count),
                 _ => count,
@@ -157,11 +165,6 @@ fn pick_answer<'v>(view: &'v ViewZone, node: &Node, slot: usize) -> Option<Answe
         }
         _ => None,
     }
-}
-
-/// Whether a node holds only a CNAME set.
-fn node_is_cname(view: &ViewZone, node: &Node) -> bool {
-    view.node_sets(node).nth(1).is_none()
 }
 
 /// The length of the record that starts `rr` (2-byte owner pointer, 10 fixed bytes, RDATA).
@@ -384,7 +387,7 @@ impl<'q> Question<'q> {
         let fixed = query.get(at + 1..at + 5)?;
         let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
-        let slot = TYPES.iter().position(|t| u16::from(*t) == qtype)?;
+        let slot = TYPE_CODES.iter().position(|&t| t == qtype)?;
         if qclass != 1 {
             return None;
         }

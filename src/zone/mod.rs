@@ -177,8 +177,9 @@ pub struct ViewZone {
     /// How it answers (recursion, CNAME chasing, explain).
     pub policy: ViewPolicy,
     store: Arc<Store>,
-    /// Index into `nodes`, by the node's lower-case wire name.
-    index: HashTable<u32>,
+    /// By the node's lower-case wire name: where that name starts in the store (compared in
+    /// place while probing) and the node's index in `nodes`.
+    index: HashTable<(u32, u32)>,
     nodes: Vec<Node>,
     /// Each node's sets, sorted by type, back to back.
     set_refs: Vec<SetId>,
@@ -342,21 +343,34 @@ impl ViewZone {
         let Some(node) = self.node_of(name) else {
             return Lookup::NxDomain(negative_soa);
         };
-        let sets = self.sets_at(node);
+        let mut stored = self.node_sets(node).peekable();
+        let first = stored.peek().copied();
         // RFC 1034 3.6.2: a CNAME owner has no other data, and answers every type with it.
-        if let [SetAt::Stored(only)] = sets.as_slice()
-            && only.rtype() == RecordType::CNAME
+        if let Some(only) = first
+            && node.sets == 1
+            && only.code() == u16::from(RecordType::CNAME)
         {
-            return self.answer(name, &sets[0]);
+            return self.answer(name, &SetAt::Stored(only));
         }
-        let set = if rtype == RecordType::ANY {
-            // RFC 8482: one RRset is a complete answer to ANY, and it keeps replies small.
-            sets.first()
-        } else {
-            sets.iter().find(|s| s.rtype() == rtype)
+        // An apex's SOA lives in its zone cut, not with the node's other sets.
+        let apex = self.zones.iter().find(|z| z.apex_id == node.name);
+        let soa = u16::from(RecordType::SOA);
+        let set = match rtype {
+            // RFC 8482: one RRset is a complete answer to ANY, and it keeps replies small: the
+            // first by type.
+            RecordType::ANY => match (first, apex) {
+                (Some(set), Some(_)) if set.code() < soa => Some(SetAt::Stored(set)),
+                (_, Some(zone)) => Some(SetAt::Soa(zone)),
+                (set, None) => set.map(SetAt::Stored),
+            },
+            RecordType::SOA => apex.map(SetAt::Soa),
+            _ => {
+                let code = u16::from(rtype);
+                stored.find(|s| s.code() == code).map(SetAt::Stored)
+            }
         };
         match set {
-            Some(set) => self.answer(name, set),
+            Some(set) => self.answer(name, &set),
             None => Lookup::NoData(negative_soa),
         }
     }
@@ -384,26 +398,28 @@ impl ViewZone {
     }
 
     /// The node at a lower-case wire name: the query path's one hash lookup.
+    #[inline]
     pub(crate) fn node(&self, wire: &[u8]) -> Option<&Node> {
-        let nodes = &self.nodes;
-        self.index
-            .find(hash_name(wire), |&i| {
-                self.store.name(nodes[i as usize].name) == wire
-            })
-            .map(|&i| &nodes[i as usize])
+        let store = &self.store;
+        (self.index)
+            .find(hash_name(wire), |&(start, _)| store.name_is(start, wire))
+            .map(|&(_, i)| &self.nodes[i as usize])
     }
 
     fn node_of(&self, name: &LowerName) -> Option<&Node> {
-        self.node(&store::wire_name(name))
+        let mut buf = [0u8; 256];
+        self.node(store::wire_into(name, &mut buf))
     }
 
     /// A node's stored sets, in type order.
+    #[inline]
     pub(crate) fn node_sets(&self, node: &Node) -> impl Iterator<Item = &SetInfo> {
         let refs = &self.set_refs[node.first as usize..][..usize::from(node.sets)];
         refs.iter().map(|&id| self.store.set(id))
     }
 
     /// A set's records in answer-section wire form.
+    #[inline]
     pub(crate) fn wire(&self, set: &SetInfo) -> &[u8] {
         self.store.wire(set)
     }

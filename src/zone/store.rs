@@ -51,14 +51,23 @@ pub(crate) struct SetInfo {
 }
 
 impl SetInfo {
+    #[inline]
     pub(crate) fn rtype(&self) -> RecordType {
         RecordType::from(self.rtype)
     }
 
+    /// The type's code, for comparisons on the query path.
+    #[inline]
+    pub(crate) fn code(&self) -> u16 {
+        self.rtype
+    }
+
+    #[inline]
     pub(crate) fn pick(&self) -> Pick {
         self.pick
     }
 
+    #[inline]
     pub(crate) fn count(&self) -> u32 {
         self.count
     }
@@ -79,13 +88,23 @@ impl SetInfo {
 impl Store {
     /// A name's lower-case wire form.
     pub(crate) fn name(&self, id: NameId) -> &[u8] {
-        let i = id as usize;
-        let start = if i == 0 {
-            0
-        } else {
-            self.name_ends[i - 1] as usize
-        };
-        &self.names[start..self.name_ends[i] as usize]
+        &self.names[self.name_start(id) as usize..self.name_ends[id as usize] as usize]
+    }
+
+    /// Where a name starts in the arena: with it, a lookup compares the bytes in place.
+    pub(crate) fn name_start(&self, id: NameId) -> u32 {
+        match id {
+            0 => 0,
+            _ => self.name_ends[id as usize - 1],
+        }
+    }
+
+    /// Whether the name starting at `start` is `wire`. Comparing `wire.len()` bytes is enough:
+    /// a wire name ends at its root label, so no name is a prefix of another.
+    #[inline]
+    pub(crate) fn name_is(&self, start: u32, wire: &[u8]) -> bool {
+        let start = start as usize;
+        self.names.get(start..start + wire.len()) == Some(wire)
     }
 
     /// A name as a hickory `Name`, for the slow paths.
@@ -94,11 +113,13 @@ impl Store {
         Name::read(&mut BinDecoder::new(self.name(id))).unwrap_or_default()
     }
 
+    #[inline]
     pub(crate) fn set(&self, id: SetId) -> &SetInfo {
         &self.sets[id as usize]
     }
 
     /// A set's records in answer-section wire form.
+    #[inline]
     pub(crate) fn wire(&self, set: &SetInfo) -> &[u8] {
         &self.wire[set.start as usize..(set.start + set.len) as usize]
     }
@@ -133,6 +154,7 @@ pub(crate) struct StoreBuilder {
 
 /// The hash every name table uses: the same for building and for lookups. FxHash: the keys are
 /// our names; clients only look up, so they cannot grow a collision chain.
+#[inline]
 pub(crate) fn hash_name(wire: &[u8]) -> u64 {
     FxBuildHasher.hash_one(wire)
 }
@@ -219,6 +241,24 @@ pub(crate) fn wire_name(name: &Name) -> Vec<u8> {
     }
     out.push(0);
     out
+}
+
+/// The lower-case wire form of a name, written into `buf` (a name is at most 255 bytes):
+/// the handler's lookups allocate nothing for it.
+pub(crate) fn wire_into<'b>(name: &Name, buf: &'b mut [u8; 256]) -> &'b [u8] {
+    let mut at = 0;
+    for label in name.iter() {
+        if at + 1 + label.len() >= buf.len() {
+            break; // cannot happen for a valid name; the lookup then simply misses
+        }
+        buf[at] = label.len() as u8;
+        for (dst, src) in buf[at + 1..].iter_mut().zip(label) {
+            *dst = src.to_ascii_lowercase();
+        }
+        at += 1 + label.len();
+    }
+    buf[at] = 0;
+    &buf[..=at]
 }
 
 /// Appends one answer-section record: owner pointing at the question, class IN.
