@@ -11,30 +11,6 @@ use stabledns::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than glibc's malloc: a snapshot build is hundreds of thousands of small
-/// allocations (glibc's malloc and free were a third of its profile), and mimalloc hands
-/// freed pages back to the system, where glibc kept each build's peak as RSS.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's options, numbered as in its `mimalloc.h` (the same in v2 and v3).
-#[cfg(feature = "mimalloc")]
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-#[cfg(feature = "mimalloc")]
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Memory is committed when used and returned as soon as it is free: a server's RSS should
-/// be what it holds (the fleet, one snapshot), not the peak of its last publish.
-fn configure_allocator() {
-    #[cfg(feature = "mimalloc")]
-    // SAFETY: mi_option_set only stores an option's value; both are documented options.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-    }
-}
-
 /// Authoritative DNS for EC2 fleets: stable names by role that survive instance replacement.
 #[derive(Parser)]
 #[command(version, about)]
@@ -101,7 +77,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    configure_allocator();
     let cli = Cli::parse();
     // hickory logs every request at info; that is a query log, not an operator's log.
     let filter = EnvFilter::try_from_default_env()

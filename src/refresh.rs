@@ -106,9 +106,7 @@ fn same_answers(a: &Snapshot, b: &Snapshot) -> bool {
 
 /// Hands memory freed since the last publish back to the system. glibc keeps freed heap
 /// pages (in arenas and below the top of the heap) for reuse; after a publish that is the
-/// fetch, the naming pass and the old snapshot, and RSS would keep that peak for ever. (The
-/// `stabledns` binary allocates with mimalloc, set to purge freed pages at once; this is for
-/// whoever runs the library on glibc's allocator, such as the tests.)
+/// fetch, the naming pass and the old snapshot, and RSS would keep that peak for ever.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes the arena locks.
