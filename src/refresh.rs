@@ -64,7 +64,7 @@ pub fn build_snapshot(
 ) -> Snapshot {
     let limits = zone::naming_limits(&config.zone);
     let names = naming::assign(instances, &config.naming, &limits, slots);
-    zone::build(&config.zone, &config.views, instances, &names, serial)
+    zone::build(&config.zone, &config.views, instances, names, serial)
 }
 
 // The pipeline: `serve` (through [`Refresher`]) and the `check`, `names` and `zone` commands

@@ -27,7 +27,7 @@ pub fn build(
     zone: &ZoneConfig,
     views_in: &[ViewPolicy],
     fleet: &Arc<[Instance]>,
-    naming: &Naming,
+    mut naming: Naming,
     serial: u32,
 ) -> Snapshot {
     let instances: &[Instance] = fleet;
@@ -35,7 +35,9 @@ pub fn build(
     // Fx: every key is an instance id or a name of ours, and these are looked up per name and
     // view.
     let by_id: FxHashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
-    let mut warnings = naming.warnings.clone();
+    // Moved, not copied: the naming pass is the build's, and its slots live on in the
+    // snapshot.
+    let mut warnings = std::mem::take(&mut naming.warnings);
 
     let passthrough: Arc<[LowerName]> = zone
         .passthrough
@@ -86,7 +88,7 @@ pub fn build(
         .collect();
     let ctx = Context {
         zone,
-        naming,
+        naming: &naming,
         by_id: &by_id,
         public_wire: &public_wire,
         primary: &primary,
@@ -120,7 +122,7 @@ pub fn build(
         hosts: super::hosts::Hosts::new(store, names, instances, public_ids),
         contested,
         fleet: fleet.clone(),
-        slots: naming.slots.clone(),
+        slots: std::mem::take(&mut naming.slots),
         selector: Selector::new(views_in),
         built_at: SystemTime::now(),
         apex,
