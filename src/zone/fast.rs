@@ -1,8 +1,9 @@
 //! The UDP fast path: the hot case answered from wire bytes the snapshot precomputed.
 //!
-//! Most queries a fleet sends are A, AAAA or CNAME questions for names we serve. For those, each
-//! view's [`FastZone`] holds the answer section already encoded by hickory-proto (built once
-//! per snapshot), with the owner name written as a pointer to the question at offset 12. A
+//! Most queries a fleet sends are A, AAAA or CNAME questions for names we serve. For those, the
+//! snapshot's record store holds each RRset's answer section already encoded (built once per
+//! snapshot, shared by the views), with the owner name written as a pointer to the question at
+//! offset 12. A
 //! query is answered by checking its header, lower-casing its name into a stack buffer, one
 //! hash lookup, and copying: header (ID, RD and CD from the query), the question exactly as
 //! asked (0x20 casing kept), the answer bytes, and an OPT record when the query had one. No

@@ -6,9 +6,10 @@
 //! query type: no scan, no lock, and cost does not grow with the fleet.
 //!
 //! Why our own table rather than hickory's `InMemoryZoneHandler`: every view gets its own
-//! precomputed records from one naming pass, the node also carries the instances behind a name
-//! and the rules that made it (for `stabledns names` and `_explain` queries), and the same
-//! table will feed the UDP fast path's precomputed wire answers. The RFC semantics we need
+//! answers from one naming pass, stored once for all views (see [`store`]: every name and
+//! every distinct RRset once, RRsets as the wire bytes the UDP fast path copies); a node also
+//! carries the instances behind a name and the rules that made it (for `stabledns names` and
+//! `_explain` queries). The RFC semantics we need
 //! (NXDOMAIN/NODATA with the SOA, CNAME exclusivity, empty non-terminals, minimal ANY) are a
 //! few lines in [`ViewZone::lookup`]. A view serves the forward zone and any reverse zones it
 //! is configured with; finding the zone is a walk over those few apexes, not over names.
