@@ -274,15 +274,8 @@ impl Refresher {
             );
             return Ok(Outcome::Empty);
         }
-        // Seconds of CPU at 100k instances: off the runtime's workers, which answer queries.
-        let (config, fleet, prev) = (self.config.clone(), instances.clone(), previous.clone());
-        let built =
-            tokio::task::spawn_blocking(move || build_next(&config, &fleet, prev.as_deref())).await;
-        let (snapshot, changed) = match built {
-            Ok(built) => built,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // The runtime is shutting down: nothing to publish to.
-            Err(_) => return Ok(Outcome::Unchanged),
+        let Some((snapshot, changed)) = self.build_next(&instances, previous.clone()).await else {
+            return Ok(Outcome::Unchanged); // shutting down: nothing to publish to
         };
         if let Some(prev) = &previous {
             if !changed {
@@ -299,6 +292,24 @@ impl Refresher {
         self.publish(previous.as_deref(), snapshot, instances).await;
         self.stats.mark_success();
         Ok(Outcome::Published)
+    }
+
+    /// [`build_next`] on a blocking thread: seconds of CPU at 100k instances, kept off the
+    /// runtime's workers, which answer queries. `None` when the runtime is shutting down.
+    async fn build_next(
+        &self,
+        fleet: &Arc<[Instance]>,
+        previous: Option<Arc<Snapshot>>,
+    ) -> Option<(Snapshot, bool)> {
+        let (config, fleet) = (self.config.clone(), fleet.clone());
+        let built =
+            tokio::task::spawn_blocking(move || build_next(&config, &fleet, previous.as_deref()))
+                .await;
+        match built {
+            Ok(built) => Some(built),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
     }
 
     /// Gives `snapshot` the next serial, publishes it, logs the change and writes the state
@@ -354,7 +365,10 @@ impl Refresher {
             return; // nothing fetched yet; the next refresh builds with the new config
         };
         let fleet = previous.fleet.clone();
-        let (snapshot, changed) = build_next(&self.config, &fleet, Some(&previous));
+        let Some((snapshot, changed)) = self.build_next(&fleet, Some(previous.clone())).await
+        else {
+            return; // shutting down
+        };
         if !changed {
             info!("reload: the answers do not change");
             return;

@@ -68,13 +68,16 @@ pub fn build(
     }
     let primary = primary_names(&owners);
 
-    // Each instance's public DNS name parsed once, not once per name and view.
-    let public: FxHashMap<&str, Name> = instances
+    // Each instance's public DNS name parsed and encoded once, not once per name and view.
+    let public_wire: FxHashMap<&str, Vec<u8>> = instances
         .iter()
-        .filter_map(|i| Some((i.id.as_str(), fqdn(i.public_dns_name.as_deref()?)?)))
+        .filter_map(|i| {
+            Some((
+                i.id.as_str(),
+                wire_name(&fqdn(i.public_dns_name.as_deref()?)?),
+            ))
+        })
         .collect();
-    let public_wire: FxHashMap<&str, Vec<u8>> =
-        public.iter().map(|(id, n)| (*id, wire_name(n))).collect();
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
         .iter()

@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use super::store::wire_name;
 use super::{Node, Pick, Snapshot, ViewZone};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
@@ -90,7 +91,7 @@ impl FastZone {
         Self {
             enabled,
             apex: wire_name(apex),
-            passthrough: passthrough.iter().map(wire_name).collect(),
+            passthrough: passthrough.iter().map(|p| wire_name(p)).collect(),
             negative,
             serial_at,
             chase,
@@ -179,11 +180,6 @@ fn rr_len_at(rr: &[u8]) -> usize {
 enum Answer<'v> {
     NoData,
     Records(u16, &'v [u8], &'v [u8]),
-}
-
-/// A lower-case name in uncompressed wire form.
-fn wire_name(name: &LowerName) -> Vec<u8> {
-    super::store::wire_name(name)
 }
 
 /// Answers `query` from `src` into `out` if it is the hot case; `false` leaves it to the

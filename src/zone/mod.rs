@@ -131,8 +131,9 @@ impl Snapshot {
 
     /// The instance whose public DNS name this is: CNAME targets chased from the inventory.
     pub fn by_public_name(&self, name: &Name) -> Option<&Instance> {
-        let wire = store::wire_name(name);
-        self.hosts.by_public(&wire).map(|i| &self.fleet[i])
+        let mut buf = [0u8; 256];
+        let wire = store::wire_into(name, &mut buf);
+        self.hosts.by_public(wire).map(|i| &self.fleet[i])
     }
 
     /// Every host name (fully qualified) → the instance ids behind it; view-independent.
@@ -329,6 +330,14 @@ impl SetAt<'_> {
             Self::Soa(_) => RecordType::SOA,
         }
     }
+
+    /// The type's code: comparing codes avoids `RecordType::from(u16)`, a long match.
+    fn code(&self) -> u16 {
+        match self {
+            Self::Stored(set) => set.code(),
+            Self::Soa(_) => u16::from(RecordType::SOA),
+        }
+    }
 }
 
 impl ViewZone {
@@ -344,30 +353,21 @@ impl ViewZone {
         let Some(node) = self.node_of(name) else {
             return Lookup::NxDomain(negative_soa);
         };
-        let mut stored = self.node_sets(node).peekable();
-        let first = stored.peek().copied();
         // RFC 1034 3.6.2: a CNAME owner has no other data, and answers every type with it.
-        if let Some(only) = first
+        if let Some(only) = self.node_sets(node).next()
             && node.sets == 1
             && only.code() == u16::from(RecordType::CNAME)
         {
             return self.answer(name, &SetAt::Stored(only));
         }
-        // An apex's SOA lives in its zone cut, not with the node's other sets.
-        let apex = self.zones.iter().find(|z| z.apex_id == node.name);
-        let soa = u16::from(RecordType::SOA);
+        let mut sets = self.sets_at(node);
         let set = match rtype {
             // RFC 8482: one RRset is a complete answer to ANY, and it keeps replies small: the
             // first by type.
-            RecordType::ANY => match (first, apex) {
-                (Some(set), Some(_)) if set.code() < soa => Some(SetAt::Stored(set)),
-                (_, Some(zone)) => Some(SetAt::Soa(zone)),
-                (set, None) => set.map(SetAt::Stored),
-            },
-            RecordType::SOA => apex.map(SetAt::Soa),
+            RecordType::ANY => sets.next(),
             _ => {
                 let code = u16::from(rtype);
-                stored.find(|s| s.code() == code).map(SetAt::Stored)
+                sets.find(|s| s.code() == code)
             }
         };
         match set {
@@ -425,14 +425,19 @@ impl ViewZone {
         self.store.wire(set)
     }
 
-    /// A node's sets in type order, its zone's SOA included at an apex.
-    fn sets_at(&self, node: &Node) -> Vec<SetAt<'_>> {
-        let mut sets: Vec<SetAt<'_>> = self.node_sets(node).map(SetAt::Stored).collect();
-        if let Some(zone) = self.zones.iter().find(|z| z.apex_id == node.name) {
-            let at = sets.partition_point(|s| u16::from(s.rtype()) < u16::from(RecordType::SOA));
-            sets.insert(at, SetAt::Soa(zone));
-        }
-        sets
+    /// A node's sets in type order, its zone's SOA (which lives in the zone cut) included at
+    /// an apex. Allocates nothing: the handler's lookups go through here.
+    fn sets_at(&self, node: &Node) -> impl Iterator<Item = SetAt<'_>> {
+        let refs = &self.set_refs[node.first as usize..][..usize::from(node.sets)];
+        let soa = u16::from(RecordType::SOA);
+        let (before, after) =
+            refs.split_at(refs.partition_point(|&id| self.store.set(id).code() < soa));
+        let apex = self.zones.iter().find(|z| z.apex_id == node.name);
+        let store = &*self.store;
+        let stored = move |&id: &SetId| SetAt::Stored(store.set(id));
+        (before.iter().map(stored))
+            .chain(apex.map(SetAt::Soa))
+            .chain(after.iter().map(stored))
     }
 
     /// The records of the zone whose apex is `apex`, for AXFR; `None` if this view does not
@@ -572,7 +577,6 @@ impl ViewZone {
     fn texts(&self, node: &Node) -> Vec<(RecordType, Vec<String>)> {
         let owner = self.store.hickory_name(node.name);
         self.sets_at(node)
-            .iter()
             .map(|set| {
                 let records = match set {
                     SetAt::Stored(s) => self.store.records(s, &owner, usize::MAX),

@@ -168,7 +168,7 @@ impl StoreBuilder {
     pub(crate) fn find(&self, wire: &[u8]) -> Option<NameId> {
         let store = &self.store;
         (self.names)
-            .find(hash_name(wire), |&id| store_name(store, id) == wire)
+            .find(hash_name(wire), |&id| store.name(id) == wire)
             .copied()
     }
 
@@ -176,14 +176,14 @@ impl StoreBuilder {
     pub(crate) fn intern(&mut self, wire: &[u8]) -> NameId {
         let store = &mut self.store;
         let hash = hash_name(wire);
-        if let Some(&id) = self.names.find(hash, |&id| store_name(store, id) == wire) {
+        if let Some(&id) = self.names.find(hash, |&id| store.name(id) == wire) {
             return id;
         }
         let id = store.name_ends.len() as NameId;
         store.names.extend_from_slice(wire);
         store.name_ends.push(store.names.len() as u32);
         self.names
-            .insert_unique(hash, id, |&id| hash_name(store_name(store, id)));
+            .insert_unique(hash, id, |&id| hash_name(store.name(id)));
         id
     }
 
@@ -226,10 +226,6 @@ impl StoreBuilder {
         self.store.wire.shrink_to_fit();
         self.store
     }
-}
-
-fn store_name(store: &Store, id: NameId) -> &[u8] {
-    store.name(id)
 }
 
 /// The lower-case wire form of a name.
