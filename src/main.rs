@@ -76,6 +76,21 @@ enum Command {
     },
 }
 
+/// One glibc malloc arena, unless `MALLOC_ARENA_MAX` says otherwise. glibc gives threads
+/// that meet contention arenas of their own (up to 8 per core): a snapshot built on a blocking
+/// thread then lives in a second arena, and what each arena freed cannot serve the other. At
+/// 100,000 instances two arenas held 33 MB more than one. Per-thread caches still serve small
+/// allocations without the lock, and answers on the fast path allocate nothing.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called before any other thread exists; mallopt only sets a tunable.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // hickory logs every request at info; that is a query log, not an operator's log.
@@ -90,6 +105,7 @@ fn main() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
+    limit_malloc_arenas();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -124,7 +124,7 @@ pub(super) fn convert(
         .into_iter()
         .filter_map(|tag| Some((non_empty(tag.key)?, tag.value.unwrap_or_default())))
         .collect();
-    let security_groups = raw
+    let mut security_groups: Vec<SecurityGroup> = raw
         .security_groups
         .into_iter()
         .filter_map(|g| {
@@ -134,6 +134,10 @@ pub(super) fn convert(
             })
         })
         .collect();
+    // Collected in place into the parser's buffer, which has room for four: the fleet is kept
+    // for the snapshot's life, and 100,000 instances paid 19 MB for the spare room.
+    security_groups.shrink_to_fit();
+    ipv6.shrink_to_fit();
     let availability_zone = raw.placement.and_then(|p| non_empty(p.availability_zone));
     let region = region
         .map(str::to_owned)
