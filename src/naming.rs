@@ -92,69 +92,94 @@ pub struct Service {
     pub owner: String,
     /// The tier it is published under, e.g. `web`.
     pub tier: String,
-    /// The instance offering it.
-    pub instance: String,
+    /// The instance offering it (fleet index).
+    pub instance: u32,
     /// Port.
     pub port: u16,
 }
 
-/// One instance behind a name, and why.
+/// One instance behind a name, and why. Compact (an index and, almost always, one via held
+/// inline): a 100,000-instance fleet has hundreds of thousands of these, kept for the
+/// snapshot's life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backing {
-    /// Instance id.
-    pub instance: String,
+    /// The instance: its index in the fleet the names were made from.
+    pub instance: u32,
     /// Which rules made the name for it.
-    pub via: Vec<Via>,
+    pub via: Vias,
 }
 
+/// The vias of one instance behind one name: one, or rarely a few.
+pub type Vias = smallvec::SmallVec<[Via; 1]>;
+
 /// Why an instance has a name: the logic reads these (PTR targets prefer names a rule made),
-/// people read their text (`_explain`, logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// people read their text (`_explain`, logs) through [`Via::text`]. Indices, not text: the
+/// text is made only when someone reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     /// Every instance is named by its id.
     InstanceId,
-    /// A tag's value (or one part of it): `tag Name="db1"`. Kept as its text, one allocation,
-    /// as there is one of these per name per instance.
-    Tag(String),
-    /// The `name` capture of a security group's name: `security group SG-I-DB1 (sg-…)`.
-    SecurityGroup(String),
-    /// A tier member's number.
+    /// A tag rule (by its index in [`Rules::rules`]) read the instance's tag.
+    Tag {
+        /// The rule.
+        rule: u16,
+    },
+    /// A security-group rule matched one of the instance's groups.
+    SecurityGroup {
+        /// The group's index in the instance's list.
+        group: u16,
+    },
+    /// A tier member's number; the tier is the name without its first label.
     Slot {
         /// The number.
         n: u32,
-        /// The tier.
-        tier: String,
     },
-    /// An SRV record from the service tag.
+    /// An SRV record from the service tag; the name is its owner.
     Service {
-        /// The SRV owner, e.g. `_http._tcp.web`.
-        owner: String,
         /// The port.
         port: u16,
     },
     /// A PTR record for the instance's address.
-    Address {
-        /// The instance.
-        instance: String,
-    },
+    Address,
 }
 
-impl std::fmt::Display for Via {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Via::InstanceId => write!(f, "instance id"),
-            Via::Tag(text) | Via::SecurityGroup(text) => f.write_str(text),
-            Via::Slot { n, tier } => write!(f, "slot {n} of tier {tier}"),
-            Via::Service { owner, port } => write!(f, "tag service {owner} port {port}"),
-            Via::Address { instance } => write!(f, "address of {instance}"),
+impl Via {
+    /// The via as people read it. `name` is the relative name it made (a slot's tier and a
+    /// service's owner are read from it); `rule_tags` is [`Naming::rule_tags`].
+    pub fn text(&self, inst: &Instance, name: &str, rule_tags: &[Option<String>]) -> String {
+        match *self {
+            Via::InstanceId => "instance id".to_owned(),
+            Via::Tag { rule } => {
+                let key = rule_tags.get(usize::from(rule)).and_then(Option::as_deref);
+                let key = key.unwrap_or("(unknown)");
+                match inst.tags.get(key) {
+                    Some(value) => format!("tag {key}={}", quoted(value)),
+                    None => format!("tag {key}"),
+                }
+            }
+            Via::SecurityGroup { group } => match inst.security_groups.get(usize::from(group)) {
+                Some(g) => format!("security group {} ({})", g.name, g.id),
+                None => "a security group".to_owned(),
+            },
+            Via::Slot { n } => {
+                let tier = name.split_once('.').map_or(name, |(_, tier)| tier);
+                format!("slot {n} of tier {tier}")
+            }
+            Via::Service { port } => format!("tag service {name} port {port}"),
+            Via::Address => format!("address of {}", inst.id),
         }
     }
 }
 
-/// The text of a list of vias, for `_explain` and logs.
-pub fn vias_text(vias: &[Via]) -> String {
+/// The text of one instance's vias for one name, for `_explain` and logs.
+pub fn vias_text(
+    vias: &[Via],
+    inst: &Instance,
+    name: &str,
+    rule_tags: &[Option<String>],
+) -> String {
     vias.iter()
-        .map(ToString::to_string)
+        .map(|v| v.text(inst, name, rule_tags))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -170,8 +195,12 @@ pub struct Naming {
     pub slots: Slots,
     /// SRV records to publish, sorted by owner.
     pub services: Vec<Service>,
-    /// Instances tagged inside-only: outside views leave them out of every answer.
-    pub inside_only_instances: BTreeSet<String>,
+    /// Instances tagged inside-only (by fleet index): outside views leave them out of every
+    /// answer.
+    pub inside_only_instances: BTreeSet<u32>,
+    /// The tag each rule reads (`None` for a security-group rule), by rule index: what a
+    /// [`Via::Tag`] needs to be read back as text.
+    pub rule_tags: Vec<Option<String>>,
 }
 
 /// Limits the caller knows from the zone: how long a relative name may be, which are taken.
@@ -183,13 +212,16 @@ pub struct Limits {
     pub reserved: BTreeSet<String>,
 }
 
+/// One instance's claims on a name: each via, and whether a single-instance rule made it.
+type ClaimVias = smallvec::SmallVec<[(Via, bool); 1]>;
+
 /// Every claim on one name. Kept lean: a 100k fleet makes hundreds of thousands of these.
 #[derive(Default)]
 struct Claims {
-    /// instance id → (via, whether a single-instance rule made it). A vector in claim order
+    /// fleet index → (via, whether a single-instance rule made it). A vector in claim order
     /// (an instance's claims come together), sorted by id when the names are made: most names
     /// have one claimant, and a map's first node alone was ~550 bytes per name.
-    by_instance: Vec<(String, Vec<(Via, bool)>)>,
+    by_instance: Vec<(u32, ClaimVias)>,
     /// Some claim came from a single-instance rule (or the instance id).
     single: bool,
     /// Some claim came from a tier rule.
@@ -198,18 +230,20 @@ struct Claims {
     plain: bool,
     /// Values that had to change to become this name, lower-cased, with their instance: more
     /// than one value collapsing onto the name is reported.
-    altered: Vec<(String, String)>,
+    altered: Vec<(String, u32)>,
     inside_only: bool,
     slots: bool,
 }
 
 impl Claims {
     /// Sorts the claimants by id, merging an instance listed twice (the same id from two
-    /// sources).
-    fn sort_instances(&mut self) {
-        self.by_instance.sort_by(|a, b| a.0.cmp(&b.0));
+    /// sources; the later entry in the fleet is the one kept, as in every id lookup).
+    fn sort_instances(&mut self, fleet: &[Instance]) {
+        let id = |i: u32| fleet[i as usize].id.as_str();
+        self.by_instance
+            .sort_by(|a, b| id(a.0).cmp(id(b.0)).then(b.0.cmp(&a.0)));
         self.by_instance.dedup_by(|later, kept| {
-            if later.0 != kept.0 {
+            if id(later.0) != id(kept.0) {
                 return false;
             }
             for via in later.1.drain(..) {
@@ -221,24 +255,28 @@ impl Claims {
         });
     }
 
-    /// The first via of a single-instance claim and of a tier claim, when both kinds exist.
-    fn conflict(&self) -> Option<(&Via, &Via)> {
+    /// The first claim (instance and via) of a single-instance rule and of a tier rule, when
+    /// both kinds exist.
+    fn conflict(&self) -> Option<((u32, Via), (u32, Via))> {
         let first = |single: bool| {
-            self.by_instance
-                .iter()
-                .flat_map(|(_, vias)| vias)
-                .find(|(_, s)| *s == single)
-                .map(|(via, _)| via)
+            self.by_instance.iter().find_map(|(i, vias)| {
+                vias.iter()
+                    .find(|(_, s)| *s == single)
+                    .map(|(via, _)| (*i, *via))
+            })
         };
         Some((first(true)?, first(false)?))
     }
 
     /// The distinct values (lower-cased) that collapse onto this name, with their instances,
     /// when there is more than one.
-    fn collisions(&self) -> Option<Vec<String>> {
+    fn collisions(&self, fleet: &[Instance]) -> Option<Vec<String>> {
         let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for (value, id) in &self.altered {
-            values.entry(value).or_default().insert(id);
+        for (value, i) in &self.altered {
+            values
+                .entry(value)
+                .or_default()
+                .insert(&fleet[*i as usize].id);
         }
         if values.len() + usize::from(self.plain) < 2 {
             return None;
@@ -269,27 +307,44 @@ fn truthy(value: &str) -> bool {
 }
 
 /// Names a fleet. `previous` holds the slot numbers the last refresh gave, so instances keep
-/// theirs.
+/// theirs. Backings refer to instances by their index in `instances`.
 pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
     // Hashed while claiming (hundreds of thousands of names), sorted once at the end.
     let mut claims: rustc_hash::FxHashMap<String, Claims> = Default::default();
     let mut warnings = Vec::new();
-
-    let named: Vec<&Instance> = instances
+    let rule_tags: Vec<Option<String>> = rules
+        .rules
         .iter()
-        .filter(|i| rules.states.contains(&i.state))
+        .map(|r| match &r.kind {
+            RuleKind::Tag { key, .. } => Some(key.clone()),
+            RuleKind::SecurityGroup { .. } => None,
+        })
         .collect();
 
-    let inside_only_instances: BTreeSet<String> = named
+    let named: Vec<(u32, &Instance)> = (0u32..)
+        .zip(instances)
+        .filter(|(_, i)| rules.states.contains(&i.state))
+        .collect();
+
+    let inside_only_instances: BTreeSet<u32> = named
         .iter()
-        .filter(|i| {
+        .filter(|(_, i)| {
             i.tags
                 .get(&rules.inside_only_tag)
                 .is_some_and(|v| truthy(v))
         })
-        .map(|i| i.id.clone())
+        .map(|(n, _)| *n)
         .collect();
-    for inst in &named {
+    for &(index, inst) in &named {
+        // The claim as a warning names it: a tag rule's text shows the part that was read.
+        let claimed = |via: &Via, value: &str| match via {
+            Via::Tag { rule } => format!(
+                "tag {}={}",
+                rule_tags[usize::from(*rule)].as_deref().unwrap_or_default(),
+                quoted(value)
+            ),
+            _ => via.text(inst, value, &rule_tags),
+        };
         let mut claim = |value: &str,
                          via: Via,
                          (single, inside_only, slots): (bool, bool, bool),
@@ -297,6 +352,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             let name = match normalize(value) {
                 Ok(n) => n,
                 Err(why) => {
+                    let via = claimed(&via, value);
                     warnings.push(format!("{}: {via}: {why}; skipped", inst.id));
                     return;
                 }
@@ -304,22 +360,26 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             let lower = value.to_lowercase();
             if name.len() > limits.max_name_len {
                 warnings.push(format!(
-                    "{}: {via}: `{name}` is longer than the {} characters that fit in the zone; skipped",
-                    inst.id, limits.max_name_len
+                    "{}: {}: `{name}` is longer than the {} characters that fit in the zone; skipped",
+                    inst.id,
+                    claimed(&via, value),
+                    limits.max_name_len
                 ));
                 return;
             }
             if limits.reserved.contains(&name) {
                 warnings.push(format!(
-                    "{}: {via}: `{name}` is a name of the zone itself (a nameserver); skipped",
-                    inst.id
+                    "{}: {}: `{name}` is a name of the zone itself (a nameserver); skipped",
+                    inst.id,
+                    claimed(&via, value)
                 ));
                 return;
             }
             if name != lower {
                 warnings.push(format!(
-                    "{}: {via} became `{name}` (not only lower-cased)",
-                    inst.id
+                    "{}: {} became `{name}` (not only lower-cased)",
+                    inst.id,
+                    claimed(&via, value)
                 ));
             }
             let altered = name != lower;
@@ -327,17 +387,15 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             c.single |= single;
             c.tier |= !single;
             if altered {
-                c.altered.push((lower, inst.id.clone()));
+                c.altered.push((lower, index));
             } else {
                 c.plain = true;
             }
             // One inside-only claim hides the name: showing it outside would leak that one.
             c.inside_only |= inside_only;
             c.slots |= slots;
-            if c.by_instance.last().is_none_or(|(id, _)| *id != inst.id) {
-                // Most names have one claim per instance: room for one, not the four a first
-                // push would make.
-                c.by_instance.push((inst.id.clone(), Vec::with_capacity(1)));
+            if c.by_instance.last().is_none_or(|(i, _)| *i != index) {
+                c.by_instance.push((index, ClaimVias::new()));
             }
             if let Some((_, vias)) = c.by_instance.last_mut()
                 && !vias.iter().any(|(v, _)| *v == via)
@@ -354,13 +412,15 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 &mut warnings,
             );
         }
-        for rule in &rules.rules {
+        for (rule_index, rule) in rules.rules.iter().enumerate() {
             let how = (rule.single, rule.inside_only, rule.slots);
+            let rule_index = u16::try_from(rule_index).unwrap_or(u16::MAX);
             match &rule.kind {
                 RuleKind::Tag { key, separator } => {
                     let Some(value) = inst.tags.get(key) else {
                         continue;
                     };
+                    let via = Via::Tag { rule: rule_index };
                     match separator {
                         Some(sep) => {
                             let parts: Vec<&str> = value
@@ -377,41 +437,37 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                                 ));
                             }
                             for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
-                                let via = Via::Tag(format!("tag {key}={}", quoted(part)));
                                 claim(part, via, how, &mut warnings);
                             }
                         }
-                        None => {
-                            let via = Via::Tag(format!("tag {key}={}", quoted(value)));
-                            claim(value, via, how, &mut warnings);
-                        }
+                        None => claim(value, via, how, &mut warnings),
                     }
                 }
                 RuleKind::SecurityGroup { pattern } => {
-                    for sg in &inst.security_groups {
+                    for (group, sg) in inst.security_groups.iter().enumerate() {
                         let Some(m) = pattern.captures(&sg.name).and_then(|c| c.name("name"))
                         else {
                             continue;
                         };
-                        let via =
-                            Via::SecurityGroup(format!("security group {} ({})", sg.name, sg.id));
-                        claim(m.as_str(), via, how, &mut warnings);
+                        let group = u16::try_from(group).unwrap_or(u16::MAX);
+                        claim(m.as_str(), Via::SecurityGroup { group }, how, &mut warnings);
                     }
                 }
             }
         }
     }
 
-    let launched: BTreeMap<&str, &Instance> = named.iter().map(|i| (i.id.as_str(), *i)).collect();
+    let fleet = instances;
+    let id = |i: u32| fleet[i as usize].id.as_str();
     let mut claims: Vec<(String, Claims)> = claims.into_iter().collect();
     claims.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut names = Vec::with_capacity(claims.len());
     for (name, mut c) in claims {
-        c.sort_instances();
+        c.sort_instances(fleet);
         // One single-instance claim makes the name single: a database named by `SG-I-DB2` and
         // a `Name` tag must never answer two instances while a replacement overlaps the old one.
         let single = c.single;
-        if let Some(from) = c.collisions() {
+        if let Some(from) = c.collisions(fleet) {
             warnings.push(format!(
                 "{name}: different values collapse onto this name: {}",
                 from.join(", ")
@@ -419,18 +475,22 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         }
         // Only a contested name can have a conflict worth reporting: skip the scan otherwise.
         let contested_by_both = c.single && c.tier && c.by_instance.len() > 1;
-        let conflict = contested_by_both
-            .then(|| c.conflict())
-            .flatten()
-            .map(|(s, t)| (s.to_string(), t.to_string()));
+        let conflict =
+            contested_by_both
+                .then(|| c.conflict())
+                .flatten()
+                .map(|((si, sv), (ti, tv))| {
+                    (
+                        sv.text(&fleet[si as usize], &name, &rule_tags),
+                        tv.text(&fleet[ti as usize], &name, &rule_tags),
+                    )
+                });
         let mut backing: Vec<Backing> = c
             .by_instance
             .into_iter()
-            .map(|(instance, via)| {
-                // Kept for the snapshot's life: no spare capacity per name.
-                let mut via: Vec<Via> = via.into_iter().map(|(v, _)| v).collect();
-                via.shrink_to_fit();
-                Backing { instance, via }
+            .map(|(instance, via)| Backing {
+                instance,
+                via: via.into_iter().map(|(v, _)| v).collect(),
             })
             .collect();
         let mut contested = Vec::new();
@@ -439,14 +499,9 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             // Ties (or unknown launch times) fall to the larger id, so the choice is stable.
             let winner = backing
                 .iter()
-                .max_by_key(|b| {
-                    (
-                        launched[b.instance.as_str()].launch_time,
-                        b.instance.clone(),
-                    )
-                })
-                .map(|b| b.instance.clone())
-                .unwrap_or_default();
+                .max_by_key(|b| (fleet[b.instance as usize].launch_time, id(b.instance)))
+                .map_or(0, |b| b.instance);
+            let winner_id = id(winner);
             let losers: Vec<&Backing> = backing.iter().filter(|b| b.instance != winner).collect();
             if let Some((single_via, tier_via)) = &conflict {
                 warnings.push(format!(
@@ -458,16 +513,17 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                      claim ({single_via})"
                 ));
             }
-            let ids: Vec<&str> = losers.iter().map(|b| b.instance.as_str()).collect();
+            let ids: Vec<&str> = losers.iter().map(|b| id(b.instance)).collect();
             warnings.push(format!(
-                "{name}: single-instance name claimed by {winner} and {}; serving {winner} (launched last)",
+                "{name}: single-instance name claimed by {winner_id} and {}; serving {winner_id} (launched last)",
                 ids.join(", ")
             ));
             for b in losers {
+                let inst = &fleet[b.instance as usize];
                 contested.push(format!(
-                    "not served: {} via {}: a single-instance name, and {winner} launched later",
-                    b.instance,
-                    vias_text(&b.via)
+                    "not served: {} via {}: a single-instance name, and {winner_id} launched later",
+                    inst.id,
+                    vias_text(&b.via, inst, &name, &rule_tags)
                 ));
             }
             backing.retain(|b| b.instance == winner);
@@ -481,15 +537,16 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             contested,
         });
     }
-    let slots = assign_slots(&names, &launched, previous);
-    add_slot_names(&mut names, &slots, limits, &mut warnings);
-    let services = services(&names, &launched, &rules.srv_tag, &mut warnings);
+    let slots = assign_slots(&names, fleet, previous);
+    add_slot_names(&mut names, &slots, fleet, limits, &mut warnings);
+    let services = services(&names, &named, fleet, &rules.srv_tag, &mut warnings);
     Naming {
         names,
         warnings,
         slots,
         services,
         inside_only_instances,
+        rule_tags,
     }
 }
 
@@ -500,49 +557,53 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
 /// - when the tier has shrunk, members numbered above its size move into the freed lower
 ///   numbers, the newest first. After a launch-then-terminate replacement the successor, which
 ///   took n+1 during the overlap, moves into its predecessor's number.
-fn assign_slots(
-    names: &[HostName],
-    launched: &BTreeMap<&str, &Instance>,
-    previous: &Slots,
-) -> Slots {
-    let launch = |id: &str| (launched.get(id).and_then(|i| i.launch_time), id.to_owned());
+fn assign_slots(names: &[HostName], fleet: &[Instance], previous: &Slots) -> Slots {
+    let launch = |i: u32| {
+        let inst = &fleet[i as usize];
+        (inst.launch_time, inst.id.as_str())
+    };
     let mut slots = Slots::new();
     for host in names.iter().filter(|h| h.slots) {
         let before = previous.get(&host.name);
-        let mut numbers: BTreeMap<String, u32> = BTreeMap::new();
+        // fleet index → number
+        let mut numbers: BTreeMap<u32, u32> = BTreeMap::new();
         let mut newcomers = Vec::new();
         let mut taken = BTreeSet::new();
         for b in host.backing.iter() {
-            match before.and_then(|m| m.get(&b.instance)) {
+            match before.and_then(|m| m.get(&fleet[b.instance as usize].id)) {
                 // A number held twice (a hand-edited state file) stays with the first holder.
                 Some(&n) if n > 0 && taken.insert(n) => {
-                    numbers.insert(b.instance.clone(), n);
+                    numbers.insert(b.instance, n);
                 }
-                _ => newcomers.push(b.instance.as_str()),
+                _ => newcomers.push(b.instance),
             }
         }
-        newcomers.sort_by_key(|id| launch(id));
+        newcomers.sort_by_key(|&i| launch(i));
         let mut next = 1;
-        for id in newcomers {
+        for i in newcomers {
             while taken.contains(&next) {
                 next += 1;
             }
             taken.insert(next);
-            numbers.insert(id.to_owned(), next);
+            numbers.insert(i, next);
         }
         let size = u32::try_from(numbers.len()).unwrap_or(u32::MAX);
         let mut free = (1..=size).filter(|n| !taken.contains(n));
-        let mut above: Vec<&String> = numbers
+        let mut above: Vec<u32> = numbers
             .iter()
             .filter(|&(_, &n)| n > size)
-            .map(|(id, _)| id)
+            .map(|(&i, _)| i)
             .collect();
-        above.sort_by_key(|id| std::cmp::Reverse(launch(id)));
-        let moves: Vec<(String, u32)> = above
+        above.sort_by_key(|&i| std::cmp::Reverse(launch(i)));
+        let moves: Vec<(u32, u32)> = above
             .into_iter()
-            .filter_map(|id| free.next().map(|n| (id.clone(), n)))
+            .filter_map(|i| free.next().map(|n| (i, n)))
             .collect();
         numbers.extend(moves);
+        let numbers = numbers
+            .into_iter()
+            .map(|(i, n)| (fleet[i as usize].id.clone(), n))
+            .collect();
         slots.insert(host.name.clone(), numbers);
     }
     slots
@@ -552,19 +613,24 @@ fn assign_slots(
 fn add_slot_names(
     names: &mut Vec<HostName>,
     slots: &Slots,
+    fleet: &[Instance],
     limits: &Limits,
     warnings: &mut Vec<String>,
 ) {
-    let inside_only: BTreeMap<&str, bool> = names
-        .iter()
-        .map(|h| (h.name.as_str(), h.inside_only))
-        .collect();
-    let taken: BTreeSet<String> = names.iter().map(|h| h.name.clone()).collect();
+    let taken: BTreeSet<&str> = names.iter().map(|h| h.name.as_str()).collect();
     let mut added = Vec::new();
-    for (tier, members) in slots {
-        for (instance, n) in members {
+    for host in names.iter().filter(|h| h.slots) {
+        let tier = &host.name;
+        let Some(members) = slots.get(tier) else {
+            continue;
+        };
+        for b in host.backing.iter() {
+            let instance = &fleet[b.instance as usize].id;
+            let Some(&n) = members.get(instance) else {
+                continue;
+            };
             let name = format!("{n}.{tier}");
-            if taken.contains(&name) {
+            if taken.contains(name.as_str()) {
                 warnings.push(format!(
                     "{name}: slot {n} of tier {tier} ({instance}) is already a name made by a rule; the rule wins"
                 ));
@@ -580,14 +646,11 @@ fn add_slot_names(
             added.push(HostName {
                 name,
                 backing: std::sync::Arc::new([Backing {
-                    instance: instance.clone(),
-                    via: vec![Via::Slot {
-                        n: *n,
-                        tier: tier.clone(),
-                    }],
+                    instance: b.instance,
+                    via: smallvec::smallvec![Via::Slot { n }],
                 }]),
                 single: true,
-                inside_only: inside_only.get(tier.as_str()).copied().unwrap_or(false),
+                inside_only: host.inside_only,
                 slots: false,
                 contested: Vec::new(),
             });
@@ -601,13 +664,19 @@ fn add_slot_names(
 /// instance is in.
 fn services(
     names: &[HostName],
-    launched: &BTreeMap<&str, &Instance>,
+    named: &[(u32, &Instance)],
+    fleet: &[Instance],
     tag: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<Service> {
     let mut out = Vec::new();
-    let mut parsed: BTreeMap<&str, Vec<(String, String, u16)>> = BTreeMap::new();
-    for (id, inst) in launched {
+    // By fleet index, in id order (so are the warnings): every named instance's tag, parsed
+    // once however many tiers it is in.
+    let mut ids: Vec<u32> = named.iter().map(|(i, _)| *i).collect();
+    ids.sort_by(|a, b| fleet[*a as usize].id.cmp(&fleet[*b as usize].id));
+    let mut parsed: rustc_hash::FxHashMap<u32, Vec<(String, String, u16)>> = Default::default();
+    for i in ids {
+        let inst = &fleet[i as usize];
         let Some(value) = inst.tags.get(tag) else {
             continue;
         };
@@ -616,25 +685,27 @@ fn services(
             match parse_service(item) {
                 Some(s) => list.push(s),
                 None => warnings.push(format!(
-                    "{id}: tag {tag}={item:?} is not service:protocol:port (e.g. http:tcp:80); skipped"
+                    "{}: tag {tag}={item:?} is not service:protocol:port (e.g. http:tcp:80); skipped",
+                    inst.id
                 )),
             }
         }
-        parsed.insert(id, list);
+        parsed.insert(i, list);
     }
     for host in names.iter().filter(|h| !h.single) {
         for b in host.backing.iter() {
-            for (service, proto, port) in parsed.get(b.instance.as_str()).into_iter().flatten() {
+            for (service, proto, port) in parsed.get(&b.instance).into_iter().flatten() {
                 out.push(Service {
                     owner: format!("_{service}._{proto}.{}", host.name),
                     tier: host.name.clone(),
-                    instance: b.instance.clone(),
+                    instance: b.instance,
                     port: *port,
                 });
             }
         }
     }
-    out.sort_by(|a, b| (&a.owner, &a.instance).cmp(&(&b.owner, &b.instance)));
+    let id = |i: u32| fleet[i as usize].id.as_str();
+    out.sort_by(|a, b| (&a.owner, id(a.instance)).cmp(&(&b.owner, id(b.instance))));
     out
 }
 
@@ -819,14 +890,17 @@ mod tests {
     }
 
     /// name → (backing ids, single)
-    fn table(n: &Naming) -> BTreeMap<String, (Vec<String>, bool)> {
+    fn table(n: &Naming, fleet: &[Instance]) -> BTreeMap<String, (Vec<String>, bool)> {
         n.names
             .iter()
             .map(|h| {
                 (
                     h.name.clone(),
                     (
-                        h.backing.iter().map(|b| b.instance.clone()).collect(),
+                        h.backing
+                            .iter()
+                            .map(|b| fleet[b.instance as usize].id.clone())
+                            .collect(),
                         h.single,
                     ),
                 )
@@ -903,7 +977,7 @@ mod tests {
             inst("i-x", InstanceState::Running, &[], &["default", "SG-T-"]),
         ];
         let n = assign(&fleet, &rules(), &limits(), &Slots::new());
-        let t = table(&n);
+        let t = table(&n, &fleet);
         let get = |k: &str| {
             t.get(k)
                 .cloned()
@@ -923,7 +997,7 @@ mod tests {
         assert!(n.warnings.is_empty(), "{:?}", n.warnings);
         let web = n.names.iter().find(|h| h.name == "web").expect("web");
         assert_eq!(
-            vias_text(&web.backing[0].via),
+            vias_text(&web.backing[0].via, &fleet[0], "web", &n.rule_tags),
             "security group SG-T-WEB (sg-0)"
         );
     }
@@ -936,7 +1010,7 @@ mod tests {
         ];
         let mut r = rules();
         r.states = [InstanceState::Running, InstanceState::Pending].into();
-        let t = table(&assign(&fleet, &r, &limits(), &Slots::new()));
+        let t = table(&assign(&fleet, &r, &limits(), &Slots::new()), &fleet);
         assert!(t.contains_key("b") && t.contains_key("i-b"));
         assert!(!t.contains_key("a") && !t.contains_key("i-a"));
     }
@@ -958,7 +1032,7 @@ mod tests {
             ),
         ];
         let n = assign(&fleet, &rules(), &limits(), &Slots::new());
-        let t = table(&n);
+        let t = table(&n, &fleet);
         assert_eq!(t.keys().collect::<Vec<_>>(), ["i-long", "i-odd"]);
         assert_eq!(n.warnings.len(), 3, "{:?}", n.warnings);
         assert!(
@@ -976,8 +1050,9 @@ mod tests {
         old.launch_time = Some("2026-01-01T00:00:00Z".parse().expect("time"));
         let mut new = inst("i-a-new", InstanceState::Running, &[], &["SG-I-DB1"]);
         new.launch_time = Some("2026-06-01T00:00:00Z".parse().expect("time"));
-        let n = assign(&[old, new], &rules(), &limits(), &Slots::new());
-        let t = table(&n);
+        let fleet = [old, new];
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
+        let t = table(&n, &fleet);
         assert_eq!(t["db1"], (vec!["i-a-new".into()], true));
         assert_eq!(n.warnings.len(), 1);
         assert!(
@@ -1005,11 +1080,12 @@ mod tests {
             &["SG-I-DB2"],
         );
         new.launch_time = Some("2026-06-01T00:00:00Z".parse().expect("time"));
-        let n = assign(&[old, new], &rules(), &limits(), &Slots::new());
-        assert_eq!(table(&n)["db2"], (vec!["i-a-new".into()], true));
+        let fleet = [old, new];
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
+        assert_eq!(table(&n, &fleet)["db2"], (vec!["i-a-new".into()], true));
         let db2 = n.names.iter().find(|h| h.name == "db2").expect("db2");
         assert_eq!(
-            vias_text(&db2.backing[0].via),
+            vias_text(&db2.backing[0].via, &fleet[1], "db2", &n.rule_tags),
             "tag Name=\"db2\"; security group SG-I-DB2 (sg-0)"
         );
         assert!(
@@ -1085,7 +1161,11 @@ mod tests {
         let n = assign(&fleet, &rules(), &limits(), &Slots::new());
         let api = n.names.iter().find(|h| h.name == "api").expect("api");
         assert_eq!(api.backing.len(), 1);
-        assert_eq!(api.backing[0].via.len(), 3, "{:?}", api.backing[0].via);
+        // One via per rule: `api` and `API` are the same rule reading the same tag.
+        assert_eq!(
+            api.backing[0].via.as_slice(),
+            [Via::Tag { rule: 0 }, Via::Tag { rule: 1 }]
+        );
     }
     fn slots_of(n: &Naming, tier: &str) -> Vec<(String, u32)> {
         n.slots
@@ -1114,7 +1194,7 @@ mod tests {
             slots_of(&first, "web"),
             [("i-a".into(), 2), ("i-b".into(), 3), ("i-c".into(), 1)]
         );
-        let t = table(&first);
+        let t = table(&first, &fleet);
         assert_eq!(t["1.web"], (vec!["i-c".to_owned()], true));
         assert_eq!(t["3.web"], (vec!["i-b".to_owned()], true));
 
@@ -1167,7 +1247,7 @@ mod tests {
         let fleet = [db("i-a", 1), db("i-b", 2), db("i-c", 3), db("i-d", 4)];
         let overlap = assign(&fleet, &r, &limits(), &first.slots);
         assert_eq!(slots_of(&overlap, "db")[3], ("i-d".into(), 4));
-        assert_eq!(table(&overlap)["2.db"].0, ["i-b"]);
+        assert_eq!(table(&overlap, &fleet)["2.db"].0, ["i-b"]);
         // i-b terminates: i-d moves into 2, so 1..3 answer again and 4 is gone.
         let fleet = [db("i-a", 1), db("i-c", 3), db("i-d", 4)];
         let after = assign(&fleet, &r, &limits(), &overlap.slots);
@@ -1175,7 +1255,7 @@ mod tests {
             slots_of(&after, "db"),
             [("i-a".into(), 1), ("i-c".into(), 3), ("i-d".into(), 2)]
         );
-        let t = table(&after);
+        let t = table(&after, &fleet);
         assert_eq!(t["2.db"].0, ["i-d"]);
         assert!(!t.contains_key("4.db"));
         // Two members above the size after a shrink: the newest takes the lowest freed number.
@@ -1217,7 +1297,11 @@ mod tests {
             inst("i-2", InstanceState::Running, &[], &["SG-T-WEB"]),
         ];
         let n = assign(&fleet, &r, &limits(), &Slots::new());
-        assert_eq!(table(&n)["1.web"].0, ["i-1"], "the tag's name stands");
+        assert_eq!(
+            table(&n, &fleet)["1.web"].0,
+            ["i-1"],
+            "the tag's name stands"
+        );
         assert!(
             n.warnings.iter().any(|w| w.contains("already a name")),
             "{:?}",
@@ -1243,7 +1327,13 @@ mod tests {
         let got: Vec<(&str, &str, u16)> = n
             .services
             .iter()
-            .map(|s| (s.owner.as_str(), s.instance.as_str(), s.port))
+            .map(|s| {
+                (
+                    s.owner.as_str(),
+                    fleet[s.instance as usize].id.as_str(),
+                    s.port,
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -1299,7 +1389,10 @@ mod tests {
         assert!(hidden("api-admin"));
         assert!(!hidden("api"));
         assert_eq!(
-            n.inside_only_instances.iter().collect::<Vec<_>>(),
+            n.inside_only_instances
+                .iter()
+                .map(|&i| fleet[i as usize].id.as_str())
+                .collect::<Vec<_>>(),
             ["i-2"],
             "only a true value hides an instance"
         );

@@ -598,6 +598,32 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_listed_in_another_order_is_unchanged() {
+        // Backings index their snapshot's fleet: the comparison must go by instance id, or an
+        // API that pages in another order would publish a new serial with nothing changed.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = Config::load(&root.join("config/demo.toml")).expect("demo config");
+        let path = root.join("config/demo-instances.json");
+        let bytes = std::fs::read(&path).expect("demo fleet");
+        let mut fleet = crate::inventory::file::parse(&path, &bytes, None)
+            .expect("parses")
+            .instances;
+        let first: Arc<[Instance]> = fleet.clone().into();
+        fleet.reverse();
+        let reversed: Arc<[Instance]> = fleet.into();
+        let (before, _) = build_next(&config, &first, None);
+        let (after, changed) = build_next(&config, &reversed, Some(&before));
+        assert!(
+            !changed,
+            "the same fleet in another order changed the answers"
+        );
+        assert_eq!(before.names(), after.names());
+        // And a real change is still one: the same order, one instance less.
+        let fewer: Arc<[Instance]> = first[1..].to_vec().into();
+        assert!(build_next(&config, &fewer, Some(&before)).1);
+    }
+
+    #[test]
     fn backoff_grows_to_the_cap() {
         let cap = Duration::from_secs(60);
         let approx = |n: u64| backoff(n, cap).as_secs_f64();

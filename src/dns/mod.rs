@@ -596,18 +596,25 @@ impl Handler {
             lines.push(format!("{target} {rtype} {}", data.join(" ")));
         }
         lines.extend(view.capped(target));
+        // Vias read slots' tiers and services' owners from the name, relative to the apex.
+        let full = Name::from(target).to_ascii();
+        let apex = Name::from(&snapshot.apex).to_ascii();
+        let relative = full
+            .strip_suffix(apex.as_str())
+            .map_or(full.as_str(), |r| r.trim_end_matches('.'));
         for b in view.backing(target).unwrap_or(&[]) {
-            let mut line = b.instance.clone();
-            if let Some(inst) = snapshot.instance(&b.instance) {
-                line.push_str(&format!(" {}", inst.state));
-                if let Some(t) = inst.launch_time {
-                    line.push_str(&format!(", launched {t}"));
-                }
-                if let Some(az) = &inst.availability_zone {
-                    line.push_str(&format!(", {az}"));
-                }
+            let Some(inst) = snapshot.fleet.get(b.instance as usize) else {
+                continue;
+            };
+            let mut line = format!("{} {}", inst.id, inst.state);
+            if let Some(t) = inst.launch_time {
+                line.push_str(&format!(", launched {t}"));
             }
-            line.push_str(&format!(", via {}", crate::naming::vias_text(&b.via)));
+            if let Some(az) = &inst.availability_zone {
+                line.push_str(&format!(", {az}"));
+            }
+            let vias = crate::naming::vias_text(&b.via, inst, relative, &snapshot.rule_tags);
+            line.push_str(&format!(", via {vias}"));
             lines.push(line);
         }
         if view.backing(target).is_some() {

@@ -32,9 +32,6 @@ pub fn build(
 ) -> Snapshot {
     let instances: &[Instance] = fleet;
     let apex = LowerName::from(&zone.apex);
-    // Fx: every key is an instance id or a name of ours, and these are looked up per name and
-    // view.
-    let by_id: FxHashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
     // Moved, not copied: the naming pass is the build's, and its slots live on in the
     // snapshot.
     let mut warnings = std::mem::take(&mut naming.warnings);
@@ -68,15 +65,11 @@ pub fn build(
     }
     let primary = primary_names(&owners);
 
-    // Each instance's public DNS name parsed and encoded once, not once per name and view.
-    let public_wire: FxHashMap<&str, Vec<u8>> = instances
+    // Each instance's public DNS name parsed and encoded once, not once per name and view;
+    // by fleet index, as backings refer to instances.
+    let public_wire: Vec<Option<Vec<u8>>> = instances
         .iter()
-        .filter_map(|i| {
-            Some((
-                i.id.as_str(),
-                wire_name(&fqdn(i.public_dns_name.as_deref()?)?),
-            ))
-        })
+        .map(|i| Some(wire_name(&fqdn(i.public_dns_name.as_deref()?)?)))
         .collect();
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
@@ -92,7 +85,7 @@ pub fn build(
     let ctx = Context {
         zone,
         naming: &naming,
-        by_id: &by_id,
+        fleet: instances,
         public_wire: &public_wire,
         primary: &primary,
         owners: &owners,
@@ -108,12 +101,15 @@ pub fn build(
         builders.push(view);
         warnings.extend(w);
     }
-    let public_ids: Vec<Option<NameId>> = instances
+    let public_ids: Vec<Option<NameId>> = public_wire
         .iter()
-        .map(|i| public_wire.get(i.id.as_str()).map(|w| store.intern(w)))
+        .map(|w| w.as_ref().map(|w| store.intern(w)))
         .collect();
     let store = Arc::new(store.finish());
-    let views: Vec<ViewZone> = builders.into_iter().map(|b| b.finish(&store)).collect();
+    let views: Vec<ViewZone> = builders
+        .into_iter()
+        .map(|b| b.finish(&store, fleet))
+        .collect();
     let names = owner_ids.iter().copied().zip(shared).collect();
     let contested = owners
         .iter()
@@ -122,7 +118,8 @@ pub fn build(
         .collect();
     Snapshot {
         serial,
-        hosts: super::hosts::Hosts::new(store, names, instances, public_ids),
+        hosts: super::hosts::Hosts::new(store, names, fleet.clone(), public_ids),
+        rule_tags: std::mem::take(&mut naming.rule_tags),
         contested,
         fleet: fleet.clone(),
         slots: std::mem::take(&mut naming.slots),
@@ -139,10 +136,10 @@ pub fn build(
 struct Context<'a> {
     zone: &'a ZoneConfig,
     naming: &'a Naming,
-    by_id: &'a FxHashMap<&'a str, &'a Instance>,
-    /// Each instance's public DNS name in wire form: CNAME targets.
-    public_wire: &'a FxHashMap<&'a str, Vec<u8>>,
-    primary: &'a FxHashMap<&'a str, (&'a Name, bool)>,
+    fleet: &'a [Instance],
+    /// Each instance's public DNS name in wire form (by fleet index): CNAME targets.
+    public_wire: &'a [Option<Vec<u8>>],
+    primary: &'a FxHashMap<u32, (&'a Name, bool)>,
     owners: &'a [(Name, &'a HostName)],
     owner_ids: &'a [NameId],
     shared: &'a [Arc<[Backing]>],
@@ -186,11 +183,11 @@ fn build_view<'a>(
         let backing: Arc<[Backing]> = if host
             .backing
             .iter()
-            .any(|b| view.hides(ctx.naming, &b.instance))
+            .any(|b| view.hides(ctx.naming, b.instance))
         {
             host.backing
                 .iter()
-                .filter(|b| !view.hides(ctx.naming, &b.instance))
+                .filter(|b| !view.hides(ctx.naming, b.instance))
                 .cloned()
                 .collect()
         } else {
@@ -204,8 +201,8 @@ fn build_view<'a>(
         }
         view.insert(store, &apex, id, rrsets, backing);
     }
-    view.add_services(store, ctx.naming, ctx.by_id, &mut warnings);
-    view.add_reverse(store, ctx.naming, ctx.primary, ctx.by_id, &mut warnings);
+    view.add_services(store, ctx.naming, ctx.fleet, &mut warnings);
+    view.add_reverse(store, ctx.naming, ctx.primary, ctx.fleet, &mut warnings);
     let name = &policy.name;
     warnings.extend(view.capped.drain(..).map(|c| format!("view {name}: {c}")));
     (view, warnings)
@@ -218,10 +215,10 @@ fn under(relative: &str, apex: &Name) -> Result<Name, hickory_proto::ProtoError>
 
 /// Each instance's name for PTR answers: the shortest name a rule made for it alone (`db1`),
 /// else its slot name, else its instance id; ties go to the alphabetically first.
-fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> FxHashMap<&'a str, (&'a Name, bool)> {
+fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> FxHashMap<u32, (&'a Name, bool)> {
     /// (rule-made 0 / slot 1 / id 2, length, name): smaller is better.
     type Rank<'a> = (u8, usize, &'a str);
-    let mut best: FxHashMap<&str, (Rank<'_>, &Name, bool)> = FxHashMap::default();
+    let mut best: FxHashMap<u32, (Rank<'_>, &Name, bool)> = FxHashMap::default();
     for (owner, host) in owners {
         let [only] = &host.backing[..] else {
             continue;
@@ -235,7 +232,7 @@ fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> FxHashMap<&'a str, (
         };
         let key = (class, host.name.len(), host.name.as_str());
         let entry = best
-            .entry(only.instance.as_str())
+            .entry(only.instance)
             .or_insert((key, owner, host.inside_only));
         if key < entry.0 {
             *entry = (key, owner, host.inside_only);
@@ -288,11 +285,11 @@ impl NewSet {
 
 impl ViewBuilder<'_> {
     /// Whether this view leaves an instance out (tagged inside-only, and the view is outside).
-    fn hides(&self, naming: &Naming, instance: &str) -> bool {
-        self.policy.is_outside() && naming.inside_only_instances.contains(instance)
+    fn hides(&self, naming: &Naming, instance: u32) -> bool {
+        self.policy.is_outside() && naming.inside_only_instances.contains(&instance)
     }
 
-    fn finish(self, store: &Arc<Store>) -> ViewZone {
+    fn finish(self, store: &Arc<Store>, fleet: &Arc<[Instance]>) -> ViewZone {
         let fast = match self.zones.first() {
             Some(forward) => {
                 // A reverse zone under the forward apex would make "not in the table" mean
@@ -329,6 +326,7 @@ impl ViewBuilder<'_> {
             name: self.policy.name.clone(),
             policy: self.policy.clone(),
             store: store.clone(),
+            fleet: fleet.clone(),
             index,
             nodes,
             set_refs,
@@ -619,12 +617,15 @@ fn view_addresses(inst: &Instance, kind: AddressKind) -> Vec<IpAddr> {
 
 fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> Vec<NewSet> {
     let ttl = ctx.zone.record_ttl;
-    let backing: Vec<&Instance> = backing
+    let backing: Vec<(usize, &Instance)> = backing
         .iter()
-        .filter_map(|b| ctx.by_id.get(b.instance.as_str()).copied())
+        .filter_map(|b| {
+            let i = b.instance as usize;
+            Some((i, ctx.fleet.get(i)?))
+        })
         .collect();
     let tier = backing.len() > 1;
-    let public_name = |inst: &Instance| ctx.public_wire.get(inst.id.as_str());
+    let public_name = |&(i, _): &(usize, &Instance)| ctx.public_wire[i].as_ref();
     let cnames = |targets: &[&Vec<u8>], pick| {
         let mut wire = Vec::with_capacity(targets.iter().map(|t| 12 + t.len()).sum());
         for target in targets {
@@ -646,8 +647,8 @@ fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> V
         // Only members this view may show: an outside view needs a public address behind it.
         let targets: Vec<&Vec<u8>> = backing
             .iter()
-            .filter(|i| !policy.is_outside() || i.public_ip.is_some())
-            .filter_map(|i| public_name(i))
+            .filter(|(_, i)| !policy.is_outside() || i.public_ip.is_some())
+            .filter_map(public_name)
             .collect();
         if !targets.is_empty() {
             let pick = if targets.len() > 1 {
@@ -661,10 +662,10 @@ fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> V
     // Sorted and deduplicated: the same set in the same order every build, so a rebuild of an
     // unchanged fleet gives identical answers.
     let mut ips: Vec<IpAddr> = match backing.as_slice() {
-        [only] => view_addresses(only, policy.addresses),
+        [(_, only)] => view_addresses(only, policy.addresses),
         _ => backing
             .iter()
-            .flat_map(|inst| view_addresses(inst, policy.addresses))
+            .flat_map(|(_, inst)| view_addresses(inst, policy.addresses))
             .collect(),
     };
     ips.sort_unstable();

@@ -18,6 +18,8 @@ use crate::naming::Backing;
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
     store: Arc<Store>,
+    /// The fleet the backings index.
+    fleet: Arc<[Instance]>,
     /// Sorted by wire name, so two snapshots compare in one merge.
     names: Vec<(NameId, Arc<[Backing]>)>,
     /// Index into the fleet, by instance id.
@@ -32,7 +34,7 @@ impl Hosts {
     pub(crate) fn new(
         store: Arc<Store>,
         mut names: Vec<(NameId, Arc<[Backing]>)>,
-        fleet: &[Instance],
+        fleet: Arc<[Instance]>,
         public: Vec<Option<NameId>>,
     ) -> Self {
         names.sort_by(|(a, _), (b, _)| store.name(*a).cmp(store.name(*b)));
@@ -53,11 +55,17 @@ impl Hosts {
         }
         Self {
             store,
+            fleet,
             names,
             by_id,
             by_public,
             public,
         }
+    }
+
+    /// The id of the instance behind a backing.
+    fn id(&self, b: &Backing) -> &str {
+        &self.fleet[b.instance as usize].id
     }
 
     /// How many host names there are.
@@ -66,10 +74,10 @@ impl Hosts {
     }
 
     /// The fleet index of an instance id.
-    pub(crate) fn by_id(&self, fleet: &[Instance], id: &str) -> Option<usize> {
+    pub(crate) fn by_id(&self, id: &str) -> Option<usize> {
         let hash = FxBuildHasher.hash_one(id);
         (self.by_id)
-            .find(hash, |&i| fleet[i as usize].id == id)
+            .find(hash, |&i| self.fleet[i as usize].id == id)
             .map(|&i| i as usize)
     }
 
@@ -90,7 +98,7 @@ impl Hosts {
     }
 
     fn entry(&self, name: NameId, backing: &[Backing]) -> (String, Vec<String>) {
-        let ids = backing.iter().map(|b| b.instance.clone()).collect();
+        let ids = backing.iter().map(|b| self.id(b).to_owned()).collect();
         (self.store.hickory_name(name).to_ascii(), ids)
     }
 
@@ -100,7 +108,8 @@ impl Hosts {
         let mut out = [BTreeMap::new(), BTreeMap::new()];
         self.merge(next, |a, b| {
             if let (Some((_, xb)), Some((_, yb))) = (a, b)
-                && same_instances(xb, yb)
+                && xb.len() == yb.len()
+                && xb.iter().zip(yb).all(|(x, y)| self.id(x) == next.id(y))
             {
                 return;
             }
@@ -133,7 +142,7 @@ impl Hosts {
         for (name, backing) in &self.names {
             self.store.name(*name).hash(&mut h);
             for b in backing.iter() {
-                b.instance.hash(&mut h);
+                self.id(b).hash(&mut h);
             }
             0xffu8.hash(&mut h);
         }
@@ -173,8 +182,4 @@ impl Hosts {
             }
         }
     }
-}
-
-fn same_instances(a: &[Backing], b: &[Backing]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.instance == y.instance)
 }

@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub fleet: Arc<[Instance]>,
     /// Tier slot numbers, kept by the next refresh and in the state file.
     pub slots: Slots,
+    /// The tag each naming rule reads, by rule index: what tag vias are read back with.
+    pub rule_tags: Vec<Option<String>>,
     /// Client address → index into `views`.
     pub selector: crate::view::Selector,
     /// Per view, in the order the views were configured.
@@ -126,7 +128,7 @@ impl Snapshot {
 
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
-        self.hosts.by_id(&self.fleet, id).map(|i| &self.fleet[i])
+        self.hosts.by_id(id).map(|i| &self.fleet[i])
     }
 
     /// The instance whose public DNS name this is: CNAME targets chased from the inventory.
@@ -179,6 +181,8 @@ pub struct ViewZone {
     /// How it answers (recursion, CNAME chasing, explain).
     pub policy: ViewPolicy,
     store: Arc<Store>,
+    /// The fleet the backings index (the snapshot's, shared).
+    fleet: Arc<[Instance]>,
     /// By the node's lower-case wire name: where that name starts in the store (compared in
     /// place while probing) and the node's index in `nodes`.
     index: HashTable<(u32, u32)>,
@@ -258,6 +262,16 @@ pub(crate) struct Node {
     /// The instances behind the name and the rules that made it (none for the zone's own
     /// names).
     backing: Arc<[Backing]>,
+}
+
+/// Whether two nodes' backings name the same instances for the same reasons. Backings index
+/// their own snapshot's fleet, so instances compare by id: a fleet listed in another order
+/// backs the same names.
+fn same_backing(fa: &[Instance], a: &[Backing], fb: &[Instance], b: &[Backing]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.via == y.via && fa[x.instance as usize].id == fb[y.instance as usize].id
+        })
 }
 
 // hickory's `Record` equality leaves the TTL out (RFC 2136's rule for updates); a snapshot
@@ -491,7 +505,7 @@ impl ViewZone {
             && self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
                 self.store.name(a.name) == other.store.name(b.name)
                     && a.sets == b.sets
-                    && a.backing == b.backing
+                    && same_backing(&self.fleet, &a.backing, &other.fleet, &b.backing)
                     && self
                         .node_sets(a)
                         .zip(other.node_sets(b))
@@ -604,7 +618,11 @@ impl ViewZone {
                     name: name.clone(),
                     rtype,
                     targets,
-                    instances: node.backing.iter().map(|b| b.instance.clone()).collect(),
+                    instances: node
+                        .backing
+                        .iter()
+                        .map(|b| self.fleet[b.instance as usize].id.clone())
+                        .collect(),
                 });
             }
         }

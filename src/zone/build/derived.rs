@@ -23,7 +23,7 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         naming: &Naming,
-        by_id: &FxHashMap<&str, &Instance>,
+        fleet: &[Instance],
         warnings: &mut Vec<String>,
     ) {
         let z = self.zone;
@@ -37,10 +37,10 @@ impl ViewBuilder<'_> {
             if self.node(store, &wire_name(&tier)).is_none() {
                 continue; // the tier is not shown in this view
             }
-            let Some(inst) = by_id.get(svc.instance.as_str()) else {
+            let Some(inst) = fleet.get(svc.instance as usize) else {
                 continue;
             };
-            if self.hides(naming, &svc.instance) {
+            if self.hides(naming, svc.instance) {
                 continue;
             }
             let public_name = inst.public_dns_name.as_deref().and_then(fqdn);
@@ -50,9 +50,9 @@ impl ViewBuilder<'_> {
                     let slot = naming
                         .slots
                         .get(&svc.tier)
-                        .and_then(|m| m.get(&svc.instance))
+                        .and_then(|m| m.get(&inst.id))
                         .and_then(|n| under(&format!("{n}.{}", svc.tier), &z.apex).ok());
-                    let id = under(&svc.instance, &z.apex).ok();
+                    let id = under(&inst.id, &z.apex).ok();
                     [slot, id]
                         .into_iter()
                         .flatten()
@@ -62,7 +62,7 @@ impl ViewBuilder<'_> {
             let Some(target) = target else {
                 warnings.push(format!(
                     "{}: no name with addresses to be the target of {} in view {}; skipped",
-                    svc.instance, svc.owner, self.policy.name
+                    inst.id, svc.owner, self.policy.name
                 ));
                 continue;
             };
@@ -72,11 +72,8 @@ impl ViewBuilder<'_> {
                 RData::SRV(SRV::new(0, 0, svc.port, target)),
             );
             let backing = Backing {
-                instance: svc.instance.clone(),
-                via: vec![Via::Service {
-                    owner: svc.owner.clone(),
-                    port: svc.port,
-                }],
+                instance: svc.instance,
+                via: smallvec::smallvec![Via::Service { port: svc.port }],
             };
             match sets.last_mut() {
                 Some((last, records, b)) if *last == owner => {
@@ -116,8 +113,8 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         naming: &Naming,
-        primary: &FxHashMap<&str, (&Name, bool)>,
-        by_id: &FxHashMap<&str, &Instance>,
+        primary: &FxHashMap<u32, (&Name, bool)>,
+        fleet: &[Instance],
         warnings: &mut Vec<String>,
     ) {
         let policy = self.policy;
@@ -138,10 +135,11 @@ impl ViewBuilder<'_> {
         if apexes.is_empty() {
             return;
         }
-        let mut ids: Vec<&&str> = primary.keys().collect();
-        ids.sort();
+        // In id order: of two instances with one address (a stale record), the first wins.
+        let mut ids: Vec<u32> = primary.keys().copied().collect();
+        ids.sort_by(|a, b| fleet[*a as usize].id.cmp(&fleet[*b as usize].id));
         for id in ids {
-            let (target, inside_only) = primary[*id];
+            let (target, inside_only) = primary[&id];
             if (policy.is_outside() && inside_only) || self.hides(naming, id) {
                 continue;
             }
@@ -149,7 +147,7 @@ impl ViewBuilder<'_> {
             if self.node(store, &target).is_none() {
                 continue; // the name is not shown in this view
             }
-            let Some(inst) = by_id.get(*id) else {
+            let Some(inst) = fleet.get(id as usize) else {
                 continue;
             };
             for ip in view_addresses(inst, policy.addresses) {
@@ -170,10 +168,8 @@ impl ViewBuilder<'_> {
                     wire,
                 };
                 let backing = Arc::from([Backing {
-                    instance: (*id).to_owned(),
-                    via: vec![Via::Address {
-                        instance: id.to_string(),
-                    }],
+                    instance: id,
+                    via: smallvec::smallvec![Via::Address],
                 }]);
                 let name = store.intern(&owner);
                 let apex = apex.clone();
