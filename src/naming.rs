@@ -221,7 +221,7 @@ struct Claims {
     /// fleet index → (via, whether a single-instance rule made it). A vector in claim order
     /// (an instance's claims come together), sorted by id when the names are made: most names
     /// have one claimant, and a map's first node alone was ~550 bytes per name.
-    by_instance: Vec<(u32, ClaimVias)>,
+    by_instance: smallvec::SmallVec<[(u32, ClaimVias); 1]>,
     /// Some claim came from a single-instance rule (or the instance id).
     single: bool,
     /// Some claim came from a tier rule.
@@ -349,15 +349,20 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                          via: Via,
                          (single, inside_only, slots): (bool, bool, bool),
                          warnings: &mut Vec<String>| {
-            let name = match normalize(value) {
-                Ok(n) => n,
-                Err(why) => {
-                    let via = claimed(&via, value);
-                    warnings.push(format!("{}: {via}: {why}; skipped", inst.id));
-                    return;
+            // Most values are names already (`host-1`, instance ids): those skip normalising
+            // and its allocations.
+            let (name, lower) = if is_normal(value) {
+                (std::borrow::Cow::Borrowed(value), None)
+            } else {
+                match normalize(value) {
+                    Ok(n) => (std::borrow::Cow::Owned(n), Some(value.to_lowercase())),
+                    Err(why) => {
+                        let via = claimed(&via, value);
+                        warnings.push(format!("{}: {via}: {why}; skipped", inst.id));
+                        return;
+                    }
                 }
             };
-            let lower = value.to_lowercase();
             if name.len() > limits.max_name_len {
                 warnings.push(format!(
                     "{}: {}: `{name}` is longer than the {} characters that fit in the zone; skipped",
@@ -367,7 +372,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 ));
                 return;
             }
-            if limits.reserved.contains(&name) {
+            if limits.reserved.contains(name.as_ref()) {
                 warnings.push(format!(
                     "{}: {}: `{name}` is a name of the zone itself (a nameserver); skipped",
                     inst.id,
@@ -375,21 +380,24 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 ));
                 return;
             }
-            if name != lower {
+            let altered = lower.filter(|lower| *name != **lower);
+            if altered.is_some() {
                 warnings.push(format!(
                     "{}: {} became `{name}` (not only lower-cased)",
                     inst.id,
                     claimed(&via, value)
                 ));
             }
-            let altered = name != lower;
-            let c = claims.entry(name).or_default();
+            // The key is allocated only for a name not claimed before (a tier's first member).
+            let c = match claims.get_mut(name.as_ref()) {
+                Some(c) => c,
+                None => claims.entry(name.into_owned()).or_default(),
+            };
             c.single |= single;
             c.tier |= !single;
-            if altered {
-                c.altered.push((lower, index));
-            } else {
-                c.plain = true;
+            match altered {
+                Some(lower) => c.altered.push((lower, index)),
+                None => c.plain = true,
             }
             // One inside-only claim hides the name: showing it outside would leak that one.
             c.inside_only |= inside_only;
@@ -744,6 +752,23 @@ fn quoted(s: &str) -> String {
 /// Names one separated tag may give one instance: a runaway value must not flood the zone.
 pub const MAX_NAMES_PER_TAG: usize = 32;
 
+/// Whether `normalize` would give a value back unchanged: lower-case letters, digits and
+/// hyphens in labels of at most 63, no hyphen at either end of a label or twice in a row
+/// (which also leaves out A-labels, `xn--`, that `normalize` checks by decoding).
+fn is_normal(value: &str) -> bool {
+    !value.is_empty()
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= MAX_LABEL
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && !label.contains("--")
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 /// Turns a tag value or capture into a relative DNS name: lower case, letters, digits and
 /// hyphens, labels split on dots, each at most 63 long, no leading or trailing hyphens. A
 /// label with letters outside ASCII becomes its IDNA A-label (UTS #46: `café` → `xn--caf-dma`),
@@ -940,6 +965,17 @@ mod tests {
                 Err(()) => assert!(got.is_err(), "input {input:?} gave {got:?}"),
             }
         }
+        // The shortcut for values that are names already must agree with the general path.
+        let more = [
+            "host-1", "i-0abc", "web.eu", "a--b", "-a", "a-", "a.", ".a", "a..b", "Web", "x y",
+        ];
+        for input in cases.iter().map(|(i, _)| *i).chain(more) {
+            if is_normal(input) {
+                assert_eq!(normalize(input).as_deref(), Ok(input), "input {input:?}");
+            }
+        }
+        assert!(is_normal("host-1") && is_normal("web.eu") && is_normal(&"x".repeat(63)));
+        assert!(!is_normal("xn--caf-dma") && !is_normal(&"x".repeat(64)) && !is_normal("Web"));
         let long = "x".repeat(100);
         assert_eq!(normalize(&long).map(|s| s.len()), Ok(63));
         // Truncation must not leave a trailing hyphen.
