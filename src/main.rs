@@ -76,17 +76,27 @@ enum Command {
     },
 }
 
-/// One glibc malloc arena, unless `MALLOC_ARENA_MAX` says otherwise. glibc gives threads
-/// that meet contention arenas of their own (up to 8 per core): a snapshot built on a blocking
-/// thread then lives in a second arena, and what each arena freed cannot serve the other. At
-/// 100,000 instances two arenas held 33 MB more than one. Per-thread caches still serve small
-/// allocations without the lock, and answers on the fast path allocate nothing.
-fn limit_malloc_arenas() {
+/// glibc malloc tuned for a process that builds a large snapshot now and then and serves it
+/// without allocating, unless `MALLOC_ARENA_MAX` / `MALLOC_TOP_PAD_` say otherwise:
+/// - one arena: glibc gives threads that meet contention arenas of their own (up to 8 per
+///   core); a snapshot built on a blocking thread then lives in a second arena, and what each
+///   arena freed cannot serve the other (33 MB more RSS at 100,000 instances). Per-thread
+///   caches still serve small allocations without the lock.
+/// - the heap grows in 64 MB steps: every time the top of the heap ran out, glibc first
+///   merged all its small free chunks (`malloc_consolidate`), a third of a 100k build's time.
+///   Untouched pages cost no RSS, and the publish trims what is left.
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: called before any other thread exists; mallopt only sets a tunable.
+    {
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        // SAFETY: called before any other thread exists; mallopt only sets tunables.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
+            if unset("MALLOC_ARENA_MAX") {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
+            if unset("MALLOC_TOP_PAD_") {
+                libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+            }
         }
     }
 }
@@ -105,7 +115,7 @@ fn main() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
-    limit_malloc_arenas();
+    tune_malloc();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
