@@ -10,6 +10,7 @@
 //! instance id) made names one instance: if several claim it (a replacement overlapping its
 //! predecessor, or a copied tag), the newest launch wins and the others are reported.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
@@ -349,13 +350,13 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                          via: Via,
                          (single, inside_only, slots): (bool, bool, bool),
                          warnings: &mut Vec<String>| {
-            // Most values are names already (`host-1`, instance ids): those skip normalising
-            // and its allocations.
-            let (name, lower) = if is_normal(value) {
-                (std::borrow::Cow::Borrowed(value), None)
+            // Most values are names already, but for case (`host-1`, instance ids, `WEB`):
+            // those skip normalising and its allocations.
+            let (name, lower) = if let Some(name) = plain_name(value) {
+                (name, None)
             } else {
                 match normalize(value) {
-                    Ok(n) => (std::borrow::Cow::Owned(n), Some(value.to_lowercase())),
+                    Ok(n) => (Cow::Owned(n), Some(value.to_lowercase())),
                     Err(why) => {
                         let via = claimed(&via, value);
                         warnings.push(format!("{}: {via}: {why}; skipped", inst.id));
@@ -752,6 +753,16 @@ fn quoted(s: &str) -> String {
 /// Names one separated tag may give one instance: a runaway value must not flood the zone.
 pub const MAX_NAMES_PER_TAG: usize = 32;
 
+/// The name a value makes when it needs no more than ASCII lower-casing (not an alteration
+/// worth a warning), without the general path's allocations.
+fn plain_name(value: &str) -> Option<Cow<'_, str>> {
+    if is_normal(value) {
+        return Some(Cow::Borrowed(value));
+    }
+    let lower = value.to_ascii_lowercase();
+    is_normal(&lower).then_some(Cow::Owned(lower))
+}
+
 /// Whether `normalize` would give a value back unchanged: lower-case letters, digits and
 /// hyphens in labels of at most 63, no hyphen at either end of a label or twice in a row
 /// (which also leaves out A-labels, `xn--`, that `normalize` checks by decoding).
@@ -972,6 +983,9 @@ mod tests {
         for input in cases.iter().map(|(i, _)| *i).chain(more) {
             if is_normal(input) {
                 assert_eq!(normalize(input).as_deref(), Ok(input), "input {input:?}");
+            }
+            if let Some(name) = plain_name(input) {
+                assert_eq!(normalize(input).as_deref(), Ok(&*name), "input {input:?}");
             }
         }
         assert!(is_normal("host-1") && is_normal("web.eu") && is_normal(&"x".repeat(63)));
