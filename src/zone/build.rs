@@ -13,7 +13,8 @@ use rustc_hash::FxHashMap;
 use super::fast::FastZone;
 use super::settings::ZoneConfig;
 use super::store::{
-    NameId, SetId, Store, StoreBuilder, hash_name, push_record, push_rr, wire_name,
+    NameId, SetId, Store, StoreBuilder, hash_name, push_plain_labels, push_record, push_rr,
+    wire_name,
 };
 use super::{Node, Pick, Snapshot, ViewZone, ZoneCut};
 
@@ -42,26 +43,50 @@ pub fn build(
         .filter(|p| zone.apex.zone_of(p))
         .map(LowerName::from)
         .collect();
-    // Owner names are built once and shared by every view.
-    let mut owners = Vec::with_capacity(naming.names.len());
+    // Every name once, for every view; owner names are built once and shared by every view.
+    let mut store = StoreBuilder::default();
+    let apex_wire = wire_name(&zone.apex);
+    let passthrough_wire: Vec<Vec<u8>> = passthrough.iter().map(|p| wire_name(p)).collect();
+    let mut owners: Vec<(NameId, &HostName)> = Vec::with_capacity(naming.names.len());
+    let mut wire = Vec::with_capacity(256);
     for host in &naming.names {
-        match under(&host.name, &zone.apex) {
-            Ok(owner)
-                if passthrough
-                    .iter()
-                    .any(|p| p.zone_of(&LowerName::from(&owner))) =>
-            {
-                warnings.push(format!(
-                    "{owner}: lies in a subtree that is not ours (zone.passthrough or AWS's own \
-                     domains); skipped"
-                ));
+        wire.clear();
+        let owner = match push_plain_labels(&host.name, &mut wire) {
+            Some(()) => {
+                wire.extend_from_slice(&apex_wire);
+                (wire.len() <= 255).then_some(&wire[..])
             }
-            Ok(owner) => owners.push((owner, host)),
-            Err(e) => warnings.push(format!(
-                "{}: cannot be a name in {}: {e}",
+            // Not a name naming makes; hickory says what is wrong with it.
+            None => match under(&host.name, &zone.apex) {
+                Ok(name) => {
+                    wire = wire_name(&name);
+                    Some(&wire[..])
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "{}: cannot be a name in {}: {e}",
+                        host.name, zone.apex
+                    ));
+                    continue;
+                }
+            },
+        };
+        let Some(owner) = owner else {
+            warnings.push(format!(
+                "{}: cannot be a name in {}: longer than 255 bytes",
                 host.name, zone.apex
-            )),
+            ));
+            continue;
+        };
+        if passthrough_wire.iter().any(|p| wire_under(owner, p)) {
+            warnings.push(format!(
+                "{}.{}: lies in a subtree that is not ours (zone.passthrough or AWS's own \
+                 domains); skipped",
+                host.name, zone.apex
+            ));
+            continue;
         }
+        owners.push((store.intern(owner), host));
     }
     let primary = primary_names(&owners);
 
@@ -69,19 +94,24 @@ pub fn build(
     // by fleet index, as backings refer to instances.
     let public_wire: Vec<Option<Vec<u8>>> = instances
         .iter()
-        .map(|i| Some(wire_name(&fqdn(i.public_dns_name.as_deref()?)?)))
+        .map(|i| {
+            let text = i.public_dns_name.as_deref()?.trim_end_matches('.');
+            let mut wire = Vec::with_capacity(text.len() + 2);
+            match push_plain_labels(text, &mut wire) {
+                Some(()) if wire.len() < 255 => {
+                    wire.push(0);
+                    Some(wire)
+                }
+                _ => Some(wire_name(&fqdn(text)?)),
+            }
+        })
         .collect();
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
         .iter()
         .map(|(_, host)| host.backing.clone())
         .collect();
-    // Every name once, for every view.
-    let mut store = StoreBuilder::default();
-    let owner_ids: Vec<NameId> = owners
-        .iter()
-        .map(|(owner, _)| store.intern(&wire_name(owner)))
-        .collect();
+    let owner_ids: Vec<NameId> = owners.iter().map(|(id, _)| *id).collect();
     let ctx = Context {
         zone,
         naming: &naming,
@@ -114,7 +144,10 @@ pub fn build(
     let contested = owners
         .iter()
         .filter(|(_, host)| !host.contested.is_empty())
-        .map(|(owner, host)| (LowerName::from(owner), host.contested.clone()))
+        .map(|(owner, host)| {
+            let name = store.hickory_name(*owner);
+            (LowerName::from(name), host.contested.clone())
+        })
         .collect();
     Snapshot {
         serial,
@@ -139,8 +172,8 @@ struct Context<'a> {
     fleet: &'a [Instance],
     /// Each instance's public DNS name in wire form (by fleet index): CNAME targets.
     public_wire: &'a [Option<Vec<u8>>],
-    primary: &'a FxHashMap<u32, (&'a Name, bool)>,
-    owners: &'a [(Name, &'a HostName)],
+    primary: &'a FxHashMap<u32, (NameId, bool)>,
+    owners: &'a [(NameId, &'a HostName)],
     owner_ids: &'a [NameId],
     shared: &'a [Arc<[Backing]>],
     passthrough: Arc<[LowerName]>,
@@ -208,6 +241,18 @@ fn build_view<'a>(
     (view, warnings)
 }
 
+/// Whether the wire name `name` is `zone` or below it: a suffix on a label boundary.
+fn wire_under(name: &[u8], zone: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        if name[at..] == *zone {
+            return true;
+        }
+        at += 1 + usize::from(name[at]);
+    }
+    false
+}
+
 /// A relative name under `apex`.
 fn under(relative: &str, apex: &Name) -> Result<Name, hickory_proto::ProtoError> {
     Name::from_ascii(relative).and_then(|n| n.append_domain(apex))
@@ -215,10 +260,10 @@ fn under(relative: &str, apex: &Name) -> Result<Name, hickory_proto::ProtoError>
 
 /// Each instance's name for PTR answers: the shortest name a rule made for it alone (`db1`),
 /// else its slot name, else its instance id; ties go to the alphabetically first.
-fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> FxHashMap<u32, (&'a Name, bool)> {
+fn primary_names(owners: &[(NameId, &HostName)]) -> FxHashMap<u32, (NameId, bool)> {
     /// (rule-made 0 / slot 1 / id 2, length, name): smaller is better.
     type Rank<'a> = (u8, usize, &'a str);
-    let mut best: FxHashMap<u32, (Rank<'_>, &Name, bool)> = FxHashMap::default();
+    let mut best: FxHashMap<u32, (Rank<'_>, NameId, bool)> = FxHashMap::default();
     for (owner, host) in owners {
         let [only] = &host.backing[..] else {
             continue;
@@ -233,9 +278,9 @@ fn primary_names<'a>(owners: &'a [(Name, &'a HostName)]) -> FxHashMap<u32, (&'a 
         let key = (class, host.name.len(), host.name.as_str());
         let entry = best
             .entry(only.instance)
-            .or_insert((key, owner, host.inside_only));
+            .or_insert((key, *owner, host.inside_only));
         if key < entry.0 {
-            *entry = (key, owner, host.inside_only);
+            *entry = (key, *owner, host.inside_only);
         }
     }
     best.into_iter()
@@ -697,5 +742,21 @@ pub fn naming_limits(zone: &ZoneConfig) -> crate::naming::Limits {
                 full.strip_suffix(&suffix).map(str::to_owned)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_under_goes_by_labels() {
+        let w = |s: &str| wire_name(&Name::from_ascii(s).expect("name"));
+        let zone = w("compute.internal.");
+        assert!(wire_under(&w("compute.internal."), &zone));
+        assert!(wire_under(&w("ip-10-0-0-1.compute.internal."), &zone));
+        assert!(!wire_under(&w("xcompute.internal."), &zone));
+        assert!(!wire_under(&w("internal."), &zone));
+        assert!(wire_under(&w("a.b."), &[0]));
     }
 }

@@ -239,6 +239,22 @@ pub(crate) fn wire_name(name: &Name) -> Vec<u8> {
     out
 }
 
+/// Appends the lower-case wire form of a dotted name made of plain labels (letters, digits,
+/// `-`, `_`; no root label): what naming makes and AWS's DNS names are. `None` (with `out`
+/// partly written) for anything else, escapes, empty or long labels, which callers hand to
+/// hickory's parser; a build skips 300,000 of those parses at 100k instances.
+pub(crate) fn push_plain_labels(text: &str, out: &mut Vec<u8>) -> Option<()> {
+    for label in text.split('.') {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if label.is_empty() || label.len() > 63 || !label.bytes().all(plain) {
+            return None;
+        }
+        out.push(label.len() as u8);
+        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    Some(())
+}
+
 /// The lower-case wire form of a name, written into `buf` (a name is at most 255 bytes):
 /// the handler's lookups allocate nothing for it.
 pub(crate) fn wire_into<'b>(name: &Name, buf: &'b mut [u8; 256]) -> &'b [u8] {
@@ -320,5 +336,33 @@ mod tests {
         let records = store.records(store.set(a_set), &owner, 1);
         assert_eq!(records[0].ttl, 17);
         assert_eq!(records[0].data, RData::A(A::new(10, 0, 1, 20)));
+    }
+
+    #[test]
+    fn plain_labels_encode_as_hickory_does() {
+        for text in [
+            "host-1",
+            "ec2-52-16-0-0.eu-west-1.compute.amazonaws.com",
+            "Web_1.EU",
+            &"x".repeat(63),
+        ] {
+            let mut wire = Vec::new();
+            assert_eq!(push_plain_labels(text, &mut wire), Some(()), "{text}");
+            wire.push(0);
+            let name = Name::from_ascii(text).expect("name");
+            assert_eq!(wire, wire_name(&name), "{text}");
+        }
+        for text in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "a b",
+            "a\\.b",
+            "café",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(push_plain_labels(text, &mut Vec::new()), None, "{text}");
+        }
     }
 }

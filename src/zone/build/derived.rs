@@ -11,7 +11,7 @@ use crate::inventory::Instance;
 use crate::naming::{Backing, Naming, Via};
 use crate::view::SingleMode;
 use crate::zone::Pick;
-use crate::zone::store::{StoreBuilder, push_rr, wire_name};
+use crate::zone::store::{NameId, StoreBuilder, push_rr, wire_name};
 use std::sync::Arc;
 
 impl ViewBuilder<'_> {
@@ -113,7 +113,7 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         naming: &Naming,
-        primary: &FxHashMap<u32, (&Name, bool)>,
+        primary: &FxHashMap<u32, (NameId, bool)>,
         fleet: &[Instance],
         warnings: &mut Vec<String>,
     ) {
@@ -143,7 +143,7 @@ impl ViewBuilder<'_> {
             if (policy.is_outside() && inside_only) || self.hides(naming, id) {
                 continue;
             }
-            let target = wire_name(target);
+            let target = store.store().name(target).to_vec();
             if self.node(store, &target).is_none() {
                 continue; // the name is not shown in this view
             }
