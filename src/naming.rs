@@ -866,8 +866,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(n, s)| SecurityGroup {
-                    id: format!("sg-{n}"),
-                    name: (*s).to_owned(),
+                    id: format!("sg-{n}").into(),
+                    name: (*s).into(),
                 })
                 .collect(),
         }

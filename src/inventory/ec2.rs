@@ -154,6 +154,7 @@ impl Ec2Source {
                         raw(inst),
                         reservation.owner_id(),
                         Some(walk.region.as_str()),
+                        &mut out.strings,
                     ) {
                         Ok(instance) => out.instances.push(instance),
                         Err(e) => out.skipped.push(format!(

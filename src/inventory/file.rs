@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Fetched, Instance, InstanceError, InventoryError, SecurityGroup, region_of_zone};
+use super::{
+    Fetched, Instance, InstanceError, Interner, InventoryError, SecurityGroup, region_of_zone,
+};
 
 /// Reads a describe-instances dump.
 #[derive(Debug, Clone)]
@@ -58,7 +60,8 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
     for (r, reservation) in doc.reservations.into_iter().enumerate() {
         for (i, raw) in reservation.instances.into_iter().enumerate() {
             let id = raw.instance_id.clone().unwrap_or_else(|| "(no id)".into());
-            match convert(raw, reservation.owner_id.as_deref(), region) {
+            let owner = reservation.owner_id.as_deref();
+            match convert(raw, owner, region, &mut out.strings) {
                 Ok(instance) => out.instances.push(instance),
                 Err(e) => out.skipped.push(format!(
                     "{}: Reservations[{r}].Instances[{i}] {id}: {e}; skipped",
@@ -74,6 +77,7 @@ pub(super) fn convert(
     raw: RawInstance,
     owner: Option<&str>,
     region: Option<&str>,
+    strings: &mut Interner,
 ) -> Result<Instance, InstanceError> {
     let id = non_empty(raw.instance_id).ok_or(InstanceError::Missing("InstanceId"))?;
     let state_name = raw
@@ -122,15 +126,18 @@ pub(super) fn convert(
     let tags = raw
         .tags
         .into_iter()
-        .filter_map(|tag| Some((non_empty(tag.key)?, tag.value.unwrap_or_default())))
+        .filter_map(|tag| {
+            let key = strings.get(&non_empty(tag.key)?);
+            Some((key, tag.value.unwrap_or_default()))
+        })
         .collect();
     let mut security_groups: Vec<SecurityGroup> = raw
         .security_groups
         .into_iter()
         .filter_map(|g| {
             Some(SecurityGroup {
-                id: non_empty(g.group_id)?,
-                name: g.group_name.unwrap_or_default(),
+                id: strings.get(&non_empty(g.group_id)?),
+                name: strings.get(g.group_name.as_deref().unwrap_or_default()),
             })
         })
         .collect();
@@ -139,19 +146,27 @@ pub(super) fn convert(
     security_groups.shrink_to_fit();
     ipv6.shrink_to_fit();
     let availability_zone = raw.placement.and_then(|p| non_empty(p.availability_zone));
-    let region = region
-        .map(str::to_owned)
-        .or_else(|| availability_zone.as_deref().and_then(region_of_zone));
+    let region = match region {
+        Some(r) => Some(strings.get(r)),
+        None => availability_zone
+            .as_deref()
+            .and_then(region_of_zone)
+            .map(|r| strings.get(&r)),
+    };
+    let account = owner.map(|o| strings.get(o));
+    let availability_zone = shared(strings, availability_zone);
+    let vpc_id = shared(strings, raw.vpc_id);
+    let subnet_id = shared(strings, raw.subnet_id);
 
     Ok(Instance {
         id,
         state,
         launch_time,
-        account: owner.map(str::to_owned),
+        account,
         region,
         availability_zone,
-        vpc_id: non_empty(raw.vpc_id),
-        subnet_id: non_empty(raw.subnet_id),
+        vpc_id,
+        subnet_id,
         private_ip,
         private_dns_name: non_empty(raw.private_dns_name),
         public_ip,
@@ -164,6 +179,11 @@ pub(super) fn convert(
 
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())
+}
+
+/// A field many instances hold alike, stored once.
+fn shared(strings: &mut Interner, s: Option<String>) -> Option<super::Shared> {
+    non_empty(s).map(|s| strings.get(&s))
 }
 
 #[derive(Deserialize)]

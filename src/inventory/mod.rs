@@ -30,15 +30,15 @@ pub struct Instance {
     /// When it was launched; newest wins a contested single-instance name.
     pub launch_time: Option<jiff::Timestamp>,
     /// The account that owns it (the reservation's owner), when known.
-    pub account: Option<String>,
+    pub account: Option<Shared>,
     /// e.g. `eu-west-1`.
-    pub region: Option<String>,
+    pub region: Option<Shared>,
     /// e.g. `eu-west-1a`.
-    pub availability_zone: Option<String>,
+    pub availability_zone: Option<Shared>,
     /// `vpc-...`
-    pub vpc_id: Option<String>,
+    pub vpc_id: Option<Shared>,
     /// `subnet-...`
-    pub subnet_id: Option<String>,
+    pub subnet_id: Option<Shared>,
     /// The primary private IPv4 address.
     pub private_ip: Option<Ipv4Addr>,
     /// e.g. `ip-10-0-1-10.eu-west-1.compute.internal`.
@@ -58,9 +58,10 @@ pub struct Instance {
 
 /// An instance's tags, key → value, sorted by key. A sorted vector rather than a `BTreeMap`:
 /// an instance has a handful of tags, and a map's first node alone is ~550 bytes, which a
-/// 100,000-instance fleet paid 55 MB for. Serialized as a map, as before.
+/// 100,000-instance fleet paid 55 MB for. Keys are shared (every instance has a `Name`).
+/// Serialized as a map, as before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tags(Vec<(String, String)>);
+pub struct Tags(Vec<(Shared, String)>);
 
 impl Tags {
     /// The value of a tag.
@@ -72,16 +73,20 @@ impl Tags {
     }
 
     /// Sets a tag, replacing its value if it has one.
-    pub fn insert(&mut self, key: String, value: String) {
-        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+    pub fn insert(&mut self, key: impl Into<Shared>, value: String) {
+        let key = key.into();
+        match self
+            .0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key.as_str()))
+        {
             Ok(i) => self.0[i].1 = value,
             Err(i) => self.0.insert(i, (key, value)),
         }
     }
 
     /// Every tag, sorted by key.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &String)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// How many tags there are.
@@ -95,10 +100,11 @@ impl Tags {
     }
 }
 
-impl FromIterator<(String, String)> for Tags {
+impl<K: Into<Shared>> FromIterator<(K, String)> for Tags {
     /// A key given twice keeps its last value, as a map's `collect` does.
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        let mut tags: Vec<(String, String)> = iter.into_iter().collect();
+    fn from_iter<I: IntoIterator<Item = (K, String)>>(iter: I) -> Self {
+        let mut tags: Vec<(Shared, String)> =
+            iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
         // Reversed, then stably sorted: of equal keys the last given comes first and stays.
         tags.reverse();
         tags.sort_by(|(a, _), (b, _)| a.cmp(b));
@@ -124,9 +130,99 @@ impl<'de> Deserialize<'de> for Tags {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityGroup {
     /// `sg-...`
-    pub id: String,
+    pub id: Shared,
     /// e.g. `SG-T-WEB`.
-    pub name: String,
+    pub name: Shared,
+}
+
+/// A string many instances hold alike (account, region, zone, VPC, subnet, group, tag key),
+/// stored once per fleet by the [`Interner`] that read it: at 100,000 instances, a dozen
+/// small allocations each were most of the fleet's memory. Reads as a `str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared(std::sync::Arc<str>);
+
+impl Shared {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<String> for Shared {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl PartialEq<str> for Shared {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Shared {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl fmt::Display for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
+
+/// Hands out one [`Shared`] per distinct string for one read of the fleet.
+#[derive(Debug, Default)]
+pub struct Interner(rustc_hash::FxHashSet<Shared>);
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub fn get(&mut self, s: &str) -> Shared {
+        if let Some(shared) = self.0.get(s) {
+            return shared.clone();
+        }
+        let shared = Shared::from(s);
+        self.0.insert(shared.clone());
+        shared
+    }
 }
 
 /// EC2 instance states, as the API names them.
@@ -225,6 +321,8 @@ pub struct Fetched {
     /// Instances left out, each with where it was and why: one bad instance must not keep
     /// every other change from being published.
     pub skipped: Vec<String>,
+    /// The strings the instances share.
+    pub strings: Interner,
 }
 
 /// Why one instance in an API answer or dump cannot be used.
