@@ -67,6 +67,7 @@ impl Exposition<'_> {
             empty_fleets: load(&r.empty_fleet_refusals),
             skipped: load(&r.skipped_instances),
             publishes: load(&r.publishes),
+            builds: load(&r.builds),
             reloads: (load(&m.reloads_applied), load(&m.reloads_rejected)),
             forward: self.forward,
             names: self.snapshot.map_or_else(Vec::new, |s| {
@@ -122,6 +123,7 @@ struct Sample {
     empty_fleets: u64,
     skipped: u64,
     publishes: u64,
+    builds: u64,
     reloads: (u64, u64),
     forward: Option<[u64; 5]>,
     names: Vec<(String, u64, u64)>,
@@ -262,6 +264,8 @@ mod encode {
             let empty = "Refreshes that found no instances and were not published";
             counter(e, names::EMPTY_FLEETS, empty, self.empty_fleets)?;
             counter(e, names::PUBLISHES, "Snapshots published", self.publishes)?;
+            let builds = "Snapshots built (a refresh that finds the served fleet builds none)";
+            counter(e, names::BUILDS, builds, self.builds)?;
             let skipped = "Instances the last inventory read skipped as unusable";
             gauge(e, names::SKIPPED_INSTANCES, skipped, self.skipped)?;
             family(

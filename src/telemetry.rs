@@ -37,6 +37,8 @@ pub mod names {
     pub const EMPTY_FLEETS: &str = "stabledns_empty_fleet_refusals";
     /// Counter: snapshots published.
     pub const PUBLISHES: &str = "stabledns_snapshots_published";
+    /// Counter: snapshots built (a refresh that finds the served fleet builds none).
+    pub const BUILDS: &str = "stabledns_snapshots_built";
     /// Gauge {view}: names with data in each view.
     pub const NAMES: &str = "stabledns_names";
     /// Gauge {view}: records past `max_records_per_rrset`, left out of transfers (answers
@@ -381,6 +383,8 @@ pub struct RefreshStats {
     pub empty_fleet: std::sync::atomic::AtomicBool,
     /// Snapshots published.
     pub publishes: AtomicU64,
+    /// Snapshots built: a refresh that finds the served fleet again builds none.
+    pub builds: AtomicU64,
     /// Instances the last fetch skipped as unusable.
     pub skipped_instances: AtomicU64,
     /// When the API last confirmed the published data (Unix ms; 0 = never).

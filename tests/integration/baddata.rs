@@ -120,6 +120,37 @@ async fn bad_instances_are_skipped_and_their_neighbours_keep_their_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_finds_the_served_fleet_builds_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet = vec![instance("i-a", "10.0.1.1", &[("Name", "a".to_owned())])];
+    write_fleet(dir.path(), fleet.clone());
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"")
+        .replace("refresh_interval = \"30s\"", "refresh_interval = \"100ms\"");
+    let config =
+        stabledns::Config::parse(&dir.path().join("stabledns.toml"), &text).expect("config");
+    let server = TestServer::start(config).await;
+    let addr = server.addr();
+    wait_for(addr, "a.internal.", RecordType::A, &["10.0.1.1"], SOON).await;
+    let builds = || (server.refresh_stats().builds).load(std::sync::atomic::Ordering::Relaxed);
+    let first = server.successes();
+    crate::ec2::until("five more refreshes", SOON, || {
+        server.successes() >= first + 5
+    })
+    .await;
+    assert_eq!(builds(), 1, "refreshes of the same fleet built snapshots");
+    let serial = server.snapshot().serial;
+
+    fleet.push(instance("i-b", "10.0.1.2", &[("Name", "b".to_owned())]));
+    write_fleet(dir.path(), fleet);
+    wait_for(addr, "b.internal.", RecordType::A, &["10.0.1.2"], SOON).await;
+    assert_eq!(builds(), 2);
+    assert!(server.snapshot().serial > serial);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_instance_without_an_id_is_skipped_and_counted() {
     let moto = Moto::start();
     let ec2 = moto.client("us-east-1");
