@@ -196,14 +196,13 @@ fn build_view<'a>(
         serial: ctx.serial,
         nodes: Vec::with_capacity(ctx.owners.len() + 16),
         set_refs: Vec::with_capacity(ctx.owners.len() + 16),
-        by_name: FxHashMap::default(),
+        by_name: NodeIndex(Vec::with_capacity(ctx.owners.len() + 16)),
         zones: Vec::new(),
         passthrough: ctx.passthrough.clone(),
         capped: Vec::new(),
         over_cap: 0,
         empty: ctx.empty.clone(),
     };
-    view.by_name.reserve(ctx.owners.len() + 16);
     view.add_zone(store, &zone.apex);
     view.add_glue(store);
     let apex = wire_name(&zone.apex);
@@ -295,8 +294,8 @@ struct ViewBuilder<'a> {
     serial: u32,
     nodes: Vec<Node>,
     set_refs: Vec<SetId>,
-    /// Name → index into `nodes`.
-    by_name: FxHashMap<NameId, u32>,
+    /// Name → index into `nodes`, by name id (ids are dense): no hashing per node.
+    by_name: NodeIndex,
     zones: Vec<ZoneCut>,
     passthrough: Arc<[LowerName]>,
     /// Sets larger than `max_records_per_rrset`, for the warnings.
@@ -306,13 +305,20 @@ struct ViewBuilder<'a> {
     empty: Arc<[Backing]>,
 }
 
-/// An RRset on its way into the store: its records in answer-section wire form.
+/// An RRset on its way into the store: its records in answer-section wire form, inline for
+/// the common one-record set (an A record is 16 bytes, a CNAME to an EC2 name about 60).
 struct NewSet {
     rtype: RecordType,
     pick: Pick,
     count: usize,
-    wire: Vec<u8>,
+    wire: Wire,
 }
+
+/// A set's wire bytes while building.
+type Wire = smallvec::SmallVec<[u8; 64]>;
+
+/// The sets of one name: most have one, and none needs a heap allocation for it.
+type NewSets = smallvec::SmallVec<[NewSet; 2]>;
 
 impl NewSet {
     /// A set of records hickory encodes (the zone's own, SRV): the rare types.
@@ -323,7 +329,7 @@ impl NewSet {
             rtype,
             pick,
             count,
-            wire,
+            wire: Wire::from_vec(wire),
         }
     }
 }
@@ -411,9 +417,9 @@ impl ViewBuilder<'_> {
             .collect();
         let apex_id = store.intern(&wire_name(origin));
         let sets = if ns.is_empty() {
-            Vec::new()
+            NewSets::new()
         } else {
-            vec![NewSet::of(RecordType::NS, Pick::All, &ns)]
+            smallvec::smallvec![NewSet::of(RecordType::NS, Pick::All, &ns)]
         };
         // The apex has no parent in the zone: no ancestors to add.
         self.put(store, apex_id, sets, self.empty.clone());
@@ -467,7 +473,7 @@ impl ViewBuilder<'_> {
         store: &mut StoreBuilder,
         apex: &[u8],
         name: NameId,
-        sets: Vec<NewSet>,
+        sets: NewSets,
         backing: Arc<[Backing]>,
     ) {
         self.add_ancestors(store, apex, name);
@@ -479,7 +485,7 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         name: NameId,
-        mut sets: Vec<NewSet>,
+        mut sets: NewSets,
         backing: Arc<[Backing]>,
     ) {
         let cap = self.zone.max_records_per_rrset;
@@ -510,8 +516,8 @@ impl ViewBuilder<'_> {
             forward: self.in_forward(store, name),
             backing,
         };
-        match self.by_name.get(&name) {
-            Some(&i) => self.nodes[i as usize] = node,
+        match self.by_name.get(name) {
+            Some(i) => self.nodes[i as usize] = node,
             None => {
                 self.by_name.insert(name, self.nodes.len() as u32);
                 self.nodes.push(node);
@@ -535,7 +541,7 @@ impl ViewBuilder<'_> {
                 break;
             }
             let id = store.intern(parent);
-            if self.by_name.contains_key(&id) {
+            if self.by_name.get(id).is_some() {
                 break; // its ancestors are there already
             }
             self.by_name.insert(id, self.nodes.len() as u32);
@@ -567,7 +573,29 @@ impl ViewBuilder<'_> {
     /// The node at a wire name, if this view has it.
     fn node(&self, store: &StoreBuilder, wire: &[u8]) -> Option<&Node> {
         let id = store.find(wire)?;
-        self.by_name.get(&id).map(|&i| &self.nodes[i as usize])
+        self.by_name.get(id).map(|i| &self.nodes[i as usize])
+    }
+}
+
+/// A view's node index by name id while it is built.
+struct NodeIndex(Vec<u32>);
+
+impl NodeIndex {
+    const NONE: u32 = u32::MAX;
+
+    fn get(&self, name: NameId) -> Option<u32> {
+        self.0
+            .get(name as usize)
+            .copied()
+            .filter(|&i| i != Self::NONE)
+    }
+
+    fn insert(&mut self, name: NameId, node: u32) {
+        let at = name as usize;
+        if self.0.len() <= at {
+            self.0.resize(at + 1, Self::NONE);
+        }
+        self.0[at] = node;
     }
 }
 
@@ -614,9 +642,9 @@ fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
 
 /// An A set and an AAAA set, in that (type) order, from sorted addresses; a set of several
 /// is rotated per query.
-fn address_sets(ips: &[IpAddr], ttl: u32) -> Vec<NewSet> {
-    let mut a = Vec::new();
-    let mut aaaa = Vec::new();
+fn address_sets(ips: &[IpAddr], ttl: u32) -> NewSets {
+    let mut a = Wire::new();
+    let mut aaaa = Wire::new();
     for ip in ips {
         match ip {
             IpAddr::V4(v4) => push_rr(&mut a, RecordType::A, ttl, &v4.octets()),
@@ -639,8 +667,8 @@ fn address_sets(ips: &[IpAddr], ttl: u32) -> Vec<NewSet> {
 }
 
 /// The addresses of one instance that a view may show, sorted.
-fn view_addresses(inst: &Instance, kind: AddressKind) -> Vec<IpAddr> {
-    let mut ips = Vec::with_capacity(1 + inst.ipv6.len());
+fn view_addresses(inst: &Instance, kind: AddressKind) -> Addresses {
+    let mut ips = Addresses::new();
     let v4 = match kind {
         AddressKind::Private => inst.private_ip,
         AddressKind::Public => inst.public_ip,
@@ -660,9 +688,12 @@ fn view_addresses(inst: &Instance, kind: AddressKind) -> Vec<IpAddr> {
     ips
 }
 
-fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> Vec<NewSet> {
+/// Addresses of a name while building: inline for a handful.
+type Addresses = smallvec::SmallVec<[IpAddr; 4]>;
+
+fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> NewSets {
     let ttl = ctx.zone.record_ttl;
-    let backing: Vec<(usize, &Instance)> = backing
+    let backing: smallvec::SmallVec<[(usize, &Instance); 4]> = backing
         .iter()
         .filter_map(|b| {
             let i = b.instance as usize;
@@ -672,11 +703,11 @@ fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> V
     let tier = backing.len() > 1;
     let public_name = |&(i, _): &(usize, &Instance)| ctx.public_wire[i].as_ref();
     let cnames = |targets: &[&Vec<u8>], pick| {
-        let mut wire = Vec::with_capacity(targets.iter().map(|t| 12 + t.len()).sum());
+        let mut wire = Wire::with_capacity(targets.iter().map(|t| 12 + t.len()).sum());
         for target in targets {
             push_rr(&mut wire, RecordType::CNAME, ttl, target);
         }
-        vec![NewSet {
+        smallvec::smallvec![NewSet {
             rtype: RecordType::CNAME,
             pick,
             count: targets.len(),
@@ -706,7 +737,7 @@ fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> V
     }
     // Sorted and deduplicated: the same set in the same order every build, so a rebuild of an
     // unchanged fleet gives identical answers.
-    let mut ips: Vec<IpAddr> = match backing.as_slice() {
+    let mut ips: Addresses = match backing.as_slice() {
         [(_, only)] => view_addresses(only, policy.addresses),
         _ => backing
             .iter()

@@ -274,13 +274,12 @@ pub(crate) fn wire_into<'b>(name: &Name, buf: &'b mut [u8; 256]) -> &'b [u8] {
 }
 
 /// Appends one answer-section record: owner pointing at the question, class IN.
-pub(crate) fn push_rr(out: &mut Vec<u8>, rtype: RecordType, ttl: u32, rdata: &[u8]) {
-    out.extend_from_slice(&[0xc0, 12]);
-    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    out.extend_from_slice(rdata);
+pub(crate) fn push_rr(out: &mut impl Extend<u8>, rtype: RecordType, ttl: u32, rdata: &[u8]) {
+    let [t0, t1] = u16::from(rtype).to_be_bytes();
+    let [l0, l1] = (rdata.len() as u16).to_be_bytes();
+    let [s0, s1, s2, s3] = ttl.to_be_bytes();
+    out.extend([0xc0, 12, t0, t1, 0, 1, s0, s1, s2, s3, l0, l1]);
+    out.extend(rdata.iter().copied());
 }
 
 /// Appends a record hickory encodes (NS, SRV, glue: the rare types), names uncompressed so the

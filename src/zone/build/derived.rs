@@ -91,7 +91,7 @@ impl ViewBuilder<'_> {
             };
             let set = NewSet::of(RecordType::SRV, pick, &records);
             let id = store.intern(&wire_name(&owner));
-            self.insert(store, &apex, id, vec![set], backing.into());
+            self.insert(store, &apex, id, smallvec::smallvec![set], backing.into());
         }
     }
 
@@ -159,7 +159,7 @@ impl ViewBuilder<'_> {
                 if self.node(store, &owner).is_some_and(|n| n.sets > 0) {
                     continue;
                 }
-                let mut wire = Vec::with_capacity(12 + target.len());
+                let mut wire = super::Wire::new();
                 push_rr(&mut wire, RecordType::PTR, self.zone.record_ttl, &target);
                 let set = NewSet {
                     rtype: RecordType::PTR,
@@ -173,7 +173,7 @@ impl ViewBuilder<'_> {
                 }]);
                 let name = store.intern(&owner);
                 let apex = apex.clone();
-                self.insert(store, &apex, name, vec![set], backing);
+                self.insert(store, &apex, name, smallvec::smallvec![set], backing);
             }
         }
     }
