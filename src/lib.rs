@@ -12,6 +12,7 @@
 //!   and the forwarder for names outside our zones.
 //! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
 //! - [`state`]: the last published fleet on disk, so a restart answers before the API does.
+//! - [`publish`]: a view's answers kept in sync in a Route 53 private hosted zone.
 //! - [`metrics`]: the Prometheus exposition, read from every part's counters; [`admin`]
 //!   serves it with the health endpoints.
 //! - [`config`]: the TOML file, validated once into the settings types the modules above own.
@@ -37,6 +38,7 @@ pub mod dns;
 pub mod inventory;
 pub(crate) mod metrics;
 pub mod naming;
+pub mod publish;
 pub mod refresh;
 pub mod state;
 pub mod telemetry;

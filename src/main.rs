@@ -65,6 +65,18 @@ enum Command {
         #[arg(long)]
         zone: Option<String>,
     },
+    /// Publish a view's names to the Route 53 hosted zones of the config's `[[publish]]`.
+    Publish {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print the plan (creates, updates, deletes, conflicts, batches); change nothing.
+        #[arg(long, conflicts_with = "once")]
+        dry_run: bool,
+        /// Sync once and exit (cron, Lambda, CI).
+        #[arg(long)]
+        once: bool,
+    },
     /// Print every name the current inventory gives, with its records and instances.
     Names {
         /// The config file.
@@ -197,6 +209,37 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        }
+        Command::Publish {
+            config,
+            dry_run,
+            once,
+        } => {
+            let config = Config::load(&config)?;
+            if config.publish.is_empty() {
+                anyhow::bail!("{}: no [[publish]] zones", config.path.display());
+            }
+            if !dry_run && !once {
+                anyhow::bail!(
+                    "say --dry-run to see the plan or --once to sync and exit (`serve` does not \
+                     publish yet)"
+                );
+            }
+            let snapshot = load_snapshot(&config).await?;
+            let mut failed = 0;
+            for zone in &config.publish {
+                let ttl = config.zone.record_ttl;
+                match stabledns::publish::sync(zone, &snapshot, ttl, dry_run).await {
+                    Ok(report) => print!("{report}"),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: zone {}: {e}", zone.hosted_zone_id);
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} zones failed", config.publish.len());
+            }
         }
         Command::Names { config, view } => {
             let config = Config::load(&config)?;

@@ -21,6 +21,7 @@ use crate::view::{AddressKind, ChaseFrom, SingleMode, TierMode, ViewPolicy};
 // The settings types belong to the modules that use them; the config only builds them.
 pub use crate::dns::forward::ForwardConfig;
 pub use crate::inventory::settings::{Ec2Config, InventoryConfig, SourceConfig};
+pub use crate::publish::settings::PublishConfig;
 pub use crate::zone::settings::{AWS_PRIVATE_DOMAINS, NameserverConfig, ZoneConfig};
 use ipnet::IpNet;
 
@@ -81,6 +82,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Keys for signed zone transfers.
     pub tsig_keys: Vec<TsigKeyConfig>,
+    /// `[[publish]]`: Route 53 hosted zones kept in sync with a view.
+    pub publish: Vec<PublishConfig>,
     /// Things that are allowed but probably not meant (logged at start and reload).
     pub warnings: Vec<String>,
 }
@@ -298,6 +301,7 @@ impl Config {
             }
         }
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
+        let publish = v.publish(&raw.publish, &views)?;
         let admin = match &raw.admin {
             Some(a) => Some(AdminConfig {
                 listen: a.listen.get_ref().trim().parse().map_err(|_| {
@@ -313,6 +317,7 @@ impl Config {
         Ok(Config {
             path: path.to_owned(),
             views,
+            publish,
             forwarding,
             admin,
             tsig_keys,
@@ -337,6 +342,7 @@ impl Config {
 mod forwarding;
 mod inventory;
 mod naming;
+mod publish;
 pub mod raw;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,35 @@ pub struct File {
     /// `[[tsig_keys]]`: keys for signed zone transfers.
     #[serde(default)]
     pub tsig_keys: Vec<TsigKey>,
+    /// `[[publish]]`: Route 53 hosted zones kept in sync with a view.
+    #[serde(default)]
+    pub publish: Vec<Publish>,
+}
+
+/// `[[publish]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    /// `route53`, the only kind.
+    pub kind: Spanned<String>,
+    /// The view whose answers are published.
+    pub view: Spanned<String>,
+    /// The hosted zone's id (`Z0123…`, or `/hostedzone/Z0123…`).
+    pub hosted_zone_id: Spanned<String>,
+    /// Owner in the ownership records (default `stabledns`).
+    pub owner_id: Option<Spanned<String>>,
+    /// `sync` (default), `upsert-only` or `create-only`.
+    pub policy: Option<Spanned<String>>,
+    /// Resource records per change batch (default 500, at most 1,000).
+    pub max_changes_per_batch: Option<Spanned<i64>>,
+    /// Route 53 calls a second (default 4).
+    pub requests_per_second: Option<Spanned<f64>>,
+    /// Fraction of owned record sets a plan may delete (default 0.5).
+    pub max_delete_fraction: Option<Spanned<f64>>,
+    /// Role ARN to assume.
+    pub assume_role: Option<Spanned<String>>,
+    /// Endpoint override.
+    pub endpoint_url: Option<Spanned<String>>,
 }
 
 /// `[admin]`

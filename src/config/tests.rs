@@ -473,3 +473,45 @@ fn transfer_keys_are_read_from_files_and_checked() {
     assert_eq!(warned.warnings.len(), 3, "{:?}", warned.warnings);
     assert!(warned.warnings.iter().any(|w| w.contains("world-readable")));
 }
+
+#[test]
+fn publish_entries_are_checked() {
+    let with = |table: &str| format!("{GOOD}\n[[publish]]\nkind = \"route53\"\n{table}\n");
+    let ok = Config::parse(
+        Path::new("/etc/stabledns.toml"),
+        &with("view = \"inside\"\nhosted_zone_id = \"/hostedzone/Z0ABC\""),
+    )
+    .expect("valid");
+    let p = &ok.publish[0];
+    assert_eq!(p.hosted_zone_id, "Z0ABC");
+    assert_eq!(
+        (p.owner_id.as_str(), p.max_changes_per_batch),
+        ("stabledns", 500)
+    );
+    let cases = [
+        (
+            "view = \"nope\"\nhosted_zone_id = \"Z1\"",
+            "publish[0].view",
+        ),
+        (
+            "view = \"inside\"\nhosted_zone_id = \"internal.\"",
+            "publish[0].hosted_zone_id",
+        ),
+        (
+            "view = \"inside\"\nhosted_zone_id = \"Z1\"\nowner_id = \"a,b\"",
+            "publish[0].owner_id",
+        ),
+        (
+            "view = \"inside\"\nhosted_zone_id = \"Z1\"\nmax_changes_per_batch = 1001",
+            "publish[0].max_changes_per_batch",
+        ),
+        (
+            "view = \"inside\"\nhosted_zone_id = \"Z1\"\npolicy = \"yolo\"",
+            "publish[0].policy",
+        ),
+    ];
+    for (table, want) in cases {
+        let (_, key, message) = invalid(&with(table));
+        assert_eq!(key, want, "{message}");
+    }
+}

@@ -17,6 +17,7 @@ mod limits;
 mod moto;
 mod nsd;
 mod proxy;
+mod publish;
 mod records;
 mod reload;
 mod replacements;

@@ -1,0 +1,285 @@
+//! Publishing: one view's answers kept in a Route 53 private hosted zone, the way external-dns
+//! does for Kubernetes, but reconciling: every sync lists the zone, plans the difference
+//! through ownership records ([`plan`]) and sends only that.
+//!
+//! It reads the snapshot DNS answering reads and never names on its own. Route 53 is the only
+//! AWS service here; [`route53`] is the only code that talks to it.
+
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::zone::Snapshot;
+use plan::RecordSet;
+
+pub mod plan;
+#[cfg(feature = "route53")]
+pub mod route53;
+pub mod settings;
+
+/// Why a sync did not happen or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Nothing safe to publish, or a zone that must not get these names.
+    #[error("{0}")]
+    Refused(String),
+    /// Route 53 failed (after retries).
+    #[error("Route 53, zone {zone}: {message}")]
+    Api {
+        /// The hosted zone.
+        zone: String,
+        /// The SDK's error with its causes.
+        message: String,
+    },
+}
+
+/// The record sets `view` answers, as Route 53 holds them: every name with data in the
+/// forward zone but the zone's own (apex, nameservers), which a hosted zone has its own of.
+/// Sets Route 53 cannot hold as one simple record (several CNAMEs: a tier in `cname` mode)
+/// are left out, each with a warning.
+pub fn desired(
+    snapshot: &Snapshot,
+    view: &str,
+    ttl: u32,
+) -> Result<(Vec<RecordSet>, Vec<String>), PublishError> {
+    let zone = snapshot
+        .view(view)
+        .ok_or_else(|| PublishError::Refused(format!("no view `{view}` in the snapshot")))?;
+    let apex = Name::from(&snapshot.apex).to_ascii();
+    let (mut sets, mut warnings) = (Vec::new(), Vec::new());
+    for row in zone.rows() {
+        if row.instances.is_empty() {
+            continue; // the zone's own names
+        }
+        if !matches!(
+            row.rtype,
+            RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::SRV
+        ) {
+            continue;
+        }
+        // Rows print names for people (IDNA as Unicode); Route 53 wants the A-labels.
+        let name = match Name::from_utf8(&row.name) {
+            Ok(n) => n.to_ascii().to_ascii_lowercase(),
+            Err(_) => continue,
+        };
+        let in_zone = name == apex || name.ends_with(&format!(".{apex}"));
+        if !in_zone {
+            continue; // reverse zones: published to their own zone, not this one
+        }
+        if row.rtype == RecordType::CNAME && row.targets.len() > 1 {
+            warnings.push(format!(
+                "{name} CNAME: {} targets (a tier answered by CNAME) cannot be one Route 53 \
+                 record; not published (answer tiers with addresses in this view)",
+                row.targets.len()
+            ));
+            continue;
+        }
+        let mut values = row.targets;
+        values.sort();
+        sets.push(RecordSet {
+            name,
+            rtype: row.rtype,
+            ttl,
+            values,
+        });
+    }
+    sets.sort();
+    Ok((sets, warnings))
+}
+
+/// What one sync planned and did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The hosted zone.
+    pub zone: String,
+    /// Its name and whether it is private.
+    pub zone_name: String,
+    /// Private zone.
+    pub private: bool,
+    /// The view published.
+    pub view: String,
+    /// The plan.
+    pub plan: plan::Plan,
+    /// Sets left out of the plan, and why.
+    pub warnings: Vec<String>,
+    /// Nothing was sent.
+    pub dry_run: bool,
+    /// Batches in the plan.
+    pub planned_batches: usize,
+    /// ChangeResourceRecordSets calls that Route 53 accepted.
+    pub batches: usize,
+    /// Changes Route 53 accepted.
+    pub sent: usize,
+    /// Changes Route 53 refused alone, with its message: left out, every other sent.
+    pub quarantined: Vec<String>,
+    /// Route 53 calls made.
+    pub calls: u64,
+    /// Calls retried after throttling, a busy zone or a 5xx.
+    pub retries: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (c, u, d) = self.plan.counts();
+        let kind = if self.private { "private" } else { "public" };
+        writeln!(
+            f,
+            "zone {} ({}, {kind}) from view {}: {c} to create, {u} to update, {d} to delete \
+             (ownership records included); stabledns owns {} record sets there",
+            self.zone, self.zone_name, self.view, self.plan.owned
+        )?;
+        for change in self.plan.units.iter().flatten() {
+            let set = change.set();
+            writeln!(
+                f,
+                "  {} {} {} {} {}",
+                change.action(),
+                set.name,
+                set.rtype,
+                set.ttl,
+                set.values.join(" ")
+            )?;
+        }
+        for conflict in &self.plan.conflicts {
+            writeln!(f, "conflict: {conflict}")?;
+        }
+        if let Some(held) = &self.plan.held {
+            writeln!(f, "held: {held}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
+        }
+        if self.dry_run {
+            return writeln!(
+                f,
+                "dry run: nothing sent ({} batches planned)",
+                self.planned_batches
+            );
+        }
+        for q in &self.quarantined {
+            writeln!(f, "quarantined: {q}")?;
+        }
+        writeln!(
+            f,
+            "sent {} changes in {} batches ({} Route 53 calls, {} retries, {} quarantined)",
+            self.sent,
+            self.batches,
+            self.calls,
+            self.retries,
+            self.quarantined.len()
+        )
+    }
+}
+
+/// Plans (and unless `dry_run`, sends) one zone's sync from `snapshot`. Refuses an empty
+/// fleet, a zone whose name is not the snapshot's apex, and private addresses bound for a
+/// public zone.
+#[cfg(feature = "route53")]
+pub async fn sync(
+    config: &settings::PublishConfig,
+    snapshot: &Snapshot,
+    ttl: u32,
+    dry_run: bool,
+) -> Result<Report, PublishError> {
+    if snapshot.instance_count == 0 {
+        return Err(PublishError::Refused(
+            "the fleet is empty: nothing is published, and nothing deleted".into(),
+        ));
+    }
+    let view = snapshot
+        .view(&config.view)
+        .ok_or_else(|| PublishError::Refused(format!("no view `{}`", config.view)))?;
+    let mut zone = route53::Zone::new(config).await;
+    let info = zone.info().await?;
+    let apex = Name::from(&snapshot.apex).to_ascii().to_ascii_lowercase();
+    if info.name != apex {
+        return Err(PublishError::Refused(format!(
+            "hosted zone {} is `{}`, and stabledns serves `{apex}`: check publish.hosted_zone_id",
+            config.hosted_zone_id, info.name
+        )));
+    }
+    if !info.private && view.policy.addresses == crate::view::AddressKind::Private {
+        return Err(PublishError::Refused(format!(
+            "hosted zone {} is public and view `{}` answers private addresses: publish it to \
+             a private zone, or publish a view with `addresses = \"public\"`",
+            config.hosted_zone_id, config.view
+        )));
+    }
+    let (want, warnings) = desired(snapshot, &config.view, ttl)?;
+    let have = zone.list().await?;
+    let plan = plan::plan(
+        &want,
+        &have,
+        &config.owner_id,
+        config.policy,
+        config.max_delete_fraction,
+    );
+    let batches = plan.batches(config.max_changes_per_batch);
+    let mut report = Report {
+        zone: config.hosted_zone_id.clone(),
+        zone_name: info.name,
+        private: info.private,
+        view: config.view.clone(),
+        warnings,
+        dry_run,
+        planned_batches: batches.len(),
+        ..Report::default()
+    };
+    if !dry_run {
+        for batch in batches {
+            send_bisecting(&mut zone, batch, &mut report).await?;
+        }
+    }
+    report.plan = plan;
+    report.calls = zone.calls;
+    report.retries = zone.retries;
+    Ok(report)
+}
+
+/// Without Route 53 support in the build, every sync is refused.
+#[cfg(not(feature = "route53"))]
+pub async fn sync(
+    _config: &settings::PublishConfig,
+    _snapshot: &Snapshot,
+    _ttl: u32,
+    _dry_run: bool,
+) -> Result<Report, PublishError> {
+    Err(PublishError::Refused(
+        "this build has no Route 53 support (the `route53` feature is off)".into(),
+    ))
+}
+
+/// Sends a batch; one Route 53 refuses is split in halves until the refused unit is alone,
+/// which is quarantined while the rest go through.
+#[cfg(feature = "route53")]
+async fn send_bisecting(
+    zone: &mut route53::Zone,
+    batch: Vec<plan::Unit>,
+    report: &mut Report,
+) -> Result<(), PublishError> {
+    let mut todo = vec![batch];
+    while let Some(mut units) = todo.pop() {
+        let changes: Vec<plan::Change> = units.iter().flatten().cloned().collect();
+        match zone.send(&changes).await? {
+            Ok(()) => {
+                report.batches += 1;
+                report.sent += changes.len();
+            }
+            Err(message) if units.len() <= 1 => {
+                let what: Vec<String> = changes
+                    .iter()
+                    .map(|c| format!("{} {} {}", c.action(), c.set().name, c.set().rtype))
+                    .collect();
+                tracing::warn!(zone = %report.zone, changes = %what.join(", "), %message,
+                    "Route 53 refused a change; quarantined");
+                report
+                    .quarantined
+                    .push(format!("{}: {message}", what.join(", ")));
+            }
+            Err(_) => {
+                let second = units.split_off(units.len() / 2);
+                todo.push(second);
+                todo.push(units);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Route 53: list a hosted zone, send change batches. Paced to `requests_per_second`, one
+//! change in flight per zone; Throttling and PriorRequestNotComplete back off and retry; an
+//! InvalidChangeBatch is bisected until the change Route 53 refuses is alone, and that one is
+//! quarantined (reported) while every other change goes through.
+
+use std::time::Duration;
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_route53::types::{
+    Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use hickory_proto::rr::RecordType;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::PublishError;
+use super::plan::{Change, RecordSet};
+use super::settings::PublishConfig;
+
+/// Route 53 answers at most this many record sets a page.
+const PAGE: i32 = 300;
+/// Tries of one call that Route 53 throttles or finds busy.
+const TRIES: u32 = 6;
+
+/// One hosted zone's client.
+#[derive(Debug)]
+pub struct Zone {
+    client: aws_sdk_route53::Client,
+    id: String,
+    interval: Duration,
+    next_call: Instant,
+    /// Calls made (for the report).
+    pub calls: u64,
+    /// Retries after throttling or a busy zone.
+    pub retries: u64,
+}
+
+/// What the zone is: its name (absolute, lower case) and whether it is private.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// e.g. `internal.`
+    pub name: String,
+    /// Private zones answer only inside their VPCs.
+    pub private: bool,
+}
+
+impl Zone {
+    /// A client for the zone `config` names; no network traffic yet.
+    pub async fn new(config: &PublishConfig) -> Self {
+        // Route 53 is global; its API lives in us-east-1.
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new("us-east-1"));
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let mut sdk = loader.load().await;
+        if let Some(role) = &config.assume_role {
+            let provider = AssumeRoleProvider::builder(role.clone())
+                .session_name("stabledns-publish")
+                .configure(&sdk)
+                .build()
+                .await;
+            sdk = sdk
+                .to_builder()
+                .credentials_provider(aws_sdk_route53::config::SharedCredentialsProvider::new(
+                    provider,
+                ))
+                .build();
+        }
+        Self {
+            client: aws_sdk_route53::Client::new(&sdk),
+            id: config.hosted_zone_id.clone(),
+            interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
+            next_call: Instant::now(),
+            calls: 0,
+            retries: 0,
+        }
+    }
+
+    /// Waits for the next call's turn.
+    async fn pace(&mut self) {
+        tokio::time::sleep_until(self.next_call).await;
+        self.next_call = Instant::now() + self.interval;
+        self.calls += 1;
+    }
+
+    fn api_error(&self, message: String) -> PublishError {
+        PublishError::Api {
+            zone: self.id.clone(),
+            message,
+        }
+    }
+
+    /// The zone's name and privacy.
+    pub async fn info(&mut self) -> Result<ZoneInfo, PublishError> {
+        self.pace().await;
+        let out = (self.client.get_hosted_zone().id(&self.id).send().await)
+            .map_err(|e| self.api_error(DisplayErrorContext(&e).to_string()))?;
+        let zone = out
+            .hosted_zone()
+            .ok_or_else(|| self.api_error("GetHostedZone answered no zone".into()))?;
+        let mut name = zone.name().to_ascii_lowercase();
+        if !name.ends_with('.') {
+            name.push('.');
+        }
+        Ok(ZoneInfo {
+            name,
+            private: zone.config().is_some_and(|c| c.private_zone()),
+        })
+    }
+
+    /// Every record set in the zone. Sets with a routing policy or an alias are listed with
+    /// no values: they are never ours, and only their names and types matter.
+    pub async fn list(&mut self) -> Result<Vec<RecordSet>, PublishError> {
+        let mut out = Vec::new();
+        let mut start: Option<(String, RrType)> = None;
+        loop {
+            self.pace().await;
+            let mut call = (self.client.list_resource_record_sets())
+                .hosted_zone_id(&self.id)
+                .max_items(PAGE);
+            if let Some((name, rtype)) = start.take() {
+                call = call.start_record_name(name).start_record_type(rtype);
+            }
+            let page = (call.send().await)
+                .map_err(|e| self.api_error(DisplayErrorContext(&e).to_string()))?;
+            for set in page.resource_record_sets() {
+                let Ok(rtype) = set.r#type().as_str().parse::<RecordType>() else {
+                    continue;
+                };
+                let simple = set.set_identifier().is_none() && set.alias_target().is_none();
+                let mut values: Vec<String> = if simple {
+                    set.resource_records()
+                        .iter()
+                        .map(|r| r.value().to_owned())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                values.sort();
+                out.push(RecordSet {
+                    name: unescape(&set.name().to_ascii_lowercase()),
+                    rtype,
+                    ttl: set.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
+                    values,
+                });
+            }
+            match (
+                page.is_truncated(),
+                page.next_record_name(),
+                page.next_record_type(),
+            ) {
+                (true, Some(name), Some(rtype)) => start = Some((name.to_owned(), rtype.clone())),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends one batch: `Ok(Err(message))` when Route 53 refuses it as invalid (the caller
+    /// bisects), `Err` when it fails otherwise after retries.
+    pub async fn send(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
+        let changes = batch
+            .iter()
+            .map(to_sdk)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.api_error(format!("cannot build the change batch: {e}")))?;
+        let batch = ChangeBatch::builder()
+            .set_changes(Some(changes))
+            .comment("stabledns")
+            .build()
+            .map_err(|e| self.api_error(format!("cannot build the change batch: {e}")))?;
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=TRIES {
+            self.pace().await;
+            let sent = (self.client.change_resource_record_sets())
+                .hosted_zone_id(&self.id)
+                .change_batch(batch.clone())
+                .send()
+                .await;
+            let e = match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            let code = e.code().unwrap_or_default().to_owned();
+            match code.as_str() {
+                "InvalidChangeBatch" | "InvalidInput" => {
+                    let message = e.message().unwrap_or("refused").to_owned();
+                    return Ok(Err(message));
+                }
+                "Throttling" | "PriorRequestNotComplete" | "ServiceUnavailable"
+                    if attempt < TRIES =>
+                {
+                    self.retries += 1;
+                    warn!(zone = %self.id, %code, attempt, "Route 53 is busy; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                _ if e
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_server_error())
+                    && attempt < TRIES =>
+                {
+                    self.retries += 1;
+                    warn!(zone = %self.id, attempt, "Route 53 failed (5xx); retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                _ => return Err(self.api_error(DisplayErrorContext(&e).to_string())),
+            }
+        }
+        Err(self.api_error("gave up after retries".into()))
+    }
+}
+
+/// Route 53 writes characters outside letters, digits, `-` and `_` in names as `\ooo`.
+fn unescape(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && let Some(code) = name
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
+            out.push(code);
+            i += 4;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn to_sdk(change: &Change) -> Result<R53Change, aws_sdk_route53::error::BuildError> {
+    let action = match change {
+        Change::Create(_) => ChangeAction::Create,
+        Change::Upsert { .. } => ChangeAction::Upsert,
+        Change::Delete(_) => ChangeAction::Delete,
+    };
+    let set = change.set();
+    let records = set
+        .values
+        .iter()
+        .map(|v| ResourceRecord::builder().value(v).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let rrset = ResourceRecordSet::builder()
+        .name(&set.name)
+        .r#type(RrType::from(set.rtype.to_string().as_str()))
+        .ttl(i64::from(set.ttl))
+        .set_resource_records(Some(records))
+        .build()?;
+    R53Change::builder()
+        .action(action)
+        .resource_record_set(rrset)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_come_back_unescaped() {
+        assert_eq!(super::unescape("\\052.internal."), "*.internal.");
+        assert_eq!(super::unescape("db1.internal."), "db1.internal.");
+        assert_eq!(super::unescape("a\\05"), "a\\05");
+    }
+}

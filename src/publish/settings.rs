@@ -1,0 +1,28 @@
+//! The publisher's settings, as the config file's `[[publish]]` tables give them.
+
+pub use super::plan::Policy;
+
+/// One Route 53 hosted zone to keep in sync with one view's answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishConfig {
+    /// The view whose answers are published (normally an inside view in `cname` mode: a
+    /// CNAME to the public EC2 name still resolves to the private address inside the VPC).
+    pub view: String,
+    /// The hosted zone. Never chosen by name: a public and a private zone can share one.
+    pub hosted_zone_id: String,
+    /// Whose records these are, in the ownership TXT records.
+    pub owner_id: String,
+    /// What a sync may do to the records it owns.
+    pub policy: Policy,
+    /// Resource records per ChangeResourceRecordSets call (Route 53 allows 1,000; an UPSERT
+    /// counts twice).
+    pub max_changes_per_batch: usize,
+    /// Route 53 calls a second, at most (its limit is per account).
+    pub requests_per_second: f64,
+    /// A plan that deletes more than this fraction of the record sets we own is held back.
+    pub max_delete_fraction: f64,
+    /// A role to assume for Route 53 (another account's zone).
+    pub assume_role: Option<String>,
+    /// Endpoint override (moto in tests).
+    pub endpoint_url: Option<String>,
+}

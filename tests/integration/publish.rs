@@ -1,0 +1,252 @@
+//! Publishing to Route 53 through `stabledns publish`, against moto's Route 53: the demo's
+//! inside view into a private hosted zone, beside records stabledns does not own.
+
+use std::path::Path;
+use std::process::Command;
+
+use aws_sdk_route53::Client;
+use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord, ResourceRecordSet, RrType,
+    Vpc, VpcRegion,
+};
+
+use crate::harness::root;
+use crate::moto::Moto;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
+
+fn client(moto: &Moto) -> Client {
+    let config = aws_sdk_route53::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(&moto.url)
+        .build();
+    Client::from_conf(config)
+}
+
+/// A private hosted zone; its id without `/hostedzone/`.
+async fn private_zone(r53: &Client, name: &str) -> String {
+    let out = r53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("tests-{name}"))
+        .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
+        .vpc(
+            Vpc::builder()
+                .vpc_region(VpcRegion::UsEast1)
+                .vpc_id("vpc-12345678")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create zone");
+    let id = out.hosted_zone().expect("zone").id();
+    id.trim_start_matches("/hostedzone/").to_owned()
+}
+
+async fn put(r53: &Client, zone: &str, name: &str, rtype: RrType, values: &[&str]) {
+    let records = values
+        .iter()
+        .map(|v| ResourceRecord::builder().value(*v).build().expect("record"))
+        .collect();
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(rtype)
+        .ttl(300)
+        .set_resource_records(Some(records))
+        .build()
+        .expect("set");
+    let change = Change::builder()
+        .action(ChangeAction::Create)
+        .resource_record_set(set)
+        .build()
+        .expect("change");
+    r53.change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(change)
+                .build()
+                .expect("batch"),
+        )
+        .send()
+        .await
+        .expect("put");
+}
+
+/// Every record set: "name TYPE value value".
+async fn list(r53: &Client, zone: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start: Option<(String, RrType)> = None;
+    loop {
+        let mut call = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .max_items(100);
+        if let Some((name, rtype)) = start.take() {
+            call = call.start_record_name(name).start_record_type(rtype);
+        }
+        let page = call.send().await.expect("list");
+        for s in page.resource_record_sets() {
+            let mut values: Vec<&str> = s.resource_records().iter().map(|r| r.value()).collect();
+            values.sort_unstable();
+            out.push(format!(
+                "{} {} {}",
+                s.name(),
+                s.r#type().as_str(),
+                values.join(" ")
+            ));
+        }
+        match (
+            page.is_truncated(),
+            page.next_record_name(),
+            page.next_record_type(),
+        ) {
+            (true, Some(n), Some(t)) => start = Some((n.to_owned(), t.clone())),
+            _ => break,
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The demo with its fleet copied into `dir`, publishing the inside view to `zone`.
+fn write_config(dir: &Path, moto: &Moto, zone: &str, fleet: &serde_json::Value) {
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"");
+    let text = format!(
+        "{text}\n[[publish]]\nkind = \"route53\"\nview = \"inside\"\nhosted_zone_id = \"{zone}\"\n\
+         owner_id = \"tests\"\nrequests_per_second = 50\nendpoint_url = \"{}\"\n",
+        moto.url
+    );
+    std::fs::write(dir.join("stabledns.toml"), text).expect("config");
+    std::fs::write(dir.join("fleet.json"), fleet.to_string()).expect("fleet");
+}
+
+fn publish(dir: &Path, flag: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["publish", "--config"])
+        .arg(dir.join("stabledns.toml"))
+        .arg(flag)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "publish {flag} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn has(zone: &[String], prefix: &str) -> bool {
+    zone.iter().any(|l| l.starts_with(prefix))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_the_inside_view_and_leaves_other_records_alone() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    // Records stabledns does not own: a hand-made one, external-dns's pair, and a hand-made
+    // record at a name the fleet makes (a conflict).
+    put(&r53, &zone, "hand.internal.", RrType::A, &["10.9.9.9"]).await;
+    put(&r53, &zone, "ext.internal.", RrType::A, &["10.8.8.8"]).await;
+    let heritage = "\"heritage=external-dns,external-dns/owner=k8s\"";
+    put(&r53, &zone, "ext.internal.", RrType::Txt, &[heritage]).await;
+    put(&r53, &zone, "db1.internal.", RrType::A, &["10.7.7.7"]).await;
+    let untouched = list(&r53, &zone).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("config/demo-instances.json")).expect("demo fleet"),
+    )
+    .expect("json");
+    write_config(dir.path(), &moto, &zone, &fleet);
+
+    // The dry run prints the plan and changes nothing.
+    let plan = publish(dir.path(), "--dry-run");
+    assert!(plan.contains("CREATE web.internal. A 60 "), "{plan}");
+    assert!(
+        plan.contains("CREATE _stabledns-a.web.internal. TXT"),
+        "{plan}"
+    );
+    assert!(plan.contains("conflict: db1.internal. CNAME"), "{plan}");
+    assert!(plan.contains("dry run: nothing sent"), "{plan}");
+    assert_eq!(list(&r53, &zone).await, untouched);
+
+    // The sync: names and their ownership records; the others exactly as they were.
+    let sync = publish(dir.path(), "--once");
+    assert!(sync.contains("0 quarantined"), "{sync}");
+    let after = list(&r53, &zone).await;
+    for line in &untouched {
+        assert!(after.contains(line), "{line} changed:\n{after:#?}");
+    }
+    assert!(
+        has(&after, "web.internal. A 10.0.1.10 10.0.2.10"),
+        "{after:#?}"
+    );
+    assert!(
+        has(
+            &after,
+            "web-1.internal. CNAME ec2-34-240-10-11.eu-west-1.compute.amazonaws.com."
+        ),
+        "{after:#?}"
+    );
+    assert!(
+        has(
+            &after,
+            "_stabledns-a.web.internal. TXT \"heritage=stabledns,stabledns/owner=tests\""
+        ),
+        "{after:#?}"
+    );
+    assert!(
+        !has(&after, "db1.internal. CNAME"),
+        "the conflict was overwritten"
+    );
+
+    // A second sync of the same fleet sends nothing.
+    let again = publish(dir.path(), "--once");
+    assert!(
+        again.contains("0 to create, 0 to update, 0 to delete"),
+        "{again}"
+    );
+    assert!(again.contains("sent 0 changes in 0 batches"), "{again}");
+
+    // web-2 stops: only its names change, and `web`, a tier no more, turns from addresses
+    // into a CNAME in one batch (deletions first: Route 53 refuses a CNAME beside an A).
+    let web2 = &mut fleet["Reservations"][0]["Instances"][1];
+    assert_eq!(web2["InstanceId"], "i-0a1b2c3d4e5f60002");
+    web2["State"]["Name"] = "stopped".into();
+    write_config(dir.path(), &moto, &zone, &fleet);
+    let change = publish(dir.path(), "--once");
+    assert!(change.contains("DELETE web-2.internal. CNAME"), "{change}");
+    assert!(
+        change.contains("DELETE _stabledns-cname.web-2.internal. TXT"),
+        "{change}"
+    );
+    let at = |line: &str| {
+        change
+            .find(line)
+            .unwrap_or_else(|| panic!("{line}?\n{change}"))
+    };
+    assert!(at("DELETE web.internal. A 60 10.0.1.10 10.0.2.10") < at("CREATE web.internal. CNAME"));
+    assert!(change.contains("0 quarantined"), "{change}");
+    assert!(!change.contains("CREATE web-1"), "{change}");
+    let last = list(&r53, &zone).await;
+    assert!(!has(&last, "web-2.internal."), "{last:#?}");
+    assert!(!has(&last, "web.internal. A"), "{last:#?}");
+    assert!(
+        has(
+            &last,
+            "web.internal. CNAME ec2-34-240-10-11.eu-west-1.compute.amazonaws.com."
+        ),
+        "{last:#?}"
+    );
+    for line in &untouched {
+        assert!(last.contains(line), "{line} changed:\n{last:#?}");
+    }
+}
