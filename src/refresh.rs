@@ -590,8 +590,8 @@ mod tests {
         assert!(diff(&after, &after).is_empty());
     }
 
-    #[test]
-    fn restamping_a_serial_equals_building_with_it() {
+    /// The demo's config and fleet.
+    fn demo() -> (Config, Vec<Instance>) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let config = Config::load(&root.join("config/demo.toml")).expect("demo config");
         let path = root.join("config/demo-instances.json");
@@ -599,6 +599,12 @@ mod tests {
         let fleet = crate::inventory::file::parse(&path, &bytes, None)
             .expect("parses")
             .instances;
+        (config, fleet)
+    }
+
+    #[test]
+    fn restamping_a_serial_equals_building_with_it() {
+        let (config, fleet) = demo();
         let slots = naming::Slots::new();
         let fleet: Arc<[Instance]> = fleet.into();
         let mut restamped = build_snapshot(&config, &fleet, 5, &slots);
@@ -616,13 +622,7 @@ mod tests {
     fn a_fleet_listed_in_another_order_is_unchanged() {
         // Backings index their snapshot's fleet: the comparison must go by instance id, or an
         // API that pages in another order would publish a new serial with nothing changed.
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let config = Config::load(&root.join("config/demo.toml")).expect("demo config");
-        let path = root.join("config/demo-instances.json");
-        let bytes = std::fs::read(&path).expect("demo fleet");
-        let mut fleet = crate::inventory::file::parse(&path, &bytes, None)
-            .expect("parses")
-            .instances;
+        let (config, mut fleet) = demo();
         let first: Arc<[Instance]> = fleet.clone().into();
         fleet.reverse();
         let reversed: Arc<[Instance]> = fleet.into();

@@ -62,20 +62,27 @@ fn bad_neighbours() -> Vec<Value> {
     ]
 }
 
+/// The demo serving `fleet` from a file in `dir`, read again every `interval`.
+async fn file_fleet_server(dir: &Path, fleet: Vec<Value>, interval: &str) -> TestServer {
+    write_fleet(dir, fleet);
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"")
+        .replace(
+            "refresh_interval = \"30s\"",
+            &format!("refresh_interval = \"{interval}\""),
+        );
+    let config = stabledns::Config::parse(&dir.join("stabledns.toml"), &text).expect("config");
+    TestServer::start(config).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_instances_are_skipped_and_their_neighbours_keep_their_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = instance("i-good", "10.0.1.1", &[("Name", "good".to_owned())]);
     let mut fleet = vec![good.clone()];
     fleet.extend(bad_neighbours());
-    write_fleet(dir.path(), fleet.clone());
-    let text = std::fs::read_to_string(root().join("config/demo.toml"))
-        .expect("demo")
-        .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"")
-        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
-    let config =
-        stabledns::Config::parse(&dir.path().join("stabledns.toml"), &text).expect("config");
-    let server = TestServer::start(config).await;
+    let server = file_fleet_server(dir.path(), fleet.clone(), "200ms").await;
     let addr = server.addr();
     let a = RecordType::A;
 
@@ -123,14 +130,7 @@ async fn bad_instances_are_skipped_and_their_neighbours_keep_their_names() {
 async fn a_refresh_that_finds_the_served_fleet_builds_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut fleet = vec![instance("i-a", "10.0.1.1", &[("Name", "a".to_owned())])];
-    write_fleet(dir.path(), fleet.clone());
-    let text = std::fs::read_to_string(root().join("config/demo.toml"))
-        .expect("demo")
-        .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"")
-        .replace("refresh_interval = \"30s\"", "refresh_interval = \"100ms\"");
-    let config =
-        stabledns::Config::parse(&dir.path().join("stabledns.toml"), &text).expect("config");
-    let server = TestServer::start(config).await;
+    let server = file_fleet_server(dir.path(), fleet.clone(), "100ms").await;
     let addr = server.addr();
     wait_for(addr, "a.internal.", RecordType::A, &["10.0.1.1"], SOON).await;
     let builds = || (server.refresh_stats().builds).load(std::sync::atomic::Ordering::Relaxed);
