@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_route53::config::http::HttpResponse;
+use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -49,9 +52,16 @@ pub struct ZoneInfo {
 impl Zone {
     /// A client for the zone `config` names; no network traffic yet.
     pub async fn new(config: &PublishConfig) -> Self {
-        // Route 53 is global; its API lives in us-east-1.
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new("us-east-1"));
+        // Route 53 is global; its API lives in us-east-1. Retries are ours (`send`), paced and
+        // counted, not the SDK's on top of them.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::disabled());
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -95,9 +105,11 @@ impl Zone {
 
     /// The zone's name and privacy.
     pub async fn info(&mut self) -> Result<ZoneInfo, PublishError> {
-        self.pace().await;
-        let out = (self.client.get_hosted_zone().id(&self.id).send().await)
-            .map_err(|e| self.api_error(DisplayErrorContext(&e).to_string()))?;
+        let (client, id) = (self.client.clone(), self.id.clone());
+        let out = self
+            .call(|| client.get_hosted_zone().id(&id).send())
+            .await?
+            .map_err(|message| self.api_error(message))?;
         let zone = out
             .hosted_zone()
             .ok_or_else(|| self.api_error("GetHostedZone answered no zone".into()))?;
@@ -111,21 +123,66 @@ impl Zone {
         })
     }
 
+    /// One call, paced, retried while Route 53 throttles, is busy with the zone's previous
+    /// change or fails on its side (0.5 s doubling to 30 s, [`TRIES`] tries). `Ok(Err)` is
+    /// a request Route 53 refuses as invalid, with its message; `Err` any other failure.
+    async fn call<T, E, F, Fut>(&mut self, mut f: F) -> Result<Result<T, String>, PublishError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=TRIES {
+            self.pace().await;
+            let e = match f().await {
+                Ok(out) => return Ok(Ok(out)),
+                Err(e) => e,
+            };
+            let code = e.code().unwrap_or_default().to_owned();
+            let busy = matches!(
+                code.as_str(),
+                "Throttling" | "PriorRequestNotComplete" | "ServiceUnavailable"
+            ) || e
+                .raw_response()
+                .is_some_and(|r| r.status().is_server_error());
+            if matches!(code.as_str(), "InvalidChangeBatch" | "InvalidInput") {
+                let message = e.message().unwrap_or("refused").to_owned();
+                return Ok(Err(message));
+            }
+            // Route 53 answers InvalidChangeBatch in a shape of its own (`<InvalidChangeBatch>
+            // <Messages>…`), which the SDK's generic error parser leaves without a code.
+            let body = e.raw_response().and_then(|r| r.body().bytes());
+            if let Some(messages) = body.and_then(invalid_change_batch) {
+                return Ok(Err(messages));
+            }
+            if !busy || attempt == TRIES {
+                return Err(self.api_error(DisplayErrorContext(&e).to_string()));
+            }
+            self.retries += 1;
+            warn!(zone = %self.id, code = %code, attempt, "Route 53 is busy; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        Err(self.api_error("gave up after retries".into()))
+    }
+
     /// Every record set in the zone. Sets with a routing policy or an alias are listed with
     /// no values: they are never ours, and only their names and types matter.
     pub async fn list(&mut self) -> Result<Vec<RecordSet>, PublishError> {
         let mut out = Vec::new();
         let mut start: Option<(String, RrType)> = None;
         loop {
-            self.pace().await;
             let mut call = (self.client.list_resource_record_sets())
                 .hosted_zone_id(&self.id)
                 .max_items(PAGE);
             if let Some((name, rtype)) = start.take() {
                 call = call.start_record_name(name).start_record_type(rtype);
             }
-            let page = (call.send().await)
-                .map_err(|e| self.api_error(DisplayErrorContext(&e).to_string()))?;
+            let page = self
+                .call(|| call.clone().send())
+                .await?
+                .map_err(|message| self.api_error(message))?;
             for set in page.resource_record_sets() {
                 let Ok(rtype) = set.r#type().as_str().parse::<RecordType>() else {
                     continue;
@@ -172,47 +229,35 @@ impl Zone {
             .comment("stabledns")
             .build()
             .map_err(|e| self.api_error(format!("cannot build the change batch: {e}")))?;
-        let mut delay = Duration::from_millis(500);
-        for attempt in 1..=TRIES {
-            self.pace().await;
-            let sent = (self.client.change_resource_record_sets())
-                .hosted_zone_id(&self.id)
+        let (client, id) = (self.client.clone(), self.id.clone());
+        self.call(|| {
+            client
+                .change_resource_record_sets()
+                .hosted_zone_id(&id)
                 .change_batch(batch.clone())
                 .send()
-                .await;
-            let e = match sent {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) => e,
-            };
-            let code = e.code().unwrap_or_default().to_owned();
-            match code.as_str() {
-                "InvalidChangeBatch" | "InvalidInput" => {
-                    let message = e.message().unwrap_or("refused").to_owned();
-                    return Ok(Err(message));
-                }
-                "Throttling" | "PriorRequestNotComplete" | "ServiceUnavailable"
-                    if attempt < TRIES =>
-                {
-                    self.retries += 1;
-                    warn!(zone = %self.id, %code, attempt, "Route 53 is busy; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-                _ if e
-                    .raw_response()
-                    .is_some_and(|r| r.status().is_server_error())
-                    && attempt < TRIES =>
-                {
-                    self.retries += 1;
-                    warn!(zone = %self.id, attempt, "Route 53 failed (5xx); retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-                _ => return Err(self.api_error(DisplayErrorContext(&e).to_string())),
-            }
-        }
-        Err(self.api_error("gave up after retries".into()))
+        })
+        .await
+        .map(|r| r.map(|_| ()))
     }
+}
+
+/// The messages of Route 53's `<InvalidChangeBatch>` error document, if `body` is one.
+fn invalid_change_batch(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("<InvalidChangeBatch") {
+        return None;
+    }
+    let messages: Vec<&str> = text
+        .split("<Message>")
+        .skip(1)
+        .filter_map(|m| m.split("</Message>").next())
+        .collect();
+    Some(if messages.is_empty() {
+        "InvalidChangeBatch".to_owned()
+    } else {
+        messages.join("; ")
+    })
 }
 
 /// Route 53 writes characters outside letters, digits, `-` and `_` in names as `\ooo`.
@@ -262,6 +307,17 @@ fn to_sdk(change: &Change) -> Result<R53Change, aws_sdk_route53::error::BuildErr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn route53s_own_invalid_change_batch_document_is_read() {
+        let body = b"<?xml version=\"1.0\"?><InvalidChangeBatch xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Messages><Message>Tried to create resource record set [name='a.internal.', type='A'] but it already exists</Message><Message>two</Message></Messages><RequestId>x</RequestId></InvalidChangeBatch>";
+        let got = super::invalid_change_batch(body).expect("recognised");
+        assert!(
+            got.starts_with("Tried to create") && got.ends_with("; two"),
+            "{got}"
+        );
+        assert_eq!(super::invalid_change_batch(b"<ErrorResponse/>"), None);
+    }
+
     #[test]
     fn names_come_back_unescaped() {
         assert_eq!(super::unescape("\\052.internal."), "*.internal.");

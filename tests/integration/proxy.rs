@@ -36,10 +36,27 @@ pub enum Mode {
     StripInstanceId(String),
 }
 
+/// A Route 53 answer the proxy gives instead of forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum R53Fault {
+    /// 400 Throttling.
+    Throttling,
+    /// 400 PriorRequestNotComplete.
+    PriorRequestNotComplete,
+    /// 500 InternalFailure.
+    ServerError,
+}
+
 struct Shared {
     mode: Mutex<Mode>,
     upstream: String,
     describe_calls: AtomicU64,
+    /// Answers for the next ChangeResourceRecordSets calls, in order.
+    r53_script: Mutex<std::collections::VecDeque<R53Fault>>,
+    /// A change batch naming this record set is refused as InvalidChangeBatch.
+    r53_reject: Mutex<Option<String>>,
+    /// ChangeResourceRecordSets calls seen.
+    r53_changes: AtomicU64,
 }
 
 /// A running proxy; its task ends with the test's runtime.
@@ -63,6 +80,9 @@ impl Proxy {
             mode: Mutex::new(Mode::Pass),
             upstream,
             describe_calls: AtomicU64::new(0),
+            r53_script: Mutex::new(Default::default()),
+            r53_reject: Mutex::new(None),
+            r53_changes: AtomicU64::new(0),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -76,6 +96,21 @@ impl Proxy {
     /// Switches what the next requests get.
     pub fn set(&self, mode: Mode) {
         *self.shared.mode.lock().expect("mode lock") = mode;
+    }
+
+    /// Route 53: the next ChangeResourceRecordSets calls get these answers, in order.
+    pub fn r53_faults(&self, faults: &[R53Fault]) {
+        (self.shared.r53_script.lock().expect("script lock")).extend(faults.iter().copied());
+    }
+
+    /// Route 53: every change batch with a record set named `name` is refused as invalid.
+    pub fn r53_reject(&self, name: &str) {
+        *self.shared.r53_reject.lock().expect("reject lock") = Some(name.to_owned());
+    }
+
+    /// ChangeResourceRecordSets calls seen.
+    pub fn r53_changes(&self) -> u64 {
+        self.shared.r53_changes.load(Ordering::Relaxed)
     }
 
     /// DescribeInstances requests seen (each page is one).
@@ -138,6 +173,61 @@ async fn respond(conn: &mut TcpStream, status: &str, body: &str) {
     let _ = conn.shutdown().await;
 }
 
+/// Route 53's error document (REST-XML).
+fn r53_error_xml(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+         <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+         <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    )
+}
+
+/// What the Route 53 faults say about a request, if it is a ChangeResourceRecordSets call
+/// they answer: (status, body).
+fn r53_fault(req: &Request, shared: &Shared) -> Option<(&'static str, String)> {
+    let line = req.head.lines().next().unwrap_or_default();
+    if !(line.starts_with("POST ") && line.contains("/rrset")) {
+        return None;
+    }
+    shared.r53_changes.fetch_add(1, Ordering::Relaxed);
+    let scripted = shared.r53_script.lock().expect("script lock").pop_front();
+    match scripted {
+        Some(R53Fault::Throttling) => {
+            return Some((
+                "400 Bad Request",
+                r53_error_xml("Throttling", "Rate exceeded"),
+            ));
+        }
+        Some(R53Fault::PriorRequestNotComplete) => {
+            let message = "The request was rejected because Route 53 was still processing a \
+                           prior request.";
+            return Some((
+                "400 Bad Request",
+                r53_error_xml("PriorRequestNotComplete", message),
+            ));
+        }
+        Some(R53Fault::ServerError) => {
+            return Some((
+                "500 Internal Server Error",
+                r53_error_xml("InternalFailure", "injected by the test proxy"),
+            ));
+        }
+        None => {}
+    }
+    let reject = shared.r53_reject.lock().expect("reject lock").clone()?;
+    if !req.body.contains(&format!("<Name>{reject}</Name>")) {
+        return None;
+    }
+    // Route 53's own shape for this error.
+    let body = format!(
+        "<?xml version=\"1.0\"?><InvalidChangeBatch \
+         xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Messages><Message>\
+         RRSet with DNS name {reject} is not permitted in zone (injected)</Message></Messages>\
+         <RequestId>00000000-0000-0000-0000-000000000000</RequestId></InvalidChangeBatch>"
+    );
+    Some(("400 Bad Request", body))
+}
+
 fn error_xml(code: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code>\
@@ -153,6 +243,9 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
     let describe = param(&req.body, "Action") == Some("DescribeInstances");
     if describe {
         shared.describe_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some((status, body)) = r53_fault(&req, &shared) {
+        return respond(&mut conn, status, &body).await;
     }
     let mode = shared.mode.lock().expect("mode lock").clone();
     let next_token = param(&req.body, "NextToken").map(str::to_owned);

@@ -13,6 +13,7 @@ use aws_sdk_route53::types::{
 
 use crate::harness::root;
 use crate::moto::Moto;
+use crate::proxy::{Proxy, R53Fault};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 
@@ -112,15 +113,15 @@ async fn list(r53: &Client, zone: &str) -> Vec<String> {
     out
 }
 
-/// The demo with its fleet copied into `dir`, publishing the inside view to `zone`.
-fn write_config(dir: &Path, moto: &Moto, zone: &str, fleet: &serde_json::Value) {
+/// The demo with its fleet copied into `dir`, publishing the inside view to `zone` through
+/// `endpoint` (moto, or a proxy in front of it).
+fn write_config(dir: &Path, endpoint: &str, zone: &str, fleet: &serde_json::Value) {
     let text = std::fs::read_to_string(root().join("config/demo.toml"))
         .expect("demo")
         .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"");
     let text = format!(
         "{text}\n[[publish]]\nkind = \"route53\"\nview = \"inside\"\nhosted_zone_id = \"{zone}\"\n\
-         owner_id = \"tests\"\nrequests_per_second = 50\nendpoint_url = \"{}\"\n",
-        moto.url
+         owner_id = \"tests\"\nrequests_per_second = 50\nendpoint_url = \"{endpoint}\"\n"
     );
     std::fs::write(dir.join("stabledns.toml"), text).expect("config");
     std::fs::write(dir.join("fleet.json"), fleet.to_string()).expect("fleet");
@@ -165,7 +166,7 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
         &std::fs::read_to_string(root().join("config/demo-instances.json")).expect("demo fleet"),
     )
     .expect("json");
-    write_config(dir.path(), &moto, &zone, &fleet);
+    write_config(dir.path(), &moto.url, &zone, &fleet);
 
     // The dry run prints the plan and changes nothing.
     let plan = publish(dir.path(), "--dry-run");
@@ -221,7 +222,7 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
     let web2 = &mut fleet["Reservations"][0]["Instances"][1];
     assert_eq!(web2["InstanceId"], "i-0a1b2c3d4e5f60002");
     web2["State"]["Name"] = "stopped".into();
-    write_config(dir.path(), &moto, &zone, &fleet);
+    write_config(dir.path(), &moto.url, &zone, &fleet);
     let change = publish(dir.path(), "--once");
     assert!(change.contains("DELETE web-2.internal. CNAME"), "{change}");
     assert!(
@@ -249,4 +250,56 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
     for line in &untouched {
         assert!(last.contains(line), "{line} changed:\n{last:#?}");
     }
+}
+
+fn demo_fleet() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("config/demo-instances.json")).expect("demo");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_route53_is_retried_and_a_refused_change_is_quarantined() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let proxy = Proxy::start(&moto.url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &proxy.url, &zone, &demo_fleet());
+    proxy.r53_faults(&[
+        R53Fault::Throttling,
+        R53Fault::PriorRequestNotComplete,
+        R53Fault::ServerError,
+    ]);
+    proxy.r53_reject("web-1.internal.");
+
+    let out = publish(dir.path(), "--once");
+    assert!(out.contains("3 retries"), "{out}");
+    assert!(out.contains("1 quarantined"), "{out}");
+    assert!(
+        out.contains("quarantined: CREATE web-1.internal. CNAME, CREATE _stabledns-cname.web-1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RRSet with DNS name web-1.internal. is not permitted"),
+        "{out}"
+    );
+    // Everything else went in.
+    let after = list(&r53, &zone).await;
+    assert!(!has(&after, "web-1.internal."), "{after:#?}");
+    assert!(
+        has(&after, "web.internal. A 10.0.1.10 10.0.2.10"),
+        "{after:#?}"
+    );
+    assert!(has(&after, "db1.internal. CNAME"), "{after:#?}");
+    // One batch plus its bisection: a handful of calls, not one per change.
+    assert!(proxy.r53_changes() < 20, "{} calls", proxy.r53_changes());
+
+    // Once Route 53 takes it, the next sync sends just that one.
+    proxy.r53_reject("nothing.internal.");
+    let again = publish(dir.path(), "--once");
+    assert!(
+        again.contains("2 to create, 0 to update, 0 to delete"),
+        "{again}"
+    );
+    assert!(has(&list(&r53, &zone).await, "web-1.internal. CNAME"));
 }
