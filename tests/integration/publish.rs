@@ -127,6 +127,26 @@ fn write_config(dir: &Path, endpoint: &str, zone: &str, fleet: &serde_json::Valu
     std::fs::write(dir.join("fleet.json"), fleet.to_string()).expect("fleet");
 }
 
+/// `n` running instances with unique names, in tiers of ten (`SG-T-TIER<k>`, slotted by the
+/// demo's rules): about three record sets each, and their ownership records.
+fn generated_fleet(n: usize) -> serde_json::Value {
+    let instances: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "InstanceId": format!("i-{i:017x}"),
+                "State": {"Name": "running"},
+                "LaunchTime": "2026-11-01T10:00:00+00:00",
+                "Placement": {"AvailabilityZone": "eu-west-1a"},
+                "PrivateIpAddress": format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                "Tags": [{"Key": "Name", "Value": format!("host-{i}")}],
+                "SecurityGroups": [{"GroupId": format!("sg-{}", i / 10),
+                                    "GroupName": format!("SG-T-TIER{}", i / 10)}],
+            })
+        })
+        .collect();
+    serde_json::json!({"Reservations": [{"OwnerId": "123456789012", "Instances": instances}]})
+}
+
 fn publish(dir: &Path, flag: &str) -> String {
     let out = Command::new(BIN)
         .args(["publish", "--config"])
@@ -302,4 +322,88 @@ async fn a_busy_route53_is_retried_and_a_refused_change_is_quarantined() {
         "{again}"
     );
     assert!(has(&list(&r53, &zone).await, "web-1.internal. CNAME"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_fleet_goes_in_batches_and_a_killed_sync_converges() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let proxy = Proxy::start(&moto.url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 850 instances: 2,635 record sets, twice that with their ownership records.
+    write_config(dir.path(), &proxy.url, &zone, &generated_fleet(850));
+    let config = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    // Full batches (moto enforces Route 53's 1,000 records), and slow enough to be killed
+    // mid-sync: two calls a second.
+    let text = text.replace(
+        "requests_per_second = 50",
+        "requests_per_second = 50\nmax_changes_per_batch = 1000",
+    );
+    std::fs::write(&config, &text).expect("config");
+    let slow = text.replace("requests_per_second = 50", "requests_per_second = 2");
+    std::fs::write(&config, slow).expect("config");
+
+    let plan = publish(dir.path(), "--dry-run");
+    assert!(
+        plan.contains("5270 to create"),
+        "{}",
+        &plan[..plan.len().min(400)]
+    );
+    assert!(
+        plan.contains("(7 batches planned)"),
+        "{}",
+        &plan[plan.len().saturating_sub(300)..]
+    );
+
+    // kill -9 once the second batch is in: the zone holds whole units only.
+    let mut child = Command::new(BIN)
+        .args(["publish", "--once", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    crate::ec2::until(
+        "two batches sent",
+        std::time::Duration::from_secs(60),
+        || proxy.r53_changes() >= 2,
+    )
+    .await;
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let partial = list(&r53, &zone).await;
+    assert!(partial.len() < 5270, "{} record sets", partial.len());
+    let owned = partial
+        .iter()
+        .filter(|l| l.starts_with("_stabledns-"))
+        .count();
+    let records = partial
+        .iter()
+        .filter(|l| !l.starts_with("_stabledns-") && !l.contains(" NS ") && !l.contains(" SOA "))
+        .count();
+    assert_eq!(
+        owned, records,
+        "a record without its ownership record, or the reverse"
+    );
+
+    // The restart converges, in batches within Route 53's 1,000-record limit (moto enforces it).
+    std::fs::write(&config, text).expect("config");
+    let rest = publish(dir.path(), "--once");
+    assert!(
+        rest.contains("0 quarantined"),
+        "{}",
+        &rest[rest.len().saturating_sub(300)..]
+    );
+    let done = publish(dir.path(), "--once");
+    assert!(
+        done.contains("0 to create, 0 to update, 0 to delete"),
+        "{done}"
+    );
+    assert_eq!(
+        list(&r53, &zone).await.len(),
+        5270 + 2,
+        "every set, its owner, SOA and NS"
+    );
 }
