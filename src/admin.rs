@@ -144,11 +144,32 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         || "not yet confirmed by the inventory".to_owned(),
         |a| format!("confirmed {}s ago", a.as_secs()),
     );
-    (
-        StatusCode::OK,
-        format!("ready: serial {}, data {age}\n", snapshot.serial),
-    )
-        .into_response()
+    // Route 53 zones are reported, not judged: DNS answers whatever publishing does.
+    let mut text = format!("ready: serial {}, data {age}\n", snapshot.serial);
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (zone, c) in s
+        .metrics
+        .publish
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default()
+    {
+        let last = match c.last_success_unix {
+            0 => "never synced".to_owned(),
+            t => format!("synced {}s ago", now.saturating_sub(t)),
+        };
+        text.push_str(&format!(
+            "publish {zone}: {last}, {} record sets owned, {} conflicts",
+            c.owned, c.conflicts
+        ));
+        if let Some(error) = &c.last_error {
+            text.push_str(&format!("; last sync failed: {error}"));
+        }
+        text.push('\n');
+    }
+    (StatusCode::OK, text).into_response()
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {

@@ -92,6 +92,7 @@ pub struct Running {
     forwarder: Arc<ArcSwapOption<dns::Forwarder>>,
     keys: Arc<ArcSwap<Vec<hickory_proto::rr::TSigner>>>,
     refresh: JoinHandle<()>,
+    publisher: JoinHandle<()>,
     reloads: mpsc::Sender<Arc<Config>>,
     config: Arc<ArcSwap<Config>>,
     admin: Option<admin::Admin>,
@@ -191,8 +192,10 @@ impl Running {
     pub async fn stop(self) -> std::io::Result<()> {
         self.shutdown.cancel();
         let dns = tokio::time::timeout(SHUTDOWN_GRACE, self.dns.shutdown()).await;
-        // The loop only ends by cancellation; a panic in it has been logged already.
+        // The loops only end by cancellation; a panic in one has been logged already. A sync
+        // cut short converges at the next start.
         let _ = self.refresh.await;
+        let _ = self.publisher.await;
         if let Some(admin) = self.admin {
             admin.join().await;
         }
@@ -287,11 +290,31 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
     let (reloads, reload_rx) = mpsc::channel(4);
     let refresh = tokio::spawn(refresher.run(fresh, reload_rx, shutdown.clone()));
+    // Publishing reads the live config each round, so a reload adds, changes or drops zones.
+    let publisher = {
+        let (live, confirmed) = (live.clone(), stats.clone());
+        tokio::spawn(publish::run(
+            move || {
+                let c = live.load();
+                (c.publish.clone(), c.zone.record_ttl)
+            },
+            move || {
+                confirmed
+                    .successes
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > 0
+            },
+            cell.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ))
+    };
     Ok(Running {
         dns,
         forwarder,
         keys,
         refresh,
+        publisher,
         reloads,
         config: live,
         admin,

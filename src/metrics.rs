@@ -92,6 +92,11 @@ impl Exposition<'_> {
                 .lock()
                 .map(|t| t.iter().map(|((v, o), n)| (v.clone(), *o, *n)).collect())
                 .unwrap_or_default(),
+            publish: m
+                .publish
+                .lock()
+                .map(|p| p.iter().map(|(z, c)| (z.clone(), c.clone())).collect())
+                .unwrap_or_default(),
         };
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(sample));
@@ -131,6 +136,7 @@ struct Sample {
     age: Option<u64>,
     transfers: Vec<(String, &'static str, &'static str, u64, u64)>,
     notifies: Vec<(String, &'static str, u64)>,
+    publish: Vec<(String, crate::telemetry::PublishCounts)>,
 }
 
 mod encode {
@@ -361,7 +367,84 @@ mod encode {
                 .collect();
             let help = "NOTIFY exchanges with secondaries by view and outcome (acked, failed)";
             family(e, names::NOTIFIES, help, MetricType::Counter, &notifies)?;
-            Ok(())
+            publish(e, &self.publish)
         }
+    }
+
+    /// The Route 53 families, one row per hosted zone.
+    fn publish(
+        e: &mut DescriptorEncoder<'_>,
+        rows: &[(String, crate::telemetry::PublishCounts)],
+    ) -> Result {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let per_zone = |f: fn(&crate::telemetry::PublishCounts) -> u64| -> Vec<_> {
+            rows.iter()
+                .map(|(z, c)| (vec![("zone", z.as_str())], f(c)))
+                .collect()
+        };
+        let mut syncs = Vec::new();
+        let mut changes = Vec::new();
+        for (zone, c) in rows {
+            let z = zone.as_str();
+            syncs.push((vec![("zone", z), ("result", "ok")], c.syncs));
+            syncs.push((vec![("zone", z), ("result", "failed")], c.failures));
+            changes.push((vec![("zone", z), ("action", "create")], c.creates));
+            changes.push((vec![("zone", z), ("action", "update")], c.updates));
+            changes.push((vec![("zone", z), ("action", "delete")], c.deletes));
+        }
+        let counter = MetricType::Counter;
+        let gauge = MetricType::Gauge;
+        family(
+            e,
+            names::PUBLISH_SYNCS,
+            "Route 53 syncs by result",
+            counter,
+            &syncs,
+        )?;
+        let help = "Changes Route 53 accepted, by action (ownership records included)";
+        family(e, names::PUBLISH_CHANGES, help, counter, &changes)?;
+        let help = "ChangeResourceRecordSets calls Route 53 accepted";
+        family(
+            e,
+            names::PUBLISH_BATCHES,
+            help,
+            counter,
+            &per_zone(|c| c.batches),
+        )?;
+        let help = "Route 53 calls retried (throttled, busy with a prior change, 5xx)";
+        family(
+            e,
+            names::PUBLISH_RETRIES,
+            help,
+            counter,
+            &per_zone(|c| c.retries),
+        )?;
+        let help = "Route 53 calls throttled";
+        family(
+            e,
+            names::PUBLISH_THROTTLES,
+            help,
+            counter,
+            &per_zone(|c| c.throttles),
+        )?;
+        let help = "Changes Route 53 refused alone, left out (the rest went through)";
+        let rows = per_zone(|c| c.quarantined);
+        family(e, names::PUBLISH_QUARANTINED, help, counter, &rows)?;
+        let help = "Names wanted that records stabledns does not own hold, at the last sync";
+        family(
+            e,
+            names::PUBLISH_CONFLICTS,
+            help,
+            gauge,
+            &per_zone(|c| c.conflicts),
+        )?;
+        let help = "Record sets stabledns owned in the zone at the last sync";
+        family(e, names::PUBLISH_OWNED, help, gauge, &per_zone(|c| c.owned))?;
+        let help = "Unix time of the last successful Route 53 sync (0: never)";
+        let rows = per_zone(|c| c.last_success_unix);
+        family(e, names::PUBLISH_LAST_SUCCESS, help, gauge, &rows)?;
+        Ok(())
     }
 }

@@ -39,6 +39,24 @@ pub mod names {
     pub const PUBLISHES: &str = "stabledns_snapshots_published";
     /// Counter: snapshots built (a refresh that finds the served fleet builds none).
     pub const BUILDS: &str = "stabledns_snapshots_built";
+    /// Counter {zone, result}: Route 53 syncs.
+    pub const PUBLISH_SYNCS: &str = "stabledns_publish_syncs";
+    /// Counter {zone, action}: changes Route 53 accepted (ownership records included).
+    pub const PUBLISH_CHANGES: &str = "stabledns_publish_changes";
+    /// Counter {zone}: ChangeResourceRecordSets calls accepted.
+    pub const PUBLISH_BATCHES: &str = "stabledns_publish_batches";
+    /// Counter {zone}: calls retried (throttled, busy, 5xx).
+    pub const PUBLISH_RETRIES: &str = "stabledns_publish_retries";
+    /// Counter {zone}: calls Route 53 throttled.
+    pub const PUBLISH_THROTTLES: &str = "stabledns_publish_throttles";
+    /// Counter {zone}: changes Route 53 refused alone, left out.
+    pub const PUBLISH_QUARANTINED: &str = "stabledns_publish_quarantined";
+    /// Gauge {zone}: names wanted that someone else holds, at the last sync.
+    pub const PUBLISH_CONFLICTS: &str = "stabledns_publish_conflicts";
+    /// Gauge {zone}: record sets stabledns owned at the last sync.
+    pub const PUBLISH_OWNED: &str = "stabledns_publish_owned_record_sets";
+    /// Gauge {zone}: Unix time of the last successful sync (0: never).
+    pub const PUBLISH_LAST_SUCCESS: &str = "stabledns_publish_last_success_timestamp_seconds";
     /// Gauge {view}: names with data in each view.
     pub const NAMES: &str = "stabledns_names";
     /// Gauge {view}: records past `max_records_per_rrset`, left out of transfers (answers
@@ -301,6 +319,39 @@ pub struct Metrics {
     pub(crate) transfers: std::sync::Mutex<TransferCounts>,
     /// NOTIFYs by (view, outcome).
     pub(crate) notifies: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// Route 53 syncs by hosted zone; updated once per sync, so a lock is fine.
+    pub publish: std::sync::Mutex<std::collections::BTreeMap<String, PublishCounts>>,
+}
+
+/// One hosted zone's publishing counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PublishCounts {
+    /// Syncs that finished.
+    pub syncs: u64,
+    /// Syncs that failed (Route 53, or refused).
+    pub failures: u64,
+    /// Record sets created, updated and deleted (ownership records included).
+    pub creates: u64,
+    /// See `creates`.
+    pub updates: u64,
+    /// See `creates`.
+    pub deletes: u64,
+    /// ChangeResourceRecordSets calls accepted.
+    pub batches: u64,
+    /// Calls retried.
+    pub retries: u64,
+    /// Calls throttled.
+    pub throttles: u64,
+    /// Changes refused alone and left out.
+    pub quarantined: u64,
+    /// Conflicts at the last sync.
+    pub conflicts: u64,
+    /// Record sets owned at the last sync.
+    pub owned: u64,
+    /// Unix time of the last successful sync (0: never).
+    pub last_success_unix: u64,
+    /// Why the last sync failed, if it did.
+    pub last_error: Option<String>,
 }
 
 impl Metrics {

@@ -5,9 +5,12 @@
 //! It reads the snapshot DNS answering reads and never names on its own. Route 53 is the only
 //! AWS service here; [`route53`] is the only code that talks to it.
 
+use std::time::Duration;
+
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::zone::Snapshot;
+use crate::telemetry::{Metrics, PublishCounts};
+use crate::zone::{Snapshot, SnapshotCell};
 use plan::RecordSet;
 
 pub mod plan;
@@ -108,12 +111,16 @@ pub struct Report {
     pub batches: usize,
     /// Changes Route 53 accepted.
     pub sent: usize,
+    /// Of those: (creates, updates, deletes).
+    pub accepted: (usize, usize, usize),
     /// Changes Route 53 refused alone, with its message: left out, every other sent.
     pub quarantined: Vec<String>,
     /// Route 53 calls made.
     pub calls: u64,
     /// Calls retried after throttling, a busy zone or a 5xx.
     pub retries: u64,
+    /// Calls Route 53 throttled.
+    pub throttles: u64,
 }
 
 impl std::fmt::Display for Report {
@@ -231,6 +238,7 @@ pub async fn sync(
     report.plan = plan;
     report.calls = zone.calls;
     report.retries = zone.retries;
+    report.throttles = zone.throttles;
     Ok(report)
 }
 
@@ -262,6 +270,13 @@ async fn send_bisecting(
             Ok(()) => {
                 report.batches += 1;
                 report.sent += changes.len();
+                for change in &changes {
+                    match change {
+                        plan::Change::Create(_) => report.accepted.0 += 1,
+                        plan::Change::Upsert { .. } => report.accepted.1 += 1,
+                        plan::Change::Delete(_) => report.accepted.2 += 1,
+                    }
+                }
             }
             Err(message) if units.len() <= 1 => {
                 let what: Vec<String> = changes
@@ -282,4 +297,120 @@ async fn send_bisecting(
         }
     }
     Ok(())
+}
+
+/// A sync repairs drift (hand edits to our records) at least this often, even when no new
+/// snapshot was published.
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// Syncs every zone `zones()` names (read again each round: reloads apply) from the published
+/// snapshot: after each new one, and every [`RESYNC`] otherwise. Nothing is published before
+/// `confirmed()` says the inventory has answered (a state file's fleet is not confirmed).
+/// A failed sync is logged, counted and tried again after a backoff (5 s doubling to
+/// [`RESYNC`]); serving and the refresh loop never wait on this.
+pub async fn run(
+    zones: impl Fn() -> (Vec<settings::PublishConfig>, u32),
+    confirmed: impl Fn() -> bool,
+    cell: SnapshotCell,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tokio::time::Instant;
+    // zone id → the serial last synced and when; and, after failures, when to try again.
+    let mut done: std::collections::BTreeMap<String, (u32, Instant)> = Default::default();
+    let mut backoff: std::collections::BTreeMap<String, (Duration, Instant)> = Default::default();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let (configs, ttl) = zones();
+        if configs.is_empty() || !confirmed() {
+            continue;
+        }
+        let Some(snapshot) = cell.load() else {
+            continue;
+        };
+        for config in &configs {
+            let id = &config.hosted_zone_id;
+            let due = done
+                .get(id)
+                .is_none_or(|(serial, at)| *serial != snapshot.serial || at.elapsed() >= RESYNC);
+            let waiting = backoff.get(id).is_some_and(|(_, at)| Instant::now() < *at);
+            if !due || waiting {
+                continue;
+            }
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = sync(config, &snapshot, ttl, false) => r,
+            };
+            let mut c = (metrics.publish.lock().ok())
+                .and_then(|m| m.get(id).cloned())
+                .unwrap_or_default();
+            match result {
+                Ok(report) => {
+                    report.log(snapshot.serial);
+                    c.add(&report);
+                    done.insert(id.clone(), (snapshot.serial, Instant::now()));
+                    backoff.remove(id);
+                }
+                Err(e) => {
+                    let wait = backoff
+                        .get(id)
+                        .map_or(Duration::from_secs(5), |(w, _)| (*w * 2).min(RESYNC));
+                    tracing::error!(zone = %id, "publishing failed: {e}; DNS serving continues; \
+                        trying again in {wait:?}");
+                    backoff.insert(id.clone(), (wait, Instant::now() + wait));
+                    c.failures += 1;
+                    c.last_error = Some(e.to_string());
+                }
+            }
+            if let Ok(mut m) = metrics.publish.lock() {
+                m.insert(id.clone(), c);
+            }
+        }
+    }
+}
+
+impl Report {
+    /// Logs what a sync in `serve` did: changes at info, conflicts and held deletions at warn.
+    fn log(&self, serial: u32) {
+        let zone = &self.zone;
+        let (creates, updates, deletes) = self.accepted;
+        if self.sent > 0 || !self.quarantined.is_empty() {
+            tracing::info!(%zone, serial, creates, updates, deletes,
+                quarantined = self.quarantined.len(), "published to Route 53");
+        }
+        for conflict in &self.plan.conflicts {
+            tracing::warn!(%zone, "{conflict}");
+        }
+        if let Some(held) = &self.plan.held {
+            tracing::warn!(%zone, "{held}");
+        }
+    }
+}
+
+impl PublishCountsExt for PublishCounts {
+    fn add(&mut self, report: &Report) {
+        let (creates, updates, deletes) = report.accepted;
+        self.creates += creates as u64;
+        self.updates += updates as u64;
+        self.deletes += deletes as u64;
+        self.syncs += 1;
+        self.batches += report.batches as u64;
+        self.retries += report.retries;
+        self.throttles += report.throttles;
+        self.quarantined += report.quarantined.len() as u64;
+        self.conflicts = report.plan.conflicts.len() as u64;
+        self.owned = report.plan.owned as u64;
+        self.last_success_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_error = None;
+    }
+}
+
+/// Adds a report to a zone's counts (the counts live in `telemetry`, a leaf).
+trait PublishCountsExt {
+    fn add(&mut self, report: &Report);
 }

@@ -38,6 +38,8 @@ pub struct Zone {
     pub calls: u64,
     /// Retries after throttling or a busy zone.
     pub retries: u64,
+    /// Calls Route 53 throttled.
+    pub throttles: u64,
 }
 
 /// What the zone is: its name (absolute, lower case) and whether it is private.
@@ -86,6 +88,7 @@ impl Zone {
             next_call: Instant::now(),
             calls: 0,
             retries: 0,
+            throttles: 0,
         }
     }
 
@@ -160,6 +163,7 @@ impl Zone {
                 return Err(self.api_error(DisplayErrorContext(&e).to_string()));
             }
             self.retries += 1;
+            self.throttles += u64::from(code == "Throttling");
             warn!(zone = %self.id, code = %code, attempt, "Route 53 is busy; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(30));

@@ -407,3 +407,68 @@ async fn a_large_fleet_goes_in_batches_and_a_killed_sync_converges() {
         "every set, its owner, SOA and NS"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_publishes_every_new_snapshot_and_reports_it() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet = demo_fleet();
+    write_config(dir.path(), &moto.url, &zone, &fleet);
+    let path = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
+    let config = stabledns::Config::parse(&path, &text).expect("config");
+    let server = crate::harness::TestServer::start(config).await;
+
+    let soon = std::time::Duration::from_secs(30);
+    let until_zone_has = |line: &'static str| {
+        let (r53, zone) = (r53.clone(), zone.clone());
+        async move {
+            let deadline = std::time::Instant::now() + soon;
+            loop {
+                if has(&list(&r53, &zone).await, line) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{line} never published"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    until_zone_has("web.internal. A 10.0.1.10 10.0.2.10").await;
+
+    // A new snapshot (web-2 stopped) reaches the zone without anyone running `publish`.
+    fleet["Reservations"][0]["Instances"][1]["State"]["Name"] = "stopped".into();
+    write_config(dir.path(), &moto.url, &zone, &fleet);
+    until_zone_has("web.internal. CNAME ec2-34-240-10-11.eu-west-1.compute.amazonaws.com.").await;
+    assert!(!has(&list(&r53, &zone).await, "web-2.internal."));
+
+    let (_, metrics) = crate::admin::http_get(server.admin(), "/metrics").await;
+    let ok = format!("stabledns_publish_syncs_total{{zone=\"{zone}\",result=\"ok\"}}");
+    let syncs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&ok))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{ok} missing:\n{metrics}"));
+    assert!(syncs >= 2.0, "{syncs}");
+    assert!(
+        metrics.contains("stabledns_publish_owned_record_sets{"),
+        "{metrics}"
+    );
+    let (status, ready) = crate::admin::http_get(server.admin(), "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready.contains(&format!("publish {zone}: synced")),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("1 conflicts") || ready.contains("0 conflicts"),
+        "{ready}"
+    );
+    server.stop().await;
+}
