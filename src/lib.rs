@@ -325,6 +325,74 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     })
 }
 
+/// Keeps the `[[publish]]` Route 53 zones in sync with the inventory, serving no DNS: the
+/// refresh loop and the publisher, nothing else (no listeners, no NOTIFY). Each message on
+/// `reloads` is a new config (an `Err` is one that failed to load, logged, the old kept).
+pub async fn run_publisher(
+    config: Config,
+    mut reloads: mpsc::Receiver<Result<Config, String>>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let config = Arc::new(config);
+    let metrics = Arc::new(telemetry::Metrics::default());
+    let source = inventory::Source::from_config(&config.inventory).await;
+    let cell = zone::SnapshotCell::default();
+    let refresher = refresh::Refresher::new(config.clone(), source, cell.clone())
+        .with_metrics(metrics.clone())
+        .without_notify();
+    let stats = refresher.stats();
+    let live = Arc::new(ArcSwap::new(config.clone()));
+    let (to_refresh, reload_rx) = mpsc::channel(4);
+    info!(
+        zones = config.publish.len(),
+        "publishing to Route 53 only; no DNS listeners"
+    );
+    let refresh = tokio::spawn(refresher.run(false, reload_rx, shutdown.clone()));
+    let publisher = {
+        let (live, confirmed) = (live.clone(), stats.clone());
+        tokio::spawn(publish::run(
+            move || {
+                let c = live.load();
+                (c.publish.clone(), c.zone.record_ttl)
+            },
+            move || {
+                confirmed
+                    .successes
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > 0
+            },
+            cell,
+            metrics,
+            shutdown.clone(),
+        ))
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = reloads.recv() => match next {
+                Some(Ok(config)) => {
+                    let config = Arc::new(config);
+                    live.store(config.clone());
+                    if to_refresh.send(config).await.is_err() {
+                        break;
+                    }
+                    info!("reloaded the config");
+                }
+                Some(Err(error)) => {
+                    tracing::error!("reload rejected; still using the old config: {error}");
+                }
+                None => shutdown.cancelled().await,
+            },
+        }
+    }
+    let _ = refresh.await;
+    let _ = publisher.await;
+    Ok(())
+}
+
 /// The TSIG signers of the configured keys.
 fn signers(keys: &[config::TsigKeyConfig]) -> Result<Vec<hickory_proto::rr::TSigner>, String> {
     keys.iter().map(config::TsigKeyConfig::signer).collect()

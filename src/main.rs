@@ -65,7 +65,8 @@ enum Command {
         #[arg(long)]
         zone: Option<String>,
     },
-    /// Publish a view's names to the Route 53 hosted zones of the config's `[[publish]]`.
+    /// Publish a view's names to the Route 53 hosted zones of the config's `[[publish]]`:
+    /// continuously, without serving DNS, unless `--dry-run` or `--once`.
     Publish {
         /// The config file.
         #[arg(short, long)]
@@ -220,10 +221,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("{}: no [[publish]] zones", config.path.display());
             }
             if !dry_run && !once {
-                anyhow::bail!(
-                    "say --dry-run to see the plan or --once to sync and exit (`serve` does not \
-                     publish yet)"
-                );
+                // Publish-only: the refresh loop and the publisher, no DNS listeners.
+                let shutdown = CancellationToken::new();
+                tokio::spawn(signal_shutdown(shutdown.clone()));
+                let (reloads, reload_rx) = tokio::sync::mpsc::channel(4);
+                let path = config.path.clone();
+                tokio::spawn(signal_reload(reloads, move || Ok(Config::load(&path)?)));
+                stabledns::run_publisher(config, reload_rx, shutdown).await?;
+                return Ok(());
             }
             let snapshot = load_snapshot(&config).await?;
             let mut failed = 0;

@@ -159,6 +159,8 @@ pub struct Refresher {
     metrics: Arc<crate::telemetry::Metrics>,
     /// A held-back shrink: its fingerprint and how many refreshes in a row saw it.
     held: Option<(u64, u32)>,
+    /// NOTIFY the views' secondaries after a publish.
+    notify: bool,
 }
 
 impl Refresher {
@@ -171,7 +173,15 @@ impl Refresher {
             stats: Arc::default(),
             metrics: Arc::default(),
             held: None,
+            notify: true,
         }
+    }
+
+    /// Sends no NOTIFY after a publish: for a process that serves no DNS (publishing to
+    /// Route 53 only), whose secondaries would find nothing to transfer from.
+    pub fn without_notify(mut self) -> Self {
+        self.notify = false;
+        self
     }
 
     /// Counts published views' queries and refresh durations in `metrics`.
@@ -345,7 +355,7 @@ impl Refresher {
         let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
-        if let Some(published) = self.cell.load() {
+        if let Some(published) = self.cell.load().filter(|_| self.notify) {
             crate::dns::notify::announce(&published, &self.metrics, &self.cell);
         }
         self.save_state(serial, instances, slots).await;

@@ -258,6 +258,24 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
     assert!(change.contains("0 quarantined"), "{change}");
     assert!(!change.contains("CREATE web-1"), "{change}");
     let last = list(&r53, &zone).await;
+    // An empty fleet publishes nothing and deletes nothing (with allow_empty_fleet set, so
+    // the inventory accepts it).
+    let mut empty = fleet.clone();
+    empty["Reservations"] = serde_json::json!([]);
+    write_config(dir.path(), &moto.url, &zone, &empty);
+    let config = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("[inventory]\n", "[inventory]\nallow_empty_fleet = true\n");
+    std::fs::write(&config, text).expect("config");
+    let out = Command::new(BIN)
+        .args(["publish", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("the fleet is empty"), "{stderr}");
+    assert_eq!(list(&r53, &zone).await, last);
     assert!(!has(&last, "web-2.internal."), "{last:#?}");
     assert!(!has(&last, "web.internal. A"), "{last:#?}");
     assert!(
@@ -471,4 +489,62 @@ async fn serve_publishes_every_new_snapshot_and_reports_it() {
         "{ready}"
     );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_only_mode_runs_without_listeners_and_follows_the_fleet() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet = demo_fleet();
+    write_config(dir.path(), &moto.url, &zone, &fleet);
+    // Hold the config's DNS port: publish-only must not need it (serve would fail to bind).
+    let held = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = held.local_addr().expect("addr").port();
+    let config = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("127.0.0.1:5353", &format!("127.0.0.1:{port}"))
+        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"")
+        .replace("[admin]\nlisten = \"127.0.0.1:8053\"\n", "");
+    std::fs::write(&config, &text).expect("config");
+    let child = Command::new(BIN)
+        .args(["publish", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+
+    let wait_for = |line: &'static str| {
+        let (r53, zone) = (r53.clone(), zone.clone());
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !has(&list(&r53, &zone).await, line) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{line} never published"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for("web.internal. A 10.0.1.10 10.0.2.10").await;
+    fleet["Reservations"][0]["Instances"][1]["State"]["Name"] = "stopped".into();
+    std::fs::write(dir.path().join("fleet.json"), fleet.to_string()).expect("fleet");
+    wait_for("web.internal. CNAME").await;
+
+    // SIGTERM stops it cleanly.
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no DNS listeners"), "{stderr}");
+    drop(held);
 }
