@@ -232,18 +232,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let snapshot = load_snapshot(&config).await?;
             let mut failed = 0;
-            for zone in &config.publish {
-                let ttl = config.zone.record_ttl;
-                match stabledns::publish::sync(zone, &snapshot, ttl, dry_run).await {
-                    Ok(report) => print!("{report}"),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("error: zone {}: {e}", zone.hosted_zone_id);
+            let mut zones = 0;
+            for publish in &config.publish {
+                for target in publish.targets() {
+                    zones += 1;
+                    let ttl = config.zone.record_ttl;
+                    match stabledns::publish::sync(publish, &target, &snapshot, ttl, dry_run).await
+                    {
+                        Ok(report) => print!("{report}"),
+                        Err(e) => {
+                            failed += 1;
+                            eprintln!("error: zone {}: {e}", target.zone_id);
+                        }
                     }
                 }
             }
             if failed > 0 {
-                anyhow::bail!("{failed} of {} zones failed", config.publish.len());
+                anyhow::bail!("{failed} of {zones} zones failed");
             }
         }
         Command::Names { config, view } => {

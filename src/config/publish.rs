@@ -4,6 +4,20 @@ use super::*;
 use crate::publish::settings::Policy;
 
 impl Validator<'_> {
+    /// A hosted zone id, `/hostedzone/` stripped.
+    fn zone_id(&self, key: &str, value: &toml::Spanned<String>) -> Result<String, ConfigError> {
+        let id = value.get_ref().trim();
+        let id = id.strip_prefix("/hostedzone/").unwrap_or(id);
+        if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(self.err(
+                key,
+                value.span(),
+                format!("`{id}` is not a hosted zone id (such as Z0123456789ABCDEFGHIJ)"),
+            ));
+        }
+        Ok(id.to_owned())
+    }
+
     /// Route 53 zones to keep in sync, each checked against the views.
     pub(super) fn publish(
         &self,
@@ -23,20 +37,30 @@ impl Validator<'_> {
                     format!("no view `{view}`; the views are {}", names.join(", ")),
                 ));
             }
-            let id = p.hosted_zone_id.get_ref().trim();
-            let id = id.strip_prefix("/hostedzone/").unwrap_or(id);
-            if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(self.err(
-                    &key("hosted_zone_id"),
-                    p.hosted_zone_id.span(),
-                    format!("`{id}` is not a hosted zone id (such as Z0123456789ABCDEFGHIJ)"),
-                ));
-            }
-            if out.iter().any(|o| o.hosted_zone_id == id) {
+            let id = self.zone_id(&key("hosted_zone_id"), &p.hosted_zone_id)?;
+            let reverse = match &p.reverse_hosted_zone_id {
+                Some(r) => Some(self.zone_id(&key("reverse_hosted_zone_id"), r)?),
+                None => None,
+            };
+            let taken = |z: &str| {
+                out.iter().any(|o| {
+                    o.hosted_zone_id == z || o.reverse_hosted_zone_id.as_deref() == Some(z)
+                })
+            };
+            if taken(&id) || reverse.as_deref() == Some(id.as_str()) {
                 return Err(self.err(
                     &key("hosted_zone_id"),
                     p.hosted_zone_id.span(),
                     format!("zone {id} is published twice: one view per zone"),
+                ));
+            }
+            if let (Some(r), Some(raw)) = (&reverse, &p.reverse_hosted_zone_id)
+                && taken(r)
+            {
+                return Err(self.err(
+                    &key("reverse_hosted_zone_id"),
+                    raw.span(),
+                    format!("zone {r} is published twice: one view per zone"),
                 ));
             }
             let owner_id = match &p.owner_id {
@@ -104,7 +128,8 @@ impl Validator<'_> {
             };
             out.push(PublishConfig {
                 view,
-                hosted_zone_id: id.to_owned(),
+                hosted_zone_id: id,
+                reverse_hosted_zone_id: reverse,
                 owner_id,
                 policy,
                 max_changes_per_batch,

@@ -41,6 +41,8 @@ pub struct Publish {
     pub view: Spanned<String>,
     /// The hosted zone's id (`Z0123…`, or `/hostedzone/Z0123…`).
     pub hosted_zone_id: Spanned<String>,
+    /// A reverse hosted zone's id, for the view's PTR records.
+    pub reverse_hosted_zone_id: Option<Spanned<String>>,
     /// Owner in the ownership records (default `stabledns`).
     pub owner_id: Option<Spanned<String>>,
     /// `sync` (default), `upsert-only` or `create-only`.

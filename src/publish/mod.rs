@@ -34,28 +34,37 @@ pub enum PublishError {
     },
 }
 
-/// The record sets `view` answers, as Route 53 holds them: every name with data in the
-/// forward zone but the zone's own (apex, nameservers), which a hosted zone has its own of.
+/// The record sets `view` answers in zone `apex` (absolute, lower case), as Route 53 holds
+/// them: addresses, CNAMEs and SRV in the forward zone, PTRs in a `reverse` one; never the
+/// zone's own (apex, nameservers), which a hosted zone has its own of.
 /// Sets Route 53 cannot hold as one simple record (several CNAMEs: a tier in `cname` mode)
 /// are left out, each with a warning.
 pub fn desired(
     snapshot: &Snapshot,
     view: &str,
     ttl: u32,
+    apex: &str,
+    reverse: bool,
 ) -> Result<(Vec<RecordSet>, Vec<String>), PublishError> {
     let zone = snapshot
         .view(view)
         .ok_or_else(|| PublishError::Refused(format!("no view `{view}` in the snapshot")))?;
-    let apex = Name::from(&snapshot.apex).to_ascii();
+    let types: &[RecordType] = if reverse {
+        &[RecordType::PTR]
+    } else {
+        &[
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::CNAME,
+            RecordType::SRV,
+        ]
+    };
     let (mut sets, mut warnings) = (Vec::new(), Vec::new());
     for row in zone.rows() {
         if row.instances.is_empty() {
             continue; // the zone's own names
         }
-        if !matches!(
-            row.rtype,
-            RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::SRV
-        ) {
+        if !types.contains(&row.rtype) {
             continue;
         }
         // Rows print names for people (IDNA as Unicode); Route 53 wants the A-labels.
@@ -65,7 +74,7 @@ pub fn desired(
         };
         let in_zone = name == apex || name.ends_with(&format!(".{apex}"));
         if !in_zone {
-            continue; // reverse zones: published to their own zone, not this one
+            continue; // another of the view's zones
         }
         if row.rtype == RecordType::CNAME && row.targets.len() > 1 {
             warnings.push(format!(
@@ -182,6 +191,7 @@ impl std::fmt::Display for Report {
 #[cfg(feature = "route53")]
 pub async fn sync(
     config: &settings::PublishConfig,
+    target: &settings::Target,
     snapshot: &Snapshot,
     ttl: u32,
     dry_run: bool,
@@ -194,23 +204,36 @@ pub async fn sync(
     let view = snapshot
         .view(&config.view)
         .ok_or_else(|| PublishError::Refused(format!("no view `{}`", config.view)))?;
-    let mut zone = route53::Zone::new(config).await;
+    let id = &target.zone_id;
+    let mut zone = route53::Zone::new(config, id).await;
     let info = zone.info().await?;
-    let apex = Name::from(&snapshot.apex).to_ascii().to_ascii_lowercase();
-    if info.name != apex {
+    let ascii = |n: &hickory_proto::rr::LowerName| Name::from(n).to_ascii().to_ascii_lowercase();
+    let forward = ascii(&snapshot.apex);
+    if !target.reverse && info.name != forward {
         return Err(PublishError::Refused(format!(
-            "hosted zone {} is `{}`, and stabledns serves `{apex}`: check publish.hosted_zone_id",
-            config.hosted_zone_id, info.name
+            "hosted zone {id} is `{}`, and stabledns serves `{forward}`: check \
+             publish.hosted_zone_id",
+            info.name
+        )));
+    }
+    if target.reverse && !view.zone_apexes().skip(1).any(|a| ascii(a) == info.name) {
+        let reverse: Vec<String> = view.zone_apexes().skip(1).map(ascii).collect();
+        return Err(PublishError::Refused(format!(
+            "hosted zone {id} is `{}`, not one of view `{}`'s reverse zones ({}): check \
+             publish.reverse_hosted_zone_id and the view's `reverse`",
+            info.name,
+            config.view,
+            reverse.join(", ")
         )));
     }
     if !info.private && view.policy.addresses == crate::view::AddressKind::Private {
         return Err(PublishError::Refused(format!(
-            "hosted zone {} is public and view `{}` answers private addresses: publish it to \
+            "hosted zone {id} is public and view `{}` answers private addresses: publish it to \
              a private zone, or publish a view with `addresses = \"public\"`",
-            config.hosted_zone_id, config.view
+            config.view
         )));
     }
-    let (want, warnings) = desired(snapshot, &config.view, ttl)?;
+    let (want, warnings) = desired(snapshot, &config.view, ttl, &info.name, target.reverse)?;
     let have = zone.list().await?;
     let plan = plan::plan(
         &want,
@@ -221,7 +244,7 @@ pub async fn sync(
     );
     let batches = plan.batches(config.max_changes_per_batch);
     let mut report = Report {
-        zone: config.hosted_zone_id.clone(),
+        zone: id.clone(),
         zone_name: info.name,
         private: info.private,
         view: config.view.clone(),
@@ -246,6 +269,7 @@ pub async fn sync(
 #[cfg(not(feature = "route53"))]
 pub async fn sync(
     _config: &settings::PublishConfig,
+    _target: &settings::Target,
     _snapshot: &Snapshot,
     _ttl: u32,
     _dry_run: bool,
@@ -331,8 +355,11 @@ pub async fn run(
         let Some(snapshot) = cell.load() else {
             continue;
         };
-        for config in &configs {
-            let id = &config.hosted_zone_id;
+        for (config, target) in configs
+            .iter()
+            .flat_map(|c| c.targets().into_iter().map(move |t| (c, t)))
+        {
+            let id = &target.zone_id;
             let due = done
                 .get(id)
                 .is_none_or(|(serial, at)| *serial != snapshot.serial || at.elapsed() >= RESYNC);
@@ -342,7 +369,7 @@ pub async fn run(
             }
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = sync(config, &snapshot, ttl, false) => r,
+                r = sync(config, &target, &snapshot, ttl, false) => r,
             };
             let mut c = (metrics.publish.lock().ok())
                 .and_then(|m| m.get(id).cloned())

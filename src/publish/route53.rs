@@ -52,8 +52,8 @@ pub struct ZoneInfo {
 }
 
 impl Zone {
-    /// A client for the zone `config` names; no network traffic yet.
-    pub async fn new(config: &PublishConfig) -> Self {
+    /// A client for zone `id` with `config`'s account and pace; no network traffic yet.
+    pub async fn new(config: &PublishConfig, id: &str) -> Self {
         // Route 53 is global; its API lives in us-east-1. Retries are ours (`send`), paced and
         // counted, not the SDK's on top of them.
         let timeouts = TimeoutConfig::builder()
@@ -83,7 +83,7 @@ impl Zone {
         }
         Self {
             client: aws_sdk_route53::Client::new(&sdk),
-            id: config.hosted_zone_id.clone(),
+            id: id.to_owned(),
             interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
             next_call: Instant::now(),
             calls: 0,

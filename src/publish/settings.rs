@@ -10,6 +10,9 @@ pub struct PublishConfig {
     pub view: String,
     /// The hosted zone. Never chosen by name: a public and a private zone can share one.
     pub hosted_zone_id: String,
+    /// A reverse zone (e.g. `10.in-addr.arpa.`, one of the view's `reverse` zones) for the
+    /// view's PTR records.
+    pub reverse_hosted_zone_id: Option<String>,
     /// Whose records these are, in the ownership TXT records.
     pub owner_id: String,
     /// What a sync may do to the records it owns.
@@ -25,4 +28,28 @@ pub struct PublishConfig {
     pub assume_role: Option<String>,
     /// Endpoint override (moto in tests).
     pub endpoint_url: Option<String>,
+}
+
+/// One hosted zone a `[[publish]]` entry keeps in sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The zone.
+    pub zone_id: String,
+    /// The reverse zone (PTR records), not the forward one.
+    pub reverse: bool,
+}
+
+impl PublishConfig {
+    /// The forward zone, and the reverse one when configured.
+    pub fn targets(&self) -> Vec<Target> {
+        let forward = Target {
+            zone_id: self.hosted_zone_id.clone(),
+            reverse: false,
+        };
+        let reverse = self.reverse_hosted_zone_id.iter().map(|id| Target {
+            zone_id: id.clone(),
+            reverse: true,
+        });
+        std::iter::once(forward).chain(reverse).collect()
+    }
 }

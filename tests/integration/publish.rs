@@ -187,6 +187,12 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
     )
     .expect("json");
     write_config(dir.path(), &moto.url, &zone, &fleet);
+    // PTR records into the view's reverse zone (`reverse = ["10.0.0.0/8"]` in the demo).
+    let reverse = private_zone(&r53, "10.in-addr.arpa.").await;
+    let config = dir.path().join("stabledns.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!("reverse_hosted_zone_id = \"{reverse}\"\n"));
+    std::fs::write(&config, text).expect("config");
 
     // The dry run prints the plan and changes nothing.
     let plan = publish(dir.path(), "--dry-run");
@@ -228,6 +234,16 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
         !has(&after, "db1.internal. CNAME"),
         "the conflict was overwritten"
     );
+    let ptr = list(&r53, &reverse).await;
+    assert!(
+        has(&ptr, "10.1.0.10.in-addr.arpa. PTR web1.internal."),
+        "{ptr:#?}"
+    );
+    assert!(
+        has(&ptr, "_stabledns-ptr.10.1.0.10.in-addr.arpa. TXT"),
+        "{ptr:#?}"
+    );
+    assert!(!ptr.iter().any(|l| l.contains(" A ")), "{ptr:#?}");
 
     // A second sync of the same fleet sends nothing.
     let again = publish(dir.path(), "--once");
