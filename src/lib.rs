@@ -290,25 +290,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
     let (reloads, reload_rx) = mpsc::channel(4);
     let refresh = tokio::spawn(refresher.run(fresh, reload_rx, shutdown.clone()));
-    // Publishing reads the live config each round, so a reload adds, changes or drops zones.
-    let publisher = {
-        let (live, confirmed) = (live.clone(), stats.clone());
-        tokio::spawn(publish::run(
-            move || {
-                let c = live.load();
-                (c.publish.clone(), c.zone.record_ttl)
-            },
-            move || {
-                confirmed
-                    .successes
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    > 0
-            },
-            cell.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ))
-    };
+    let publisher = spawn_publisher(&live, &stats, &cell, &metrics, &shutdown);
     Ok(Running {
         dns,
         forwarder,
@@ -323,6 +305,33 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         stats,
         metrics,
     })
+}
+
+/// The publisher: it reads the live config each round, so a reload adds, changes or drops
+/// zones, and it waits for the inventory's first answer (`stats`).
+fn spawn_publisher(
+    live: &Arc<ArcSwap<Config>>,
+    stats: &Arc<refresh::RefreshStats>,
+    cell: &zone::SnapshotCell,
+    metrics: &Arc<telemetry::Metrics>,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let (live, confirmed) = (live.clone(), stats.clone());
+    tokio::spawn(publish::run(
+        move || {
+            let c = live.load();
+            (c.publish.clone(), c.zone.record_ttl)
+        },
+        move || {
+            confirmed
+                .successes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        },
+        cell.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ))
 }
 
 /// Keeps the `[[publish]]` Route 53 zones in sync with the inventory, serving no DNS: the
@@ -351,24 +360,7 @@ pub async fn run_publisher(
         "publishing to Route 53 only; no DNS listeners"
     );
     let refresh = tokio::spawn(refresher.run(false, reload_rx, shutdown.clone()));
-    let publisher = {
-        let (live, confirmed) = (live.clone(), stats.clone());
-        tokio::spawn(publish::run(
-            move || {
-                let c = live.load();
-                (c.publish.clone(), c.zone.record_ttl)
-            },
-            move || {
-                confirmed
-                    .successes
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    > 0
-            },
-            cell,
-            metrics,
-            shutdown.clone(),
-        ))
-    };
+    let publisher = spawn_publisher(&live, &stats, &cell, &metrics, &shutdown);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,

@@ -163,6 +163,18 @@ fn publish(dir: &Path, flag: &str) -> String {
     stdout
 }
 
+/// Waits (up to 30 s) until the zone holds a record set starting with `line`.
+async fn until_zone_has(r53: &Client, zone: &str, line: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !has(&list(r53, zone).await, line) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{line} never published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn has(zone: &[String], prefix: &str) -> bool {
     zone.iter().any(|l| l.starts_with(prefix))
 }
@@ -457,29 +469,13 @@ async fn serve_publishes_every_new_snapshot_and_reports_it() {
     let config = stabledns::Config::parse(&path, &text).expect("config");
     let server = crate::harness::TestServer::start(config).await;
 
-    let soon = std::time::Duration::from_secs(30);
-    let until_zone_has = |line: &'static str| {
-        let (r53, zone) = (r53.clone(), zone.clone());
-        async move {
-            let deadline = std::time::Instant::now() + soon;
-            loop {
-                if has(&list(&r53, &zone).await, line) {
-                    return;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{line} never published"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
-    };
-    until_zone_has("web.internal. A 10.0.1.10 10.0.2.10").await;
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
 
     // A new snapshot (web-2 stopped) reaches the zone without anyone running `publish`.
     fleet["Reservations"][0]["Instances"][1]["State"]["Name"] = "stopped".into();
     write_config(dir.path(), &moto.url, &zone, &fleet);
-    until_zone_has("web.internal. CNAME ec2-34-240-10-11.eu-west-1.compute.amazonaws.com.").await;
+    let cname = "web.internal. CNAME ec2-34-240-10-11.eu-west-1.compute.amazonaws.com.";
+    until_zone_has(&r53, &zone, cname).await;
     assert!(!has(&list(&r53, &zone).await, "web-2.internal."));
 
     let (_, metrics) = crate::admin::http_get(server.admin(), "/metrics").await;
@@ -533,23 +529,10 @@ async fn publish_only_mode_runs_without_listeners_and_follows_the_fleet() {
         .spawn()
         .expect("spawn");
 
-    let wait_for = |line: &'static str| {
-        let (r53, zone) = (r53.clone(), zone.clone());
-        async move {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while !has(&list(&r53, &zone).await, line) {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{line} never published"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
-    };
-    wait_for("web.internal. A 10.0.1.10 10.0.2.10").await;
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
     fleet["Reservations"][0]["Instances"][1]["State"]["Name"] = "stopped".into();
     std::fs::write(dir.path().join("fleet.json"), fleet.to_string()).expect("fleet");
-    wait_for("web.internal. CNAME").await;
+    until_zone_has(&r53, &zone, "web.internal. CNAME").await;
 
     // SIGTERM stops it cleanly.
     let pid = child.id().to_string();
