@@ -347,3 +347,42 @@ fn zone_prints_the_serial_the_server_serves() {
         .unwrap_or_else(|| panic!("no serial in {soa}"));
     assert_eq!(printed, serial, "{soa}");
 }
+
+/// `promtool`, the Prometheus project's checker, on the alert rules: they load, and each fires
+/// on the series that should wake an operator and not on a healthy server
+/// (`contrib/prometheus/alerts_test.yml`). Every metric they read is one the README lists.
+#[test]
+fn alert_rules_pass_promtool_and_name_real_metrics() {
+    let dir = root().join("contrib/prometheus");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run promtool ({e}): scripts/test installs it"));
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).expect("alerts.yml");
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("stabledns_"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "{name} is not a metric the README lists"
+        );
+    }
+}
