@@ -137,10 +137,47 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("stabledns: {e:#}");
+            let line = error_line(&e);
+            // In JSON mode every line is JSON, the last one too.
+            match cli.log_format {
+                LogFormat::Json => tracing::error!("{line}"),
+                LogFormat::Text => eprintln!("stabledns: {line}"),
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: many errors already say their
+/// source in their own message ("failed to read …: No such file or directory"), and the
+/// chain would say it again. A port below 1024 refused says how to grant the capability.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    let refused_bind = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(stabledns::Error::Bind(_))))
+        && e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        });
+    if refused_bind {
+        line.push_str(
+            " (a port below 1024 needs CAP_NET_BIND_SERVICE: run it from the systemd unit in \
+             contrib/systemd, which grants it, or `sudo setcap cap_net_bind_service=+ep \
+             $(command -v stabledns)`)",
+        );
+    }
+    line
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -386,3 +386,79 @@ fn alert_rules_pass_promtool_and_name_real_metrics() {
         );
     }
 }
+
+/// A fatal error is one line that says each cause once; in JSON mode it is a JSON line too.
+#[test]
+fn fatal_errors_are_one_line_each_cause_once_and_json_when_asked() {
+    let missing = "/nonexistent/stabledns.toml";
+    let out = Command::new(BIN)
+        .args(["check", "--config", missing])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("stabledns: failed to read config file"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["--log-format", "json", "check", "--config", missing])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(line["level"], "ERROR", "{text}");
+    let message = line["fields"]["message"].as_str().expect("message");
+    assert!(message.contains("failed to read config file"), "{text}");
+}
+
+/// Without CAP_NET_BIND_SERVICE (here: as `nobody`), a port below 1024 is refused, and the
+/// error says how to grant the capability.
+#[test]
+fn a_privileged_port_refused_says_how_to_grant_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace("127.0.0.1:5353", "127.0.0.1:53")
+        .replace("[admin]\nlisten = \"127.0.0.1:8053\"\n", "")
+        .replace(
+            "path = \"demo-instances.json\"",
+            &format!(
+                "path = \"{}\"",
+                root().join("config/demo-instances.json").display()
+            ),
+        );
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, text).expect("config");
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("setpriv runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(text.contains("CAP_NET_BIND_SERVICE"), "{text}");
+}
