@@ -215,6 +215,22 @@ impl Running {
 /// first snapshot exists, queries get SERVFAIL. A `file` inventory is read before binding, and
 /// failing to read it with nothing else to serve is an error (a broken file is a config mistake).
 pub async fn start(config: Config) -> Result<Running, Error> {
+    let views: Vec<&str> = config.views.iter().map(|v| v.name.as_str()).collect();
+    let listen: Vec<String> = config
+        .server
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config.path.display(),
+        zone = %config.zone.apex,
+        views = %views.join(","),
+        listen = %listen.join(","),
+        "starting stabledns {}",
+        env!("CARGO_PKG_VERSION")
+    );
     for w in &config.warnings {
         warn!("{w}");
     }

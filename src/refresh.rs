@@ -295,7 +295,7 @@ impl Refresher {
             // instances; building cost most of a second and a second zone beside the served
             // one.
             self.held = None;
-            self.stats.mark_success();
+            self.confirmed();
             return Ok(Outcome::Unchanged);
         }
         let Some((snapshot, changed)) = self.build_next(&instances, previous.clone()).await else {
@@ -304,7 +304,7 @@ impl Refresher {
         if let Some(prev) = &previous {
             if !changed {
                 self.held = None;
-                self.stats.mark_success();
+                self.confirmed();
                 return Ok(Outcome::Unchanged);
             }
             if self.hold_back(prev, &snapshot) {
@@ -314,8 +314,20 @@ impl Refresher {
         }
         self.held = None;
         self.publish(previous.as_deref(), snapshot, instances).await;
-        self.stats.mark_success();
+        self.confirmed();
         Ok(Outcome::Published)
+    }
+
+    /// Records a fetch that succeeded, and says so when it ends a run of failures.
+    fn confirmed(&self) {
+        let failed = self.stats.mark_success();
+        if failed > 0 {
+            info!(
+                failed,
+                source = %self.source.describe(),
+                "the inventory answers again after {failed} failed refreshes"
+            );
+        }
     }
 
     /// [`build_next`] on a blocking thread: seconds of CPU at 100k instances, kept off the

@@ -459,12 +459,14 @@ impl RefreshStats {
         self.last_backoff.lock().map_or((0, Duration::ZERO), |g| *g)
     }
 
-    pub(crate) fn mark_success(&self) {
+    /// Records a fetch that succeeded; returns how many failed in a row before it.
+    pub(crate) fn mark_success(&self) -> u64 {
         self.successes.fetch_add(1, Ordering::Relaxed);
-        self.consecutive_failures.store(0, Ordering::Relaxed);
+        let failed = self.consecutive_failures.swap(0, Ordering::Relaxed);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.last_success_unix_ms.store(now, Ordering::Relaxed);
+        failed
     }
 }

@@ -462,3 +462,67 @@ fn a_privileged_port_refused_says_how_to_grant_it() {
     assert!(text.contains("Permission denied"), "{text}");
     assert!(text.contains("CAP_NET_BIND_SERVICE"), "{text}");
 }
+
+/// Refreshes that fail (the fleet file gone) and then succeed again say so in the log.
+#[test]
+fn a_recovered_inventory_is_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleet = dir.path().join("fleet.json");
+    std::fs::copy(root().join("config/demo-instances.json"), &fleet).expect("fleet");
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"")
+        .replace(
+            "refresh_interval = \"30s\"",
+            "refresh_interval = \"100ms\"\nmax_backoff = \"1s\"",
+        );
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, text).expect("config");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("piped");
+    let _server = Server(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line with `{needle}`"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    // The first line says what runs: version, config, zone, views and addresses.
+    let start = wait_for("starting stabledns");
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        "zone=internal.",
+        "views=inside,peered,outside",
+    ] {
+        assert!(start.contains(part), "{part} missing: {start}");
+    }
+    assert!(start.contains("listen=127.0.0.1:0"), "{start}");
+    wait_for("admin endpoints on");
+    std::fs::rename(&fleet, dir.path().join("gone.json")).expect("move away");
+    wait_for("failed to read inventory file");
+    std::fs::rename(dir.path().join("gone.json"), &fleet).expect("move back");
+    let line = wait_for("the inventory answers again after");
+    assert!(line.contains("failed refreshes"), "{line}");
+}
