@@ -217,6 +217,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for w in config.warnings.iter().chain(&snapshot.warnings) {
                 println!("warning: {w}");
             }
+            // Not a config error: systemd's StateDirectory= creates the directory at start.
+            if let Some(dir) = (config.inventory.state_file.as_deref())
+                .and_then(std::path::Path::parent)
+                .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+            {
+                println!(
+                    "warning: inventory.state_file: the directory {} does not exist, so the \
+                     server could not keep its state (the systemd unit's StateDirectory= creates \
+                     /var/lib/stabledns)",
+                    dir.display()
+                );
+            }
             if snapshot.instance_count == 0 && !config.inventory.allow_empty_fleet {
                 anyhow::bail!(
                     "{}: the inventory returned no instances: check [[inventory.filters]], the \

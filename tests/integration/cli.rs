@@ -526,3 +526,32 @@ fn a_recovered_inventory_is_logged() {
     let line = wait_for("the inventory answers again after");
     assert!(line.contains("failed refreshes"), "{line}");
 }
+
+/// `check` says when the state file's directory is missing, rather than the server failing to
+/// write it at every publish.
+#[test]
+fn check_reports_a_missing_state_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace(
+            "path = \"demo-instances.json\"",
+            &format!(
+                "path = \"{}\"\nstate_file = \"no-such-dir/state.json\"",
+                root().join("config/demo-instances.json").display()
+            ),
+        );
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, text).expect("config");
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("inventory.state_file: the directory") && stdout.contains("no-such-dir"),
+        "{stdout}"
+    );
+}
