@@ -33,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub(crate) mod admin;
+#[cfg(any(feature = "ec2", feature = "route53"))]
+pub(crate) mod aws;
 pub mod config;
 pub mod dns;
 pub mod inventory;

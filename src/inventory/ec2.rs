@@ -13,7 +13,6 @@ use std::time::Duration;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ec2::error::DisplayErrorContext;
 use aws_sdk_ec2::types::Filter;
 use tracing::debug;
 
@@ -146,7 +145,7 @@ impl Ec2Source {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| InventoryError::Api {
                 place: where_(),
-                message: DisplayErrorContext(&e).to_string(),
+                message: crate::aws::error_line(&e),
             })?;
             for reservation in page.reservations() {
                 for inst in reservation.instances() {

@@ -10,7 +10,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_route53::config::http::HttpResponse;
-use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -160,7 +160,7 @@ impl Zone {
                 return Ok(Err(messages));
             }
             if !busy || attempt == TRIES {
-                return Err(self.api_error(DisplayErrorContext(&e).to_string()));
+                return Err(self.api_error(crate::aws::error_line(&e)));
             }
             self.retries += 1;
             self.throttles += u64::from(code == "Throttling");

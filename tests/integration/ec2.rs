@@ -641,3 +641,36 @@ async fn start_up_does_not_wait_for_an_unreachable_api() {
     .await;
     server.stop().await;
 }
+
+/// An API failure reads as one line with the service's code, message and status, not the
+/// SDK's debug form of the request and answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_error_is_one_readable_line() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url).await;
+    proxy.set(Mode::ServerError);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stabledns.toml");
+    let text = crate::moto::ec2_config_text(&proxy.url, &["us-east-1"], "");
+    std::fs::write(&path, text).expect("config");
+    // Blocking, off the runtime: the proxy answers on it meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stabledns"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("InternalError: injected by the test proxy (HTTP 500)"),
+        "{stderr}"
+    );
+    for debug in ["SdkBody", "headers", "ServiceError {"] {
+        assert!(!stderr.contains(debug), "{debug} in: {stderr}");
+    }
+}

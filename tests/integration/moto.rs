@@ -137,6 +137,16 @@ impl Moto {
 /// The demo's zone and naming rules with an `ec2` inventory at `endpoint` (moto or a proxy in
 /// front of it), refreshing every `interval`.
 pub fn ec2_config(endpoint: &str, regions: &[&str], extra: &str) -> Config {
+    let text = ec2_config_text(endpoint, regions, extra);
+    let mut config = Config::parse(&crate::harness::root().join("config/test.toml"), &text)
+        .expect("valid config");
+    config.server.listen = demo_config().server.listen;
+    crate::harness::ephemeral_admin(&mut config);
+    config
+}
+
+/// The text of [`ec2_config`]'s file, for tests that run the binary.
+pub fn ec2_config_text(endpoint: &str, regions: &[&str], extra: &str) -> String {
     assert!(
         endpoint.starts_with("http://127.0.0.1:"),
         "tests only talk to loopback, not {endpoint}"
@@ -165,12 +175,7 @@ pub fn ec2_config(endpoint: &str, regions: &[&str], extra: &str) -> Config {
         }
     }
     inventory.push('\n');
-    let text = format!("{}{inventory}{}", &demo[..start], &demo[end..]);
-    let mut config = Config::parse(&crate::harness::root().join("config/test.toml"), &text)
-        .expect("valid config");
-    config.server.listen = demo_config().server.listen;
-    crate::harness::ephemeral_admin(&mut config);
-    config
+    format!("{}{inventory}{}", &demo[..start], &demo[end..])
 }
 
 /// A VPC with a subnet that maps public IPs and one that does not.

@@ -1,0 +1,40 @@
+//! What an AWS SDK error says, on one line, for logs and the CLI: the service's error code,
+//! message and HTTP status, or the cause chain of a request that never got an answer, never
+//! the request's debug form (headers and body). Shared by the EC2 inventory and Route 53
+//! publishing; every SDK crate re-exports the same error types.
+
+#[cfg(feature = "ec2")]
+use aws_sdk_ec2 as sdk;
+#[cfg(all(feature = "route53", not(feature = "ec2")))]
+use aws_sdk_route53 as sdk;
+use sdk::config::http::HttpResponse;
+use sdk::error::{ProvideErrorMetadata, SdkError};
+
+/// `Code: message (HTTP status)` for a service error, else the causes joined, each once.
+pub(crate) fn error_line<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let SdkError::ServiceError(service) = e {
+        let status = service.raw().status().as_u16();
+        let err = service.err();
+        return match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message} (HTTP {status})"),
+            (Some(code), None) => format!("{code} (HTTP {status})"),
+            _ => format!("HTTP {status}, with no error code the SDK could read"),
+        };
+    }
+    let mut line = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
