@@ -78,6 +78,18 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Why a name answers what it does, or why it does not exist: every instance whose tags,
+    /// groups or id the naming rules would make it of, and what became of each claim.
+    Why {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The name, relative (`db1`) or absolute (`db1.internal.`).
+        name: String,
+        /// The view to ask in (default: the first configured).
+        #[arg(long)]
+        view: Option<String>,
+    },
     /// Print every name the current inventory gives, with its records and instances.
     Names {
         /// The config file.
@@ -300,6 +312,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("{failed} of {zones} zones failed");
             }
         }
+        Command::Why { config, name, view } => {
+            let config = Config::load(&config)?;
+            let snapshot = load_snapshot(&config).await?;
+            let v = pick_view(&snapshot, view.as_deref())?;
+            print!("{}", why(&config, &snapshot, v, &name)?);
+        }
         Command::Names { config, view } => {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
@@ -372,6 +390,88 @@ async fn load_snapshot_timed(
         stabledns::refresh::stamp(&mut snapshot, previous.as_ref());
     }
     Ok((snapshot, (read, started.elapsed())))
+}
+
+/// `stabledns why`'s report for `name` in view `v`.
+fn why(
+    config: &Config,
+    snapshot: &stabledns::zone::Snapshot,
+    v: &stabledns::zone::ViewZone,
+    name: &str,
+) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let apex = config.zone.apex.to_ascii().to_ascii_lowercase();
+    let asked = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let suffix = format!(".{}", apex.trim_end_matches('.'));
+    let relative = asked.strip_suffix(&suffix).unwrap_or(&asked).to_owned();
+    let fqdn = format!("{relative}.{apex}");
+    let lower = hickory_proto::rr::LowerName::from(
+        hickory_proto::rr::Name::from_ascii(&fqdn)
+            .with_context(|| format!("`{name}` is not a domain name"))?,
+    );
+    let mut out = String::new();
+    let rows: Vec<_> = v.rows().into_iter().filter(|r| r.name == fqdn).collect();
+    let exists = v.exists(&lower);
+    if exists {
+        let _ = writeln!(out, "{fqdn} exists in view {}:", v.name);
+        for row in &rows {
+            let _ = writeln!(
+                out,
+                "  {} {} (instances: {})",
+                row.rtype,
+                row.targets.join(" "),
+                row.instances.join(", ")
+            );
+        }
+    } else {
+        let _ = writeln!(out, "{fqdn} does not exist in view {}.", v.name);
+    }
+    let limits = stabledns::zone::naming_limits(&config.zone);
+    let claimants =
+        stabledns::naming::claimants(&relative, &snapshot.fleet, &config.naming, &limits);
+    if claimants.is_empty() {
+        let _ = writeln!(
+            out,
+            "No instance in the inventory has a tag, security group or id that the naming rules \
+             make `{relative}` of. Instances the inventory's own filters (inventory.filters) \
+             leave out are not seen here."
+        );
+    }
+    for c in &claimants {
+        let inst = &snapshot.fleet[c.instance as usize];
+        let backs = rows.iter().any(|r| r.instances.contains(&inst.id));
+        let what = match &c.dropped {
+            Some(why) => format!("makes no name: {why}"),
+            None if backs => "answers for it".to_owned(),
+            None if exists => "claims it, but another instance holds it (below)".to_owned(),
+            None => {
+                let tagged = inst
+                    .tags
+                    .get(&config.naming.inside_only_tag)
+                    .is_some_and(|t| {
+                        matches!(
+                            t.trim().to_ascii_lowercase().as_str(),
+                            "true" | "yes" | "on" | "1"
+                        )
+                    });
+                let hidden = if !v.policy.is_outside() {
+                    "it has no address this view shows".to_owned()
+                } else if tagged {
+                    format!("the instance is tagged {}", config.naming.inside_only_tag)
+                } else if inst.public_ip.is_none() {
+                    "it has no public address".to_owned()
+                } else {
+                    "an inside-only rule made it".to_owned()
+                };
+                format!("claims it, but view {} does not show it: {hidden}", v.name)
+            }
+        };
+        let _ = writeln!(out, "  {} ({}) via {}: {what}", inst.id, inst.state, c.via);
+    }
+    for line in snapshot.contested.get(&lower).into_iter().flatten() {
+        let _ = writeln!(out, "  {line}");
+    }
+    Ok(out)
 }
 
 /// A view by name, or the first one.

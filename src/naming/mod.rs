@@ -18,10 +18,12 @@ use regex::Regex;
 use crate::inventory::{Instance, InstanceState};
 
 mod normalize;
+mod why;
 #[cfg(test)]
 use normalize::is_normal;
 pub use normalize::normalize;
 use normalize::plain_name;
+pub use why::{Claimant, claimants};
 
 /// The validated `[naming]` config.
 #[derive(Debug, Clone)]
@@ -1364,5 +1366,53 @@ mod tests {
             ["i-2"],
             "only a true value hides an instance"
         );
+    }
+
+    #[test]
+    fn claimants_say_why_a_claim_made_no_name() {
+        let fleet = vec![
+            inst(
+                "i-run",
+                InstanceState::Running,
+                &[("Name", "Web")],
+                &["SG-T-WEB"],
+            ),
+            inst("i-stop", InstanceState::Stopped, &[("Name", "web")], &[]),
+            inst("i-ns", InstanceState::Running, &[("Name", "ns1")], &[]),
+        ];
+        let c = claimants("web", &fleet, &rules(), &limits());
+        let got: Vec<(&str, &str, bool)> = c
+            .iter()
+            .map(|c| {
+                (
+                    fleet[c.instance as usize].id.as_str(),
+                    c.via.as_str(),
+                    c.dropped.is_none(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("i-run", "tag Name=\"Web\"", true),
+                ("i-run", "security group SG-T-WEB (sg-0)", true),
+                ("i-stop", "tag Name=\"web\"", false),
+            ]
+        );
+        assert!(
+            c[2].dropped
+                .as_deref()
+                .unwrap_or_default()
+                .contains("stopped")
+        );
+        let reserved = claimants("ns1", &fleet, &rules(), &limits());
+        assert!(
+            reserved[0]
+                .dropped
+                .as_deref()
+                .unwrap_or_default()
+                .contains("nameserver")
+        );
+        assert!(claimants("nope", &fleet, &rules(), &limits()).is_empty());
     }
 }

@@ -555,3 +555,48 @@ fn check_reports_a_missing_state_directory() {
         "{stdout}"
     );
 }
+
+/// `stabledns why` says why a name is missing: the stopped instance that would make it, the
+/// view that does not show it, or that nothing in the inventory claims it.
+#[test]
+fn why_explains_missing_names() {
+    let why = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(root())
+            .args(["why", "--config", "config/demo.toml"])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stopped = why(&["web-old"]);
+    assert!(
+        stopped.contains("web-old.internal. does not exist in view inside"),
+        "{stopped}"
+    );
+    assert!(
+        stopped.contains(
+            "i-0a1b2c3d4e5f60006 (stopped) via tag Name=\"web-old\": makes no name: it is stopped"
+        ),
+        "{stopped}"
+    );
+    let hidden = why(&["--view", "outside", "batch-worker.internal."]);
+    assert!(hidden.contains("it has no public address"), "{hidden}");
+    let served = why(&["db1"]);
+    assert!(
+        served.contains("db1.internal. exists in view inside"),
+        "{served}"
+    );
+    assert!(served.contains("via security group SG-I-DB1"), "{served}");
+    let nothing = why(&["nope"]);
+    assert!(
+        nothing.contains("No instance in the inventory"),
+        "{nothing}"
+    );
+    assert!(nothing.contains("inventory.filters"), "{nothing}");
+}
