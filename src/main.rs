@@ -126,6 +126,21 @@ fn tune_malloc() {
     }
 }
 
+/// `--log-format json`: the commands' warnings go to the log as JSON lines too.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A command's warning: `warning: …` on stdout (`check`) or stderr (the others) for people, a
+/// JSON log line with `--log-format json`.
+fn warning(text: &str, on_stdout: bool) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("{text}");
+    } else if on_stdout {
+        println!("warning: {text}");
+    } else {
+        eprintln!("warning: {text}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // hickory logs every request at info; that is a query log, not an operator's log.
@@ -138,7 +153,10 @@ fn main() -> ExitCode {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => {
+            logs.json().init();
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     tune_malloc();
     let result = tokio::runtime::Builder::new_multi_thread()
@@ -227,18 +245,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             let (snapshot, timing) = load_snapshot_timed(&config).await?;
             for w in config.warnings.iter().chain(&snapshot.warnings) {
-                println!("warning: {w}");
+                warning(w, true);
             }
             // Not a config error: systemd's StateDirectory= creates the directory at start.
             if let Some(dir) = (config.inventory.state_file.as_deref())
                 .and_then(std::path::Path::parent)
                 .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
             {
-                println!(
-                    "warning: inventory.state_file: the directory {} does not exist, so the \
-                     server could not keep its state (the systemd unit's StateDirectory= creates \
-                     /var/lib/stabledns)",
-                    dir.display()
+                warning(
+                    &format!(
+                        "inventory.state_file: the directory {} does not exist, so the server \
+                         could not keep its state (the systemd unit's StateDirectory= creates \
+                         /var/lib/stabledns)",
+                        dir.display()
+                    ),
+                    true,
                 );
             }
             if snapshot.instance_count == 0 && !config.inventory.allow_empty_fleet {
@@ -322,7 +343,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
             for w in &snapshot.warnings {
-                eprintln!("warning: {w}");
+                warning(w, false);
             }
             print_rows(&pick_view(&snapshot, view.as_deref())?.rows());
         }
@@ -330,7 +351,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
             for w in &snapshot.warnings {
-                eprintln!("warning: {w}");
+                warning(w, false);
             }
             let v = pick_view(&snapshot, view.as_deref())?;
             let apexes: Vec<String> = v.zone_apexes().map(|a| a.to_string()).collect();
@@ -372,7 +393,7 @@ async fn load_snapshot_timed(
         .await
         .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
     for why in &fetched.skipped {
-        eprintln!("warning: {why}");
+        warning(why, false);
     }
     let read = started.elapsed();
     // The server's own pipeline: after the state file's fleet (its serial and slot numbers,

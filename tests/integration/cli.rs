@@ -554,6 +554,25 @@ fn check_reports_a_missing_state_directory() {
         stdout.contains("inventory.state_file: the directory") && stdout.contains("no-such-dir"),
         "{stdout}"
     );
+    // With --log-format json the warning is a JSON log line like every other.
+    let out = Command::new(BIN)
+        .args(["--log-format", "json", "check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warned = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("inventory.state_file: the directory"))
+        });
+    assert!(warned, "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning:"));
 }
 
 /// `stabledns why` says why a name is missing: the stopped instance that would make it, the
