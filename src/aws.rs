@@ -1,14 +1,30 @@
-//! What an AWS SDK error says, on one line, for logs and the CLI: the service's error code,
-//! message and HTTP status, or the cause chain of a request that never got an answer, never
-//! the request's debug form (headers and body). Shared by the EC2 inventory and Route 53
-//! publishing; every SDK crate re-exports the same error types.
+//! What the EC2 inventory and Route 53 publishing share about AWS: acting as another
+//! account's role, and what an SDK error says on one line (the service's code, message and
+//! HTTP status, or the cause chain of a request that never got an answer, never the request's
+//! debug form). Every SDK crate re-exports the same types.
 
+use aws_config::SdkConfig;
+use aws_config::sts::AssumeRoleProvider;
 #[cfg(feature = "ec2")]
 use aws_sdk_ec2 as sdk;
 #[cfg(all(feature = "route53", not(feature = "ec2")))]
 use aws_sdk_route53 as sdk;
+use sdk::config::SharedCredentialsProvider;
 use sdk::config::http::HttpResponse;
 use sdk::error::{ProvideErrorMetadata, SdkError};
+
+/// `config` acting as `role` (another account), its credentials from STS as `session`.
+pub(crate) async fn assume_role(config: &SdkConfig, role: &str, session: &str) -> SdkConfig {
+    let provider = AssumeRoleProvider::builder(role)
+        .session_name(session)
+        .configure(config)
+        .build()
+        .await;
+    config
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build()
+}
 
 /// `Code: message (HTTP status)` for a service error, else the causes joined, each once.
 pub(crate) fn error_line<E>(e: &SdkError<E, HttpResponse>) -> String

@@ -431,17 +431,20 @@ fn why(
             .with_context(|| format!("`{name}` is not a domain name"))?,
     );
     let mut out = String::new();
-    let rows: Vec<_> = v.rows().into_iter().filter(|r| r.name == fqdn).collect();
     let exists = v.exists(&lower);
+    // The instances behind the name in this view, by id.
+    let backing: Vec<&str> = (v.backing(&lower).unwrap_or_default().iter())
+        .filter_map(|b| snapshot.fleet.get(b.instance as usize))
+        .map(|i| i.id.as_str())
+        .collect();
     if exists {
         let _ = writeln!(out, "{fqdn} exists in view {}:", v.name);
-        for row in &rows {
+        for (rtype, data) in v.describe(&lower) {
             let _ = writeln!(
                 out,
-                "  {} {} (instances: {})",
-                row.rtype,
-                row.targets.join(" "),
-                row.instances.join(", ")
+                "  {rtype} {} (instances: {})",
+                data.join(" "),
+                backing.join(", ")
             );
         }
     } else {
@@ -460,21 +463,13 @@ fn why(
     }
     for c in &claimants {
         let inst = &snapshot.fleet[c.instance as usize];
-        let backs = rows.iter().any(|r| r.instances.contains(&inst.id));
+        let backs = backing.contains(&inst.id.as_str());
         let what = match &c.dropped {
             Some(why) => format!("makes no name: {why}"),
             None if backs => "answers for it".to_owned(),
             None if exists => "claims it, but another instance holds it (below)".to_owned(),
             None => {
-                let tagged = inst
-                    .tags
-                    .get(&config.naming.inside_only_tag)
-                    .is_some_and(|t| {
-                        matches!(
-                            t.trim().to_ascii_lowercase().as_str(),
-                            "true" | "yes" | "on" | "1"
-                        )
-                    });
+                let tagged = config.naming.tagged_inside_only(inst);
                 let hidden = if !v.policy.is_outside() {
                     "it has no address this view shows".to_owned()
                 } else if tagged {

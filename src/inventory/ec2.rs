@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::types::Filter;
@@ -71,17 +70,7 @@ impl Ec2Source {
                 });
             }
             for role in &config.assume_roles {
-                let provider = AssumeRoleProvider::builder(role.clone())
-                    .session_name("stabledns")
-                    .configure(&regional)
-                    .build()
-                    .await;
-                let assumed = regional
-                    .to_builder()
-                    .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
-                        provider,
-                    ))
-                    .build();
+                let assumed = crate::aws::assume_role(&regional, role, "stabledns").await;
                 walks.push(Walk {
                     region: region.clone(),
                     role: Some(role.clone()),

@@ -304,6 +304,26 @@ impl Claims {
     }
 }
 
+impl Rules {
+    /// Whether the instance's inside-only tag says yes: no name of it is shown outside.
+    pub fn tagged_inside_only(&self, inst: &Instance) -> bool {
+        inst.tags
+            .get(&self.inside_only_tag)
+            .is_some_and(|v| truthy(v))
+    }
+
+    /// The tag each rule reads (`None` for a security-group rule), by rule index.
+    fn tags(&self) -> Vec<Option<String>> {
+        self.rules
+            .iter()
+            .map(|r| match &r.kind {
+                RuleKind::Tag { key, .. } => Some(key.clone()),
+                RuleKind::SecurityGroup { .. } => None,
+            })
+            .collect()
+    }
+}
+
 /// Whether a tag value means yes.
 fn truthy(value: &str) -> bool {
     matches!(
@@ -318,14 +338,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     // Hashed while claiming (hundreds of thousands of names), sorted once at the end.
     let mut claims: rustc_hash::FxHashMap<String, Claims> = Default::default();
     let mut warnings = Vec::new();
-    let rule_tags: Vec<Option<String>> = rules
-        .rules
-        .iter()
-        .map(|r| match &r.kind {
-            RuleKind::Tag { key, .. } => Some(key.clone()),
-            RuleKind::SecurityGroup { .. } => None,
-        })
-        .collect();
+    let rule_tags = rules.tags();
 
     let named: Vec<(u32, &Instance)> = (0u32..)
         .zip(instances)
@@ -334,23 +347,11 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
 
     let inside_only_instances: BTreeSet<u32> = named
         .iter()
-        .filter(|(_, i)| {
-            i.tags
-                .get(&rules.inside_only_tag)
-                .is_some_and(|v| truthy(v))
-        })
+        .filter(|(_, i)| rules.tagged_inside_only(i))
         .map(|(n, _)| *n)
         .collect();
     for &(index, inst) in &named {
-        // The claim as a warning names it: a tag rule's text shows the part that was read.
-        let claimed = |via: &Via, value: &str| match via {
-            Via::Tag { rule } => format!(
-                "tag {}={}",
-                rule_tags[usize::from(*rule)].as_deref().unwrap_or_default(),
-                quoted(value)
-            ),
-            _ => via.text(inst, value, &rule_tags),
-        };
+        let claimed = |via: &Via, value: &str| claim_text(via, inst, value, &rule_tags);
         let mut claim = |value: &str,
                          via: Via,
                          (single, inside_only, slots): (bool, bool, bool),
@@ -418,56 +419,16 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             }
         };
 
-        if rules.instance_id_names {
-            claim(
-                &inst.id,
-                Via::InstanceId,
-                (true, false, false),
-                &mut warnings,
-            );
-        }
-        for (rule_index, rule) in rules.rules.iter().enumerate() {
-            let how = (rule.single, rule.inside_only, rule.slots);
-            let rule_index = u16::try_from(rule_index).unwrap_or(u16::MAX);
-            match &rule.kind {
-                RuleKind::Tag { key, separator } => {
-                    let Some(value) = inst.tags.get(key) else {
-                        continue;
-                    };
-                    let via = Via::Tag { rule: rule_index };
-                    match separator {
-                        Some(sep) => {
-                            let parts: Vec<&str> = value
-                                .split(sep.as_str())
-                                .map(str::trim)
-                                .filter(|p| !p.is_empty())
-                                .collect();
-                            if parts.len() > MAX_NAMES_PER_TAG {
-                                warnings.push(format!(
-                                    "{}: tag {key} holds {} names; only the first \
-                                     {MAX_NAMES_PER_TAG} are used",
-                                    inst.id,
-                                    parts.len()
-                                ));
-                            }
-                            for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
-                                claim(part, via, how, &mut warnings);
-                            }
-                        }
-                        None => claim(value, via, how, &mut warnings),
-                    }
-                }
-                RuleKind::SecurityGroup { pattern } => {
-                    for (group, sg) in inst.security_groups.iter().enumerate() {
-                        let Some(m) = pattern.captures(&sg.name).and_then(|c| c.name("name"))
-                        else {
-                            continue;
-                        };
-                        let group = u16::try_from(group).unwrap_or(u16::MAX);
-                        claim(m.as_str(), Via::SecurityGroup { group }, how, &mut warnings);
-                    }
-                }
-            }
+        let mut too_many = |key: &str, n: usize| {
+            warnings.push(format!(
+                "{}: tag {key} holds {n} names; only the first {MAX_NAMES_PER_TAG} are used",
+                inst.id
+            ));
+        };
+        let mut values = Vec::new();
+        rule_values(inst, rules, &mut values, &mut too_many);
+        for (value, via, how) in values {
+            claim(value, via, how, &mut warnings);
         }
     }
 
@@ -561,6 +522,75 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         services,
         inside_only_instances,
         rule_tags,
+    }
+}
+
+/// Every value the rules read from one instance, in rule order (its id first, when ids are
+/// names), each with its via and its rule's (single, inside-only, slots): the parts of a
+/// separated tag, at most [`MAX_NAMES_PER_TAG`] of them (`too_many` hears of a longer list),
+/// and the `name` capture of each matching group. What `assign` claims and `claimants`
+/// explains.
+fn rule_values<'a>(
+    inst: &'a Instance,
+    rules: &Rules,
+    out: &mut Vec<(&'a str, Via, (bool, bool, bool))>,
+    too_many: &mut impl FnMut(&str, usize),
+) {
+    if rules.instance_id_names {
+        out.push((&inst.id, Via::InstanceId, (true, false, false)));
+    }
+    for (rule_index, rule) in rules.rules.iter().enumerate() {
+        let how = (rule.single, rule.inside_only, rule.slots);
+        let rule_index = u16::try_from(rule_index).unwrap_or(u16::MAX);
+        match &rule.kind {
+            RuleKind::Tag { key, separator } => {
+                let Some(value) = inst.tags.get(key) else {
+                    continue;
+                };
+                let via = Via::Tag { rule: rule_index };
+                match separator {
+                    Some(sep) => {
+                        let parts: Vec<&str> = value
+                            .split(sep.as_str())
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .collect();
+                        if parts.len() > MAX_NAMES_PER_TAG {
+                            too_many(key, parts.len());
+                        }
+                        for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
+                            out.push((part, via, how));
+                        }
+                    }
+                    None => out.push((value, via, how)),
+                }
+            }
+            RuleKind::SecurityGroup { pattern } => {
+                for (group, sg) in inst.security_groups.iter().enumerate() {
+                    let Some(m) = pattern.captures(&sg.name).and_then(|c| c.name("name")) else {
+                        continue;
+                    };
+                    let group = u16::try_from(group).unwrap_or(u16::MAX);
+                    out.push((m.as_str(), Via::SecurityGroup { group }, how));
+                }
+            }
+        }
+    }
+}
+
+/// A claim as warnings and `stabledns why` name it: a tag rule's text shows the value (or part)
+/// that was read, not the whole tag.
+fn claim_text(via: &Via, inst: &Instance, value: &str, rule_tags: &[Option<String>]) -> String {
+    match via {
+        Via::Tag { rule } => format!(
+            "tag {}={}",
+            rule_tags
+                .get(usize::from(*rule))
+                .and_then(Option::as_deref)
+                .unwrap_or_default(),
+            quoted(value)
+        ),
+        _ => via.text(inst, value, rule_tags),
     }
 }
 

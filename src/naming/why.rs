@@ -1,6 +1,6 @@
 //! Why a name is or is not made: the claims on it, for `stabledns why`.
 
-use super::{Instance, Limits, RuleKind, Rules, normalize, quoted};
+use super::{Instance, Limits, Rules, claim_text, normalize, rule_values};
 
 /// An instance that has a value a rule would turn into a name, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,40 +24,16 @@ pub fn claimants(
     limits: &Limits,
 ) -> Vec<Claimant> {
     let states: Vec<&str> = rules.states.iter().map(|s| s.as_str()).collect();
+    let rule_tags = rules.tags();
     let mut out = Vec::new();
     for (index, inst) in (0u32..).zip(instances) {
-        let mut values: Vec<(String, &str)> = Vec::new();
-        if rules.instance_id_names {
-            values.push(("instance id".to_owned(), &inst.id));
-        }
-        for rule in &rules.rules {
-            match &rule.kind {
-                RuleKind::Tag { key, separator } => {
-                    let Some(value) = inst.tags.get(key) else {
-                        continue;
-                    };
-                    let parts: Vec<&str> = match separator {
-                        Some(sep) => value.split(sep.as_str()).map(str::trim).collect(),
-                        None => vec![value.as_str()],
-                    };
-                    for part in parts {
-                        values.push((format!("tag {key}={}", quoted(part)), part));
-                    }
-                }
-                RuleKind::SecurityGroup { pattern } => {
-                    for sg in &inst.security_groups {
-                        if let Some(m) = pattern.captures(&sg.name).and_then(|c| c.name("name")) {
-                            let via = format!("security group {} ({})", sg.name, sg.id);
-                            values.push((via, m.as_str()));
-                        }
-                    }
-                }
-            }
-        }
-        for (via, value) in values {
+        let mut values = Vec::new();
+        rule_values(inst, rules, &mut values, &mut |_, _| {});
+        for (value, via, _) in values {
             if normalize(value).ok().as_deref() != Some(name) {
                 continue;
             }
+            let via = claim_text(&via, inst, value, &rule_tags);
             let dropped = if !rules.states.contains(&inst.state) {
                 Some(format!(
                     "it is {}, and only {} instances get names (naming.states)",

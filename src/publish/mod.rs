@@ -118,9 +118,7 @@ pub struct Report {
     pub planned_batches: usize,
     /// ChangeResourceRecordSets calls that Route 53 accepted.
     pub batches: usize,
-    /// Changes Route 53 accepted.
-    pub sent: usize,
-    /// Of those: (creates, updates, deletes).
+    /// Changes Route 53 accepted: (creates, updates, deletes).
     pub accepted: (usize, usize, usize),
     /// Changes Route 53 refused alone, with its message: left out, every other sent.
     pub quarantined: Vec<String>,
@@ -176,7 +174,7 @@ impl std::fmt::Display for Report {
         writeln!(
             f,
             "sent {} changes in {} batches ({} Route 53 calls, {} retries, {} quarantined)",
-            self.sent,
+            self.sent(),
             self.batches,
             self.calls,
             self.retries,
@@ -293,14 +291,9 @@ async fn send_bisecting(
         match zone.send(&changes).await? {
             Ok(()) => {
                 report.batches += 1;
-                report.sent += changes.len();
-                for change in &changes {
-                    match change {
-                        plan::Change::Create(_) => report.accepted.0 += 1,
-                        plan::Change::Upsert { .. } => report.accepted.1 += 1,
-                        plan::Change::Delete(_) => report.accepted.2 += 1,
-                    }
-                }
+                let (c, u, d) = plan::counts(&changes);
+                let a = &mut report.accepted;
+                (a.0, a.1, a.2) = (a.0 + c, a.1 + u, a.2 + d);
             }
             Err(message) if units.len() <= 1 => {
                 let what: Vec<String> = changes
@@ -371,13 +364,14 @@ pub async fn run(
                 () = shutdown.cancelled() => return,
                 r = sync(config, &target, &snapshot, ttl, false) => r,
             };
-            let mut c = (metrics.publish.lock().ok())
-                .and_then(|m| m.get(id).cloned())
-                .unwrap_or_default();
+            let mut counts = metrics.publish.lock().ok();
+            let c = counts.as_mut().map(|m| m.entry(id.clone()).or_default());
             match result {
                 Ok(report) => {
                     report.log(snapshot.serial);
-                    c.add(&report);
+                    if let Some(c) = c {
+                        add(c, &report);
+                    }
                     done.insert(id.clone(), (snapshot.serial, Instant::now()));
                     backoff.remove(id);
                 }
@@ -388,23 +382,28 @@ pub async fn run(
                     tracing::error!(zone = %id, "publishing failed: {e}; DNS serving continues; \
                         trying again in {wait:?}");
                     backoff.insert(id.clone(), (wait, Instant::now() + wait));
-                    c.failures += 1;
-                    c.last_error = Some(e.to_string());
+                    if let Some(c) = c {
+                        c.failures += 1;
+                        c.last_error = Some(e.to_string());
+                    }
                 }
-            }
-            if let Ok(mut m) = metrics.publish.lock() {
-                m.insert(id.clone(), c);
             }
         }
     }
 }
 
 impl Report {
+    /// Changes Route 53 accepted.
+    pub fn sent(&self) -> usize {
+        let (c, u, d) = self.accepted;
+        c + u + d
+    }
+
     /// Logs what a sync in `serve` did: changes at info, conflicts and held deletions at warn.
     fn log(&self, serial: u32) {
         let zone = &self.zone;
         let (creates, updates, deletes) = self.accepted;
-        if self.sent > 0 || !self.quarantined.is_empty() {
+        if self.sent() > 0 || !self.quarantined.is_empty() {
             tracing::info!(%zone, serial, creates, updates, deletes,
                 quarantined = self.quarantined.len(), "published to Route 53");
         }
@@ -417,27 +416,21 @@ impl Report {
     }
 }
 
-impl PublishCountsExt for PublishCounts {
-    fn add(&mut self, report: &Report) {
-        let (creates, updates, deletes) = report.accepted;
-        self.creates += creates as u64;
-        self.updates += updates as u64;
-        self.deletes += deletes as u64;
-        self.syncs += 1;
-        self.batches += report.batches as u64;
-        self.retries += report.retries;
-        self.throttles += report.throttles;
-        self.quarantined += report.quarantined.len() as u64;
-        self.conflicts = report.plan.conflicts.len() as u64;
-        self.owned = report.plan.owned as u64;
-        self.last_success_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.last_error = None;
-    }
-}
-
-/// Adds a report to a zone's counts (the counts live in `telemetry`, a leaf).
-trait PublishCountsExt {
-    fn add(&mut self, report: &Report);
+/// Adds a sync's report to its zone's counts (which live in `telemetry`, a leaf).
+fn add(c: &mut PublishCounts, report: &Report) {
+    let (creates, updates, deletes) = report.accepted;
+    c.creates += creates as u64;
+    c.updates += updates as u64;
+    c.deletes += deletes as u64;
+    c.syncs += 1;
+    c.batches += report.batches as u64;
+    c.retries += report.retries;
+    c.throttles += report.throttles;
+    c.quarantined += report.quarantined.len() as u64;
+    c.conflicts = report.plan.conflicts.len() as u64;
+    c.owned = report.plan.owned as u64;
+    c.last_success_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    c.last_error = None;
 }

@@ -116,15 +116,7 @@ pub struct Plan {
 impl Plan {
     /// Changes by action: (creates, updates, deletes), ownership records included.
     pub fn counts(&self) -> (usize, usize, usize) {
-        let mut n = (0, 0, 0);
-        for change in self.units.iter().flatten() {
-            match change {
-                Change::Create(_) => n.0 += 1,
-                Change::Upsert { .. } => n.1 += 1,
-                Change::Delete(_) => n.2 += 1,
-            }
-        }
-        n
+        counts(self.units.iter().flatten())
     }
 
     /// The units in batches of at most `max_records` resource records and 32,000 characters
@@ -149,6 +141,19 @@ impl Plan {
         }
         out
     }
+}
+
+/// Changes by action: (creates, updates, deletes).
+pub fn counts<'a>(changes: impl IntoIterator<Item = &'a Change>) -> (usize, usize, usize) {
+    let mut n = (0, 0, 0);
+    for change in changes {
+        match change {
+            Change::Create(_) => n.0 += 1,
+            Change::Upsert { .. } => n.1 += 1,
+            Change::Delete(_) => n.2 += 1,
+        }
+    }
+    n
 }
 
 /// The name of the ownership TXT of a record set.

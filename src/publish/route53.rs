@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_route53::config::http::HttpResponse;
@@ -69,17 +68,7 @@ impl Zone {
         }
         let mut sdk = loader.load().await;
         if let Some(role) = &config.assume_role {
-            let provider = AssumeRoleProvider::builder(role.clone())
-                .session_name("stabledns-publish")
-                .configure(&sdk)
-                .build()
-                .await;
-            sdk = sdk
-                .to_builder()
-                .credentials_provider(aws_sdk_route53::config::SharedCredentialsProvider::new(
-                    provider,
-                ))
-                .build();
+            sdk = crate::aws::assume_role(&sdk, role, "stabledns-publish").await;
         }
         Self {
             client: aws_sdk_route53::Client::new(&sdk),
