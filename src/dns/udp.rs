@@ -539,10 +539,9 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
     }
     // Views, ACLs and logs see a v4 client on a dual-stack socket as v4.
     let src = SocketAddr::new(src.ip().to_canonical(), src.port());
-    // The question's name is the message's first, so a compression pointer in it can only
-    // point into the header: malformed. hickory would decode it and echo the raw bytes, whose
-    // pointer then lands in our own header: an answer no client can parse. FORMERR instead.
-    let parsed = if first_name_is_compressed(&raw) {
+    // A compression pointer in the question section: FORMERR, without echoing the question
+    // (see `a_question_is_compressed`).
+    let parsed = if a_question_is_compressed(&raw) {
         Err("a compression pointer in the question".to_owned())
     } else {
         Request::from_bytes(raw, src, protocol).map_err(|e| e.to_string())
@@ -701,16 +700,26 @@ fn truncated(
     Ok(ResponseInfo::from(header))
 }
 
-/// Whether the first name of a message (the question's, at offset 12) uses a compression
-/// pointer before its end.
-fn first_name_is_compressed(raw: &[u8]) -> bool {
+/// Whether a name in a query's question section uses a compression pointer. The first name
+/// can only point back into the header; a later one could point at an earlier question, but a
+/// query has one question (RFC 9619), and one with more is refused. hickory decodes such names
+/// and echoes the raw question bytes in its answer, where a pointer into the header lands in
+/// our own header instead: an answer no client can parse.
+fn a_question_is_compressed(raw: &[u8]) -> bool {
+    let count = raw
+        .get(4..6)
+        .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
     let mut at = 12;
-    while let Some(&len) = raw.get(at) {
-        match len {
-            0 => return false,
-            l if l & 0xc0 != 0 => return true,
-            l => at += 1 + usize::from(l),
+    for _ in 0..count {
+        loop {
+            match raw.get(at) {
+                None => return false, // cut short: hickory refuses it as undecodable
+                Some(0) => break,
+                Some(l) if l & 0xc0 != 0 => return true,
+                Some(&l) => at += 1 + usize::from(l),
+            }
         }
+        at += 1 + 4; // the root label, then type and class
     }
     false
 }

@@ -525,3 +525,26 @@ async fn a_compression_pointer_in_the_question_gets_a_formerr_that_parses() {
     assert_eq!(m.metadata.id, 0x1005);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_compression_pointer_in_a_later_question_gets_a_formerr_that_parses() {
+    // Found by the packet fuzzer: the first question is plain, a later one points into the
+    // header. The query is refused for its many questions (RFC 9619), and hickory's FORMERR
+    // echoed the raw questions, whose pointer then landed in our own header.
+    let server = TestServer::demo().await;
+    // Nine questions: the first a root name, and a later one's pointer (0xc0 0x03) lands in
+    // the header. The fuzzer's input as it found it.
+    let query: Vec<u8> = vec![
+        16, 9, 1, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 120, 110, 45, 45, 1, 0, 0, 0, 0, 0, 0, 0, 0, 65, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 192, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 254, 255, 255, 255, 38, 255, 255, 255, 255, 8, 1,
+    ];
+    let reply = raw_udp(server.addr(), &query, Duration::from_secs(2))
+        .await
+        .expect("a reply");
+    let m = decode(&reply);
+    assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(m.metadata.id, 0x1009);
+    server.stop().await;
+}
