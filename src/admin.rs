@@ -45,6 +45,8 @@ pub(crate) struct AdminState {
     pub tcp: Arc<crate::dns::tcp::TcpStats>,
     /// The forwarder, when forwarding is configured.
     pub forwarder: Arc<arc_swap::ArcSwapOption<Forwarder>>,
+    /// The query log's counters.
+    pub query_log: Arc<crate::dns::querylog::QueryLogStats>,
 }
 
 /// A running admin listener.
@@ -82,6 +84,7 @@ pub(crate) async fn start(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/names", get(names))
+        .route("/zone", get(zone))
         .with_state(state);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -91,7 +94,7 @@ pub(crate) async fn start(
             warn!(%error, "the admin listener failed");
         }
     });
-    tracing::info!(%addr, "admin endpoints on http://{addr}/ (healthz, readyz, metrics, names)");
+    tracing::info!(%addr, "admin endpoints on http://{addr}/ (healthz, readyz, metrics, names, zone)");
     Ok(Admin { addr, task })
 }
 
@@ -190,6 +193,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         forward: forwarder.as_deref().map(Forwarder::failures),
         forward_in_flight: forwarder.as_deref().map_or(0, Forwarder::in_flight),
         snapshot: snapshot.as_deref(),
+        query_log: &s.query_log,
     }
     .encode();
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
@@ -200,23 +204,72 @@ struct NamesQuery {
     view: Option<String>,
 }
 
-/// The current table of one view (the first by default), like `stabledns names`.
-async fn names(State(s): State<AdminState>, Query(q): Query<NamesQuery>) -> Response {
-    let Some(snapshot) = s.snapshot.load() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response();
+/// The published snapshot's view `view` (the first by default), or a response saying why not.
+fn pick_view(
+    snapshot: &Option<Arc<crate::zone::Snapshot>>,
+    view: Option<&str>,
+) -> Result<(Arc<crate::zone::Snapshot>, usize), (StatusCode, String)> {
+    let Some(snapshot) = snapshot.clone() else {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n".into()));
     };
-    let view = match &q.view {
-        Some(name) => snapshot.view(name),
-        None => snapshot.views.first(),
+    let index = match view {
+        Some(name) => snapshot.views.iter().position(|v| v.name == name),
+        None => (!snapshot.views.is_empty()).then_some(0),
     };
-    let Some(view) = view else {
+    index.map(|i| (snapshot.clone(), i)).ok_or_else(|| {
         let known: Vec<&str> = snapshot.views.iter().map(|v| v.name.as_str()).collect();
-        return (
+        (
             StatusCode::NOT_FOUND,
             format!("no such view; the views are: {}\n", known.join(", ")),
         )
-            .into_response();
+    })
+}
+
+#[derive(Deserialize)]
+struct ZoneQuery {
+    view: Option<String>,
+    zone: Option<String>,
+}
+
+/// One zone of a view (the forward zone by default) as the master file a transfer carries:
+/// what `stabledns zone --server` prints, so it can be diffed with what the inventory gives.
+async fn zone(State(s): State<AdminState>, Query(q): Query<ZoneQuery>) -> Response {
+    let (snapshot, i) = match pick_view(&s.snapshot.load(), q.view.as_deref()) {
+        Ok(found) => found,
+        Err(response) => return response.into_response(),
     };
+    let view = &snapshot.views[i];
+    let apex = match q.zone.as_deref().map(hickory_proto::rr::Name::from_ascii) {
+        None => None,
+        Some(Ok(name)) => Some(hickory_proto::rr::LowerName::from(name)),
+        Some(Err(e)) => {
+            return (StatusCode::BAD_REQUEST, format!("not a domain name: {e}\n")).into_response();
+        }
+    };
+    match view.zone_file(apex.as_ref()) {
+        Some(text) => ([(header::CONTENT_TYPE, "text/dns")], text).into_response(),
+        None => {
+            let apexes: Vec<String> = view.zone_apexes().map(ToString::to_string).collect();
+            (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "view {} serves no such zone; it serves {}\n",
+                    view.name,
+                    apexes.join(", ")
+                ),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The current table of one view (the first by default), like `stabledns names`.
+async fn names(State(s): State<AdminState>, Query(q): Query<NamesQuery>) -> Response {
+    let (snapshot, i) = match pick_view(&s.snapshot.load(), q.view.as_deref()) {
+        Ok(found) => found,
+        Err(response) => return response.into_response(),
+    };
+    let view = &snapshot.views[i];
     let rows: Vec<serde_json::Value> = view
         .rows()
         .into_iter()

@@ -99,6 +99,7 @@ pub struct Running {
     config: Arc<ArcSwap<Config>>,
     admin: Option<admin::Admin>,
     shutdown: CancellationToken,
+    query_log: Arc<dns::QueryLog>,
     /// The published snapshot, shared with the handler.
     pub snapshot: zone::SnapshotCell,
     /// The refresh loop's counters.
@@ -163,6 +164,9 @@ impl Running {
         if new.admin != old.admin {
             warn!("reload: [admin] changes need a restart; keeping the old listener");
         }
+        if !self.query_log.set(&new.log) {
+            warn!("reload: [log] dnstap changes need a restart; keeping the old collector");
+        }
         new.server = old.server.clone();
         new.admin = old.admin.clone();
         let keys = signers(&new.tsig_keys).map_err(ReloadError::Key)?;
@@ -198,6 +202,9 @@ impl Running {
         // cut short converges at the next start.
         let _ = self.refresh.await;
         let _ = self.publisher.await;
+        // Every answer has been sent: what the log holds is complete.
+        let log = self.query_log;
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
         if let Some(admin) = self.admin {
             admin.join().await;
         }
@@ -267,7 +274,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     };
     let forwarder = Arc::new(ArcSwapOption::new(forwarder));
     let stats = refresher.stats();
+    let query_log = Arc::new(dns::QueryLog::start(&config.log)?);
     let handler = dns::Handler::new(cell.clone())
+        .with_query_log(query_log.clone())
         .with_forwarder(forwarder.clone())
         .with_stats(stats.clone())
         .with_metrics(metrics.clone())
@@ -300,6 +309,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 udp: dns.udp_stats.clone(),
                 tcp: dns.tcp_stats.clone(),
                 forwarder: forwarder.clone(),
+                query_log: query_log.stats.clone(),
             };
             Some(admin::start(a.listen, state, shutdown.clone()).await?)
         }
@@ -319,6 +329,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         config: live,
         admin,
         shutdown,
+        query_log,
         snapshot: cell,
         stats,
         metrics,

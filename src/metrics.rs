@@ -24,6 +24,8 @@ pub(crate) struct Exposition<'a> {
     pub forward_in_flight: u64,
     /// The published snapshot.
     pub snapshot: Option<&'a crate::zone::Snapshot>,
+    /// The query log's counters.
+    pub query_log: &'a crate::dns::querylog::QueryLogStats,
 }
 
 /// The text format's content type (OpenMetrics 1.0, which Prometheus reads).
@@ -60,6 +62,16 @@ impl Exposition<'_> {
             udp: self.udp,
             tcp: self.tcp,
             forward_in_flight: self.forward_in_flight,
+            query_log: {
+                let q = self.query_log;
+                [
+                    load(&q.lines),
+                    load(&q.lines_dropped),
+                    load(&q.dnstap_sent),
+                    load(&q.dnstap_dropped),
+                    u64::from(q.dnstap_connected.load(Ordering::Relaxed)),
+                ]
+            },
             successes: load(&r.successes),
             failures: load(&r.failures),
             last_success: load(&r.last_success_unix_ms) / 1000,
@@ -121,6 +133,8 @@ struct Sample {
     udp: (u64, u64),
     tcp: [u64; 5],
     forward_in_flight: u64,
+    /// Lines written, dropped; dnstap messages sent, dropped; a collector connected.
+    query_log: [u64; 5],
     successes: u64,
     failures: u64,
     last_success: u64,
@@ -295,6 +309,29 @@ mod encode {
                 let help = "Forwarded lookups waiting for the upstreams now";
                 gauge(e, names::FORWARD_IN_FLIGHT, help, self.forward_in_flight)?;
             }
+            let [lines, lines_dropped, sent, dropped, connected] = self.query_log;
+            family(
+                e,
+                names::QUERY_LOG_LINES,
+                "Query log lines, by outcome (dropped: the writer's queue was full)",
+                MetricType::Counter,
+                &[
+                    (vec![("outcome", "written")], lines),
+                    (vec![("outcome", "dropped")], lines_dropped),
+                ],
+            )?;
+            family(
+                e,
+                names::DNSTAP_MESSAGES,
+                "dnstap messages, by outcome (dropped: a full queue or no collector)",
+                MetricType::Counter,
+                &[
+                    (vec![("outcome", "sent")], sent),
+                    (vec![("outcome", "dropped")], dropped),
+                ],
+            )?;
+            let help = "1 while a dnstap collector is connected";
+            gauge(e, names::DNSTAP_CONNECTED, help, connected)?;
             let [open, accepted, refused, refused_client, idle] = self.tcp;
             gauge(e, names::TCP_OPEN, "TCP connections open now", open)?;
             counter(e, names::TCP_ACCEPTED, "TCP connections accepted", accepted)?;

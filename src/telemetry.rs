@@ -90,6 +90,12 @@ pub mod names {
     pub const TRANSFER_RECORDS: &str = "stabledns_zone_transfer_records";
     /// Counter {view, outcome}: NOTIFY exchanges with secondaries (acked or failed).
     pub const NOTIFIES: &str = "stabledns_notifies";
+    /// Counter: query log lines, by outcome (written, dropped).
+    pub const QUERY_LOG_LINES: &str = "stabledns_query_log_lines";
+    /// Counter: dnstap messages, by outcome (sent, dropped).
+    pub const DNSTAP_MESSAGES: &str = "stabledns_dnstap_messages";
+    /// Gauge: 1 while a dnstap collector is connected.
+    pub const DNSTAP_CONNECTED: &str = "stabledns_dnstap_connected";
 }
 
 /// Query types counted by name; the rest are `other`.

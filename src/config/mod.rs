@@ -84,6 +84,8 @@ pub struct Config {
     pub tsig_keys: Vec<TsigKeyConfig>,
     /// `[[publish]]`: Route 53 hosted zones kept in sync with a view.
     pub publish: Vec<PublishConfig>,
+    /// `[log]`: the query log and dnstap.
+    pub log: crate::dns::querylog::QueryLogConfig,
     /// Things that are allowed but probably not meant (logged at start and reload).
     pub warnings: Vec<String>,
 }
@@ -302,6 +304,7 @@ impl Config {
         }
         let forwarding = v.forwarding(raw.forwarding.as_ref(), &views, &listen)?;
         let publish = v.publish(&raw.publish, &views)?;
+        let log = v.log(&raw.log, base)?;
         let admin = match &raw.admin {
             Some(a) => Some(AdminConfig {
                 listen: a.listen.get_ref().trim().parse().map_err(|_| {
@@ -318,6 +321,7 @@ impl Config {
             path: path.to_owned(),
             views,
             publish,
+            log,
             forwarding,
             admin,
             tsig_keys,
@@ -341,6 +345,7 @@ impl Config {
 // owns it; `raw` is the serde mirror of the file.
 mod forwarding;
 mod inventory;
+mod log;
 mod naming;
 mod publish;
 pub mod raw;

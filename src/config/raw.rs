@@ -29,6 +29,25 @@ pub struct File {
     /// `[[publish]]`: Route 53 hosted zones kept in sync with a view.
     #[serde(default)]
     pub publish: Vec<Publish>,
+    /// `[log]`: the query log and dnstap.
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `off` (default), `all` or `errors`.
+    pub queries: Option<Spanned<String>>,
+    /// One line for every N answers selected.
+    pub sample: Option<Spanned<i64>>,
+    /// A dnstap collector's Frame Streams unix socket.
+    pub dnstap_socket: Option<Spanned<String>>,
+    /// The dnstap `identity` (default: the host name).
+    pub dnstap_identity: Option<Spanned<String>>,
+    /// The dnstap `version` (default: `stabledns <version>`).
+    pub dnstap_version: Option<Spanned<String>>,
 }
 
 /// `[[publish]]`

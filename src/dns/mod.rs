@@ -8,8 +8,9 @@
 //! the sockets: it drops datagrams too short to hold a header and answers undecodable ones with
 //! FORMERR before they reach us.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::Ordering;
@@ -18,17 +19,19 @@ use std::time::SystemTime;
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_server::net::runtime::Time;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
+use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
 use crate::telemetry::Metrics;
 use crate::telemetry::RefreshStats;
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
+mod dnstap;
 pub mod forward;
 pub(crate) mod notify;
+pub mod querylog;
+mod respond;
 pub(crate) mod rrl;
 mod server;
 pub mod tcp;
@@ -36,6 +39,8 @@ pub(crate) mod transfer;
 pub mod udp;
 
 pub use forward::Forwarder;
+pub use querylog::QueryLog;
+use respond::{Answer, Sink, Tap};
 pub use server::{DnsServer, bind};
 
 use crate::zone::fast::MAX_UDP_PAYLOAD;
@@ -57,6 +62,8 @@ pub struct Handler {
     chaos: Arc<Chaos>,
     /// Response rate limiting, per view: runtime state, outside the snapshot.
     rrl: Arc<rrl::Tables>,
+    /// The query log and dnstap, when the server has one.
+    log: Option<Arc<QueryLog>>,
 }
 
 /// What the server says of itself in CHAOS-class TXT answers, as NSD's `version` and
@@ -101,7 +108,19 @@ impl Handler {
             keys: Arc::default(),
             chaos: Arc::default(),
             rrl: Arc::default(),
+            log: None,
         }
+    }
+
+    /// Copies answers to `log` (as its settings say).
+    pub fn with_query_log(mut self, log: Arc<QueryLog>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// The query log, when it is on: what a transport checks before copying a query.
+    pub(crate) fn query_log(&self) -> Option<&Arc<QueryLog>> {
+        self.log.as_ref().filter(|l| l.on())
     }
 
     /// Answers CHAOS-class version and identity questions with `chaos`.
@@ -144,37 +163,72 @@ impl Handler {
 }
 
 impl Handler {
-    /// The first step for a UDP datagram, with one snapshot load and one view lookup: the
-    /// view's rate limit, then (when `fast_path`) the answer from precomputed bytes into `out`.
-    pub fn udp(&self, client: IpAddr, query: &[u8], out: &mut Vec<u8>, fast_path: bool) -> Udp {
+    /// The first step for a UDP datagram from `client` to `server`, with one snapshot load
+    /// and one view lookup: the view's rate limit, then (when `fast_path`) the answer from
+    /// precomputed bytes into `out`.
+    pub fn udp(
+        &self,
+        client: SocketAddr,
+        server: SocketAddr,
+        query: &[u8],
+        out: &mut Vec<u8>,
+        fast_path: bool,
+    ) -> Udp {
+        // A v4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let ip = client.ip().to_canonical();
         let guard = self.snapshot.guard();
-        let Some(view) = guard.as_deref().and_then(|s| s.view_for(client)) else {
+        let Some(view) = guard.as_deref().and_then(|s| s.view_for(ip)) else {
             return Udp::Handler;
         };
+        let log = self
+            .query_log()
+            .map(|l| (l, SystemTime::now(), Instant::now()));
+        let mut decided = Udp::Handler;
         if view.policy.rate_limit > 0 {
             let policy = &view.policy;
-            let verdict = (self.rrl).check(
-                &view.name,
-                policy.rate_limit,
-                policy.rate_limit_slip,
-                client,
-            );
+            let verdict =
+                (self.rrl).check(&view.name, policy.rate_limit, policy.rate_limit_slip, ip);
             if verdict != rrl::Verdict::Allow {
                 view.counters.0.count_limited(verdict == rrl::Verdict::Slip);
             }
             match verdict {
                 rrl::Verdict::Allow => {}
                 rrl::Verdict::Drop => return Udp::Drop,
-                rrl::Verdict::Slip if rrl::truncated(query, out) => return Udp::Send,
+                rrl::Verdict::Slip if rrl::truncated(query, out) => decided = Udp::Send,
                 rrl::Verdict::Slip => return Udp::Drop,
             }
         }
-        let forwarding = fast_path && self.forwarder.load().is_some();
-        if fast_path && crate::zone::fast::answer_in(view, query, out, forwarding) {
-            Udp::Fast
-        } else {
-            Udp::Handler
+        if decided == Udp::Handler {
+            let forwarding = fast_path && self.forwarder.load().is_some();
+            if fast_path && crate::zone::fast::answer_in(view, query, out, forwarding) {
+                decided = Udp::Fast;
+            }
         }
+        if let Some((log, received, started)) = log
+            && decided != Udp::Handler
+        {
+            let (line, dnstap) = log.wants(u16::from(out.get(3).map_or(0, |b| b & 0x0f)));
+            if line || dnstap {
+                log.push(querylog::Entry {
+                    received,
+                    latency: started.elapsed(),
+                    client: SocketAddr::new(ip, client.port()),
+                    server,
+                    tcp: false,
+                    path: if decided == Udp::Fast {
+                        querylog::Path::Fast
+                    } else {
+                        querylog::Path::Slip
+                    },
+                    view: Some(view.name.clone()),
+                    query: query.to_vec(),
+                    response: out.clone(),
+                    line,
+                    tap: dnstap,
+                });
+            }
+        }
+        decided
     }
 }
 
@@ -204,72 +258,45 @@ struct Reply<'a> {
     additionals: &'a [Record],
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
+impl Handler {
+    /// Answers one decoded query through `sink`; `tap` carries what the query log needs.
+    pub(crate) async fn handle<S: Sink>(
         &self,
         request: &Request,
-        response_handle: R,
+        sink: S,
+        tap: Option<Tap>,
     ) -> ResponseInfo {
         let qtype = request
             .queries
             .queries()
             .first()
             .map_or(RecordType::Unknown(0), |q| q.query_type());
-        let counters = {
+        let (counters, view) = {
             let snapshot = self.snapshot.guard();
             let view = snapshot
                 .as_deref()
                 .and_then(|s| s.view_for(request.src().ip()));
-            view.map_or_else(|| self.metrics.unmatched.clone(), |v| v.counters.0.clone())
+            let name = view.filter(|_| tap.is_some()).map(|v| v.name.clone());
+            let counters =
+                view.map_or_else(|| self.metrics.unmatched.clone(), |v| v.counters.0.clone());
+            (counters, name)
         };
-        let counted = Counted {
-            inner: response_handle,
-            started: std::time::Instant::now(),
+        let counted = Answer::new(
+            sink,
             qtype,
-            counters,
-            metrics: self.metrics.clone(),
-        };
+            Some((counters, self.metrics.clone())),
+            tap,
+            view,
+        );
         self.answer(request, counted).await
     }
 }
 
-/// Counts an answer as it is sent (not after: a client may ask for the counts as soon as it
-/// has its answer).
-#[derive(Clone)]
-struct Counted<R> {
-    inner: R,
-    started: std::time::Instant,
-    qtype: RecordType,
-    counters: Arc<crate::telemetry::QueryCounters>,
-    metrics: Arc<Metrics>,
-}
-
-#[async_trait::async_trait]
-impl<R: ResponseHandler> ResponseHandler for Counted<R> {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
-        let rcode = response.metadata().response_code;
-        self.counters.count_answer(self.qtype, rcode);
-        (self.metrics.handler_latency).observe(self.started.elapsed());
-        self.inner.send_response(response).await
-    }
-}
-
 impl Handler {
-    async fn answer<R: ResponseHandler>(
+    async fn answer<S: Sink>(
         &self,
         request: &Request,
-        mut response_handle: R,
+        mut response_handle: Answer<S>,
     ) -> ResponseInfo {
         let response_edns = request.edns.as_ref().map(|req| {
             let mut edns = Edns::new();
@@ -362,12 +389,18 @@ impl Handler {
             }
         } else {
             match view.lookup(name, rtype) {
-                Lookup::NotOurs => match self.forward(request, name, rtype, recursion).await {
-                    Ok(reply) => reply,
-                    Err(rcode) => {
-                        return error_response(request, edns, rcode, response_handle).await;
+                Lookup::NotOurs => {
+                    let forwarded = self.forward(request, name, rtype, recursion).await;
+                    if !matches!(forwarded, Err(ResponseCode::Refused)) {
+                        response_handle.path = querylog::Path::Forwarded;
                     }
-                },
+                    match forwarded {
+                        Ok(reply) => reply,
+                        Err(rcode) => {
+                            return error_response(request, edns, rcode, response_handle).await;
+                        }
+                    }
+                }
                 Lookup::Answer {
                     answers,
                     additionals,

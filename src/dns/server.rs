@@ -105,6 +105,7 @@ pub async fn bind(
                 shutdown: udp_shutdown.clone(),
                 runtime: runtime.clone(),
                 pktinfo,
+                addr: local,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("udp-{local}-{n}"))

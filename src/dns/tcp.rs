@@ -13,11 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::rr::Record;
 use hickory_server::net::NetError;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -26,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::Handler;
+use super::respond::Sink;
 
 /// Limits of the TCP listener.
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +147,7 @@ async fn connection(
     shutdown: &CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let server = stream.local_addr().unwrap_or(src);
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(tokio::sync::Mutex::new(writer));
     loop {
@@ -175,43 +174,36 @@ async fn connection(
                 return;
             }
         }
-        let responder = TcpResponder {
+        let sink = TcpSink {
             writer: writer.clone(),
         };
-        if !super::udp::handle_raw(raw, src, Protocol::Tcp, handler, responder).await {
+        if !super::udp::handle_raw(raw, src, server, Protocol::Tcp, handler, sink).await {
             return; // not a DNS query: nothing more will make sense on this stream
         }
     }
 }
 
-/// Writes hickory's responses to the connection, each as soon as it is sent.
+/// Writes answers to the connection, each as soon as it is sent.
 #[derive(Clone)]
-struct TcpResponder {
+struct TcpSink {
     writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
 }
 
 #[async_trait::async_trait]
-impl ResponseHandler for TcpResponder {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (message, info) = super::udp::encode(response, u16::MAX)?;
+impl Sink for TcpSink {
+    fn max_size(&self, _: Option<&hickory_proto::op::Edns>) -> u16 {
+        u16::MAX
+    }
+
+    async fn send(&mut self, message: &[u8]) -> Result<(), NetError> {
         let len = u16::try_from(message.len())
             .map_err(|_| NetError::from("a TCP response longer than 65535 bytes"))?;
         let mut framed = Vec::with_capacity(message.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(&message);
+        framed.extend_from_slice(message);
         let mut w = self.writer.lock().await;
         match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&framed)).await {
-            Ok(Ok(())) => Ok(info),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(NetError::from(std::io::Error::new(e.kind(), e.to_string()))),
             Err(_) => Err(NetError::from("the client stopped reading")),
         }

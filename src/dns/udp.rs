@@ -15,17 +15,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use hickory_proto::op::{Header, HeaderCounts, MessageType, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::op::{Header, MessageType, ResponseCode};
+use hickory_proto::rr::RecordType;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::server::{Request, ResponseHandler};
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use tracing::{debug, warn};
 
 use super::Handler;
+use super::respond::{Answer, Sink, Tap};
 use crate::zone::fast;
 
 /// The largest datagram we read: anything longer is not a DNS query we answer.
@@ -61,6 +61,8 @@ pub struct Worker {
     /// The socket is bound to a wildcard address: each answer must leave from the address its
     /// query arrived on (IP_PKTINFO / IPV6_PKTINFO), or the client drops it.
     pub pktinfo: bool,
+    /// The socket's address (for the query log).
+    pub addr: SocketAddr,
 }
 
 /// The local address a datagram arrived on, as the kernel reported it, to answer from.
@@ -92,11 +94,14 @@ fn dispatch(
     if src.port() == 0 || src.ip().is_unspecified() {
         return false;
     }
-    // A v4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
-    match w
-        .handler
-        .udp(src.ip().to_canonical(), query, out, w.fast_path)
-    {
+    let server = match local {
+        #[cfg(target_os = "linux")]
+        Some(l) => SocketAddr::new(l.ip(), w.addr.port()),
+        #[cfg(not(target_os = "linux"))]
+        Some(never) => match never {},
+        None => w.addr,
+    };
+    match w.handler.udp(src, server, query, out, w.fast_path) {
         super::Udp::Fast => {
             w.stats.fast.fetch_add(1, Ordering::Relaxed);
             return true;
@@ -106,9 +111,15 @@ fn dispatch(
         super::Udp::Handler => {}
     }
     w.stats.slow.fetch_add(1, Ordering::Relaxed);
-    let (socket, handler, raw) = (w.socket.clone(), w.handler.clone(), query.to_vec());
-    w.runtime
-        .spawn(async move { slow(raw, src, local, socket, handler).await });
+    let sink = UdpSink {
+        socket: w.socket.clone(),
+        dst: src,
+        local,
+    };
+    let (handler, raw) = (w.handler.clone(), query.to_vec());
+    w.runtime.spawn(async move {
+        handle_raw(raw, src, server, Protocol::Udp, &handler, sink).await;
+    });
     false
 }
 
@@ -176,12 +187,19 @@ mod batch {
         V6(libc::in6_pktinfo),
     }
 
+    impl Local {
+        /// The address the datagram was sent to.
+        pub(crate) fn ip(&self) -> std::net::IpAddr {
+            match self {
+                Local::V4(i) => Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr)).into(),
+                Local::V6(i) => Ipv6Addr::from(i.ipi6_addr.s6_addr).into(),
+            }
+        }
+    }
+
     impl std::fmt::Debug for Local {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            match self {
-                Local::V4(i) => write!(f, "{}", Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))),
-                Local::V6(i) => write!(f, "{}", Ipv6Addr::from(i.ipi6_addr.s6_addr)),
-            }
+            write!(f, "{}", self.ip())
         }
     }
 
@@ -501,31 +519,16 @@ mod batch {
     }
 }
 
-/// One datagram through the hickory handler, as hickory's own server would.
-async fn slow(
-    raw: Vec<u8>,
-    src: SocketAddr,
-    local: Option<Local>,
-    socket: Arc<UdpSocket>,
-    handler: Handler,
-) {
-    let responder = UdpResponder {
-        socket,
-        dst: src,
-        local,
-    };
-    handle_raw(raw, src, Protocol::Udp, &handler, responder).await;
-}
-
 /// Decodes one query and answers it through the handler; FORMERR for an undecodable one.
 /// `false` when the bytes are not a query at all (shorter than a header, or a response, which
 /// is never answered: that is how reflection loops start).
-pub(super) async fn handle_raw<R: ResponseHandler>(
+pub(super) async fn handle_raw<S: Sink>(
     raw: Vec<u8>,
     src: SocketAddr,
+    server: SocketAddr,
     protocol: Protocol,
     handler: &Handler,
-    mut responder: R,
+    sink: S,
 ) -> bool {
     let header = {
         let mut decoder = BinDecoder::new(&raw);
@@ -539,6 +542,14 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
     }
     // Views, ACLs and logs see a v4 client on a dual-stack socket as v4.
     let src = SocketAddr::new(src.ip().to_canonical(), src.port());
+    let tap = handler.query_log().map(|log| Tap {
+        log: log.clone(),
+        query: Arc::from(raw.as_slice()),
+        client: src,
+        server,
+        tcp: protocol == Protocol::Tcp,
+        received: std::time::SystemTime::now(),
+    });
     // A compression pointer in the question section: FORMERR, without echoing the question
     // (see `a_question_is_compressed`).
     let parsed = if a_question_is_compressed(&raw) {
@@ -548,9 +559,7 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
     };
     match parsed {
         Ok(request) => {
-            handler
-                .handle_request::<_, TokioTime>(&request, responder)
-                .await;
+            handler.handle(&request, sink, tap).await;
         }
         Err(error) => {
             debug!(%src, %error, "undecodable query");
@@ -559,7 +568,8 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
             };
             let response = MessageResponseBuilder::new(&queries, None)
                 .error_msg(&header.metadata, ResponseCode::FormErr);
-            if let Err(error) = responder.send_response(response).await {
+            let mut answer = Answer::new(sink, RecordType::Unknown(0), None, tap, None);
+            if let Err(error) = answer.send_response(response).await {
                 warn!(%src, %error, "failed to send FORMERR");
             }
         }
@@ -573,8 +583,9 @@ pub(super) async fn handle_raw<R: ResponseHandler>(
 #[doc(hidden)]
 pub async fn answer_datagram(handler: &Handler, raw: Vec<u8>, src: SocketAddr) -> Vec<Vec<u8>> {
     let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let responder = Collect { sent: sent.clone() };
-    handle_raw(raw, src, Protocol::Udp, handler, responder).await;
+    let sink = Collect { sent: sent.clone() };
+    let server = SocketAddr::from(([127, 0, 0, 1], 53));
+    handle_raw(raw, src, server, Protocol::Udp, handler, sink).await;
     let mut sent = sent
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
@@ -590,114 +601,13 @@ struct Collect {
 }
 
 #[async_trait::async_trait]
-impl ResponseHandler for Collect {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max = response.edns().map_or(512, |e| e.max_payload());
-        let (bytes, info) = encode(response, max)?;
+impl Sink for Collect {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         if let Ok(mut sent) = self.sent.lock() {
-            sent.push(bytes);
+            sent.push(bytes.to_vec());
         }
-        Ok(info)
+        Ok(())
     }
-}
-
-/// A response encoded in at most `max_size` bytes (for UDP the client's EDNS size, 512
-/// without EDNS: RFC 1035 4.2.1), truncated with TC past it; a bare SERVFAIL if it cannot be
-/// encoded at all, as hickory's server does.
-pub(super) fn encode<'a>(
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    max_size: u16,
-) -> Result<(Vec<u8>, ResponseInfo), NetError> {
-    let mut bytes = Vec::with_capacity(512);
-    let metadata = *response.metadata();
-    let edns = response.edns().cloned();
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(max_size);
-    let info = match response.destructive_emit(&mut encoder) {
-        Ok(info) if info.truncation => {
-            let header = Header {
-                metadata: *info,
-                counts: info.counts(),
-            };
-            truncated(&mut bytes, &header, edns.as_ref())?
-        }
-        Ok(info) => info,
-        Err(error) => {
-            warn!(%error, "failed to encode a response");
-            bytes.clear();
-            let mut metadata = metadata;
-            metadata.response_code = ResponseCode::ServFail;
-            let header = Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            };
-            header.emit(&mut BinEncoder::new(&mut bytes))?;
-            ResponseInfo::from(header)
-        }
-    };
-    Ok((bytes, info))
-}
-
-/// Cuts an answer that did not fit down to its header and question, with TC, and the OPT
-/// record when the query had one (RFC 6891 7): whatever hickory wrote past the question may
-/// hold a record cut in half, which its counts do not describe (RFC 1035 4.1, RFC 2181 9). The
-/// client asks again over TCP, as it does for NSD's empty truncated answers.
-fn truncated(
-    bytes: &mut Vec<u8>,
-    header: &Header,
-    edns: Option<&hickory_proto::op::Edns>,
-) -> Result<ResponseInfo, NetError> {
-    let mut at = 12;
-    for _ in 0..header.counts.queries {
-        at = skip_name(bytes, at)
-            .ok_or_else(|| NetError::from("a truncated answer lost its question"))?
-            + 4;
-    }
-    if at > bytes.len() {
-        return Err(NetError::from("a truncated answer lost its question"));
-    }
-    bytes.truncate(at);
-    let mut additionals = 0;
-    if let Some(edns) = edns {
-        let mut edns = edns.clone();
-        edns.set_rcode_high(header.metadata.response_code.high());
-        let mut opt = Vec::with_capacity(11);
-        Record::from(&edns).emit(&mut BinEncoder::new(&mut opt))?;
-        bytes.extend_from_slice(&opt);
-        additionals = 1;
-    }
-    let mut metadata = header.metadata;
-    metadata.truncation = true;
-    let header = Header {
-        metadata,
-        counts: HeaderCounts {
-            queries: header.counts.queries,
-            answers: 0,
-            authorities: 0,
-            additionals,
-        },
-    };
-    let mut head = Vec::with_capacity(12);
-    header.emit(&mut BinEncoder::new(&mut head))?;
-    bytes[..12].copy_from_slice(&head);
-    Ok(ResponseInfo::from(header))
 }
 
 /// Whether a name in a query's question section uses a compression pointer. The first name
@@ -724,22 +634,9 @@ fn a_question_is_compressed(raw: &[u8]) -> bool {
     false
 }
 
-/// The offset just past the (possibly compressed) name at `at`.
-fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *bytes.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l if l & 0xc0 == 0 => at += 1 + usize::from(l),
-            _ => return None,
-        }
-    }
-}
-
 /// Sends hickory's responses on our socket.
 #[derive(Clone)]
-struct UdpResponder {
+struct UdpSink {
     socket: Arc<UdpSocket>,
     /// As received (a v4 client on a dual-stack socket stays ::ffff:a.b.c.d).
     dst: SocketAddr,
@@ -747,29 +644,16 @@ struct UdpResponder {
 }
 
 #[async_trait::async_trait]
-impl ResponseHandler for UdpResponder {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max = response.edns().map_or(512, |e| e.max_payload());
-        let (bytes, info) = encode(response, max)?;
+impl Sink for UdpSink {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         // A blocking send on UDP waits only while the socket's send buffer is full.
         let sent = match self.local {
             #[cfg(target_os = "linux")]
-            Some(local) => batch::send_from(&self.socket, &bytes, self.dst, &local),
+            Some(local) => batch::send_from(&self.socket, bytes, self.dst, &local),
             #[cfg(not(target_os = "linux"))]
             Some(never) => match never {},
-            None => self.socket.send_to(&bytes, self.dst).map(drop),
+            None => self.socket.send_to(bytes, self.dst).map(drop),
         };
-        sent.map_err(|e| NetError::from(std::io::Error::new(e.kind(), e.to_string())))?;
-        Ok(info)
+        sent.map_err(|e| NetError::from(std::io::Error::new(e.kind(), e.to_string())))
     }
 }

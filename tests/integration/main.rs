@@ -18,6 +18,7 @@ mod moto;
 mod nsd;
 mod proxy;
 mod publish;
+mod querylog;
 mod records;
 mod reload;
 mod replacements;

@@ -1,0 +1,327 @@
+//! The query log and dnstap, from the real binary: JSON lines read back from its log, and
+//! dnstap frames caught by `fstrm_capture` and decoded by BIND's `dnstap-read`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{dig, root};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
+
+/// A child process killed on drop, its stderr lines on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Lines until one contains `what` (returned with the ones before it), or a panic.
+    fn until(&self, what: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(what);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {what:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    /// SIGTERM, then every line left once it has exited.
+    fn stop(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "stopped with {status}");
+        self.lines.try_iter().collect()
+    }
+
+    fn hup(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
+    }
+}
+
+/// The demo config with `extra` appended, in `dir`.
+fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let demo = std::fs::read_to_string(root().join("config/demo.toml")).expect("demo config");
+    let inventory = root().join("config/demo-instances.json");
+    let text = demo.replace(
+        "path = \"demo-instances.json\"",
+        &format!("path = {:?}", inventory.display().to_string()),
+    );
+    assert_ne!(text, demo, "the demo config names its inventory file");
+    let path = dir.join("stabledns.toml");
+    std::fs::write(&path, format!("{text}\n{extra}")).expect("write config");
+    path
+}
+
+/// `stabledns --log-format json serve` on an ephemeral port, forwarding to `upstream`.
+fn serve(config: &Path, upstream: SocketAddr) -> (Proc, SocketAddr, SocketAddr) {
+    let p = Proc::spawn(
+        Command::new(BIN)
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--upstream", &upstream.to_string()])
+            .env("RUST_LOG", "info"),
+    );
+    let (mut dns, mut admin) = (None, None);
+    for line in p.until("admin endpoints") {
+        let v = json(&line);
+        if let Some(local) = v["fields"]["local"].as_str() {
+            dns = local.parse().ok();
+        }
+        if let Some(rest) = line.split("http://").nth(1) {
+            admin = rest.split('/').next().and_then(|a| a.parse().ok());
+        }
+    }
+    (p, dns.expect("listening line"), admin.expect("admin line"))
+}
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+}
+
+/// The query lines among `lines`, as their fields.
+fn queries(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| json(l))
+        .filter(|v| v["target"] == "stabledns::query")
+        .map(|v| v["fields"].clone())
+        .collect()
+}
+
+fn find<'a>(lines: &'a [serde_json::Value], qname: &str, proto: &str) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|l| l["qname"] == qname && l["proto"] == proto)
+        .unwrap_or_else(|| panic!("no {proto} line for {qname} in {lines:#?}"))
+}
+
+#[test]
+fn every_answer_gets_a_line_with_view_path_rcode_and_latency() {
+    let nsd = crate::forwarding::vpc_resolver();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "[log]\nqueries = \"all\"\n");
+    let (server, dns, _) = serve(&cfg, nsd.addr);
+    // From the peered view (addresses, fast path), over UDP and TCP.
+    assert!(dig(dns, &["-b", "127.0.0.2", "db1.internal", "A", "+short"]).contains("10.0."));
+    assert!(
+        dig(
+            dns,
+            &["-b", "127.0.0.2", "+tcp", "web.internal", "A", "+short"]
+        )
+        .contains("10.")
+    );
+    // From inside: an explanation (the handler), a forwarded name, and one refused in peered.
+    dig(dns, &["TXT", "_explain.db1.internal"]);
+    assert!(dig(dns, &["www.example.test", "A", "+short"]).contains("192.0.2.80"));
+    assert!(dig(dns, &["-b", "127.0.0.2", "www.example.test", "A"]).contains("REFUSED"));
+    let lines = queries(&server.stop());
+    assert_eq!(lines.len(), 5, "one line per answer: {lines:#?}");
+
+    let fast = find(&lines, "db1.internal.", "udp");
+    assert_eq!(fast["view"], "peered");
+    assert_eq!(fast["path"], "fast");
+    assert_eq!(fast["qtype"], "A");
+    assert_eq!(fast["rcode"], "NOERROR");
+    assert_eq!(fast["flags"], "qr,aa,rd");
+    assert!(
+        fast["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("127.0.0.2:"))
+    );
+    assert!(fast["size"].as_u64().is_some_and(|s| s > 40));
+    assert!(fast["latency_us"].is_u64());
+
+    let tcp = find(&lines, "web.internal.", "tcp");
+    assert_eq!(tcp["path"], "handler");
+    assert_eq!(tcp["view"], "peered");
+
+    let explain = find(&lines, "_explain.db1.internal.", "udp");
+    assert_eq!(
+        (&explain["view"], &explain["qtype"]),
+        (&"inside".into(), &"TXT".into())
+    );
+
+    let forwarded: Vec<_> = lines
+        .iter()
+        .filter(|l| l["qname"] == "www.example.test.")
+        .collect();
+    assert_eq!(forwarded.len(), 2);
+    let ok = forwarded
+        .iter()
+        .find(|l| l["view"] == "inside")
+        .expect("inside");
+    assert_eq!(
+        (&ok["path"], &ok["rcode"]),
+        (&"forwarded".into(), &"NOERROR".into())
+    );
+    assert_eq!(ok["flags"], "qr,rd,ra");
+    let refused = forwarded
+        .iter()
+        .find(|l| l["view"] == "peered")
+        .expect("peered");
+    assert_eq!(
+        (&refused["path"], &refused["rcode"]),
+        (&"handler".into(), &"REFUSED".into())
+    );
+}
+
+#[test]
+fn errors_mode_logs_failures_only_and_a_reload_turns_on_sampled_lines() {
+    let nsd = crate::forwarding::vpc_resolver();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "[log]\nqueries = \"errors\"\n");
+    let (server, dns, _) = serve(&cfg, nsd.addr);
+    for _ in 0..3 {
+        dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
+    }
+    dig(dns, &["-b", "127.0.0.2", "nosuch.internal", "A"]); // NXDOMAIN: an answer, not an error
+    dig(dns, &["-b", "127.0.0.2", "www.example.test", "A"]); // REFUSED
+    dig(dns, &["-b", "127.0.0.2", "db1.internal", "A", "CH"]); // REFUSED (CHAOS, not configured)
+
+    config(dir.path(), "[log]\nqueries = \"all\"\nsample = 2\n");
+    server.hup();
+    let before = queries(&server.until("reloaded the config"));
+    for _ in 0..4 {
+        dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
+    }
+    let after = queries(&server.stop());
+    let rcodes: Vec<_> = before
+        .iter()
+        .map(|l| l["rcode"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(rcodes, ["REFUSED", "REFUSED"], "{before:#?}");
+    assert_eq!(after.len(), 2, "1 in 2 of 4 answers: {after:#?}");
+}
+
+/// Runs `dnstap-read -y` on `file` and returns its YAML.
+fn dnstap_read(file: &Path) -> String {
+    let out = Command::new("dnstap-read")
+        .arg("-y")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run dnstap-read ({e}): scripts/test installs it"));
+    let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "dnstap-read failed: {}\n{yaml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml
+}
+
+#[tokio::test]
+async fn dnstap_frames_reach_fstrm_capture_and_dnstap_read_decodes_them() {
+    let nsd = crate::forwarding::vpc_resolver();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("dnstap.sock");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[log]\ndnstap_socket = {:?}\ndnstap_identity = \"ns-test\"\n",
+            socket.display().to_string()
+        ),
+    );
+    // The server starts before its collector: it serves, counts what it cannot send, and
+    // connects once the collector is there.
+    let (server, dns, admin) = serve(&cfg, nsd.addr);
+    server.until("cannot reach the collector");
+    dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
+    let capture = dir.path().join("out.fstrm");
+    let fstrm = Proc::spawn(
+        Command::new("fstrm_capture")
+            .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
+            .arg(&socket)
+            .arg("-w")
+            .arg(&capture),
+    );
+    server.until("connected to the collector");
+    let metrics = crate::admin::http_get(admin, "/metrics").await.1;
+    assert!(
+        metrics.contains("stabledns_dnstap_connected 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stabledns_dnstap_messages_total{outcome=\"dropped\"} 2"),
+        "{metrics}"
+    );
+
+    assert!(dig(dns, &["-b", "127.0.0.2", "db1.internal", "A", "+short"]).contains("10.0."));
+    assert!(dig(dns, &["+tcp", "www.example.test", "A", "+short"]).contains("192.0.2.80"));
+    server.stop();
+    // fstrm_capture closes its file cleanly on SIGINT.
+    let pid = fstrm.child.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(fstrm);
+
+    let yaml = dnstap_read(&capture);
+    let messages: Vec<&str> = yaml.split("\n---").collect();
+    assert_eq!(
+        messages.len(),
+        4,
+        "two exchanges, two messages each:\n{yaml}"
+    );
+    let kinds: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("type: "))
+        .filter(|t| *t != "MESSAGE")
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "AUTH_QUERY",
+            "AUTH_RESPONSE",
+            "CLIENT_QUERY",
+            "CLIENT_RESPONSE"
+        ],
+        "{yaml}"
+    );
+    assert!(yaml.contains("identity: ns-test"), "{yaml}");
+    assert!(yaml.contains("query_address: \"127.0.0.2\""), "{yaml}");
+    assert!(yaml.contains("socket_protocol: UDP") && yaml.contains("socket_protocol: TCP"));
+    // The messages decode as DNS: the question and the answer are there.
+    assert!(yaml.contains("db1.internal."), "{yaml}");
+    assert!(
+        yaml.contains("www.example.test.") && yaml.contains("192.0.2.80"),
+        "{yaml}"
+    );
+}
