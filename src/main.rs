@@ -64,6 +64,13 @@ enum Command {
         /// prints the view's zones.
         #[arg(long)]
         zone: Option<String>,
+        /// Print the zone the running server serves, read from its admin endpoint (the
+        /// config's `admin.listen`, or `--admin`), instead of building it from the inventory.
+        #[arg(long)]
+        server: bool,
+        /// The running server's admin address, for `--server`.
+        #[arg(long, value_name = "IP:PORT", requires = "server")]
+        admin: Option<SocketAddr>,
     },
     /// Publish a view's names to the Route 53 hosted zones of the config's `[[publish]]`:
     /// continuously, without serving DNS, unless `--dry-run` or `--once`.
@@ -347,7 +354,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             print_rows(&pick_view(&snapshot, view.as_deref())?.rows());
         }
-        Command::Zone { config, view, zone } => {
+        Command::Zone {
+            config,
+            view,
+            zone,
+            server: true,
+            admin,
+        } => {
+            let config = Config::load(&config)?;
+            let admin = admin
+                .or(config.admin.as_ref().map(|a| a.listen))
+                .context("--server reads the zone from the admin endpoint, and the config has no [admin] listen: pass --admin IP:PORT")?;
+            print!(
+                "{}",
+                served_zone(admin, view.as_deref(), zone.as_deref()).await?
+            );
+        }
+        Command::Zone {
+            config, view, zone, ..
+        } => {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
             for w in &snapshot.warnings {
@@ -376,6 +401,63 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `GET /zone` from a running server's admin endpoint: the zone exactly as it serves it.
+async fn served_zone(
+    admin: SocketAddr,
+    view: Option<&str>,
+    zone: Option<&str>,
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut query = Vec::new();
+    for (key, value) in [("view", view), ("zone", zone)] {
+        if let Some(v) = value {
+            let escaped: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            query.push(format!("{key}={escaped}"));
+        }
+    }
+    let failed = || format!("failed to read the zone from the server's admin endpoint {admin}");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(admin).await?;
+        let request = format!(
+            "GET /zone?{} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n",
+            query.join("&")
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(failed)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        anyhow::bail!(
+            "{}: a chunked answer, which this client does not read",
+            failed()
+        );
+    }
+    match status {
+        "200" => Ok(body.to_owned()),
+        _ => anyhow::bail!("{}: {}", failed(), body.trim()),
+    }
 }
 
 async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {

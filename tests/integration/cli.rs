@@ -619,3 +619,75 @@ fn why_explains_missing_names() {
     );
     assert!(nothing.contains("inventory.filters"), "{nothing}");
 }
+
+/// `zone --server` prints what the running server serves, reverse zones too: the serial a
+/// client sees, a file `named-checkzone` loads, and a clear error for a view it does not have.
+#[test]
+fn zone_from_the_server_is_the_served_zone() {
+    let (_server, dns, admin, _) = serve_demo_with(&[]);
+    let zone = |extra: &[&str]| {
+        Command::new(BIN)
+            .current_dir(root())
+            .args([
+                "zone",
+                "--config",
+                "config/demo.toml",
+                "--server",
+                "--admin",
+            ])
+            .arg(admin.to_string())
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let forward = zone(&[]);
+    assert!(
+        forward.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forward.stderr)
+    );
+    let text = String::from_utf8_lossy(&forward.stdout).into_owned();
+    let served = dig(dns, &["SOA", "internal.", "+short"]);
+    let serial = served.split_whitespace().nth(2).expect("a serial");
+    let soa = text.lines().next().expect("the SOA first");
+    assert_eq!(
+        soa.split_whitespace().nth(6),
+        Some(serial),
+        "{soa} vs {served}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (apex, extra) in [
+        ("internal.", vec![]),
+        ("10.in-addr.arpa.", vec!["--zone", "10.in-addr.arpa."]),
+    ] {
+        let out = zone(&extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.path().join("zone");
+        std::fs::write(&file, &out.stdout).expect("write");
+        let check = Command::new("named-checkzone")
+            .args([apex, &file.display().to_string()])
+            .output()
+            .expect("named-checkzone runs");
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
+    let reverse =
+        String::from_utf8_lossy(&zone(&["--zone", "10.in-addr.arpa."]).stdout).into_owned();
+    assert!(reverse.contains("PTR"), "{reverse}");
+
+    let missing = zone(&["--view", "nosuch"]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("no such view; the views are: inside, peered, outside"),
+        "{err}"
+    );
+}
