@@ -69,6 +69,9 @@ pub enum Error {
     /// A TSIG key could not be used.
     #[error("{0}")]
     Key(String),
+    /// The query log's writer thread could not start.
+    #[error("failed to start the query log writer: {0}")]
+    QueryLog(std::io::Error),
 }
 
 /// Why a reload was not applied (the old config keeps serving).
@@ -274,7 +277,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     };
     let forwarder = Arc::new(ArcSwapOption::new(forwarder));
     let stats = refresher.stats();
-    let query_log = Arc::new(dns::QueryLog::start(&config.log)?);
+    let query_log = Arc::new(dns::QueryLog::start(&config.log).map_err(Error::QueryLog)?);
     let handler = dns::Handler::new(cell.clone())
         .with_query_log(query_log.clone())
         .with_forwarder(forwarder.clone())

@@ -515,3 +515,31 @@ fn publish_entries_are_checked() {
         assert_eq!(key, want, "{message}");
     }
 }
+
+#[test]
+fn the_log_table_is_validated() {
+    use crate::dns::querylog::Queries;
+    let with = |log: &str| format!("{GOOD}\n[log]\n{log}");
+    let ok = Config::parse(
+        Path::new("/etc/stabledns/stabledns.toml"),
+        &with("queries = \"errors\"\nsample = 10\ndnstap_socket = \"dnstap.sock\"\n"),
+    )
+    .expect("valid");
+    assert_eq!((ok.log.queries, ok.log.sample), (Queries::Errors, 10));
+    let tap = ok.log.dnstap.expect("dnstap");
+    assert_eq!(tap.socket, Path::new("/etc/stabledns/dnstap.sock"));
+    assert!(tap.identity.version.starts_with("stabledns "));
+    assert!(!tap.identity.identity.is_empty());
+
+    let (_, key, msg) = invalid(&with("queries = \"some\"\n"));
+    assert_eq!(key, "log.queries");
+    assert!(msg.contains("\"all\""), "{msg}");
+    let (_, key, _) = invalid(&with("sample = 0\n"));
+    assert_eq!(key, "log.sample");
+    let (_, key, msg) = invalid(&with("dnstap_identity = \"ns1\"\n"));
+    assert_eq!(key, "log.dnstap_identity");
+    assert!(msg.contains("dnstap_socket"), "{msg}");
+    let long = format!("dnstap_socket = \"/{}\"\n", "s".repeat(120));
+    let (_, key, _) = invalid(&with(&long));
+    assert_eq!(key, "log.dnstap_socket");
+}

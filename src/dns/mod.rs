@@ -165,7 +165,7 @@ impl Handler {
 impl Handler {
     /// The first step for a UDP datagram from `client` to `server`, with one snapshot load
     /// and one view lookup: the view's rate limit, then (when `fast_path`) the answer from
-    /// precomputed bytes into `out`.
+    /// precomputed bytes into `out`; what is answered here is copied to the query log.
     pub fn udp(
         &self,
         client: SocketAddr,
@@ -180,55 +180,67 @@ impl Handler {
         let Some(view) = guard.as_deref().and_then(|s| s.view_for(ip)) else {
             return Udp::Handler;
         };
-        let log = self
-            .query_log()
-            .map(|l| (l, SystemTime::now(), Instant::now()));
-        let mut decided = Udp::Handler;
+        let Some(log) = self.query_log() else {
+            return self.udp_answer(view, ip, query, out, fast_path);
+        };
+        let (received, started) = (SystemTime::now(), Instant::now());
+        let decided = self.udp_answer(view, ip, query, out, fast_path);
+        let path = match decided {
+            Udp::Fast => querylog::Path::Fast,
+            Udp::Send => querylog::Path::Slip,
+            Udp::Drop | Udp::Handler => return decided,
+        };
+        let (line, dnstap) = log.wants(u16::from(out.get(3).map_or(0, |b| b & 0x0f)));
+        if line || dnstap {
+            log.push(querylog::Entry {
+                received,
+                latency: started.elapsed(),
+                client: SocketAddr::new(ip, client.port()),
+                server,
+                tcp: false,
+                path,
+                view: Some(view.name.clone()),
+                query: query.to_vec(),
+                response: out.clone(),
+                line,
+                tap: dnstap,
+            });
+        }
+        decided
+    }
+
+    fn udp_answer(
+        &self,
+        view: &ViewZone,
+        client: IpAddr,
+        query: &[u8],
+        out: &mut Vec<u8>,
+        fast_path: bool,
+    ) -> Udp {
         if view.policy.rate_limit > 0 {
             let policy = &view.policy;
-            let verdict =
-                (self.rrl).check(&view.name, policy.rate_limit, policy.rate_limit_slip, ip);
+            let verdict = (self.rrl).check(
+                &view.name,
+                policy.rate_limit,
+                policy.rate_limit_slip,
+                client,
+            );
             if verdict != rrl::Verdict::Allow {
                 view.counters.0.count_limited(verdict == rrl::Verdict::Slip);
             }
             match verdict {
                 rrl::Verdict::Allow => {}
                 rrl::Verdict::Drop => return Udp::Drop,
-                rrl::Verdict::Slip if rrl::truncated(query, out) => decided = Udp::Send,
+                rrl::Verdict::Slip if rrl::truncated(query, out) => return Udp::Send,
                 rrl::Verdict::Slip => return Udp::Drop,
             }
         }
-        if decided == Udp::Handler {
-            let forwarding = fast_path && self.forwarder.load().is_some();
-            if fast_path && crate::zone::fast::answer_in(view, query, out, forwarding) {
-                decided = Udp::Fast;
-            }
+        let forwarding = fast_path && self.forwarder.load().is_some();
+        if fast_path && crate::zone::fast::answer_in(view, query, out, forwarding) {
+            Udp::Fast
+        } else {
+            Udp::Handler
         }
-        if let Some((log, received, started)) = log
-            && decided != Udp::Handler
-        {
-            let (line, dnstap) = log.wants(u16::from(out.get(3).map_or(0, |b| b & 0x0f)));
-            if line || dnstap {
-                log.push(querylog::Entry {
-                    received,
-                    latency: started.elapsed(),
-                    client: SocketAddr::new(ip, client.port()),
-                    server,
-                    tcp: false,
-                    path: if decided == Udp::Fast {
-                        querylog::Path::Fast
-                    } else {
-                        querylog::Path::Slip
-                    },
-                    view: Some(view.name.clone()),
-                    query: query.to_vec(),
-                    response: out.clone(),
-                    line,
-                    tap: dnstap,
-                });
-            }
-        }
-        decided
     }
 }
 
