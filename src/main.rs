@@ -11,6 +11,9 @@ use stabledns::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// Where the package installs the config, and where every command looks without `--config`.
+const DEFAULT_CONFIG: &str = "/etc/stabledns/stabledns.toml";
+
 /// Authoritative DNS for EC2 fleets: stable names by role that survive instance replacement.
 #[derive(Parser)]
 #[command(version, about)]
@@ -33,7 +36,7 @@ enum Command {
     /// Serve the zone.
     Serve {
         /// The config file.
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Listen here instead of the config's `server.listen` (repeatable; port 0 picks one).
         #[arg(long)]
@@ -49,13 +52,17 @@ enum Command {
     /// Validate the config and the inventory, then exit.
     Check {
         /// The config file.
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Validate the config file only (what `systemctl reload` runs before SIGHUP): no
+        /// inventory read, so an API outage cannot block a reload.
+        #[arg(long)]
+        config_only: bool,
     },
     /// Print a view's forward zone as a master file (for NSD, Knot or a diff).
     Zone {
         /// The config file.
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The view to print (default: the first configured).
         #[arg(long)]
@@ -76,7 +83,7 @@ enum Command {
     /// continuously, without serving DNS, unless `--dry-run` or `--once`.
     Publish {
         /// The config file.
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Print the plan (creates, updates, deletes, conflicts, batches); change nothing.
         #[arg(long, conflicts_with = "once")]
@@ -89,7 +96,7 @@ enum Command {
     /// groups or id the naming rules would make it of, and what became of each claim.
     Why {
         /// The config file.
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The name, relative (`db1`) or absolute (`db1.internal.`).
         name: String,
@@ -100,7 +107,7 @@ enum Command {
     /// Print every name the current inventory gives, with its records and instances.
     Names {
         /// The config file.
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The view to print (default: the first configured).
         #[arg(long)]
@@ -248,7 +255,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tokio::spawn(signal_reload(reloads, load));
             stabledns::run(config, reload_rx, shutdown).await?;
         }
-        Command::Check { config } => {
+        Command::Check {
+            config,
+            config_only: true,
+        } => {
+            let config = Config::load(&config)?;
+            for w in &config.warnings {
+                warning(w, true);
+            }
+            println!(
+                "{}: OK: the config is valid (the inventory was not read)",
+                config.path.display()
+            );
+        }
+        Command::Check { config, .. } => {
             let config = Config::load(&config)?;
             let (snapshot, timing) = load_snapshot_timed(&config).await?;
             for w in config.warnings.iter().chain(&snapshot.warnings) {

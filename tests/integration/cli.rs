@@ -279,7 +279,7 @@ fn the_systemd_unit_verifies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("stabledns.service");
     // The unit names the installed binary; verify it against the one just built.
-    std::fs::write(&path, unit.replace("/usr/local/bin/stabledns", BIN)).expect("write");
+    std::fs::write(&path, unit.replace("/usr/bin/stabledns", BIN)).expect("write");
     let analyze = |args: &[&str]| {
         Command::new("systemd-analyze")
             .args(args)
@@ -301,6 +301,40 @@ fn the_systemd_unit_verifies() {
         "exposure above 2.0:\n{}",
         String::from_utf8_lossy(&security.stdout)
     );
+
+    // `systemctl reload` runs the ExecReload lines in order and stops at the first that fails:
+    // the check refuses a broken config before any SIGHUP is sent.
+    let check = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecReload="))
+        .next()
+        .expect("an ExecReload line");
+    assert!(check.contains("check --config-only"), "{check}");
+    let good = root().join("config/stabledns.toml");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[server]\nlisten = [\"nowhere\"]\n").expect("write");
+    let run = |config: &std::path::Path| {
+        let line = check.replace("/usr/bin/stabledns", BIN).replace(
+            "/etc/stabledns/stabledns.toml",
+            &config.display().to_string(),
+        );
+        Command::new("sh")
+            .args(["-c", &line])
+            .output()
+            .expect("sh runs")
+    };
+    let ok = run(&good);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = run(&broken);
+    assert!(
+        !refused.status.success(),
+        "a broken config must fail the reload"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("broken.toml"));
 }
 
 #[test]
