@@ -13,6 +13,17 @@ use sdk::config::SharedCredentialsProvider;
 use sdk::config::http::HttpResponse;
 use sdk::error::{ProvideErrorMetadata, SdkError};
 
+/// The SDK's defaults (credential chain, region, retries) with our HTTPS client: rustls with
+/// ring, the one TLS stack in the binary.
+pub(crate) fn defaults() -> aws_config::ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https)
+}
+
 /// `config` acting as `role` (another account), its credentials from STS as `session`.
 pub(crate) async fn assume_role(config: &SdkConfig, role: &str, session: &str) -> SdkConfig {
     let provider = AssumeRoleProvider::builder(role)

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_ec2::types::Filter;
 use tracing::debug;
 
@@ -43,7 +43,7 @@ impl Ec2Source {
             .connect_timeout(config.api_timeout.min(Duration::from_secs(5)))
             .operation_attempt_timeout(config.api_timeout)
             .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        let mut loader = crate::aws::defaults().timeout_config(timeouts);
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url);
         }

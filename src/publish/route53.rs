@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use aws_config::Region;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_route53::config::http::HttpResponse;
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
@@ -59,7 +59,7 @@ impl Zone {
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(Duration::from_secs(30))
             .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = crate::aws::defaults()
             .region(Region::new("us-east-1"))
             .timeout_config(timeouts)
             .retry_config(RetryConfig::disabled());

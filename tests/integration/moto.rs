@@ -100,6 +100,7 @@ impl Moto {
     pub fn client(&self, region: &str) -> Client {
         let config = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(http())
             .region(Region::new(region.to_owned()))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
             .endpoint_url(&self.url)
@@ -108,12 +109,19 @@ impl Moto {
     }
 }
 
+/// The SDK's plain-HTTP client, for moto on loopback (stabledns builds its own HTTPS one; the
+/// SDK crates bring none).
+pub fn http() -> aws_sdk_ec2::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_http()
+}
+
 impl Moto {
     /// An EC2 client acting in another account through an assumed role (moto keeps a separate
     /// fleet per account).
     pub async fn assumed_client(&self, region: &str, role: &str) -> Client {
         use aws_config::sts::AssumeRoleProvider;
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http())
             .region(Region::new(region.to_owned()))
             .endpoint_url(&self.url)
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))

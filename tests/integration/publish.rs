@@ -20,6 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 fn client(moto: &Moto) -> Client {
     let config = aws_sdk_route53::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(crate::moto::http())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .endpoint_url(&moto.url)
