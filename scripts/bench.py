@@ -115,9 +115,9 @@ addresses = "public"
 """
 
 
-def write_config(d, port, fast=True, host="127.0.0.1"):
+def write_config(d, port, fast=True, host="127.0.0.1", extra=""):
     path = d / f"bench-{port}.toml"
-    path.write_text(CONFIG.format(host=host, port=port, fast="true" if fast else "false"))
+    path.write_text(CONFIG.format(host=host, port=port, fast="true" if fast else "false") + extra)
     return path
 
 
@@ -182,14 +182,55 @@ class Server:
                 self.proc.kill()
 
 
-def start_stabledns(binary, d, port, fast=True, wrapper=(), host="127.0.0.1", name="stabledns"):
-    config = write_config(d, port, fast, host)
-    log = open(d / f"stabledns-{port}.log", "w")
+def start_stabledns(binary, d, port, fast=True, wrapper=(), host="127.0.0.1", name="stabledns",
+                    extra="", log=None):
+    config = write_config(d, port, fast, host, extra)
+    log = log or open(d / f"stabledns-{port}.log", "w")
     proc = subprocess.Popen(
         [*wrapper, binary, "serve", "--config", str(config)],
         cwd=d, stdout=log, stderr=subprocess.STDOUT,
     )
     return Server(name, port, proc)
+
+
+# The query log's cost: the same server with a line per answer (to /dev/null, so the disk is not
+# measured), and with dnstap to fstrm_capture; each with an admin port to read what it wrote.
+QUERY_LOG = "stabledns +log"
+DNSTAP = "stabledns +dnstap"
+
+
+def start_logging(binary, d):
+    """The two logging servers (and the dnstap collector), with their admin ports."""
+    sock = d / "dnstap.sock"
+    capture = subprocess.Popen(
+        ["fstrm_capture", "-t", "protobuf:dnstap.Dnstap", "-u", str(sock), "-w", "/dev/null"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    collector = Server("fstrm_capture", 0, capture)
+    servers, admins = [], {}
+    for name, extra in ((QUERY_LOG, '[log]\nqueries = "all"\n'),
+                        (DNSTAP, f'[log]\ndnstap_socket = "{sock}"\n')):
+        port, admin = free_port(), free_port()
+        extra = f'{extra}\n[admin]\nlisten = "127.0.0.1:{admin}"\n'
+        servers.append(start_stabledns(binary, d, port, name=name, extra=extra,
+                                       log=open(os.devnull, "w")))
+        admins[name] = admin
+    return servers, admins, collector
+
+
+def logged(admin):
+    """(written, dropped) query log lines and dnstap messages, from /metrics."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    def value(pattern):
+        m = re.search(pattern, text)
+        return int(float(m.group(1))) if m else 0
+    return {
+        "lines": value(r'stabledns_query_log_lines_total\{outcome="written"\} (\S+)'),
+        "lines_dropped": value(r'stabledns_query_log_lines_total\{outcome="dropped"\} (\S+)'),
+        "dnstap": value(r'stabledns_dnstap_messages_total\{outcome="sent"\} (\S+)'),
+        "dnstap_dropped": value(r'stabledns_dnstap_messages_total\{outcome="dropped"\} (\S+)'),
+    }
 
 
 # stabledns on the wildcard address: every answer carries its source address (IP_PKTINFO),
@@ -369,7 +410,7 @@ def zone_load_times(d, zone_text):
     return out
 
 
-def run_fleet(binary, root, n, reps, seconds):
+def run_fleet(binary, root, n, reps, seconds, logging=False):
     d = root / f"fleet-{n}"
     d.mkdir()
     (d / "fleet.json").write_text(json.dumps(fleet(n)))
@@ -389,6 +430,11 @@ def run_fleet(binary, root, n, reps, seconds):
 
     servers = [start_stabledns(binary, d, sport), start_nsd(d, zone, nport), start_knot(d, zone, kport),
                start_stabledns(binary, d, wport, host="0.0.0.0", name=WILDCARD)]
+    admins, extra = {}, []
+    if logging:
+        more, admins, collector = start_logging(binary, d)
+        servers += more
+        extra.append(collector)
     try:
         for s in servers:
             wait_answer(s.port, names[0], s.name)
@@ -419,11 +465,12 @@ def run_fleet(binary, root, n, reps, seconds):
                       "lost": sum(r["lost"] for r in rs)}
                for name, rs in runs.items()}
         rss = {s.name: rss_kb(s.pids()) / 1024 for s in servers}
+        logs = {name: logged(admin) for name, admin in admins.items()}
     finally:
-        for s in servers:
+        for s in servers + extra:
             s.stop()
     return {"names": len(names), "qps": {k: statistics.median(v) for k, v in qps.items()}, "load": load,
-            "lost": lost, "lat": lat, "rss": rss, "dir": d}
+            "lost": lost, "lat": lat, "rss": rss, "dir": d, "logs": logs}
 
 
 def main():
@@ -446,7 +493,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="stabledns-bench-") as tmp:
         root = Path(tmp)
         for n in fleets:
-            results[n] = run_fleet(binary, root, n, reps, args.seconds)
+            results[n] = run_fleet(binary, root, n, reps, args.seconds, logging=n == fleets[0])
         first = results[fleets[0]]["dir"]
         qsmall = first / "queries-2000.txt"
         ipq_fast = instructions_per_query(binary, first, qsmall, 2000, True)
@@ -457,11 +504,16 @@ def main():
     print("| fleet | server | qps (median) | vs NSD | vs Knot | avg / p99 ms at 20k qps | lost | RSS MB |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, r in results.items():
-        for s in ("stabledns", WILDCARD, "NSD", "Knot"):
+        for s in ("stabledns", WILDCARD, QUERY_LOG, DNSTAP, "NSD", "Knot"):
+            if s not in r["qps"]:
+                continue
             q = r["qps"][s]
             lat = r["lat"][s]
             print(f"| {n} | {s} | {q:,.0f} | {q / r['qps']['NSD']:.2f} | {q / r['qps']['Knot']:.2f} | "
                   f"{lat['avg_ms']:.3f} / {lat['p99_ms']:.3f} | {r['lost'][s] + max(lat['lost'], 0)} | {r['rss'][s]:.0f} |")
+    for name, got in results[fleets[0]]["logs"].items():
+        print(f"{name}: {got['lines']:,} lines written, {got['lines_dropped']:,} dropped; "
+              f"{got['dnstap']:,} dnstap messages sent, {got['dnstap_dropped']:,} dropped")
     print()
     print(f"instructions per query (callgrind, whole process, 2,000 queries less none): fast path {ipq_fast:,.0f}, "
           f"hickory handler {ipq_slow:,.0f}")
@@ -490,7 +542,9 @@ def main():
         f"rss_ratio_knot={last['rss']['stabledns'] / last['rss']['Knot']:.2f} "
         f"build_ratio_nsd={builds[fleets[-1]][0] / last['load']['NSD']:.2f} "
         f"wildcard_vs_bound={first_r['qps'][WILDCARD] / first_r['qps']['stabledns']:.2f} "
-        f"wildcard_vs_bound_large={last['qps'][WILDCARD] / last['qps']['stabledns']:.2f}"
+        f"wildcard_vs_bound_large={last['qps'][WILDCARD] / last['qps']['stabledns']:.2f} "
+        f"log_vs_off={first_r['qps'][QUERY_LOG] / first_r['qps']['stabledns']:.2f} "
+        f"dnstap_vs_off={first_r['qps'][DNSTAP] / first_r['qps']['stabledns']:.2f}"
     )
 
 
