@@ -190,22 +190,18 @@ impl Handler {
             Udp::Send => querylog::Path::Slip,
             Udp::Drop | Udp::Handler => return decided,
         };
-        let (line, dnstap) = log.wants(u16::from(out.get(3).map_or(0, |b| b & 0x0f)));
-        if line || dnstap {
-            log.push(querylog::Entry {
-                received,
-                latency: started.elapsed(),
-                client: SocketAddr::new(ip, client.port()),
-                server,
-                tcp: false,
-                path,
-                view: Some(view.name.clone()),
-                query: query.to_vec(),
-                response: out.clone(),
-                line,
-                tap: dnstap,
-            });
-        }
+        let rcode = u16::from(out.get(3).map_or(0, |b| b & 0x0f));
+        log.offer(rcode, || querylog::Answered {
+            received,
+            latency: started.elapsed(),
+            client: SocketAddr::new(ip, client.port()),
+            server,
+            tcp: false,
+            path,
+            view: Some(view.name.clone()),
+            query: query.to_vec(),
+            response: out.clone(),
+        });
         decided
     }
 

@@ -88,7 +88,7 @@ impl Path {
 
 /// One answer, copied for the writer thread.
 #[derive(Debug)]
-pub(crate) struct Entry {
+pub(crate) struct Answered {
     pub received: SystemTime,
     /// From the query's arrival (or decoding) to its answer's encoding.
     pub latency: Duration,
@@ -99,9 +99,14 @@ pub(crate) struct Entry {
     pub view: Option<String>,
     pub query: Vec<u8>,
     pub response: Vec<u8>,
-    /// Whether it gets a line (sampled in) and dnstap frames.
-    pub line: bool,
-    pub tap: bool,
+}
+
+/// An answer and where it goes: a line (sampled in) and dnstap frames.
+#[derive(Debug)]
+struct Entry {
+    answer: Answered,
+    line: bool,
+    tap: bool,
 }
 
 enum Msg {
@@ -192,8 +197,21 @@ impl QueryLog {
         self.tap || self.lines.load(Ordering::Relaxed) != 0
     }
 
+    /// Logs an answer with RCODE `rcode` as the settings say; `answer` copies it only when it
+    /// is logged at all.
+    pub(crate) fn offer(&self, rcode: u16, answer: impl FnOnce() -> Answered) {
+        let (line, tap) = self.wants(rcode);
+        if line || tap {
+            self.push(Entry {
+                answer: answer(),
+                line,
+                tap,
+            });
+        }
+    }
+
     /// For an answer with RCODE `rcode`: whether it gets a line and dnstap frames.
-    pub(crate) fn wants(&self, rcode: u16) -> (bool, bool) {
+    fn wants(&self, rcode: u16) -> (bool, bool) {
         let selected = match self.lines.load(Ordering::Relaxed) {
             1 => true,
             2 => !matches!(rcode, 0 | 3),
@@ -209,7 +227,7 @@ impl QueryLog {
     }
 
     /// Queues an entry for the writer, or counts it lost.
-    pub(crate) fn push(&self, entry: Entry) {
+    fn push(&self, entry: Entry) {
         let (line, tap) = (entry.line, entry.tap);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.tx.try_send(Msg::Entry(Box::new(entry)))
@@ -249,18 +267,18 @@ fn write_loop(rx: &Receiver<Msg>, dnstap: Option<&DnstapConfig>, stats: &QueryLo
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
-            let entry = match msg {
-                Msg::Entry(e) => e,
+            let (entry, wants_line, wants_tap) = match msg {
+                Msg::Entry(e) => (e.answer, e.line, e.tap),
                 Msg::Stop => {
                     stop = true;
                     break;
                 }
             };
-            if entry.line {
+            if wants_line {
                 line(&entry);
                 stats.lines.fetch_add(1, Ordering::Relaxed);
             }
-            if let Some(c) = tap.as_ref().filter(|_| entry.tap) {
+            if let Some(c) = tap.as_ref().filter(|_| wants_tap) {
                 Exchange {
                     forwarded: entry.path == Path::Forwarded,
                     tcp: entry.tcp,
@@ -375,7 +393,7 @@ fn count_frames(frames: &[u8]) -> u64 {
 
 /// One line: the question from the answer (or the query, for an answer without one), the
 /// header's RCODE and flags.
-fn line(e: &Entry) {
+fn line(e: &Answered) {
     let response = Message::from_vec(&e.response).ok();
     let question = response
         .as_ref()

@@ -16,7 +16,7 @@ use hickory_server::server::{ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use tracing::warn;
 
-use super::querylog::{Entry, Path, QueryLog};
+use super::querylog::{Answered, Path, QueryLog};
 use crate::telemetry::{Metrics, QueryCounters};
 
 /// Where a transport's answers go.
@@ -100,22 +100,17 @@ impl<S: Sink> ResponseHandler for Answer<S> {
         let max = self.sink.max_size(response.edns());
         let (bytes, info) = encode(response, max)?;
         if let Some(tap) = &self.tap {
-            let (line, dnstap) = tap.log.wants(rcode.into());
-            if line || dnstap {
-                tap.log.push(Entry {
-                    received: tap.received,
-                    latency: self.started.elapsed(),
-                    client: tap.client,
-                    server: tap.server,
-                    tcp: tap.tcp,
-                    path: self.path,
-                    view: self.view.clone(),
-                    query: tap.query.to_vec(),
-                    response: bytes.clone(),
-                    line,
-                    tap: dnstap,
-                });
-            }
+            tap.log.offer(rcode.into(), || Answered {
+                received: tap.received,
+                latency: self.started.elapsed(),
+                client: tap.client,
+                server: tap.server,
+                tcp: tap.tcp,
+                path: self.path,
+                view: self.view.clone(),
+                query: tap.query.to_vec(),
+                response: bytes.clone(),
+            });
         }
         self.sink.send(&bytes).await?;
         Ok(info)
