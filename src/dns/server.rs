@@ -1,6 +1,6 @@
 //! Socket wiring: every listen address serves UDP and TCP on the same port, both ours: UDP
 //! for the fast path ([`super::udp`]), TCP for its limits and streaming ([`super::tcp`]). Both
-//! hand what they do not answer themselves to the same hickory `RequestHandler`.
+//! hand what they do not answer themselves to the same [`Handler`].
 
 use std::io;
 use std::net::SocketAddr;

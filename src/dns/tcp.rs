@@ -4,8 +4,8 @@
 //! hickory's `Server` accepts without limit and writes a request's answers only after its
 //! handler returns (a zone transfer's messages all wait in memory). Here each connection is a
 //! task reading length-prefixed queries one after another (RFC 7766 allows answering in order)
-//! and handing each to the same hickory `RequestHandler` as UDP's slow path; the responder
-//! writes each message as soon as it is sent, so a transfer streams with the client's pace.
+//! and handing each to the same [`Handler`] as UDP's slow path; its sink writes each message as
+//! soon as it is sent, so a transfer streams with the client's pace.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
