@@ -178,7 +178,10 @@ impl Running {
         }
         if new.forwarding != old.forwarding {
             let forwarder = match &new.forwarding {
-                Some(f) if f.forwards() => Some(Arc::new(dns::Forwarder::new(f)?)),
+                Some(f) if f.forwards() => Some(Arc::new(dns::Forwarder::new(
+                    f,
+                    Some(self.query_log.clone()),
+                )?)),
                 _ => None,
             };
             if let Some(f) = forwarder.clone() {
@@ -271,13 +274,13 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             Err(error) => tracing::warn!(%error, "serving the state file's fleet meanwhile"),
         }
     }
+    let query_log = Arc::new(dns::QueryLog::start(&config.log).map_err(Error::QueryLog)?);
     let forwarder = match &config.forwarding {
-        Some(f) if f.forwards() => Some(Arc::new(dns::Forwarder::new(f)?)),
+        Some(f) if f.forwards() => Some(Arc::new(dns::Forwarder::new(f, Some(query_log.clone()))?)),
         _ => None,
     };
     let forwarder = Arc::new(ArcSwapOption::new(forwarder));
     let stats = refresher.stats();
-    let query_log = Arc::new(dns::QueryLog::start(&config.log).map_err(Error::QueryLog)?);
     let handler = dns::Handler::new(cell.clone())
         .with_query_log(query_log.clone())
         .with_forwarder(forwarder.clone())

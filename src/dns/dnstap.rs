@@ -30,6 +30,10 @@ pub(crate) enum Kind {
     ClientQuery = 5,
     /// Its answer, as sent.
     ClientResponse = 6,
+    /// A query we sent an upstream resolver for a forwarded name.
+    ForwarderQuery = 7,
+    /// The upstream's answer, as received.
+    ForwarderResponse = 8,
 }
 
 /// One exchange with a client: the query and the answer, each written as its own dnstap
@@ -71,34 +75,101 @@ impl Exchange<'_> {
         } else {
             (Kind::AuthQuery, Kind::AuthResponse)
         };
-        self.frame(who, q, out);
-        self.frame(who, r, out);
+        let message = |kind, response: bool| Message {
+            kind,
+            tcp: self.tcp,
+            querier: self.client,
+            responder: self.server,
+            query_time: Some(self.received),
+            response_time: response.then_some(self.answered),
+            query: (!response).then_some(self.query),
+            response: response.then_some(self.response),
+        };
+        message(q, false).frame(who, out);
+        message(r, true).frame(who, out);
     }
+}
 
-    fn frame(&self, who: &Identity, kind: Kind, out: &mut Vec<u8>) {
-        let mut message = Vec::with_capacity(64 + self.query.len() + self.response.len());
-        varint_field(&mut message, 1, kind as u64);
-        let family = match self.client.ip().to_canonical() {
+/// One message sent to or received from an upstream resolver (UDP).
+#[derive(Debug)]
+pub(crate) struct Upstream<'a> {
+    /// Sent by us (FORWARDER_QUERY) or received (FORWARDER_RESPONSE).
+    pub sent: bool,
+    /// Our socket.
+    pub local: SocketAddr,
+    /// The upstream.
+    pub upstream: SocketAddr,
+    /// When it was sent or received.
+    pub at: SystemTime,
+    /// The DNS message.
+    pub bytes: &'a [u8],
+}
+
+impl Upstream<'_> {
+    /// Appends its frame to `out`.
+    pub(crate) fn frame(&self, who: &Identity, out: &mut Vec<u8>) {
+        Message {
+            kind: if self.sent {
+                Kind::ForwarderQuery
+            } else {
+                Kind::ForwarderResponse
+            },
+            tcp: false,
+            querier: self.local,
+            responder: self.upstream,
+            query_time: self.sent.then_some(self.at),
+            response_time: (!self.sent).then_some(self.at),
+            query: self.sent.then_some(self.bytes),
+            response: (!self.sent).then_some(self.bytes),
+        }
+        .frame(who, out);
+    }
+}
+
+/// One `dnstap.Message`: who asked whom, when, and the DNS message as it went over the wire.
+struct Message<'a> {
+    kind: Kind,
+    tcp: bool,
+    /// The side that sent the query (`query_address`).
+    querier: SocketAddr,
+    /// The side that answers it (`response_address`).
+    responder: SocketAddr,
+    query_time: Option<SystemTime>,
+    response_time: Option<SystemTime>,
+    query: Option<&'a [u8]>,
+    response: Option<&'a [u8]>,
+}
+
+impl Message<'_> {
+    fn frame(&self, who: &Identity, out: &mut Vec<u8>) {
+        let size = self.query.map_or(0, <[u8]>::len) + self.response.map_or(0, <[u8]>::len);
+        let mut message = Vec::with_capacity(64 + size);
+        varint_field(&mut message, 1, self.kind as u64);
+        let family = match self.querier.ip().to_canonical() {
             IpAddr::V4(_) => 1,
             IpAddr::V6(_) => 2,
         };
         varint_field(&mut message, 2, family);
         varint_field(&mut message, 3, if self.tcp { 2 } else { 1 });
-        bytes_field(&mut message, 4, &ip_bytes(self.client.ip(), family));
-        bytes_field(&mut message, 5, &ip_bytes(self.server.ip(), family));
-        varint_field(&mut message, 6, u64::from(self.client.port()));
-        varint_field(&mut message, 7, u64::from(self.server.port()));
-        let (secs, nanos) = unix(self.received);
-        varint_field(&mut message, 8, secs);
-        fixed32_field(&mut message, 9, nanos);
-        let response = matches!(kind, Kind::AuthResponse | Kind::ClientResponse);
-        if response {
-            let (secs, nanos) = unix(self.answered);
+        bytes_field(&mut message, 4, &ip_bytes(self.querier.ip(), family));
+        bytes_field(&mut message, 5, &ip_bytes(self.responder.ip(), family));
+        varint_field(&mut message, 6, u64::from(self.querier.port()));
+        varint_field(&mut message, 7, u64::from(self.responder.port()));
+        if let Some(t) = self.query_time {
+            let (secs, nanos) = unix(t);
+            varint_field(&mut message, 8, secs);
+            fixed32_field(&mut message, 9, nanos);
+        }
+        if let Some(q) = self.query {
+            bytes_field(&mut message, 10, q);
+        }
+        if let Some(t) = self.response_time {
+            let (secs, nanos) = unix(t);
             varint_field(&mut message, 12, secs);
             fixed32_field(&mut message, 13, nanos);
-            bytes_field(&mut message, 14, self.response);
-        } else {
-            bytes_field(&mut message, 10, self.query);
+        }
+        if let Some(r) = self.response {
+            bytes_field(&mut message, 14, r);
         }
         let mut dnstap = Vec::with_capacity(message.len() + who.identity.len() + 32);
         bytes_field(&mut dnstap, 1, who.identity.as_bytes());

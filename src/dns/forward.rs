@@ -11,8 +11,11 @@
 //! resolver, and if that name ever arrives at our own handler, forwarding is switched off with
 //! an error in the log rather than letting every forwarded query circle until it times out.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,13 +23,15 @@ use tokio::task::JoinHandle;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+use hickory_resolver::Resolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::{Resolver, TokioResolver};
-use hickory_server::net::runtime::TokioRuntimeProvider;
+use hickory_server::net::runtime::{DnsUdpSocket, RuntimeProvider, TokioRuntimeProvider};
 use tracing::{error, info, warn};
+
+use super::QueryLog;
 
 /// Where and how names outside our zones are resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,9 +139,89 @@ impl Throttle {
     }
 }
 
+/// hickory-resolver's tokio runtime, with every UDP message to and from the upstreams copied
+/// to dnstap (FORWARDER_QUERY and FORWARDER_RESPONSE): the resolver builds and parses them
+/// inside, and its sockets are the one place their bytes pass. TCP (after a truncated answer)
+/// is not copied.
+#[derive(Clone, Default)]
+pub(crate) struct Tapped {
+    inner: TokioRuntimeProvider,
+    log: Option<Arc<QueryLog>>,
+}
+
+impl RuntimeProvider for Tapped {
+    type Handle = <TokioRuntimeProvider as RuntimeProvider>::Handle;
+    type Timer = <TokioRuntimeProvider as RuntimeProvider>::Timer;
+    type Udp = TappedUdp;
+    type Tcp = <TokioRuntimeProvider as RuntimeProvider>::Tcp;
+
+    fn create_handle(&self) -> Self::Handle {
+        self.inner.create_handle()
+    }
+
+    fn connect_tcp(
+        &self,
+        server_addr: SocketAddr,
+        bind_addr: Option<SocketAddr>,
+        timeout: Option<Duration>,
+    ) -> Pin<Box<dyn Send + Future<Output = std::io::Result<Self::Tcp>>>> {
+        self.inner.connect_tcp(server_addr, bind_addr, timeout)
+    }
+
+    fn bind_udp(
+        &self,
+        local_addr: SocketAddr,
+        server_addr: SocketAddr,
+    ) -> Pin<Box<dyn Send + Future<Output = std::io::Result<Self::Udp>>>> {
+        let socket = self.inner.bind_udp(local_addr, server_addr);
+        let log = self.log.clone().filter(|l| l.on());
+        Box::pin(async move {
+            let socket = socket.await?;
+            let local = socket.local_addr()?;
+            Ok(TappedUdp { socket, local, log })
+        })
+    }
+}
+
+/// A resolver's UDP socket that copies what it sends and receives to the query log.
+pub(crate) struct TappedUdp {
+    socket: <TokioRuntimeProvider as RuntimeProvider>::Udp,
+    local: SocketAddr,
+    log: Option<Arc<QueryLog>>,
+}
+
+impl DnsUdpSocket for TappedUdp {
+    type Time = <<TokioRuntimeProvider as RuntimeProvider>::Udp as DnsUdpSocket>::Time;
+
+    fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<(usize, SocketAddr)>> {
+        let received = DnsUdpSocket::poll_recv_from(&self.socket, cx, buf);
+        if let (Poll::Ready(Ok((n, from))), Some(log)) = (&received, &self.log) {
+            log.upstream(false, self.local, *from, buf.get(..*n).unwrap_or_default());
+        }
+        received
+    }
+
+    fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<std::io::Result<usize>> {
+        let sent = DnsUdpSocket::poll_send_to(&self.socket, cx, buf, target);
+        if let (Poll::Ready(Ok(_)), Some(log)) = (&sent, &self.log) {
+            log.upstream(true, self.local, target, buf);
+        }
+        sent
+    }
+}
+
 /// The upstream resolvers and their cache.
 pub struct Forwarder {
-    resolver: TokioResolver,
+    resolver: Resolver<Tapped>,
     timeout: Duration,
     /// The longest an authoritative answer waits for its CNAME target's addresses.
     chase_timeout: Duration,
@@ -163,8 +248,9 @@ impl std::fmt::Debug for Forwarder {
 }
 
 impl Forwarder {
-    /// A forwarder for `config`; reads resolv.conf when the upstreams are the system's.
-    pub fn new(config: &ForwardConfig) -> Result<Self, ForwardError> {
+    /// A forwarder for `config`; reads resolv.conf when the upstreams are the system's. With
+    /// `log`, its exchanges with the upstreams go to dnstap.
+    pub fn new(config: &ForwardConfig, log: Option<Arc<QueryLog>>) -> Result<Self, ForwardError> {
         let upstreams = match &config.upstreams {
             Some(list) => list.clone(),
             None => {
@@ -204,7 +290,10 @@ impl Forwarder {
         opts.try_tcp_on_error = true;
         let mut builder = Resolver::builder_with_config(
             ResolverConfig::from_name_servers(servers),
-            TokioRuntimeProvider::default(),
+            Tapped {
+                inner: TokioRuntimeProvider::default(),
+                log,
+            },
         );
         *builder.options_mut() = opts;
         let resolver = builder

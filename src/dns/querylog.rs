@@ -18,7 +18,7 @@ use hickory_proto::rr::RecordType;
 use tracing::{info, warn};
 
 pub use super::dnstap::Identity;
-use super::dnstap::{Exchange, Writer};
+use super::dnstap::{Exchange, Upstream as Frame, Writer};
 
 /// Which answers get a log line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,8 +109,19 @@ struct Entry {
     tap: bool,
 }
 
+/// A message exchanged with an upstream resolver, for dnstap only.
+#[derive(Debug)]
+struct Upstream {
+    sent: bool,
+    local: SocketAddr,
+    upstream: SocketAddr,
+    at: SystemTime,
+    bytes: Vec<u8>,
+}
+
 enum Msg {
     Entry(Box<Entry>),
+    Upstream(Box<Upstream>),
     Stop,
 }
 
@@ -226,6 +237,30 @@ impl QueryLog {
         (line, self.tap)
     }
 
+    /// A message sent to (`sent`) or received from an upstream resolver: a FORWARDER_* dnstap
+    /// message when dnstap is on.
+    pub(crate) fn upstream(
+        &self,
+        sent: bool,
+        local: SocketAddr,
+        upstream: SocketAddr,
+        bytes: &[u8],
+    ) {
+        if !self.tap {
+            return;
+        }
+        let msg = Msg::Upstream(Box::new(Upstream {
+            sent,
+            local,
+            upstream,
+            at: SystemTime::now(),
+            bytes: bytes.to_vec(),
+        }));
+        if self.tx.try_send(msg).is_err() {
+            self.stats.dnstap_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Queues an entry for the writer, or counts it lost.
     fn push(&self, entry: Entry) {
         let (line, tap) = (entry.line, entry.tap);
@@ -269,6 +304,19 @@ fn write_loop(rx: &Receiver<Msg>, dnstap: Option<&DnstapConfig>, stats: &QueryLo
         {
             let (entry, wants_line, wants_tap) = match msg {
                 Msg::Entry(e) => (e.answer, e.line, e.tap),
+                Msg::Upstream(u) => {
+                    if let Some(c) = &tap {
+                        Frame {
+                            sent: u.sent,
+                            local: u.local,
+                            upstream: u.upstream,
+                            at: u.at,
+                            bytes: &u.bytes,
+                        }
+                        .frame(&c.config.identity, &mut frames);
+                    }
+                    continue;
+                }
                 Msg::Stop => {
                     stop = true;
                     break;
