@@ -13,6 +13,7 @@
 //! - [`refresh`]: the loop that ties them together: fetch → name → build → swap.
 //! - [`state`]: the last published fleet on disk, so a restart answers before the API does.
 //! - [`publish`]: a view's answers kept in sync in a Route 53 private hosted zone.
+//! - [`audit`]: security-group rules that break when an instance is replaced.
 //! - [`metrics`]: the Prometheus exposition, read from every part's counters; [`admin`]
 //!   serves it with the health endpoints.
 //! - [`config`]: the TOML file, validated once into the settings types the modules above own.
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub(crate) mod admin;
+pub mod audit;
 #[cfg(any(feature = "ec2", feature = "route53"))]
 pub(crate) mod aws;
 pub mod config;

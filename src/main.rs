@@ -31,6 +31,24 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AuditFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FailOn {
+    Low,
+    Medium,
+    High,
+}
+
+/// `audit` found something at or above `--fail-on`: exit 1, the findings already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} finding(s) at or above --fail-on")]
+struct AuditFailed(usize);
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the zone.
@@ -104,6 +122,21 @@ enum Command {
         #[arg(long)]
         view: Option<String>,
     },
+    /// Audit the security groups: rules pinned to an instance's address (they break when it is
+    /// replaced), rules to addresses nothing holds, admin ports open to the internet. Reads the
+    /// EC2 API only; changes nothing. Exits 0 when clean, 1 with findings at or above
+    /// `--fail-on`, 2 on errors.
+    Audit {
+        /// The config file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// `table` for people, `json` for tools.
+        #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+        format: AuditFormat,
+        /// Exit 1 when a finding is at least this severe.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+    },
     /// Print every name the current inventory gives, with its records and instances.
     Names {
         /// The config file.
@@ -173,6 +206,7 @@ fn main() -> ExitCode {
         }
     }
     tune_malloc();
+    let audit = matches!(cli.command, Command::Audit { .. });
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,6 +214,7 @@ fn main() -> ExitCode {
         .and_then(|rt| rt.block_on(run(cli.command)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<AuditFailed>().is_some() => ExitCode::from(1),
         Err(e) => {
             let line = error_line(&e);
             // In JSON mode every line is JSON, the last one too.
@@ -187,7 +222,12 @@ fn main() -> ExitCode {
                 LogFormat::Json => tracing::error!("{line}"),
                 LogFormat::Text => eprintln!("stabledns: {line}"),
             }
-            ExitCode::FAILURE
+            // The audit's own contract: 1 is for findings, errors are 2.
+            if audit {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -374,6 +414,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             print_rows(&pick_view(&snapshot, view.as_deref())?.rows());
         }
+        Command::Audit {
+            config,
+            format,
+            fail_on,
+        } => {
+            let config = Config::load(&config)?;
+            let findings = audit(&config).await?;
+            match format {
+                AuditFormat::Table => print!("{}", stabledns::audit::table(&findings)),
+                AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+            }
+            let floor = fail_on.map(|f| match f {
+                FailOn::Low => stabledns::audit::Severity::Low,
+                FailOn::Medium => stabledns::audit::Severity::Medium,
+                FailOn::High => stabledns::audit::Severity::High,
+            });
+            if let Some(floor) = floor {
+                let n = findings.iter().filter(|f| f.severity >= floor).count();
+                if n > 0 {
+                    return Err(AuditFailed(n).into());
+                }
+            }
+        }
         Command::Zone {
             config,
             view,
@@ -478,6 +541,35 @@ async fn served_zone(
         "200" => Ok(body.to_owned()),
         _ => anyhow::bail!("{}: {}", failed(), body.trim()),
     }
+}
+
+/// The audit's findings for the fleet and firewall the config's EC2 inventory reads now.
+async fn audit(config: &Config) -> anyhow::Result<Vec<stabledns::audit::Finding>> {
+    let source = stabledns::inventory::Source::from_config(&config.inventory).await;
+    let stabledns::inventory::Source::Ec2(ec2) = &source else {
+        anyhow::bail!(
+            "{}: the audit reads security groups from the EC2 API; inventory.source is not \"ec2\"",
+            config.path.display()
+        );
+    };
+    let fetched = ec2
+        .fetch()
+        .await
+        .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
+    let firewall = ec2.firewall().await.with_context(|| {
+        format!(
+            "failed to read the security groups from {}",
+            source.describe()
+        )
+    })?;
+    let fleet = fetched.instances;
+    let names = stabledns::audit::stable_names(&fleet, &config.naming, &config.zone);
+    Ok(stabledns::audit::audit(
+        &fleet,
+        &firewall,
+        &config.naming,
+        &names,
+    ))
 }
 
 async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {

@@ -119,6 +119,110 @@ impl Ec2Source {
         Ok(out)
     }
 
+    /// Every security group, rule and network interface in every walk (for the audit),
+    /// paginated, read-only: DescribeSecurityGroups, DescribeSecurityGroupRules and
+    /// DescribeNetworkInterfaces.
+    pub async fn firewall(&self) -> Result<super::security::Firewall, InventoryError> {
+        use super::security::{Group, Interface, Rule};
+        let mut out = super::security::Firewall::default();
+        for walk in &self.walks {
+            let api = |e: String| InventoryError::Api {
+                place: match &walk.role {
+                    Some(role) => format!("{} as {role}", walk.region),
+                    None => walk.region.clone(),
+                },
+                message: e,
+            };
+            let mut pages = walk
+                .client
+                .describe_security_groups()
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| api(crate::aws::error_line(&e)))?;
+                for g in page.security_groups() {
+                    out.groups.push(Group {
+                        id: g.group_id().unwrap_or_default().to_owned(),
+                        name: g.group_name().unwrap_or_default().to_owned(),
+                        vpc_id: g.vpc_id().map(str::to_owned),
+                    });
+                }
+            }
+            let mut pages = walk
+                .client
+                .describe_security_group_rules()
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| api(crate::aws::error_line(&e)))?;
+                for r in page.security_group_rules() {
+                    let cidr = r.cidr_ipv4().or(r.cidr_ipv6()).and_then(|c| c.parse().ok());
+                    out.rules.push(Rule {
+                        id: r.security_group_rule_id().unwrap_or_default().to_owned(),
+                        group_id: r.group_id().unwrap_or_default().to_owned(),
+                        egress: r.is_egress().unwrap_or(false),
+                        protocol: r.ip_protocol().unwrap_or("-1").to_owned(),
+                        from_port: r.from_port(),
+                        to_port: r.to_port(),
+                        cidr,
+                        group_ref: r
+                            .referenced_group_info()
+                            .and_then(|g| g.group_id())
+                            .map(str::to_owned),
+                        description: r.description().map(str::to_owned),
+                    });
+                }
+            }
+            let mut pages = walk
+                .client
+                .describe_network_interfaces()
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| api(crate::aws::error_line(&e)))?;
+                for n in page.network_interfaces() {
+                    let mut private = Vec::new();
+                    let mut public = Vec::new();
+                    for a in n.private_ip_addresses() {
+                        if let Some(ip) = a.private_ip_address().and_then(|s| s.parse().ok()) {
+                            private.push(ip);
+                        }
+                        if let Some(assoc) = a.association()
+                            && let Some(ip) = assoc.public_ip().and_then(|s| s.parse().ok())
+                        {
+                            public.push((ip, assoc.allocation_id().is_some()));
+                        }
+                    }
+                    if let Some(assoc) = n.association()
+                        && let Some(ip) = assoc.public_ip().and_then(|s| s.parse().ok())
+                        && !public.iter().any(|(p, _)| *p == ip)
+                    {
+                        public.push((ip, assoc.allocation_id().is_some()));
+                    }
+                    for a in n.ipv6_addresses() {
+                        if let Some(ip) = a.ipv6_address().and_then(|s| s.parse().ok()) {
+                            private.push(ip);
+                        }
+                    }
+                    out.interfaces.push(Interface {
+                        id: n.network_interface_id().unwrap_or_default().to_owned(),
+                        kind: n
+                            .interface_type()
+                            .map_or_else(|| "interface".to_owned(), |t| t.as_str().to_owned()),
+                        description: n.description().filter(|d| !d.is_empty()).map(str::to_owned),
+                        instance_id: n
+                            .attachment()
+                            .and_then(|a| a.instance_id())
+                            .map(str::to_owned),
+                        private,
+                        public,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn walk(&self, walk: &Walk, out: &mut Fetched) -> Result<(), InventoryError> {
         let where_ = || match &walk.role {
             Some(role) => format!("{} as {role}", walk.region),

@@ -18,6 +18,7 @@ use settings::{InventoryConfig, SourceConfig};
 #[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod file;
+pub mod security;
 pub mod settings;
 
 /// One EC2 instance, with the fields stabledns names and answers from.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod answers;
+mod audit;
 mod baddata;
 mod cli;
 mod crash;
