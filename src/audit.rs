@@ -8,7 +8,11 @@
 //!   that replaces it (the instance's own group by the naming rules' `single` group pattern,
 //!   else its tier group) as ready `aws ec2` commands;
 //! - **stale**: a /32 or /128 that no interface holds any more: whoever gets it next is let in;
-//! - **open-admin**: SSH, RDP or a database port open to the whole internet.
+//! - **open-admin**: SSH, RDP or a database port open to the whole internet;
+//! - **convention**: what keeps the convention from working: an instance without a tier
+//!   group, without the admin group or without its own group; an instance group with no
+//!   member or several; a tier group with none; a rule naming a group that no longer exists.
+//!   The group patterns are the naming rules' (`single` ones for instance groups).
 //!
 //! Pure: it never calls AWS, and it changes nothing.
 
@@ -54,6 +58,8 @@ pub enum Kind {
     Stale,
     /// An administration or database port open to the internet.
     OpenAdmin,
+    /// The group convention broken.
+    Convention,
 }
 
 impl Kind {
@@ -62,6 +68,7 @@ impl Kind {
             Kind::Pinned => "pinned",
             Kind::Stale => "stale",
             Kind::OpenAdmin => "open-admin",
+            Kind::Convention => "convention",
         }
     }
 }
@@ -76,16 +83,22 @@ pub struct Finding {
     /// How bad.
     pub severity: Severity,
     /// The rule (`sgr-…`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub rule_id: String,
     /// Its group.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub group_id: String,
     /// Its group's name.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub group_name: String,
     /// `ingress` or `egress`.
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub direction: &'static str,
     /// `tcp 3306`, `all`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub ports: String,
     /// The CIDR the rule names.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub peer: String,
     /// The instance the address belongs to.
     pub instance: Option<String>,
@@ -250,7 +263,135 @@ pub fn audit(
             }
         }
     }
+    out.extend(convention(fleet, firewall, rules));
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+    out
+}
+
+/// The convention's findings: each instance in a tier group, the admin group (a tier group
+/// named `admin`, when there is one) and a group of its own; each instance group with exactly
+/// one member; each tier group with some; every referenced group still there.
+fn convention(fleet: &[Instance], firewall: &Firewall, rules: &Rules) -> Vec<Finding> {
+    // The naming rules' capture for a group name, by whether the rule names single instances.
+    let capture = |name: &str, single: bool| {
+        rules.rules.iter().find_map(|r| match &r.kind {
+            RuleKind::SecurityGroup { pattern } if r.single == single => pattern
+                .captures(name)
+                .and_then(|c| c.name("name").map(|m| m.as_str().to_ascii_lowercase())),
+            _ => None,
+        })
+    };
+    let finding = |id: String, group_id: &str, group_name: &str, fix: String| Finding {
+        id: format!("convention:{id}"),
+        kind: Kind::Convention,
+        severity: Severity::Low,
+        rule_id: String::new(),
+        group_id: group_id.to_owned(),
+        group_name: group_name.to_owned(),
+        direction: "",
+        ports: String::new(),
+        peer: String::new(),
+        instance: None,
+        name: None,
+        fix,
+        note: None,
+    };
+    let mut out = Vec::new();
+    let admin_exists = firewall
+        .groups
+        .iter()
+        .any(|g| capture(&g.name, false).as_deref() == Some("admin"));
+    let live: Vec<&Instance> = fleet
+        .iter()
+        .filter(|i| rules.states.contains(&i.state))
+        .collect();
+    let mut members: HashMap<&str, usize> = HashMap::new();
+    for inst in &live {
+        let mut tier = false;
+        let mut admin = false;
+        let mut own = false;
+        for g in &inst.security_groups {
+            *members.entry(g.id.as_str()).or_default() += 1;
+            match capture(&g.name, false) {
+                Some(n) if n == "admin" => admin = true,
+                Some(_) => tier = true,
+                None => {}
+            }
+            own |= capture(&g.name, true).is_some();
+        }
+        let missing = [
+            (
+                !tier,
+                "no-tier",
+                "no tier group (SG-T-<role>): it answers no role's name",
+            ),
+            (
+                !admin && admin_exists,
+                "no-admin",
+                "not in the admin group: the admin rules do not reach it",
+            ),
+            (
+                !own,
+                "no-own",
+                "no group of its own (SG-I-<name>): rules for it alone must name its address",
+            ),
+        ];
+        for (_, what, why) in missing.iter().filter(|m| m.0) {
+            let mut f = finding(
+                format!("{}:{what}", inst.id),
+                "",
+                "",
+                format!("{} has {why}", inst.id),
+            );
+            f.instance = Some(inst.id.clone());
+            out.push(f);
+        }
+    }
+    for g in &firewall.groups {
+        let n = members.get(g.id.as_str()).copied().unwrap_or(0);
+        let problem = if capture(&g.name, true).is_some() && n != 1 {
+            Some(format!(
+                "an instance group with {n} members: it should hold exactly one instance"
+            ))
+        } else if capture(&g.name, false).is_some() && n == 0 {
+            Some("a tier group with no members: its rules reach nothing".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = problem {
+            out.push(finding(
+                format!("{}:members", g.id),
+                &g.id,
+                &g.name,
+                format!("{} is {why}", g.name),
+            ));
+        }
+    }
+    let known: std::collections::HashSet<&str> =
+        firewall.groups.iter().map(|g| g.id.as_str()).collect();
+    for rule in &firewall.rules {
+        if let Some(gone) = rule.group_ref.as_deref().filter(|r| !known.contains(r)) {
+            let group_name = firewall
+                .groups
+                .iter()
+                .find(|g| g.id == rule.group_id)
+                .map_or("?", |g| g.name.as_str());
+            let mut f = finding(
+                format!("{}:gone", rule.id),
+                &rule.group_id,
+                group_name,
+                format!(
+                    "the rule names {gone}, which no longer exists: {}",
+                    revoke(rule)
+                ),
+            );
+            f.rule_id = rule.id.clone();
+            f.direction = if rule.egress { "egress" } else { "ingress" };
+            f.ports = rule.ports_text();
+            f.peer = gone.to_owned();
+            out.push(f);
+        }
+    }
     out
 }
 
@@ -310,16 +451,26 @@ pub fn table(findings: &[Finding]) -> String {
             (Some(i), None) => format!(" {i}"),
             _ => String::new(),
         };
+        let rule = [
+            f.rule_id.clone(),
+            if f.group_id.is_empty() {
+                String::new()
+            } else {
+                format!("{} ({})", f.group_name, f.group_id)
+            },
+            f.direction.to_owned(),
+            f.ports.clone(),
+            f.peer.clone(),
+        ]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
         out.push_str(&format!(
-            "{:<6} {:<10} {} {} ({}) {} {} {}{who}\n    fix: {}\n",
+            "{:<6} {:<10} {}\n    fix: {}\n",
             f.severity.as_str(),
             f.kind.as_str(),
-            f.rule_id,
-            f.group_name,
-            f.group_id,
-            f.direction,
-            f.ports,
-            f.peer,
+            format!("{rule}{who}").trim(),
             f.fix
         ));
         if let Some(note) = &f.note {
@@ -327,4 +478,66 @@ pub fn table(findings: &[Finding]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::security::Group;
+    use crate::naming::Rule as NamingRule;
+
+    fn rules() -> Rules {
+        let sg = |pattern: &str, single| NamingRule {
+            kind: RuleKind::SecurityGroup {
+                pattern: regex::Regex::new(pattern).expect("regex"),
+            },
+            single,
+            inside_only: false,
+            slots: false,
+        };
+        Rules {
+            states: Default::default(),
+            instance_id_names: true,
+            rules: vec![
+                sg("^SG-T-(?P<name>.+)$", false),
+                sg("^SG-I-(?P<name>.+)$", true),
+            ],
+            srv_tag: "stabledns:srv".into(),
+            inside_only_tag: "stabledns:inside-only".into(),
+        }
+    }
+
+    #[test]
+    fn a_rule_naming_a_group_that_is_gone_is_reported_with_its_revoke() {
+        let firewall = Firewall {
+            groups: vec![Group {
+                id: "sg-db".into(),
+                name: "SG-T-DB".into(),
+                vpc_id: None,
+            }],
+            rules: vec![Rule {
+                id: "sgr-1".into(),
+                group_id: "sg-db".into(),
+                egress: false,
+                protocol: "tcp".into(),
+                from_port: Some(3306),
+                to_port: Some(3306),
+                cidr: None,
+                group_ref: Some("sg-gone".into()),
+                description: None,
+            }],
+            interfaces: Vec::new(),
+        };
+        let found = audit(&[], &firewall, &rules(), &HashMap::new());
+        let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
+        // The tier group has no members, and its rule names a group nobody has.
+        assert_eq!(ids, ["convention:sg-db:members", "convention:sgr-1:gone"]);
+        assert_eq!(found[1].peer, "sg-gone");
+        assert!(found[1].fix.contains("--security-group-rule-ids sgr-1"));
+        let text = table(&found);
+        assert!(
+            text.contains("low    convention sgr-1 SG-T-DB (sg-db) ingress tcp 3306 sg-gone"),
+            "{text}"
+        );
+    }
 }

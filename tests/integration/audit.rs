@@ -83,6 +83,13 @@ async fn the_audit_finds_pinned_stale_and_open_rules_but_not_group_references() 
         net.group(&ec2, "SG-T-ADMIN").await,
     );
     let sg_web = net.group(&ec2, "SG-T-WEB").await;
+    // Against the convention: a worker in its tier only, an instance group nobody is in, and
+    // a tier group with no members.
+    let worker = net
+        .launch(&ec2, 1, false, &[("Name", "worker1")], &["SG-T-WORKER"])
+        .await;
+    let sg_spare = net.group(&ec2, "SG-I-SPARE").await;
+    let sg_empty = net.group(&ec2, "SG-T-EMPTY").await;
     // The database lets web1 in by its address (breaks when web1 is replaced), and also
     // 10.20.9.9, which nothing holds; the admin group has SSH open to the world; the web tier
     // reaching PostgreSQL by group is how it should be.
@@ -95,9 +102,25 @@ async fn the_audit_finds_pinned_stale_and_open_rules_but_not_group_references() 
     let config = dir.path().join("stabledns.toml");
     std::fs::write(&config, ec2_config_text(&moto.url, &["eu-west-1"], "")).expect("config");
 
-    let found = findings(&config);
+    let all = findings(&config);
+    let (convention, found): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|f| f["kind"] == "convention");
     let kinds: Vec<&str> = found.iter().filter_map(|f| f["kind"].as_str()).collect();
     assert_eq!(kinds, ["open-admin", "stale", "pinned"], "{found:#?}");
+    let mut ids: Vec<String> = convention
+        .iter()
+        .map(|f| f["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    let mut want = vec![
+        format!("convention:{}:no-admin", worker[0]),
+        format!("convention:{}:no-own", worker[0]),
+        format!("convention:{sg_spare}:members"),
+        format!("convention:{sg_empty}:members"),
+    ];
+    want.sort();
+    assert_eq!(ids, want, "{convention:#?}");
+    assert!(convention.iter().all(|f| f["severity"] == "low"));
 
     let open = &found[0];
     assert_eq!(
@@ -157,6 +180,10 @@ async fn the_audit_finds_pinned_stale_and_open_rules_but_not_group_references() 
         .await
         .expect("revoke");
     let after = findings(&config);
-    let kinds: Vec<&str> = after.iter().filter_map(|f| f["kind"].as_str()).collect();
+    let kinds: Vec<&str> = after
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .filter(|k| *k != "convention")
+        .collect();
     assert_eq!(kinds, ["open-admin", "stale"], "{after:#?}");
 }
