@@ -297,3 +297,94 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A process under test (the binary, or a peer such as `fstrm_capture`): killed on drop, its
+/// stderr lines read as they come and kept, so a line that went by while the test waited for
+/// another still counts.
+pub struct Logged {
+    /// The process.
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Logged {
+    /// Starts `cmd` with stdout discarded and stderr read.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// The first log line containing `needle`, read already or waited for (30 s at most).
+    pub fn wait_log(&mut self, needle: &str) -> String {
+        if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no log line with `{needle}` in 30 s; log so far:\n{}",
+            self.log.join("\n")
+        );
+    }
+
+    /// Every line read so far.
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// Sends `sig` (`-HUP`, `-TERM`, …).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig}");
+    }
+
+    /// SIGTERM, a clean exit, and every line it logged.
+    pub fn stop(mut self) -> Vec<String> {
+        self.signal("-TERM");
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "stopped with {status}");
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        self.log.extend(rest);
+        std::mem::take(&mut self.log)
+    }
+}

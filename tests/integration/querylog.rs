@@ -1,95 +1,14 @@
 //! The query log and dnstap, from the real binary: JSON lines read back from its log, and
 //! dnstap frames caught by `fstrm_capture` and decoded by BIND's `dnstap-read`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::harness::{dig, root};
+use crate::harness::{Logged, dig, root};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
-
-/// A child process killed on drop, its stderr lines on a channel.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line `until` has read.
-    history: std::cell::RefCell<Vec<String>>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            history: Default::default(),
-        }
-    }
-
-    /// Lines until one contains `what` (returned with the ones before it), or a panic.
-    fn until(&self, what: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(what);
-                    self.history.borrow_mut().push(line.clone());
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {what:?}; saw:\n{}", seen.join("\n"));
-    }
-
-    /// Returns once a line with `what` has been seen, by an earlier `until` too: a line logged
-    /// early under load may have gone by while waiting for another.
-    fn seen(&self, what: &str) {
-        if !self.history.borrow().iter().any(|l| l.contains(what)) {
-            self.until(what);
-        }
-    }
-
-    /// SIGTERM, then every line left once it has exited.
-    fn stop(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.child.wait().expect("waits");
-        assert!(status.success(), "stopped with {status}");
-        self.lines.try_iter().collect()
-    }
-
-    fn hup(&self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-HUP", &pid]).status();
-    }
-}
 
 /// The demo config with `extra` appended, in `dir`.
 fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
@@ -106,8 +25,8 @@ fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
 }
 
 /// `stabledns --log-format json serve` on an ephemeral port, forwarding to `upstream`.
-fn serve(config: &Path, upstream: SocketAddr) -> (Proc, SocketAddr, SocketAddr) {
-    let p = Proc::spawn(
+fn serve(config: &Path, upstream: SocketAddr) -> (Logged, SocketAddr, SocketAddr) {
+    let mut p = Logged::spawn(
         Command::new(BIN)
             .args(["--log-format", "json", "serve", "--config"])
             .arg(config)
@@ -116,8 +35,9 @@ fn serve(config: &Path, upstream: SocketAddr) -> (Proc, SocketAddr, SocketAddr) 
             .env("RUST_LOG", "info"),
     );
     let (mut dns, mut admin) = (None, None);
-    for line in p.until("admin endpoints") {
-        let v = json(&line);
+    p.wait_log("admin endpoints");
+    for line in p.log() {
+        let v = json(line);
         if let Some(local) = v["fields"]["local"].as_str() {
             dns = local.parse().ok();
         }
@@ -224,7 +144,7 @@ fn errors_mode_logs_failures_only_and_a_reload_turns_on_sampled_lines() {
     let nsd = crate::forwarding::vpc_resolver();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), "[log]\nqueries = \"errors\"\n");
-    let (server, dns, _) = serve(&cfg, nsd.addr);
+    let (mut server, dns, _) = serve(&cfg, nsd.addr);
     for _ in 0..3 {
         dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
     }
@@ -233,12 +153,13 @@ fn errors_mode_logs_failures_only_and_a_reload_turns_on_sampled_lines() {
     dig(dns, &["-b", "127.0.0.2", "db1.internal", "A", "CH"]); // REFUSED (CHAOS, not configured)
 
     config(dir.path(), "[log]\nqueries = \"all\"\nsample = 2\n");
-    server.hup();
-    let before = queries(&server.until("reloaded the config"));
+    server.signal("-HUP");
+    server.wait_log("reloaded the config");
+    let before = queries(server.log());
     for _ in 0..4 {
         dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
     }
-    let after = queries(&server.stop());
+    let after = queries(&server.stop()).split_off(before.len());
     let rcodes: Vec<_> = before
         .iter()
         .map(|l| l["rcode"].as_str().unwrap_or(""))
@@ -277,18 +198,18 @@ async fn dnstap_frames_reach_fstrm_capture_and_dnstap_read_decodes_them() {
     );
     // The server starts before its collector: it serves, counts what it cannot send, and
     // connects once the collector is there.
-    let (server, dns, admin) = serve(&cfg, nsd.addr);
-    server.seen("cannot reach the collector");
+    let (mut server, dns, admin) = serve(&cfg, nsd.addr);
+    server.wait_log("cannot reach the collector");
     dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
     let capture = dir.path().join("out.fstrm");
-    let fstrm = Proc::spawn(
+    let fstrm = Logged::spawn(
         Command::new("fstrm_capture")
             .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
             .arg(&socket)
             .arg("-w")
             .arg(&capture),
     );
-    server.seen("connected to the collector");
+    server.wait_log("connected to the collector");
     let metrics = crate::admin::http_get(admin, "/metrics").await.1;
     assert!(
         metrics.contains("stabledns_dnstap_connected 1"),
@@ -307,8 +228,7 @@ async fn dnstap_frames_reach_fstrm_capture_and_dnstap_read_decodes_them() {
     assert!(dig(dns, &["+tcp", "www.example.test", "A", "+short"]).contains("192.0.2.80"));
     server.stop();
     // fstrm_capture closes its file cleanly on SIGINT.
-    let pid = fstrm.child.id().to_string();
-    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    fstrm.signal("-INT");
     std::thread::sleep(Duration::from_millis(300));
     drop(fstrm);
 

@@ -1,93 +1,32 @@
 //! The real binary under signals: SIGHUP reloads the config without dropping a query (and keeps
 //! the old one when the new one is broken); SIGTERM exits 0 after writing the state file.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use hickory_server::proto::op::{Message, Query, ResponseCode};
 use hickory_server::proto::rr::{Name, RecordType};
 use hickory_server::proto::serialize::binary::{BinDecodable, BinEncodable};
 
-use crate::harness::root;
+use crate::harness::{Logged, root};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 
-/// The binary, killed on drop; its log lines arrive on `lines`.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(config: &Path, upstream: SocketAddr) -> Self {
-        let mut child = Command::new(BIN)
+/// The binary serving `config`, forwarding to `upstream`.
+fn start(config: &Path, upstream: SocketAddr) -> Logged {
+    Logged::spawn(
+        Command::new(BIN)
             .arg("serve")
             .arg("--config")
             .arg(config)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--upstream", &upstream.to_string()])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_log(&mut self, needle: &str) -> String {
-        if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "no log line with `{needle}` in 30 s; log so far:\n{}",
-            self.log.join("\n")
-        );
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig}");
-    }
+            .env("RUST_LOG", "info"),
+    )
 }
 
 fn addr_after(line: &str, key: &str) -> SocketAddr {
@@ -176,7 +115,7 @@ fn sighup_reloads_without_dropping_queries_and_sigterm_saves_the_state() {
     .expect("copy the fleet");
     write_config(dir.path(), "60");
     let config = dir.path().join("stabledns.toml");
-    let mut server = Server::start(&config, nsd.addr);
+    let mut server = start(&config, nsd.addr);
     let dns = addr_after(&server.wait_log("listening on UDP and TCP"), "local=");
     let admin = addr_after(&server.wait_log("admin endpoints on"), "http://");
 
