@@ -35,6 +35,8 @@ enum LogFormat {
 enum AuditFormat {
     Table,
     Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -424,6 +426,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             match format {
                 AuditFormat::Table => print!("{}", stabledns::audit::table(&findings)),
                 AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+                AuditFormat::Sarif => {
+                    let log = stabledns::audit::sarif(&findings, env!("CARGO_PKG_VERSION"));
+                    println!("{}", serde_json::to_string_pretty(&log)?);
+                }
             }
             let floor = fail_on.map(|f| match f {
                 FailOn::Low => stabledns::audit::Severity::Low,
@@ -562,13 +568,27 @@ async fn audit(config: &Config) -> anyhow::Result<Vec<stabledns::audit::Finding>
             source.describe()
         )
     })?;
-    let fleet = fetched.instances;
-    let names = stabledns::audit::stable_names(&fleet, &config.naming, &config.zone);
-    Ok(stabledns::audit::audit(
-        &fleet,
+    // The state file's departures name whoever held a stale address; without one the audit
+    // still runs.
+    let departed = match config
+        .inventory
+        .state_file
+        .as_deref()
+        .map(stabledns::state::load)
+    {
+        Some(Ok(Some(saved))) => saved.departed,
+        Some(Err(e)) => {
+            warning(&e.to_string(), false);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    Ok(stabledns::audit::findings(
+        &fetched.instances,
         &firewall,
         &config.naming,
-        &names,
+        &config.zone,
+        &departed,
     ))
 }
 

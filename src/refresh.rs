@@ -161,6 +161,8 @@ pub struct Refresher {
     held: Option<(u64, u32)>,
     /// NOTIFY the views' secondaries after a publish.
     notify: bool,
+    /// Instances that left the fleet, for the state file (and from there the audit).
+    departed: Vec<state::Departed>,
 }
 
 impl Refresher {
@@ -174,6 +176,7 @@ impl Refresher {
             metrics: Arc::default(),
             held: None,
             notify: true,
+            departed: Vec::new(),
         }
     }
 
@@ -202,7 +205,7 @@ impl Refresher {
 
     /// Publishes the state file's fleet, if there is a readable one. A missing file is normal;
     /// an unreadable one is logged and ignored.
-    pub async fn load_state(&self) -> bool {
+    pub async fn load_state(&mut self) -> bool {
         let Some(path) = self.config.inventory.state_file.clone() else {
             return false;
         };
@@ -212,7 +215,8 @@ impl Refresher {
         })
         .await;
         match loaded {
-            Ok(Ok(Some(saved))) => {
+            Ok(Ok(Some(mut saved))) => {
+                self.departed = std::mem::take(&mut saved.departed);
                 let count = saved.instances.len();
                 let (serial, saved_at) = (saved.serial, saved.saved_at);
                 let mut snapshot = from_state(&self.config, saved);
@@ -352,7 +356,7 @@ impl Refresher {
     /// Gives `snapshot` the next serial, publishes it, logs the change and writes the state
     /// file.
     async fn publish(
-        &self,
+        &mut self,
         previous: Option<&Snapshot>,
         mut snapshot: Snapshot,
         instances: Arc<[Instance]>,
@@ -364,6 +368,16 @@ impl Refresher {
             snapshot.link_history(prev);
         }
         log_publish(previous, &snapshot);
+        if let Some(prev) = previous
+            && self.config.inventory.state_file.is_some()
+        {
+            state::record_departures(
+                &mut self.departed,
+                &prev.fleet,
+                &instances,
+                jiff::Timestamp::now(),
+            );
+        }
         let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
@@ -378,9 +392,11 @@ impl Refresher {
         let Some(path) = self.config.inventory.state_file.clone() else {
             return;
         };
-        let written =
-            tokio::task::spawn_blocking(move || state::save(&path, serial, &instances, &slots))
-                .await;
+        let departed = self.departed.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            state::save(&path, serial, &instances, &slots, &departed)
+        })
+        .await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => error!("{e}; the next start cannot serve before the API answers"),

@@ -30,6 +30,66 @@ pub struct Saved {
     /// Tier slot numbers, so instances keep them across restarts (absent in older files).
     #[serde(default)]
     pub slots: Slots,
+    /// Instances that left the fleet, newest last (absent in older files).
+    #[serde(default)]
+    pub departed: Vec<Departed>,
+}
+
+/// An instance that left the fleet, as last seen holding its addresses: `stabledns audit`
+/// names it, and whoever took over its names, when a rule still lets its address in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Departed {
+    /// The instance, addresses and tags as they were.
+    pub instance: Instance,
+    /// When a publish first saw it gone.
+    pub departed_at: jiff::Timestamp,
+}
+
+/// How long a departure is remembered: long after any rule to its address should be gone.
+const DEPARTED_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
+
+/// At most this many departures are remembered (the oldest go first): a few MB of state file.
+const DEPARTED_MAX: usize = 10_000;
+
+/// Adds to `history` the instances of `before` that held addresses and no longer do in
+/// `after` (gone, or terminated), then forgets what is older than 90 days or beyond the
+/// newest 10,000.
+pub fn record_departures(
+    history: &mut Vec<Departed>,
+    before: &[Instance],
+    after: &[Instance],
+    now: jiff::Timestamp,
+) {
+    let holding = |i: &&Instance| {
+        i.state.holds_addresses()
+            && (i.private_ip.is_some() || i.public_ip.is_some() || !i.ipv6.is_empty())
+    };
+    let still: std::collections::HashSet<&str> = after
+        .iter()
+        .filter(holding)
+        .map(|i| i.id.as_str())
+        .collect();
+    let gone: Vec<Departed> = before
+        .iter()
+        .filter(holding)
+        .filter(|i| !still.contains(i.id.as_str()))
+        .map(|i| Departed {
+            instance: i.clone(),
+            departed_at: now,
+        })
+        .collect();
+    if !gone.is_empty() {
+        // An instance that came back (a restored state file) and left again is listed once.
+        let ids: std::collections::HashSet<&str> =
+            gone.iter().map(|d| d.instance.id.as_str()).collect();
+        history.retain(|d| !ids.contains(d.instance.id.as_str()));
+        history.extend(gone);
+    }
+    let horizon = now - DEPARTED_FOR;
+    history.retain(|d| d.departed_at >= horizon);
+    if history.len() > DEPARTED_MAX {
+        history.drain(..history.len() - DEPARTED_MAX);
+    }
 }
 
 /// Why the state file could not be used.
@@ -113,6 +173,7 @@ pub fn save(
     serial: u32,
     instances: &[Instance],
     slots: &Slots,
+    departed: &[Departed],
 ) -> Result<(), StateError> {
     let io_err = |action, source| StateError::Io {
         action,
@@ -125,6 +186,7 @@ pub fn save(
         saved_at: jiff::Timestamp::now(),
         instances,
         slots,
+        departed,
     };
     let bytes = serde_json::to_vec(&saved).map_err(|e| io_err("encode", io::Error::other(e)))?;
     let dir = path
@@ -161,6 +223,7 @@ struct SavedRef<'a> {
     saved_at: jiff::Timestamp,
     instances: &'a [Instance],
     slots: &'a Slots,
+    departed: &'a [Departed],
 }
 
 #[cfg(test)]
@@ -183,11 +246,16 @@ mod tests {
 
         let fleet = demo();
         let slots: Slots = [("web".to_owned(), [("i-1".to_owned(), 2)].into())].into();
-        save(&path, 42, &fleet, &slots).expect("saves");
+        let departed = vec![Departed {
+            instance: fleet[0].clone(),
+            departed_at: jiff::Timestamp::UNIX_EPOCH,
+        }];
+        save(&path, 42, &fleet, &slots, &departed).expect("saves");
         let saved = load(&path).expect("loads").expect("present");
         assert_eq!(saved.serial, 42);
         assert_eq!(saved.instances, fleet);
         assert_eq!(saved.slots, slots);
+        assert_eq!(saved.departed, departed);
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1);
 
@@ -200,5 +268,28 @@ mod tests {
         .expect("write");
         let e = load(&path).expect_err("other version");
         assert!(e.to_string().contains("version 99"), "{e}");
+    }
+
+    #[test]
+    fn departures_are_the_instances_that_gave_their_addresses_back() {
+        let fleet = demo();
+        let now = jiff::Timestamp::now();
+        let mut history = Vec::new();
+        record_departures(&mut history, &fleet, &fleet, now);
+        assert!(history.is_empty(), "nothing left");
+
+        // One instance gone, one terminated: both departed, each once.
+        let mut after = fleet[2..].to_vec();
+        after[0].state = crate::inventory::InstanceState::Terminated;
+        record_departures(&mut history, &fleet, &after, now);
+        let ids: Vec<&str> = history.iter().map(|d| d.instance.id.as_str()).collect();
+        assert_eq!(ids, [&fleet[0].id, &fleet[1].id, &fleet[2].id]);
+        record_departures(&mut history, &fleet, &after, now);
+        assert_eq!(history.len(), 3, "a departure seen again is listed once");
+
+        // Departures older than the horizon are forgotten.
+        let later = now + DEPARTED_FOR + jiff::SignedDuration::from_secs(1);
+        record_departures(&mut history, &after, &after, later);
+        assert!(history.is_empty(), "{history:?}");
     }
 }

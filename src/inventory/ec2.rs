@@ -8,6 +8,7 @@
 //! Each SDK instance is mapped onto the same raw shape the `file` source reads and converted by
 //! the same code, so both sources validate instances identically.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
@@ -119,9 +120,10 @@ impl Ec2Source {
         Ok(out)
     }
 
-    /// Every security group, rule and network interface in every walk (for the audit),
-    /// paginated, read-only: DescribeSecurityGroups, DescribeSecurityGroupRules and
-    /// DescribeNetworkInterfaces.
+    /// Every security group, rule, network interface, Elastic IP and VPC range in every walk
+    /// (for the audit), paginated, read-only: DescribeSecurityGroups,
+    /// DescribeSecurityGroupRules, DescribeNetworkInterfaces, DescribeAddresses and
+    /// DescribeVpcs.
     pub async fn firewall(&self) -> Result<super::security::Firewall, InventoryError> {
         use super::security::{Group, Interface, Rule};
         let mut out = super::security::Firewall::default();
@@ -219,7 +221,43 @@ impl Ec2Source {
                     });
                 }
             }
+            // Not paginated: an account holds a few Elastic IPs (five per region by default).
+            let addresses = walk
+                .client
+                .describe_addresses()
+                .send()
+                .await
+                .map_err(|e| api(crate::aws::error_line(&e)))?;
+            out.elastic.extend(
+                addresses
+                    .addresses()
+                    .iter()
+                    .filter_map(|a| a.public_ip().and_then(|s| s.parse::<IpAddr>().ok())),
+            );
+            let mut pages = walk.client.describe_vpcs().into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| api(crate::aws::error_line(&e)))?;
+                for vpc in page.vpcs() {
+                    let v4 = vpc
+                        .cidr_block_association_set()
+                        .iter()
+                        .filter_map(|c| c.cidr_block());
+                    let v6 = vpc
+                        .ipv6_cidr_block_association_set()
+                        .iter()
+                        .filter_map(|c| c.ipv6_cidr_block());
+                    out.networks.extend(
+                        vpc.cidr_block()
+                            .into_iter()
+                            .chain(v4)
+                            .chain(v6)
+                            .filter_map(|c| c.parse::<ipnet::IpNet>().ok()),
+                    );
+                }
+            }
         }
+        out.networks.sort();
+        out.networks.dedup();
         Ok(out)
     }
 

@@ -245,6 +245,12 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
+    /// Whether an instance in this state still holds its addresses: a terminated one (and one
+    /// on its way there) has given them back, whatever the API still lists.
+    pub fn holds_addresses(self) -> bool {
+        !matches!(self, Self::ShuttingDown | Self::Terminated)
+    }
+
     /// The API's name for the state.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,6 +1,7 @@
 //! The firewall around the fleet, as the EC2 API reports it: security groups, their rules, and
 //! every network interface's addresses (instances' and everything else's: load balancers,
-//! databases, Lambda). Read for `stabledns audit`; nothing here changes anything.
+//! databases, Lambda), the Elastic IPs the accounts hold and the VPCs' address ranges. Read
+//! for `stabledns audit`; nothing here changes anything.
 
 use std::net::IpAddr;
 
@@ -88,6 +89,13 @@ pub struct Firewall {
     pub rules: Vec<Rule>,
     /// Every interface.
     pub interfaces: Vec<Interface>,
+    /// Every Elastic IP the accounts hold, associated or not (DescribeAddresses): an address
+    /// that survives stop, start and replacement, and stays the account's until released.
+    pub elastic: Vec<IpAddr>,
+    /// The VPCs' address ranges, IPv4 and IPv6: an address inside one that no interface
+    /// holds was ours and is free for the next interface; one outside (an office, a partner)
+    /// is not ours to judge.
+    pub networks: Vec<IpNet>,
 }
 
 #[cfg(test)]

@@ -1,17 +1,23 @@
 //! `stabledns audit` against a moto VPC seeded the way the convention says, with the rules
-//! that break on replacement mixed in: the real binary, its JSON, its exit codes, and the fix
-//! it suggests applied through the API.
+//! that break on replacement mixed in: the real binary, its JSON and SARIF (checked against
+//! the SARIF 2.1.0 schema), its exit codes, and the fix it suggests applied through the API.
 
 use std::process::Command;
+
+use hickory_server::proto::rr::RecordType;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
 
-use crate::moto::{Moto, Network, ec2_config_text, private_ip};
+use crate::harness::{TestServer, wait_for};
+use crate::moto::{Moto, Network, ec2_config, ec2_config_text, private_ip, public_ip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 
-async fn allow(ec2: &Client, group: &str, port: i32, cidr: Option<&str>, peer: Option<&str>) {
+/// Long enough for a few refreshes under a loaded machine.
+const SOON: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn permission(port: i32, cidr: Option<&str>, peer: Option<&str>) -> IpPermission {
     let mut perm = IpPermission::builder()
         .ip_protocol("tcp")
         .from_port(port)
@@ -22,9 +28,13 @@ async fn allow(ec2: &Client, group: &str, port: i32, cidr: Option<&str>, peer: O
     if let Some(peer) = peer {
         perm = perm.user_id_group_pairs(UserIdGroupPair::builder().group_id(peer).build());
     }
+    perm.build()
+}
+
+async fn allow(ec2: &Client, group: &str, port: i32, cidr: Option<&str>, peer: Option<&str>) {
     ec2.authorize_security_group_ingress()
         .group_id(group)
-        .ip_permissions(perm.build())
+        .ip_permissions(permission(port, cidr, peer))
         .send()
         .await
         .expect("authorize");
@@ -186,4 +196,256 @@ async fn the_audit_finds_pinned_stale_and_open_rules_but_not_group_references() 
         .filter(|k| *k != "convention")
         .collect();
     assert_eq!(kinds, ["open-admin", "stale"], "{after:#?}");
+}
+
+/// Whether `document` is valid SARIF 2.1.0, by the `jsonschema` package against OASIS's
+/// schema (which `scripts/test` fetches); the validator's complaints when it is not.
+fn sarif_errors(document: &str) -> Result<(), String> {
+    let schema = std::env::var("STABLEDNS_SARIF_SCHEMA")
+        .expect("STABLEDNS_SARIF_SCHEMA: run scripts/test, which fetches the SARIF 2.1.0 schema");
+    let python = std::env::var("STABLEDNS_PYTHON")
+        .expect("STABLEDNS_PYTHON: run scripts/test, which installs jsonschema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.sarif");
+    std::fs::write(&path, document).expect("write");
+    let check = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft7Validator.check_schema(schema)\n\
+        errors = list(jsonschema.Draft7Validator(schema).iter_errors(json.load(open(sys.argv[2]))))\n\
+        for e in errors: print(e.json_path, e.message)\n\
+        sys.exit(1 if errors else 0)\n";
+    let out = Command::new(python)
+        .args(["-c", check, &schema])
+        .arg(&path)
+        .output()
+        .expect("python runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(1) if !said.contains("Traceback") => Err(said),
+        _ => panic!("the validator failed to run: {said}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_names_replaced_instances_and_public_addresses_and_writes_valid_sarif() {
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let net = Network::create(&ec2).await;
+    let db = async || {
+        net.launch(&ec2, 1, false, &[("Name", "db1")], &["SG-T-DB", "SG-I-DB1"])
+            .await
+            .remove(0)
+    };
+    let old_db = db().await;
+    let old_ip = private_ip(&ec2, &old_db).await;
+    // web1 has an auto-assigned public address; api1 an Elastic IP, and one more is held.
+    let web = net
+        .launch(
+            &ec2,
+            1,
+            true,
+            &[("Name", "web1")],
+            &["SG-T-WEB", "SG-I-WEB1"],
+        )
+        .await
+        .remove(0);
+    let api = net
+        .launch(
+            &ec2,
+            1,
+            true,
+            &[("Name", "api1")],
+            &["SG-T-API", "SG-I-API1"],
+        )
+        .await
+        .remove(0);
+    let eip = ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .expect("allocate");
+    ec2.associate_address()
+        .instance_id(&api)
+        .allocation_id(eip.allocation_id().expect("allocation"))
+        .send()
+        .await
+        .expect("associate");
+    let spare = ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .expect("allocate")
+        .public_ip()
+        .expect("spare EIP")
+        .to_owned();
+    let (web_public, api_public) = (public_ip(&ec2, &web).await, public_ip(&ec2, &api).await);
+    assert_eq!(Some(api_public.as_str()), eip.public_ip());
+
+    // The server sees db1 replaced, and its state file remembers who had the old address.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let extra = format!("state_file = \"{}\"", state.display());
+    let server = TestServer::start(ec2_config(&moto.url, &["eu-west-1"], &extra)).await;
+    wait_for(
+        server.addr(),
+        "db1.internal.",
+        RecordType::A,
+        &[&old_ip],
+        SOON,
+    )
+    .await;
+    ec2.terminate_instances()
+        .instance_ids(&old_db)
+        .send()
+        .await
+        .expect("terminate");
+    // AWS deletes a terminated instance's primary interface (DeleteOnTermination); moto keeps
+    // it, still holding the address.
+    let lingering = ec2
+        .describe_network_interfaces()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("attachment.instance-id")
+                .values(&old_db)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe interfaces");
+    for n in lingering.network_interfaces() {
+        ec2.delete_network_interface()
+            .network_interface_id(n.network_interface_id().expect("eni id"))
+            .send()
+            .await
+            .expect("delete interface");
+    }
+    let new_db = db().await;
+    let new_ip = private_ip(&ec2, &new_db).await;
+    wait_for(
+        server.addr(),
+        "db1.internal.",
+        RecordType::A,
+        &[&new_ip],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+    let saved = stabledns::state::load(&state)
+        .expect("readable")
+        .expect("written");
+    let departed: Vec<&str> = saved
+        .departed
+        .iter()
+        .map(|d| d.instance.id.as_str())
+        .collect();
+    assert_eq!(departed, [old_db.as_str()]);
+
+    let (sg_api, sg_web, sg_db) = (
+        net.group(&ec2, "SG-T-API").await,
+        net.group(&ec2, "SG-T-WEB").await,
+        net.group(&ec2, "SG-T-DB").await,
+    );
+    // The API lets the old db1 in by address (stale, and the state file knows whose); the
+    // database lets web1 in by its auto-assigned public address (ephemeral); the web tier
+    // lets api1 in by its Elastic IP (pinned, with the public-address note), and SSH from the
+    // account's spare Elastic IP and from an office outside the VPC (neither is a finding).
+    allow(&ec2, &sg_api, 8080, Some(&format!("{old_ip}/32")), None).await;
+    allow(&ec2, &sg_db, 3306, Some(&format!("{web_public}/32")), None).await;
+    allow(&ec2, &sg_web, 443, Some(&format!("{api_public}/32")), None).await;
+    allow(&ec2, &sg_web, 22, Some(&format!("{spare}/32")), None).await;
+    allow(&ec2, &sg_web, 22, Some("198.51.100.7/32"), None).await;
+    // Egress is audited like ingress: the web tier reaching the new db1 by address.
+    ec2.authorize_security_group_egress()
+        .group_id(&sg_web)
+        .ip_permissions(permission(5432, Some(&format!("{new_ip}/32")), None))
+        .send()
+        .await
+        .expect("authorize egress");
+
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, ec2_config_text(&moto.url, &["eu-west-1"], &extra)).expect("config");
+    let all = findings(&config);
+    let found: Vec<&serde_json::Value> = all.iter().filter(|f| f["kind"] != "convention").collect();
+    let kinds: Vec<&str> = found.iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["ephemeral-public", "stale", "pinned", "pinned"],
+        "{found:#?}"
+    );
+
+    let ephemeral = found[0];
+    assert_eq!(ephemeral["severity"], "high");
+    assert_eq!(ephemeral["instance"], web.as_str());
+    assert_eq!(ephemeral["name"], "web1.internal.");
+    assert_eq!(ephemeral["peer"], format!("{web_public}/32"));
+    assert!(
+        ephemeral["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains(&format!("associate-address --instance-id {web}"))),
+        "{ephemeral:#?}"
+    );
+
+    let stale = found[1];
+    assert_eq!(stale["peer"], format!("{old_ip}/32"));
+    assert_eq!(stale["instance"], old_db.as_str(), "the state file knows");
+    assert_eq!(stale["name"], "db1.internal.");
+    assert_eq!(stale["replaced_by"], new_db.as_str());
+    let sg_db1 = net.group(&ec2, "SG-I-DB1").await;
+    assert!(
+        stale["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains(&format!("GroupId={sg_db1}"))),
+        "references the replacement's own group: {stale:#?}"
+    );
+
+    let (egress, eip_pinned): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        found[2..].iter().partition(|f| f["direction"] == "egress");
+    let (egress, eip_pinned) = (egress[0], eip_pinned[0]);
+    assert_eq!(egress["instance"], new_db.as_str());
+    assert_eq!(egress["peer"], format!("{new_ip}/32"));
+    assert!(
+        egress["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("authorize-security-group-egress")
+                && f.contains("revoke-security-group-egress")),
+        "{egress:#?}"
+    );
+    assert_eq!(eip_pinned["instance"], api.as_str());
+    assert!(
+        eip_pinned["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("public address")),
+        "{eip_pinned:#?}"
+    );
+
+    // SARIF: valid by the schema, one result per finding, each with its kind's rule.
+    let (code, sarif) = audit(&config, &["--format", "sarif"]);
+    assert_eq!(code, 0);
+    if let Err(e) = sarif_errors(&sarif) {
+        panic!("invalid SARIF: {e}\n{sarif}");
+    }
+    let log: serde_json::Value = serde_json::from_str(&sarif).expect("JSON");
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), all.len());
+    let rules = log["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules");
+    for (r, f) in results.iter().zip(&all) {
+        assert_eq!(r["ruleId"], f["kind"]);
+        let index = r["ruleIndex"].as_u64().expect("index") as usize;
+        assert_eq!(rules[index]["id"], f["kind"]);
+        assert_eq!(r["partialFingerprints"]["stablednsFinding/v1"], f["id"]);
+    }
+    assert_eq!(results[0]["level"], "error");
+    // The validator does reject what the schema does not allow.
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = "fatal".into();
+    assert!(sarif_errors(&broken.to_string()).is_err());
 }

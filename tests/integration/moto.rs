@@ -348,3 +348,12 @@ pub async fn private_ip(ec2: &Client, id: &str) -> String {
         .expect("private ip")
         .to_owned()
 }
+
+/// The public IPv4 address an instance has now (auto-assigned, or an Elastic IP).
+pub async fn public_ip(ec2: &Client, id: &str) -> String {
+    describe_one(ec2, id)
+        .await
+        .public_ip_address()
+        .expect("public ip")
+        .to_owned()
+}

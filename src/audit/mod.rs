@@ -7,7 +7,12 @@
 //! - **pinned**: a /32 or /128 of a live instance's address, with the group-reference rule
 //!   that replaces it (the instance's own group by the naming rules' `single` group pattern,
 //!   else its tier group) as ready `aws ec2` commands;
-//! - **stale**: a /32 or /128 that no interface holds any more: whoever gets it next is let in;
+//! - **stale**: a /32 or /128 inside the VPCs that no interface holds any more (whoever gets
+//!   it next is let in), or one the state file knows an instance held: then it names that
+//!   instance and the one that has its stable name now. An address outside the VPCs that was
+//!   never ours (an office, a partner) is not ours to judge;
+//! - **ephemeral-public**: a /32 of an auto-assigned public address (not an Elastic IP): it
+//!   goes back to AWS at the next stop, and to another customer after that;
 //! - **open-admin**: SSH, RDP or a database port open to the whole internet;
 //! - **convention**: what keeps the convention from working: an instance without a tier
 //!   group, without the admin group or without its own group; an instance group with no
@@ -16,14 +21,18 @@
 //!
 //! Pure: it never calls AWS, and it changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::inventory::Instance;
-use crate::inventory::security::{Firewall, Rule};
+use crate::inventory::security::{Firewall, Interface, Rule};
 use crate::naming::{RuleKind, Rules};
+use crate::state::Departed;
+
+mod sarif;
+pub use sarif::sarif;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -33,7 +42,8 @@ pub enum Severity {
     Low,
     /// Breaks at the next replacement.
     Medium,
-    /// Wrong now: open to anyone, or to whoever gets a released address.
+    /// Wrong now (open to anyone, or to whoever gets a released address), or wrong for a
+    /// stranger at the next stop.
     High,
 }
 
@@ -56,6 +66,8 @@ pub enum Kind {
     Pinned,
     /// A rule pinned to an address nothing holds.
     Stale,
+    /// A rule pinned to an auto-assigned public address (not an Elastic IP).
+    EphemeralPublic,
     /// An administration or database port open to the internet.
     OpenAdmin,
     /// The group convention broken.
@@ -63,10 +75,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// `pinned`, `stale`, …: the JSON's `kind` and the SARIF rule id.
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Pinned => "pinned",
             Kind::Stale => "stale",
+            Kind::EphemeralPublic => "ephemeral-public",
             Kind::OpenAdmin => "open-admin",
             Kind::Convention => "convention",
         }
@@ -104,6 +118,8 @@ pub struct Finding {
     pub instance: Option<String>,
     /// The instance's stable name.
     pub name: Option<String>,
+    /// For a stale address the state file knows: the instance that has its holder's name now.
+    pub replaced_by: Option<String>,
     /// What to do, with commands where there are some.
     pub fix: String,
     /// Anything else worth knowing.
@@ -157,6 +173,38 @@ pub fn stable_names(
     names
 }
 
+/// The findings for `fleet` and `firewall` under the naming rules and zone, with what the
+/// state file remembers of departed instances.
+pub fn findings(
+    fleet: &[Instance],
+    firewall: &Firewall,
+    rules: &Rules,
+    zone: &crate::zone::settings::ZoneConfig,
+    departed: &[Departed],
+) -> Vec<Finding> {
+    let names = stable_names(fleet, rules, zone);
+    // One at a time: two departed holders of one name (db1 replaced twice) would collide in
+    // one naming pass, and each had the name alone in its day.
+    let former = Former {
+        departed,
+        names: departed
+            .iter()
+            .flat_map(|d| stable_names(std::slice::from_ref(&d.instance), rules, zone))
+            .collect(),
+    };
+    audit(fleet, firewall, rules, &names, &former)
+}
+
+/// What the state file remembers of instances that left the fleet, with the stable names they
+/// had (by [`stable_names`] over them alone).
+#[derive(Debug, Default)]
+pub struct Former<'a> {
+    /// The departures, newest last.
+    pub departed: &'a [Departed],
+    /// Each departed instance's stable names.
+    pub names: HashMap<String, Vec<String>>,
+}
+
 /// The audit's findings, most severe first. `names` maps an instance id to its stable names
 /// (the first is the one reported).
 pub fn audit(
@@ -164,15 +212,20 @@ pub fn audit(
     firewall: &Firewall,
     rules: &Rules,
     names: &HashMap<String, Vec<String>>,
+    former: &Former<'_>,
 ) -> Vec<Finding> {
     let group_names: HashMap<&str, &str> = firewall
         .groups
         .iter()
         .map(|g| (g.id.as_str(), g.name.as_str()))
         .collect();
-    // Who holds each address now: an instance of the fleet (by index) or any interface.
+    // Who holds each address now: an instance of the fleet (by index), or any interface. A
+    // terminated instance holds nothing, whatever the API still lists for it.
     let mut instances: HashMap<IpAddr, (usize, bool)> = HashMap::new();
     for (i, inst) in fleet.iter().enumerate() {
+        if !inst.state.holds_addresses() {
+            continue;
+        }
         if let Some(ip) = inst.private_ip {
             instances.insert(ip.into(), (i, false));
         }
@@ -183,14 +236,49 @@ pub fn audit(
             instances.insert((*ip).into(), (i, false));
         }
     }
-    let held: std::collections::HashSet<IpAddr> = firewall
-        .interfaces
+    let terminated: HashSet<&str> = fleet
         .iter()
-        .flat_map(|n| {
-            n.private
-                .iter()
-                .copied()
-                .chain(n.public.iter().map(|p| p.0))
+        .filter(|i| !i.state.holds_addresses())
+        .map(|i| i.id.as_str())
+        .collect();
+    let mut interfaces: HashMap<IpAddr, (&Interface, bool)> = HashMap::new();
+    for n in &firewall.interfaces {
+        if n.instance_id
+            .as_deref()
+            .is_some_and(|i| terminated.contains(i))
+        {
+            continue;
+        }
+        for ip in &n.private {
+            interfaces.insert(*ip, (n, false));
+        }
+        for (ip, _) in &n.public {
+            interfaces.insert(*ip, (n, true));
+        }
+    }
+    let elastic: HashSet<IpAddr> = firewall.elastic.iter().copied().collect();
+    // The last instance that held each address, newest departure last so it wins.
+    let mut departed: HashMap<IpAddr, &Departed> = HashMap::new();
+    for d in former.departed {
+        let i = &d.instance;
+        let addresses = (i.private_ip.map(IpAddr::from).into_iter())
+            .chain(i.public_ip.map(IpAddr::from))
+            .chain(i.ipv6.iter().map(|a| IpAddr::from(*a)));
+        for ip in addresses {
+            departed.insert(ip, d);
+        }
+    }
+    // Who answers each stable name now, to find what replaced a departed instance.
+    let by_name: HashMap<&str, usize> = fleet
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.state.holds_addresses())
+        .flat_map(|(n, i)| {
+            names
+                .get(&i.id)
+                .into_iter()
+                .flatten()
+                .map(move |name| (name.as_str(), n))
         })
         .collect();
     let mut out = Vec::new();
@@ -211,6 +299,7 @@ pub fn audit(
             peer: rule.cidr.map(|c| c.to_string()).unwrap_or_default(),
             instance: None,
             name: None,
+            replaced_by: None,
             fix,
             note: None,
         };
@@ -221,23 +310,59 @@ pub fn audit(
             let ip = cidr.addr();
             if let Some(&(i, public)) = instances.get(&ip) {
                 let inst = &fleet[i];
-                let mut f = finding(
-                    Kind::Pinned,
-                    Severity::Medium,
-                    replacement(rule, inst, rules),
-                );
+                let mut f = if public && !elastic.contains(&ip) {
+                    finding(
+                        Kind::EphemeralPublic,
+                        Severity::High,
+                        ephemeral_fix(rule, ip, &format!("{}'s", inst.id), Some(&inst.id)),
+                    )
+                } else {
+                    let mut f = finding(
+                        Kind::Pinned,
+                        Severity::Medium,
+                        replacement(rule, inst, rules),
+                    );
+                    if public {
+                        f.note = Some(
+                            "a public address: a group reference matches only private \
+                             traffic from the same or a peered VPC, so traffic over the \
+                             internet needs another way in (a load balancer, or the Elastic \
+                             IP moved to the replacement)"
+                                .into(),
+                        );
+                    }
+                    f
+                };
                 f.instance = Some(inst.id.clone());
                 f.name = names.get(&inst.id).and_then(|n| n.first()).cloned();
-                if public {
-                    f.note = Some(
-                        "a public address: a group reference matches only private traffic \
-                         from the same or a peered VPC, so traffic over the internet needs \
-                         another way in (a load balancer, or an Elastic IP kept on replacement)"
-                            .into(),
-                    );
-                }
                 out.push(f);
-            } else if !held.contains(&ip) {
+            } else if let Some(&(iface, true)) = interfaces.get(&ip)
+                && !elastic.contains(&ip)
+            {
+                let whose = match &iface.description {
+                    Some(d) => format!("{} ({d})'s", iface.id),
+                    None => format!("{}'s", iface.id),
+                };
+                out.push(finding(
+                    Kind::EphemeralPublic,
+                    Severity::High,
+                    ephemeral_fix(rule, ip, &whose, None),
+                ));
+            } else if interfaces.contains_key(&ip) || elastic.contains(&ip) {
+                // Held by something that is not an instance, or an Elastic IP the account
+                // keeps: the address does not move.
+            } else if let Some(d) = departed.get(&ip) {
+                out.push(stale_departed(
+                    finding(Kind::Stale, Severity::High, String::new()),
+                    rule,
+                    ip,
+                    d,
+                    former,
+                    &by_name,
+                    fleet,
+                    rules,
+                ));
+            } else if firewall.networks.iter().any(|n| n.contains(&ip)) {
                 let fix = format!(
                     "nothing holds {ip} now; whoever is given it next is let in: {}",
                     revoke(rule)
@@ -268,6 +393,66 @@ pub fn audit(
     out
 }
 
+/// The fix for a rule pinned to an auto-assigned public address (`whose` it is).
+fn ephemeral_fix(rule: &Rule, ip: IpAddr, whose: &str, instance: Option<&str>) -> String {
+    let eip = match instance {
+        Some(id) => format!(
+            "give {id} an Elastic IP (aws ec2 allocate-address --domain vpc, then aws ec2 \
+             associate-address --instance-id {id} --allocation-id <eipalloc-…>) and allow that"
+        ),
+        None => "allow an Elastic IP in front of it, or its security group".to_owned(),
+    };
+    format!(
+        "{ip} is {whose} auto-assigned public address: it changes at every stop and start, \
+         and AWS then gives it to another customer, whom this rule lets in. {eip}; then {}",
+        revoke(rule)
+    )
+}
+
+/// A stale finding for an address the state file knows `d` held, naming the instance that
+/// has its stable name now, and the rule that would follow that one.
+#[allow(clippy::too_many_arguments)]
+fn stale_departed(
+    mut f: Finding,
+    rule: &Rule,
+    ip: IpAddr,
+    d: &Departed,
+    former: &Former<'_>,
+    by_name: &HashMap<&str, usize>,
+    fleet: &[Instance],
+    rules: &Rules,
+) -> Finding {
+    let old = &d.instance;
+    let old_names = former.names.get(&old.id);
+    f.instance = Some(old.id.clone());
+    f.name = old_names.and_then(|n| n.first()).cloned();
+    let when = d.departed_at.strftime("%Y-%m-%d %H:%M UTC");
+    let was = match &f.name {
+        Some(n) => format!("{ip} was {} ({n}) until {when}", old.id),
+        None => format!("{ip} was {} until {when}", old.id),
+    };
+    let successor = old_names
+        .into_iter()
+        .flatten()
+        .find_map(|n| by_name.get(n.as_str()).map(|&i| (n, &fleet[i])))
+        .filter(|(_, i)| i.id != old.id);
+    f.fix = match successor {
+        Some((name, new)) => {
+            f.replaced_by = Some(new.id.clone());
+            format!(
+                "{was}; {} has {name} now, and nothing holds {ip}: {}",
+                new.id,
+                replacement(rule, new, rules)
+            )
+        }
+        None => format!(
+            "{was}; nothing holds it now, and whoever is given it next is let in: {}",
+            revoke(rule)
+        ),
+    };
+    f
+}
+
 /// The convention's findings: each instance in a tier group, the admin group (a tier group
 /// named `admin`, when there is one) and a group of its own; each instance group with exactly
 /// one member; each tier group with some; every referenced group still there.
@@ -293,6 +478,7 @@ fn convention(fleet: &[Instance], firewall: &Firewall, rules: &Rules) -> Vec<Fin
         peer: String::new(),
         instance: None,
         name: None,
+        replaced_by: None,
         fix,
         note: None,
     };
@@ -439,6 +625,38 @@ fn replacement(rule: &Rule, inst: &Instance, rules: &Rules) -> String {
     )
 }
 
+impl Finding {
+    /// What the finding is about, in one line: the rule, its group, direction, ports and peer,
+    /// and the instance.
+    pub fn subject(&self) -> String {
+        let mut who = match (&self.instance, &self.name) {
+            (Some(i), Some(n)) => format!(" {i} ({n})"),
+            (Some(i), None) => format!(" {i}"),
+            _ => String::new(),
+        };
+        if let Some(new) = &self.replaced_by {
+            who.push_str(&format!(", replaced by {new}"));
+        }
+        let group = if self.group_id.is_empty() {
+            String::new()
+        } else {
+            format!("{} ({})", self.group_name, self.group_id)
+        };
+        let rule = [
+            self.rule_id.as_str(),
+            &group,
+            self.direction,
+            &self.ports,
+            &self.peer,
+        ]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+        format!("{rule}{who}").trim().to_owned()
+    }
+}
+
 /// The findings as a table for people.
 pub fn table(findings: &[Finding]) -> String {
     if findings.is_empty() {
@@ -446,31 +664,11 @@ pub fn table(findings: &[Finding]) -> String {
     }
     let mut out = String::new();
     for f in findings {
-        let who = match (&f.instance, &f.name) {
-            (Some(i), Some(n)) => format!(" {i} ({n})"),
-            (Some(i), None) => format!(" {i}"),
-            _ => String::new(),
-        };
-        let rule = [
-            f.rule_id.clone(),
-            if f.group_id.is_empty() {
-                String::new()
-            } else {
-                format!("{} ({})", f.group_name, f.group_id)
-            },
-            f.direction.to_owned(),
-            f.ports.clone(),
-            f.peer.clone(),
-        ]
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
         out.push_str(&format!(
-            "{:<6} {:<10} {}\n    fix: {}\n",
+            "{:<6} {:<16} {}\n    fix: {}\n",
             f.severity.as_str(),
             f.kind.as_str(),
-            format!("{rule}{who}").trim(),
+            f.subject(),
             f.fix
         ));
         if let Some(note) = &f.note {
@@ -526,9 +724,15 @@ mod tests {
                 group_ref: Some("sg-gone".into()),
                 description: None,
             }],
-            interfaces: Vec::new(),
+            ..Default::default()
         };
-        let found = audit(&[], &firewall, &rules(), &HashMap::new());
+        let found = audit(
+            &[],
+            &firewall,
+            &rules(),
+            &HashMap::new(),
+            &Former::default(),
+        );
         let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
         // The tier group has no members, and its rule names a group nobody has.
         assert_eq!(ids, ["convention:sg-db:members", "convention:sgr-1:gone"]);
@@ -536,7 +740,7 @@ mod tests {
         assert!(found[1].fix.contains("--security-group-rule-ids sgr-1"));
         let text = table(&found);
         assert!(
-            text.contains("low    convention sgr-1 SG-T-DB (sg-db) ingress tcp 3306 sg-gone"),
+            text.contains("low    convention       sgr-1 SG-T-DB (sg-db) ingress tcp 3306 sg-gone"),
             "{text}"
         );
     }
