@@ -327,6 +327,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let (reloads, reload_rx) = mpsc::channel(4);
     let refresh = tokio::spawn(refresher.run(fresh, reload_rx, shutdown.clone()));
     let publisher = spawn_publisher(&live, &stats, &cell, &metrics, &shutdown);
+    #[cfg(feature = "ec2")]
+    {
+        let live = live.clone();
+        tokio::spawn(audit::watch::run(
+            move || live.load_full(),
+            cell.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     Ok(Running {
         dns,
         forwarder,

@@ -109,6 +109,7 @@ impl Exposition<'_> {
                 .lock()
                 .map(|p| p.iter().map(|(z, c)| (z.clone(), c.clone())).collect())
                 .unwrap_or_default(),
+            audit: m.audit.lock().ok().and_then(|a| a.clone()),
         };
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(sample));
@@ -151,6 +152,7 @@ struct Sample {
     transfers: Vec<(String, &'static str, &'static str, u64, u64)>,
     notifies: Vec<(String, &'static str, u64)>,
     publish: Vec<(String, crate::telemetry::PublishCounts)>,
+    audit: Option<crate::telemetry::AuditCounts>,
 }
 
 mod encode {
@@ -404,8 +406,32 @@ mod encode {
                 .collect();
             let help = "NOTIFY exchanges with secondaries by view and outcome (acked, failed)";
             family(e, names::NOTIFIES, help, MetricType::Counter, &notifies)?;
-            publish(e, &self.publish)
+            publish(e, &self.publish)?;
+            audit(e, self.audit.as_ref())
         }
+    }
+
+    /// The security-group audit's families, once one has run.
+    fn audit(e: &mut DescriptorEncoder<'_>, c: Option<&crate::telemetry::AuditCounts>) -> Result {
+        let Some(c) = c else {
+            return Ok(());
+        };
+        let runs = [
+            (vec![("result", "ok")], c.runs),
+            (vec![("result", "failed")], c.failures),
+        ];
+        let help = "Security-group audits run while serving, by result";
+        family(e, names::AUDIT_RUNS, help, MetricType::Counter, &runs)?;
+        let findings: Vec<_> = c
+            .findings
+            .iter()
+            .map(|(kind, severity, n)| (vec![("kind", *kind), ("severity", *severity)], *n))
+            .collect();
+        let help = "Findings of the last security-group audit that finished, by kind";
+        family(e, names::AUDIT_FINDINGS, help, MetricType::Gauge, &findings)?;
+        let help = "Unix time of the last security-group audit that finished (0: never)";
+        let rows = [(Vec::new(), c.last_success_unix)];
+        family(e, names::AUDIT_LAST_SUCCESS, help, MetricType::Gauge, &rows)
     }
 
     /// The Route 53 families, one row per hosted zone.

@@ -96,6 +96,12 @@ pub mod names {
     pub const DNSTAP_MESSAGES: &str = "stabledns_dnstap_messages";
     /// Gauge: 1 while a dnstap collector is connected.
     pub const DNSTAP_CONNECTED: &str = "stabledns_dnstap_connected";
+    /// Counter {result}: security-group audits run while serving (`ok`, `failed`).
+    pub const AUDIT_RUNS: &str = "stabledns_audit_runs";
+    /// Gauge {kind, severity}: findings of the last audit that succeeded.
+    pub const AUDIT_FINDINGS: &str = "stabledns_audit_findings";
+    /// Gauge: Unix time of the last audit that succeeded (0: never).
+    pub const AUDIT_LAST_SUCCESS: &str = "stabledns_audit_last_success_timestamp_seconds";
 }
 
 /// Query types counted by name; the rest are `other`.
@@ -327,6 +333,23 @@ pub struct Metrics {
     pub(crate) notifies: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
     /// Route 53 syncs by hosted zone; updated once per sync, so a lock is fine.
     pub publish: std::sync::Mutex<std::collections::BTreeMap<String, PublishCounts>>,
+    /// The security-group audit's counts, once `inventory.audit_interval` has run one;
+    /// updated once per audit.
+    pub audit: std::sync::Mutex<Option<AuditCounts>>,
+}
+
+/// The audit's counts while serving.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AuditCounts {
+    /// Audits that finished.
+    pub runs: u64,
+    /// Audits that failed (the API, mostly).
+    pub failures: u64,
+    /// Unix time of the last audit that finished (0: never).
+    pub last_success_unix: u64,
+    /// The last finished audit's findings by (kind, severity), every kind listed (0 when it
+    /// found none), so an alert on one resolves when the finding is fixed.
+    pub findings: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// One hosted zone's publishing counts.

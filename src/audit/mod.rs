@@ -19,7 +19,8 @@
 //!   member or several; a tier group with none; a rule naming a group that no longer exists.
 //!   The group patterns are the naming rules' (`single` ones for instance groups).
 //!
-//! Pure: it never calls AWS, and it changes nothing.
+//! The findings are pure: they never call AWS. [`watch`] (serving with `audit_interval`) reads
+//! the firewall again on a timer. Nothing here changes anything.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -32,6 +33,8 @@ use crate::naming::{RuleKind, Rules};
 use crate::state::Departed;
 
 mod sarif;
+#[cfg(feature = "ec2")]
+pub mod watch;
 pub use sarif::sarif;
 
 /// How bad a finding is.
@@ -397,10 +400,10 @@ pub fn audit(
 fn ephemeral_fix(rule: &Rule, ip: IpAddr, whose: &str, instance: Option<&str>) -> String {
     let eip = match instance {
         Some(id) => format!(
-            "give {id} an Elastic IP (aws ec2 allocate-address --domain vpc, then aws ec2 \
+            "Give {id} an Elastic IP (aws ec2 allocate-address --domain vpc, then aws ec2 \
              associate-address --instance-id {id} --allocation-id <eipalloc-…>) and allow that"
         ),
-        None => "allow an Elastic IP in front of it, or its security group".to_owned(),
+        None => "Allow an Elastic IP in front of it, or its security group".to_owned(),
     };
     format!(
         "{ip} is {whose} auto-assigned public address: it changes at every stop and start, \

@@ -27,6 +27,10 @@ impl Validator<'_> {
                 reject("filters", raw.filters.as_ref().map(|v| v.span()))?;
                 reject("page_size", raw.page_size.as_ref().map(|v| v.span()))?;
                 reject("api_timeout", raw.api_timeout.as_ref().map(|v| v.span()))?;
+                reject(
+                    "audit_interval",
+                    raw.audit_interval.as_ref().map(|v| v.span()),
+                )?;
                 let Some(p) = &raw.path else {
                     return Err(self.err(
                         "inventory.path",
@@ -197,6 +201,10 @@ impl Validator<'_> {
             Some(d) => self.duration("inventory.api_timeout", d)?,
             None => Duration::from_secs(10),
         };
+        let audit_interval = match &raw.audit_interval {
+            Some(d) => Some(self.duration("inventory.audit_interval", d)?),
+            None => None,
+        };
         Ok(Ec2Config {
             regions,
             endpoint_url,
@@ -205,6 +213,7 @@ impl Validator<'_> {
             filters,
             page_size,
             api_timeout,
+            audit_interval,
         })
     }
 }

@@ -368,6 +368,8 @@ pub struct Inventory {
     pub page_size: Option<Spanned<i64>>,
     /// For `ec2`: timeout of one API call attempt.
     pub api_timeout: Option<Spanned<String>>,
+    /// For `ec2`: run the security-group audit this often while serving, as metrics.
+    pub audit_interval: Option<Spanned<String>>,
     /// How often the inventory is read again.
     #[serde(default = "default_refresh_interval")]
     pub refresh_interval: Spanned<String>,

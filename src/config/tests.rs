@@ -320,6 +320,12 @@ fn keys_of_one_source_are_rejected_for_the_other() {
         invalid(&GOOD.replace("path = \"x.json\"", "path = \"x.json\"\npage_size = 100"));
     assert_eq!(key, "inventory.page_size");
     assert!(msg.contains("does not apply to source \"file\""), "{msg}");
+    // The audit reads security groups from the API; a file has none.
+    let (_, key, _) = invalid(&GOOD.replace(
+        "path = \"x.json\"",
+        "path = \"x.json\"\naudit_interval = \"1h\"",
+    ));
+    assert_eq!(key, "inventory.audit_interval");
     let ec2 = GOOD.replace("source = \"file\"", "source = \"ec2\"");
     let (_, key, _) = invalid(&ec2);
     assert_eq!(key, "inventory.path");

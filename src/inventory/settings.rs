@@ -56,4 +56,6 @@ pub struct Ec2Config {
     pub page_size: i32,
     /// Timeout of one API call attempt.
     pub api_timeout: Duration,
+    /// While serving, run the security-group audit this often and export its finding counts.
+    pub audit_interval: Option<Duration>,
 }

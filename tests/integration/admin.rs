@@ -92,7 +92,7 @@ for family in text_string_to_metric_families(open(sys.argv[1]).read()):
         .collect()
 }
 
-async fn scrape(admin: SocketAddr) -> BTreeMap<String, f64> {
+pub async fn scrape(admin: SocketAddr) -> BTreeMap<String, f64> {
     let (status, body) = http_get(admin, "/metrics").await;
     assert_eq!(status, 200, "{body}");
     tokio::task::spawn_blocking(move || parse_metrics(&body))
@@ -100,7 +100,7 @@ async fn scrape(admin: SocketAddr) -> BTreeMap<String, f64> {
         .expect("parser thread")
 }
 
-fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
+pub fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
     samples.get(key).copied().unwrap_or(0.0)
 }
 

@@ -449,3 +449,78 @@ async fn the_audit_names_replaced_instances_and_public_addresses_and_writes_vali
     broken["runs"][0]["results"][0]["level"] = "fatal".into();
     assert!(sarif_errors(&broken.to_string()).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_interval_exports_the_finding_counts_while_serving() {
+    use crate::admin::{scrape, value};
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let net = Network::create(&ec2).await;
+    let web = net
+        .launch(
+            &ec2,
+            1,
+            false,
+            &[("Name", "web1")],
+            &["SG-T-WEB", "SG-I-WEB1"],
+        )
+        .await;
+    let web_ip = private_ip(&ec2, &web[0]).await;
+    let sg_db = net.group(&ec2, "SG-T-DB").await;
+    allow(&ec2, &sg_db, 3306, Some(&format!("{web_ip}/32")), None).await;
+
+    let config = ec2_config(&moto.url, &["eu-west-1"], "audit_interval = \"1s\"");
+    let server = TestServer::start(config).await;
+    let pinned = r#"stabledns_audit_findings{kind="pinned",severity="medium"}"#;
+    let stale = r#"stabledns_audit_findings{kind="stale",severity="high"}"#;
+    let runs = r#"stabledns_audit_runs_total{result="ok"}"#;
+    let until = |want: f64| {
+        let admin = server.admin();
+        async move {
+            let deadline = tokio::time::Instant::now() + SOON;
+            loop {
+                let samples = scrape(admin).await;
+                if value(&samples, runs) >= 1.0 && value(&samples, pinned) == want {
+                    return samples;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{pinned} never became {want}: {samples:#?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let samples = until(1.0).await;
+    // Every kind is listed, at 0 when there is none, so an alert on one resolves.
+    assert_eq!(samples.get(stale), Some(&0.0), "{samples:#?}");
+    assert!(value(&samples, "stabledns_audit_last_success_timestamp_seconds{}") > 1.7e9);
+
+    // Fixed in the API: the next audit counts it gone.
+    let rules = ec2
+        .describe_security_group_rules()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-id")
+                .values(&sg_db)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("rules");
+    let rule = rules
+        .security_group_rules()
+        .iter()
+        .find(|r| r.cidr_ipv4() == Some(&format!("{web_ip}/32")))
+        .and_then(|r| r.security_group_rule_id())
+        .expect("the pinned rule")
+        .to_owned();
+    ec2.revoke_security_group_ingress()
+        .group_id(&sg_db)
+        .security_group_rule_ids(rule)
+        .send()
+        .await
+        .expect("revoke");
+    until(0.0).await;
+    server.stop().await;
+}
