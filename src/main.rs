@@ -681,6 +681,9 @@ fn why(
         let what = match &c.dropped {
             Some(why) => format!("makes no name: {why}"),
             None if backs => "answers for it".to_owned(),
+            None if exists && (config.naming.tagged_drain(inst) || inst.impaired) => {
+                "claims it, but is out of the tier's answers (below)".to_owned()
+            }
             None if exists => "claims it, but another instance holds it (below)".to_owned(),
             None => {
                 let tagged = config.naming.tagged_inside_only(inst);

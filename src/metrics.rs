@@ -89,6 +89,7 @@ impl Exposition<'_> {
                     .collect()
             }),
             published: self.snapshot.map(|s| (s.instance_count as u64, s.serial)),
+            rotation: self.snapshot.map(|s| s.rotation),
             age: r.age(std::time::SystemTime::now()).map(|a| a.as_secs()),
             transfers: m
                 .transfers
@@ -110,6 +111,19 @@ impl Exposition<'_> {
                 .map(|p| p.iter().map(|(z, c)| (z.clone(), c.clone())).collect())
                 .unwrap_or_default(),
             audit: m.audit.lock().ok().and_then(|a| a.clone()),
+            events: {
+                let e = &m.events;
+                [
+                    load(&e.applied),
+                    load(&e.duplicate),
+                    load(&e.stale),
+                    load(&e.malformed),
+                    load(&e.ignored),
+                    load(&e.failed),
+                    load(&e.receive_errors),
+                    load(&e.delete_errors),
+                ]
+            },
         };
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(sample));
@@ -148,11 +162,15 @@ struct Sample {
     forward: Option<[u64; 5]>,
     names: Vec<(String, u64, u64)>,
     published: Option<(u64, u32)>,
+    rotation: Option<crate::naming::Rotation>,
     age: Option<u64>,
     transfers: Vec<(String, &'static str, &'static str, u64, u64)>,
     notifies: Vec<(String, &'static str, u64)>,
     publish: Vec<(String, crate::telemetry::PublishCounts)>,
     audit: Option<crate::telemetry::AuditCounts>,
+    /// Events applied, duplicate, stale, malformed, ignored, failed; receive and delete
+    /// errors.
+    events: [u64; 8],
 }
 
 mod encode {
@@ -373,6 +391,54 @@ mod encode {
                     "The published SOA serial",
                     u64::from(serial),
                 )?;
+            }
+            let [
+                applied,
+                duplicate,
+                stale,
+                malformed,
+                ignored,
+                failed,
+                receive,
+                delete,
+            ] = self.events;
+            family(
+                e,
+                names::EVENTS,
+                "EC2 events read from SQS, by what became of them",
+                MetricType::Counter,
+                &[
+                    (vec![("outcome", "applied")], applied),
+                    (vec![("outcome", "duplicate")], duplicate),
+                    (vec![("outcome", "stale")], stale),
+                    (vec![("outcome", "malformed")], malformed),
+                    (vec![("outcome", "ignored")], ignored),
+                    (vec![("outcome", "failed")], failed),
+                ],
+            )?;
+            family(
+                e,
+                names::EVENT_QUEUE_ERRORS,
+                "SQS calls that failed",
+                MetricType::Counter,
+                &[
+                    (vec![("op", "receive")], receive),
+                    (vec![("op", "delete")], delete),
+                ],
+            )?;
+            if let Some(r) = self.rotation {
+                family(
+                    e,
+                    names::OUT_OF_ROTATION,
+                    "Named instances out of their tiers' answers, by reason",
+                    MetricType::Gauge,
+                    &[
+                        (vec![("reason", "drained")], u64::from(r.drained)),
+                        (vec![("reason", "impaired")], u64::from(r.impaired)),
+                    ],
+                )?;
+                let help = "Tiers whose every member is drained or impaired, answered in full";
+                gauge(e, names::FAILING_OPEN, help, u64::from(r.failing_open))?;
             }
             if let Some(age) = self.age {
                 let help = "Seconds since the inventory last confirmed the published data";

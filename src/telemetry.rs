@@ -64,6 +64,14 @@ pub mod names {
     pub const OVER_CAP: &str = "stabledns_rrset_records_over_cap";
     /// Gauge: instances in the inventory of the published snapshot.
     pub const INSTANCES: &str = "stabledns_instances";
+    /// Gauge {reason}: named instances out of their tiers' answers (`drained`, `impaired`).
+    pub const OUT_OF_ROTATION: &str = "stabledns_instances_out_of_rotation";
+    /// Gauge: tiers whose every member is drained or impaired, answered in full (fail open).
+    pub const FAILING_OPEN: &str = "stabledns_tiers_failing_open";
+    /// Counter {outcome}: EC2 events read from SQS, by what became of them.
+    pub const EVENTS: &str = "stabledns_events";
+    /// Counter {op}: SQS calls that failed (`receive`, `delete`).
+    pub const EVENT_QUEUE_ERRORS: &str = "stabledns_event_queue_errors";
     /// Gauge: the published SOA serial.
     pub const SERIAL: &str = "stabledns_serial";
     /// Gauge: seconds since the inventory last confirmed the published data.
@@ -336,6 +344,29 @@ pub struct Metrics {
     /// The security-group audit's counts, once `inventory.audit_interval` has run one;
     /// updated once per audit.
     pub audit: std::sync::Mutex<Option<AuditCounts>>,
+    /// EC2 events from SQS (`[inventory.events]`).
+    pub events: EventCounts,
+}
+
+/// What became of the EC2 events read from SQS.
+#[derive(Debug, Default)]
+pub struct EventCounts {
+    /// Applied: the instance was read back and the fleet updated (published if it changed).
+    pub applied: AtomicU64,
+    /// Seen before (the same event id).
+    pub duplicate: AtomicU64,
+    /// Older than a change already applied to the instance.
+    pub stale: AtomicU64,
+    /// Not an event: logged and deleted.
+    pub malformed: AtomicU64,
+    /// Well-formed, but of a kind or region stabledns does not act on.
+    pub ignored: AtomicU64,
+    /// Left on the queue because the instances could not be read back.
+    pub failed: AtomicU64,
+    /// ReceiveMessage calls that failed (an unreachable or deleted queue).
+    pub receive_errors: AtomicU64,
+    /// DeleteMessageBatch calls or entries that failed.
+    pub delete_errors: AtomicU64,
 }
 
 /// The audit's counts while serving.

@@ -705,6 +705,7 @@ mod tests {
             ],
             srv_tag: "stabledns:srv".into(),
             inside_only_tag: "stabledns:inside-only".into(),
+            drain_tag: "stabledns:drain".into(),
         }
     }
 

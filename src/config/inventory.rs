@@ -31,6 +31,11 @@ impl Validator<'_> {
                     "audit_interval",
                     raw.audit_interval.as_ref().map(|v| v.span()),
                 )?;
+                reject(
+                    "instance_status",
+                    raw.instance_status.as_ref().map(|v| v.span()),
+                )?;
+                reject("events", raw.events.as_ref().map(|v| v.span()))?;
                 let Some(p) = &raw.path else {
                     return Err(self.err(
                         "inventory.path",
@@ -132,21 +137,7 @@ impl Validator<'_> {
             }
         }
         let endpoint_url = match &raw.endpoint_url {
-            Some(u) => {
-                let url = u.get_ref().trim();
-                let rest = url
-                    .strip_prefix("https://")
-                    .or_else(|| url.strip_prefix("http://"))
-                    .filter(|rest| !rest.is_empty());
-                if rest.is_none() {
-                    return Err(self.err(
-                        "inventory.endpoint_url",
-                        u.span(),
-                        format!("`{url}` is not an http:// or https:// URL"),
-                    ));
-                }
-                Some(url.to_owned())
-            }
+            Some(u) => Some(self.url("inventory.endpoint_url", u)?),
             None => None,
         };
         let mut assume_roles = Vec::new();
@@ -205,6 +196,10 @@ impl Validator<'_> {
             Some(d) => Some(self.duration("inventory.audit_interval", d)?),
             None => None,
         };
+        let events = match &raw.events {
+            Some(e) => Some(self.events(e, &regions)?),
+            None => None,
+        };
         Ok(Ec2Config {
             regions,
             endpoint_url,
@@ -214,6 +209,81 @@ impl Validator<'_> {
             page_size,
             api_timeout,
             audit_interval,
+            instance_status: raw.instance_status.as_ref().is_some_and(|v| *v.get_ref()),
+            events,
+        })
+    }
+
+    /// An http:// or https:// URL.
+    fn url(&self, key: &str, u: &toml::Spanned<String>) -> Result<String, ConfigError> {
+        let url = u.get_ref().trim();
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .filter(|rest| !rest.is_empty());
+        if rest.is_none() {
+            return Err(self.err(
+                key,
+                u.span(),
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
+        Ok(url.to_owned())
+    }
+
+    /// `[inventory.events]`: every queue in a region the inventory walks.
+    fn events(
+        &self,
+        raw: &toml::Spanned<raw::Events>,
+        regions: &[String],
+    ) -> Result<EventsConfig, ConfigError> {
+        let e = raw.get_ref();
+        if e.queues.get_ref().is_empty() {
+            return Err(self.err(
+                "inventory.events.queues",
+                e.queues.span(),
+                "name at least one queue: region = \"https://sqs.REGION.amazonaws.com/ACCOUNT/NAME\""
+                    .into(),
+            ));
+        }
+        let mut queues = Vec::new();
+        for (region, url) in e.queues.get_ref() {
+            let key = format!("inventory.events.queues.{region}");
+            let r = self.region(&key, &toml::Spanned::new(url.span(), region.clone()))?;
+            if !regions.is_empty() && !regions.contains(&r) {
+                return Err(self.err(
+                    &key,
+                    url.span(),
+                    format!(
+                        "the inventory does not walk {r} (inventory.regions: {}); its events \
+                         would name instances it never reads",
+                        regions.join(", ")
+                    ),
+                ));
+            }
+            queues.push((r, self.url(&key, url)?));
+        }
+        let wait = match &e.wait {
+            Some(w) => {
+                let d = self.duration("inventory.events.wait", w)?;
+                if !(Duration::from_secs(1)..=Duration::from_secs(20)).contains(&d) {
+                    return Err(self.err(
+                        "inventory.events.wait",
+                        w.span(),
+                        "SQS long-polls from 1 to 20 seconds".into(),
+                    ));
+                }
+                d
+            }
+            None => Duration::from_secs(20),
+        };
+        Ok(EventsConfig {
+            queues,
+            endpoint_url: match &e.endpoint_url {
+                Some(u) => Some(self.url("inventory.events.endpoint_url", u)?),
+                None => None,
+            },
+            wait,
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::naming::{Rule, RuleKind, Rules};
 use crate::view::{AddressKind, ChaseFrom, SingleMode, TierMode, ViewPolicy};
 // The settings types belong to the modules that use them; the config only builds them.
 pub use crate::dns::forward::ForwardConfig;
-pub use crate::inventory::settings::{Ec2Config, InventoryConfig, SourceConfig};
+pub use crate::inventory::settings::{Ec2Config, EventsConfig, InventoryConfig, SourceConfig};
 pub use crate::publish::settings::PublishConfig;
 pub use crate::zone::settings::{AWS_PRIVATE_DOMAINS, NameserverConfig, ZoneConfig};
 use ipnet::IpNet;

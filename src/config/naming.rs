@@ -126,6 +126,7 @@ impl Validator<'_> {
         for (key, tag) in [
             ("naming.srv_tag", &raw.srv_tag),
             ("naming.inside_only_tag", &raw.inside_only_tag),
+            ("naming.drain_tag", &raw.drain_tag),
         ] {
             if tag.get_ref().trim().is_empty() {
                 return Err(self.err(key, tag.span(), "must not be empty".into()));
@@ -137,6 +138,7 @@ impl Validator<'_> {
             rules,
             srv_tag: raw.srv_tag.get_ref().clone(),
             inside_only_tag: raw.inside_only_tag.get_ref().clone(),
+            drain_tag: raw.drain_tag.get_ref().clone(),
         })
     }
 }

@@ -344,6 +344,18 @@ pub struct Nameserver {
     pub public_addresses: Vec<Spanned<String>>,
 }
 
+/// `[inventory.events]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// Region → the SQS queue URL an EventBridge rule in that region fills.
+    pub queues: Spanned<std::collections::BTreeMap<String, Spanned<String>>>,
+    /// The SQS endpoint, when not AWS's (a VPC endpoint, or a test's moto).
+    pub endpoint_url: Option<Spanned<String>>,
+    /// SQS long poll, 1 to 20 seconds.
+    pub wait: Option<Spanned<String>>,
+}
+
 /// `[inventory]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +382,10 @@ pub struct Inventory {
     pub api_timeout: Option<Spanned<String>>,
     /// For `ec2`: run the security-group audit this often while serving, as metrics.
     pub audit_interval: Option<Spanned<String>>,
+    /// For `ec2`: read DescribeInstanceStatus and leave impaired instances out of tiers.
+    pub instance_status: Option<Spanned<bool>>,
+    /// For `ec2`: `[inventory.events]`, EC2 state-change events from SQS.
+    pub events: Option<Spanned<Events>>,
     /// How often the inventory is read again.
     #[serde(default = "default_refresh_interval")]
     pub refresh_interval: Spanned<String>,
@@ -434,6 +450,9 @@ pub struct Naming {
     /// Tag that, set to true, keeps all of an instance's names from outside views.
     #[serde(default = "default_inside_only_tag")]
     pub inside_only_tag: Spanned<String>,
+    /// Tag that, set to true, takes an instance out of its tiers' answers (draining).
+    #[serde(default = "default_drain_tag")]
+    pub drain_tag: Spanned<String>,
 }
 
 impl Default for Naming {
@@ -444,6 +463,7 @@ impl Default for Naming {
             rules: Vec::new(),
             srv_tag: default_srv_tag(),
             inside_only_tag: default_inside_only_tag(),
+            drain_tag: default_drain_tag(),
         }
     }
 }
@@ -453,6 +473,9 @@ fn default_srv_tag() -> Spanned<String> {
 }
 fn default_inside_only_tag() -> Spanned<String> {
     Spanned::new(0..0, "stabledns:inside-only".to_owned())
+}
+fn default_drain_tag() -> Spanned<String> {
+    Spanned::new(0..0, "stabledns:drain".to_owned())
 }
 
 fn default_states() -> Spanned<Vec<Spanned<String>>> {

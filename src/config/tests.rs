@@ -332,6 +332,57 @@ fn keys_of_one_source_are_rejected_for_the_other() {
     let ec2 = ec2.replace("path = \"x.json\"", "regions = [\"eu-west\"]");
     let (line, key, _) = invalid(&ec2);
     assert_eq!((line, key.as_str()), (17, "inventory.regions[0]"));
+    // Health and events are the EC2 API's; a file has neither.
+    let (_, key, _) = invalid(&GOOD.replace(
+        "path = \"x.json\"",
+        "path = \"x.json\"\ninstance_status = true",
+    ));
+    assert_eq!(key, "inventory.instance_status");
+}
+
+#[test]
+fn event_queues_are_checked() {
+    let ec2 = GOOD.replace("source = \"file\"", "source = \"ec2\"");
+    let with = |events: &str| {
+        ec2.replace(
+            "path = \"x.json\"",
+            &format!("regions = [\"eu-west-1\"]\n[inventory.events]\n{events}"),
+        )
+    };
+    let url = "https://sqs.eu-west-1.amazonaws.com/123456789012/stabledns";
+    let config = Config::parse(
+        Path::new("/etc/stabledns.toml"),
+        &with(&format!("queues = {{ eu-west-1 = \"{url}\" }}")),
+    )
+    .expect("valid");
+    let crate::config::SourceConfig::Ec2(e) = &config.inventory.source else {
+        panic!("an ec2 source");
+    };
+    let events = e.events.as_ref().expect("events");
+    assert_eq!(events.queues, [("eu-west-1".to_owned(), url.to_owned())]);
+    assert_eq!(events.wait, Duration::from_secs(20));
+    for (events, key, why) in [
+        ("queues = {}", "inventory.events.queues", "at least one"),
+        (
+            &format!("queues = {{ us-east-1 = \"{url}\" }}") as &str,
+            "inventory.events.queues.us-east-1",
+            "does not walk",
+        ),
+        (
+            "queues = { eu-west-1 = \"sqs/stabledns\" }",
+            "inventory.events.queues.eu-west-1",
+            "URL",
+        ),
+        (
+            &format!("queues = {{ eu-west-1 = \"{url}\" }}\nwait = \"30s\""),
+            "inventory.events.wait",
+            "20 seconds",
+        ),
+    ] {
+        let (_, k, msg) = invalid(&with(events));
+        assert_eq!(k, key, "{events}");
+        assert!(msg.contains(why), "{events}: {msg}");
+    }
 }
 
 #[test]

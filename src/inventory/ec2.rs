@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_ec2::types::Filter;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::file::{RawGroup, RawInstance, RawInterface, RawIpv6, RawPlacement, RawState, RawTag};
 use super::settings::Ec2Config;
@@ -35,6 +35,7 @@ pub struct Ec2Source {
     walks: Vec<Walk>,
     filters: Vec<Filter>,
     page_size: i32,
+    instance_status: bool,
 }
 
 impl Ec2Source {
@@ -93,6 +94,7 @@ impl Ec2Source {
             walks,
             filters,
             page_size: config.page_size,
+            instance_status: config.instance_status,
         }
     }
 
@@ -115,9 +117,43 @@ impl Ec2Source {
         for walk in &self.walks {
             let before = out.instances.len();
             self.walk(walk, &mut out).await?;
+            if self.instance_status {
+                mark_impaired(walk, &mut out.instances[before..]).await;
+            }
             debug!(region = %walk.region, role = ?walk.role, instances = out.instances.len() - before, "walked");
         }
         Ok(out)
+    }
+
+    /// The instances `ids` in `region`, in every account walked there, as a full refresh
+    /// would see them (the configured filters apply, so an excluded or terminated instance
+    /// is simply absent). An `instance-id` filter rather than `InstanceIds`: an id the API no
+    /// longer knows is then absent too, instead of failing the whole call.
+    pub async fn describe_ids(
+        &self,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Fetched, InventoryError> {
+        let mut out = Fetched::default();
+        // The API takes up to 200 values per filter.
+        for chunk in ids.chunks(200) {
+            let mut filters = self.filters.clone();
+            filters.push(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            );
+            for walk in self.walks.iter().filter(|w| w.region == region) {
+                self.walk_with(walk, &filters, &mut out).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any walk reads `region`.
+    pub fn walks_region(&self, region: &str) -> bool {
+        self.walks.iter().any(|w| w.region == region)
     }
 
     /// Every security group, rule, network interface, Elastic IP and VPC range in every walk
@@ -262,6 +298,15 @@ impl Ec2Source {
     }
 
     async fn walk(&self, walk: &Walk, out: &mut Fetched) -> Result<(), InventoryError> {
+        self.walk_with(walk, &self.filters, out).await
+    }
+
+    async fn walk_with(
+        &self,
+        walk: &Walk,
+        filters: &[Filter],
+        out: &mut Fetched,
+    ) -> Result<(), InventoryError> {
         let where_ = || match &walk.role {
             Some(role) => format!("{} as {role}", walk.region),
             None => walk.region.clone(),
@@ -269,7 +314,7 @@ impl Ec2Source {
         let mut pages = walk
             .client
             .describe_instances()
-            .set_filters((!self.filters.is_empty()).then(|| self.filters.clone()))
+            .set_filters((!filters.is_empty()).then(|| filters.to_vec()))
             .into_paginator()
             .page_size(self.page_size)
             .send();
@@ -297,6 +342,46 @@ impl Ec2Source {
             }
         }
         Ok(())
+    }
+}
+
+/// Marks the instances EC2 reports impaired (system or instance status), with
+/// DescribeInstanceStatus over the walk's running instances. Health only ever takes members
+/// out of tiers, so when it cannot be read the instances count as healthy (fail open) and the
+/// refresh goes on: a status outage must not stop names from following the fleet.
+async fn mark_impaired(walk: &Walk, instances: &mut [crate::inventory::Instance]) {
+    use aws_sdk_ec2::types::SummaryStatus;
+    let mut impaired = std::collections::HashSet::new();
+    let mut pages = walk
+        .client
+        .describe_instance_status()
+        .into_paginator()
+        .page_size(1000)
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                warn!(
+                    region = %walk.region,
+                    role = ?walk.role,
+                    error = %crate::aws::error_line(&e),
+                    "cannot read instance status; counting every instance healthy"
+                );
+                return;
+            }
+        };
+        for s in page.instance_statuses() {
+            let bad = |d: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                d.and_then(|d| d.status()) == Some(&SummaryStatus::Impaired)
+            };
+            if bad(s.system_status()) || bad(s.instance_status()) {
+                impaired.extend(s.instance_id().map(str::to_owned));
+            }
+        }
+    }
+    for inst in instances {
+        inst.impaired = impaired.contains(&inst.id);
     }
 }
 

@@ -174,6 +174,7 @@ pub(super) fn convert(
         ipv6,
         tags,
         security_groups,
+        impaired: false,
     })
 }
 

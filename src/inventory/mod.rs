@@ -17,6 +17,7 @@ use settings::{InventoryConfig, SourceConfig};
 
 #[cfg(feature = "ec2")]
 pub mod ec2;
+pub mod events;
 pub mod file;
 pub mod security;
 pub mod settings;
@@ -55,6 +56,11 @@ pub struct Instance {
     pub tags: Tags,
     /// Its security groups.
     pub security_groups: Vec<SecurityGroup>,
+    /// EC2 reports its system or instance status `impaired` (read only when
+    /// `inventory.instance_status` is on): it leaves its tiers' answers while a healthy member
+    /// remains.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impaired: bool,
 }
 
 /// An instance's tags, key → value, sorted by key. A sorted vector rather than a `BTreeMap`:

@@ -58,4 +58,19 @@ pub struct Ec2Config {
     pub api_timeout: Duration,
     /// While serving, run the security-group audit this often and export its finding counts.
     pub audit_interval: Option<Duration>,
+    /// Read DescribeInstanceStatus with every refresh: impaired instances leave their tiers.
+    pub instance_status: bool,
+    /// EC2 state-change events from SQS, applied between refreshes.
+    pub events: Option<EventsConfig>,
+}
+
+/// `[inventory.events]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// (region, queue URL).
+    pub queues: Vec<(String, String)>,
+    /// The SQS endpoint, when not AWS's.
+    pub endpoint_url: Option<String>,
+    /// Long poll of one receive.
+    pub wait: Duration,
 }

@@ -38,6 +38,9 @@ pub struct Rules {
     pub srv_tag: String,
     /// Tag that, set to `true`, keeps every name of the instance from outside views.
     pub inside_only_tag: String,
+    /// Tag that, set to `true`, takes the instance out of its tiers' answers (draining); it
+    /// keeps its own names.
+    pub drain_tag: String,
 }
 
 /// One naming rule.
@@ -207,6 +210,19 @@ pub struct Naming {
     /// The tag each rule reads (`None` for a security-group rule), by rule index: what a
     /// [`Via::Tag`] needs to be read back as text.
     pub rule_tags: Vec<Option<String>>,
+    /// Instances out of their tiers' answers, and tiers answering in full despite them.
+    pub rotation: Rotation,
+}
+
+/// What draining and instance health did to the tiers, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Named instances tagged to drain.
+    pub drained: u32,
+    /// Named instances EC2 reports impaired (and not drained).
+    pub impaired: u32,
+    /// Tiers whose every member is drained or impaired, so answered in full.
+    pub failing_open: u32,
 }
 
 /// Limits the caller knows from the zone: how long a relative name may be, which are taken.
@@ -310,6 +326,11 @@ impl Rules {
         inst.tags
             .get(&self.inside_only_tag)
             .is_some_and(|v| truthy(v))
+    }
+
+    /// Whether the instance's drain tag says yes: it leaves its tiers' answers.
+    pub fn tagged_drain(&self, inst: &Instance) -> bool {
+        inst.tags.get(&self.drain_tag).is_some_and(|v| truthy(v))
     }
 
     /// The tag each rule reads (`None` for a security-group rule), by rule index.
@@ -512,8 +533,11 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             contested,
         });
     }
+    // Slots are numbered before rotation: a drained member keeps its number and `1.web`.
     let slots = assign_slots(&names, fleet, previous);
     add_slot_names(&mut names, &slots, fleet, limits, &mut warnings);
+    let rotation = rotate(&mut names, &named, rules);
+    // After rotation, so a drained member's SRV records leave its tiers with it.
     let services = services(&names, &named, fleet, &rules.srv_tag, &mut warnings);
     Naming {
         names,
@@ -522,7 +546,76 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         services,
         inside_only_instances,
         rule_tags,
+        rotation,
     }
+}
+
+/// Why an instance is out of its tiers' answers, if it is.
+fn out_of_rotation(inst: &Instance, rules: &Rules) -> Option<String> {
+    if rules.tagged_drain(inst) {
+        Some(format!("drained: tag {}=true", rules.drain_tag))
+    } else if inst.impaired {
+        Some("impaired: EC2 reports its status impaired".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Takes drained and impaired instances out of every tier (a name a tier rule made), but
+/// never the last ones: a tier whose every member is out answers them all, as Route 53's
+/// health checks fail open, because an empty answer is cached as NXDOMAIN or NODATA and
+/// breaks every client at once. Their own names (ids, single-instance rules, slots) stay.
+fn rotate(names: &mut [HostName], named: &[(u32, &Instance)], rules: &Rules) -> Rotation {
+    let mut rotation = Rotation::default();
+    let mut out: rustc_hash::FxHashMap<u32, String> = Default::default();
+    for &(i, inst) in named {
+        if let Some(why) = out_of_rotation(inst, rules) {
+            if rules.tagged_drain(inst) {
+                rotation.drained += 1;
+            } else {
+                rotation.impaired += 1;
+            }
+            out.insert(i, format!("out of rotation: {} ({why})", inst.id));
+        }
+    }
+    if out.is_empty() {
+        return rotation;
+    }
+    for host in names.iter_mut().filter(|h| !h.single) {
+        let leaving = host
+            .backing
+            .iter()
+            .filter(|b| out.contains_key(&b.instance))
+            .count();
+        if leaving == 0 {
+            continue;
+        }
+        if leaving == host.backing.len() {
+            // A name one instance makes through a tier rule (its `Name` tag) is no tier: it
+            // stays, without counting as one failing open.
+            let line = if leaving == 1 {
+                "its only instance is drained or impaired: answering it (fail open)"
+            } else {
+                rotation.failing_open += 1;
+                "every instance behind it is drained or impaired: answering them all (fail open)"
+            };
+            host.contested.push(line.to_owned());
+            continue;
+        }
+        for b in host.backing.iter() {
+            if let Some(line) = out.get(&b.instance) {
+                host.contested.push(line.clone());
+            }
+        }
+        let kept: Vec<Backing> = host
+            .backing
+            .iter()
+            .filter(|b| !out.contains_key(&b.instance))
+            .cloned()
+            .collect();
+        host.backing = kept.into();
+    }
+    rotation
 }
 
 /// Every value the rules read from one instance, in rule order (its id first, when ids are
@@ -820,6 +913,7 @@ mod tests {
                     name: (*s).into(),
                 })
                 .collect(),
+            impaired: false,
         }
     }
 
@@ -865,6 +959,7 @@ mod tests {
             ],
             srv_tag: "stabledns:srv".into(),
             inside_only_tag: "stabledns:inside-only".into(),
+            drain_tag: "stabledns:drain".into(),
         }
     }
 
@@ -892,6 +987,88 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn drained_and_impaired_members_leave_their_tiers_but_never_the_last() {
+        let mut fleet = vec![
+            inst(
+                "i-1",
+                InstanceState::Running,
+                &[("Name", "web1"), ("stabledns:srv", "http:tcp:80")],
+                &["SG-T-WEB", "SG-I-WEB1"],
+            ),
+            inst(
+                "i-2",
+                InstanceState::Running,
+                &[
+                    ("Name", "web2"),
+                    ("stabledns:srv", "http:tcp:80"),
+                    ("stabledns:drain", "true"),
+                ],
+                &["SG-T-WEB", "SG-I-WEB2"],
+            ),
+            inst(
+                "i-3",
+                InstanceState::Running,
+                &[("Name", "web3"), ("stabledns:srv", "http:tcp:80")],
+                &["SG-T-WEB", "SG-I-WEB3"],
+            ),
+            inst(
+                "i-4",
+                InstanceState::Running,
+                &[("stabledns:drain", "yes")],
+                &["SG-T-DB"],
+            ),
+            inst("i-5", InstanceState::Running, &[], &["SG-T-DB"]),
+        ];
+        fleet[2].impaired = true;
+        fleet[4].impaired = true;
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
+        let t = table(&n, &fleet);
+        assert_eq!(
+            t["web"].0,
+            ["i-1"],
+            "the drained and the impaired member leave"
+        );
+        let web = n.names.iter().find(|h| h.name == "web").expect("web");
+        assert_eq!(
+            web.contested,
+            [
+                "out of rotation: i-2 (drained: tag stabledns:drain=true)",
+                "out of rotation: i-3 (impaired: EC2 reports its status impaired)",
+            ]
+        );
+        // Their own names stay: ids, single-instance groups, and a Name tag only they carry.
+        for own in ["i-2", "web2", "i-3", "web3"] {
+            assert_eq!(t[own].0.len(), 1, "{own}");
+        }
+        assert_eq!(t["web2"].0, ["i-2"]);
+        let srv: Vec<&str> = n
+            .services
+            .iter()
+            .filter(|s| s.tier == "web")
+            .map(|s| fleet[s.instance as usize].id.as_str())
+            .collect();
+        assert_eq!(srv, ["i-1"], "SRV records follow the tier");
+        // Every db member is out: the tier answers them all.
+        assert_eq!(t["db"].0, ["i-4", "i-5"]);
+        assert_eq!(
+            n.rotation,
+            Rotation {
+                drained: 2,
+                impaired: 2,
+                failing_open: 1
+            }
+        );
+        // Without drain or health, nothing changes.
+        for i in &mut fleet {
+            i.impaired = false;
+            i.tags.insert("stabledns:drain", "false".to_owned());
+        }
+        let n = assign(&fleet, &rules(), &limits(), &Slots::new());
+        assert_eq!(table(&n, &fleet)["web"].0, ["i-1", "i-2", "i-3"]);
+        assert_eq!(n.rotation, Rotation::default());
     }
 
     #[test]

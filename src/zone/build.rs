@@ -160,6 +160,7 @@ pub fn build(
         built_at: SystemTime::now(),
         apex,
         instance_count: instances.len(),
+        rotation: naming.rotation,
         views,
         warnings,
     }

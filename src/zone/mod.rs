@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub views: Vec<ViewZone>,
     /// Warnings from naming and building, for whoever publishes it to log.
     pub warnings: Vec<String>,
+    /// Drained and impaired instances and the tiers failing open, for the metrics.
+    pub rotation: crate::naming::Rotation,
 }
 
 impl Snapshot {

@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod dig;
 mod ec2;
+mod events;
 mod fastpath;
 mod forwarding;
 mod harness;

@@ -4,7 +4,8 @@
 //! throttling, a connection that hangs, an empty but successful fleet, or a failure of every
 //! page after the first. It also paginates DescribeInstances, which moto does not (it ignores
 //! MaxResults): it asks moto for the whole fleet and hands it out in pages of whole
-//! reservations with a NextToken.
+//! reservations with a NextToken. moto reports every running instance's status as ok, so the
+//! proxy also rewrites DescribeInstanceStatus to call the instances it is told of impaired.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,8 @@ struct Shared {
     r53_reject: Mutex<Option<String>>,
     /// ChangeResourceRecordSets calls seen.
     r53_changes: AtomicU64,
+    /// Instances whose instance status DescribeInstanceStatus answers as impaired.
+    impaired: Mutex<Vec<String>>,
 }
 
 /// A running proxy; its task ends with the test's runtime.
@@ -83,6 +86,7 @@ impl Proxy {
             r53_script: Mutex::new(Default::default()),
             r53_reject: Mutex::new(None),
             r53_changes: AtomicU64::new(0),
+            impaired: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -111,6 +115,12 @@ impl Proxy {
     /// ChangeResourceRecordSets calls seen.
     pub fn r53_changes(&self) -> u64 {
         self.shared.r53_changes.load(Ordering::Relaxed)
+    }
+
+    /// DescribeInstanceStatus answers call these instances impaired (and no others).
+    pub fn impaired(&self, ids: &[&str]) {
+        *self.shared.impaired.lock().expect("impaired lock") =
+            ids.iter().map(|s| (*s).to_owned()).collect();
     }
 
     /// DescribeInstances requests seen (each page is one).
@@ -354,9 +364,31 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
         Mode::StripInstanceId(id) if describe => {
             body.replace(&format!("<instanceId>{id}</instanceId>"), "")
         }
+        _ if param(&req.body, "Action") == Some("DescribeInstanceStatus") => {
+            let impaired = shared.impaired.lock().expect("impaired lock").clone();
+            impaired.iter().fold(body, |body, id| impair(&body, id))
+        }
         _ => body,
     };
     respond(&mut conn, &status, &body).await;
+}
+
+/// `id`'s instance status in a DescribeInstanceStatus answer, from ok to impaired (its
+/// reachability check failed), as EC2 reports an instance whose OS stopped answering.
+fn impair(xml: &str, id: &str) -> String {
+    let Some(at) = xml.find(&format!("<instanceId>{id}</instanceId>")) else {
+        return xml.to_owned();
+    };
+    let item_end = xml[at..]
+        .find("</instanceStatus>")
+        .map_or(xml.len(), |e| at + e);
+    let Some(start) = xml[at..item_end].find("<instanceStatus>").map(|s| at + s) else {
+        return xml.to_owned();
+    };
+    let status = xml[start..item_end]
+        .replace("<status>passed</status>", "<status>failed</status>")
+        .replace("<status>ok</status>", "<status>impaired</status>");
+    format!("{}{status}{}", &xml[..start], &xml[item_end..])
 }
 
 /// Cuts moto's full answer down to page `page` of whole reservations holding at most `max`

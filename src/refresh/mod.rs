@@ -9,7 +9,10 @@
 //!   of the names until `confirm_refreshes` refreshes in a row agree (an API glitch that
 //!   returns an empty fleet must not wipe DNS);
 //! - every publish is logged as a diff and written to the state file, which the next start
-//!   serves from before the API answers.
+//!   serves from before the API answers;
+//! - between refreshes, EC2 events ([`events`]) read just the instances they name back and
+//!   publish through the same build and valve; the refresh stays, and repairs what an event
+//!   missed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use crate::inventory::{Instance, InventoryError, Source};
 use crate::naming;
 use crate::state;
 use crate::zone::{self, Snapshot, SnapshotCell};
+
+pub mod events;
 
 /// First retry delay after a failure; doubles per consecutive failure up to `max_backoff`.
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -97,9 +102,12 @@ pub fn build_next(
     (snapshot, changed)
 }
 
-/// Whether two snapshots answer alike in every view and keep the same slot numbers.
+/// Whether two snapshots answer alike in every view and keep the same slot numbers and
+/// rotation: a tier failing open answers as before, but `_explain` and the metrics must say
+/// why, so that is a change too.
 fn same_answers(a: &Snapshot, b: &Snapshot) -> bool {
     a.slots == b.slots
+        && a.rotation == b.rotation
         && a.views.len() == b.views.len()
         && a.views.iter().zip(&b.views).all(|(x, y)| x.same_answers(y))
 }
@@ -163,6 +171,9 @@ pub struct Refresher {
     notify: bool,
     /// Instances that left the fleet, for the state file (and from there the audit).
     departed: Vec<state::Departed>,
+    /// Events already applied, to tell a duplicate or a late one from news.
+    #[cfg_attr(not(feature = "ec2"), allow(dead_code))]
+    seen: events::Seen,
 }
 
 impl Refresher {
@@ -177,6 +188,7 @@ impl Refresher {
             held: None,
             notify: true,
             departed: Vec::new(),
+            seen: events::Seen::default(),
         }
     }
 
@@ -274,8 +286,15 @@ impl Refresher {
                 return Err(e);
             }
         };
-        let previous = self.cell.load();
         (self.stats.empty_fleet).store(instances.is_empty(), Ordering::Relaxed);
+        Ok(self.consider(instances, true).await)
+    }
+
+    /// Publishes `instances` if their answers differ from the served ones and the valve lets
+    /// them. `full`: they are the whole fleet as the inventory just read it, which confirms the
+    /// data served (an event's partial read does not).
+    async fn consider(&mut self, instances: Arc<[Instance]>, full: bool) -> Outcome {
+        let previous = self.cell.load();
         if instances.is_empty()
             && !self.config.inventory.allow_empty_fleet
             && let Some(prev) = previous.as_ref().filter(|p| p.instance_count > 0)
@@ -289,41 +308,45 @@ impl Refresher {
                  the filters, regions and account; set inventory.allow_empty_fleet = true if \
                  the fleet really is empty)"
             );
-            return Ok(Outcome::Empty);
+            return Outcome::Empty;
         }
         if let Some(prev) = &previous
-            && prev.fleet[..] == instances[..]
+            && same_fleet(&prev.fleet, &instances)
         {
             // The served snapshot's own fleet, built under this config (a reload rebuilds at
             // once): it would build the same answers. Comparing costs milliseconds at 100k
             // instances; building cost most of a second and a second zone beside the served
             // one.
             self.held = None;
-            self.confirmed();
-            return Ok(Outcome::Unchanged);
+            self.confirmed(full);
+            return Outcome::Unchanged;
         }
         let Some((snapshot, changed)) = self.build_next(&instances, previous.clone()).await else {
-            return Ok(Outcome::Unchanged); // shutting down: nothing to publish to
+            return Outcome::Unchanged; // shutting down: nothing to publish to
         };
         if let Some(prev) = &previous {
             if !changed {
                 self.held = None;
-                self.confirmed();
-                return Ok(Outcome::Unchanged);
+                self.confirmed(full);
+                return Outcome::Unchanged;
             }
             if self.hold_back(prev, &snapshot) {
                 self.stats.valve_trips.fetch_add(1, Ordering::Relaxed);
-                return Ok(Outcome::Held);
+                return Outcome::Held;
             }
         }
         self.held = None;
         self.publish(previous.as_deref(), snapshot, instances).await;
-        self.confirmed();
-        Ok(Outcome::Published)
+        self.confirmed(full);
+        Outcome::Published
     }
 
-    /// Records a fetch that succeeded, and says so when it ends a run of failures.
-    fn confirmed(&self) {
+    /// Records a fetch of the whole fleet that succeeded, and says so when it ends a run of
+    /// failures.
+    fn confirmed(&self, full: bool) {
+        if !full {
+            return;
+        }
         let failed = self.stats.mark_success();
         if failed > 0 {
             info!(
@@ -490,6 +513,16 @@ impl Refresher {
         mut reloads: tokio::sync::mpsc::Receiver<Arc<Config>>,
         shutdown: CancellationToken,
     ) {
+        let (to_refresh, mut batches) = tokio::sync::mpsc::channel(16);
+        events::start(
+            &self.source,
+            &self.config,
+            &to_refresh,
+            &self.metrics,
+            &shutdown,
+        )
+        .await;
+        drop(to_refresh);
         let mut delay = if loaded {
             jitter(self.config.inventory.refresh_interval)
         } else {
@@ -505,6 +538,7 @@ impl Refresher {
                 tokio::select! {
                     () = tokio::time::sleep_until(wake) => break,
                     Some(config) = reloads.recv() => self.apply(config).await,
+                    Some(batch) = batches.recv() => self.apply_events(batch).await,
                     () = shutdown.cancelled() => return self.save_published().await,
                 }
             }
@@ -537,6 +571,24 @@ impl Refresher {
             }
         }
     }
+}
+
+/// Whether two fleets hold the same instances, in any order: events update the served fleet
+/// in place and append launches, so the next full read lists the same fleet in the API's
+/// order, which must not cost a build.
+fn same_fleet(served: &[Instance], fetched: &[Instance]) -> bool {
+    if served.len() != fetched.len() {
+        return false;
+    }
+    if served == fetched {
+        return true;
+    }
+    let by_id: rustc_hash::FxHashMap<&str, &Instance> =
+        served.iter().map(|i| (i.id.as_str(), i)).collect();
+    let distinct: rustc_hash::FxHashSet<&str> = fetched.iter().map(|i| i.id.as_str()).collect();
+    by_id.len() == served.len()
+        && distinct.len() == fetched.len()
+        && fetched.iter().all(|i| by_id.get(i.id.as_str()) == Some(&i))
 }
 
 /// Delay before retry number `failures` (1-based): 1 s, 2 s, 4 s, … up to `max`, jittered.

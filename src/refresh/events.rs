@@ -1,0 +1,375 @@
+//! EC2 events between refreshes: one task per queue long-polls SQS and hands the refresh loop
+//! batches of events; the loop reads just the instances they name back from the API, puts them
+//! into the served fleet, and publishes through the same build and safety valve as a refresh.
+//! Messages are deleted only once their batch is applied: a batch that could not be read back
+//! stays on the queue and comes again after its visibility timeout, and the periodic refresh
+//! repairs anything an event never brought.
+
+// Without the `ec2` feature nothing reads events; the types stay so the loop's shape does not
+// change with the build.
+#![cfg_attr(not(feature = "ec2"), allow(dead_code))]
+
+#[cfg(feature = "ec2")]
+use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+#[cfg(feature = "ec2")]
+use tracing::{debug, info, warn};
+
+use super::Refresher;
+use crate::config::Config;
+#[cfg(feature = "ec2")]
+use crate::inventory::Instance;
+use crate::inventory::Source;
+use crate::inventory::events::Event;
+use crate::telemetry::Metrics;
+
+/// Event ids remembered, to drop redeliveries: SQS delivers at least once.
+const REMEMBERED_IDS: usize = 10_000;
+/// Instances whose last applied change is remembered; past this, the oldest are forgotten.
+const REMEMBERED_INSTANCES: usize = 200_000;
+
+/// Events from one receive, and where the loop says whether they were applied.
+#[derive(Debug)]
+pub struct Batch {
+    events: Vec<Event>,
+    done: oneshot::Sender<bool>,
+}
+
+/// What the loop has applied: event ids (duplicates) and each instance's latest change (late
+/// events).
+#[derive(Debug, Default)]
+pub struct Seen {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+    last_change: HashMap<String, Timestamp>,
+}
+
+/// Whether an event is news.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    New,
+    Duplicate,
+    Stale,
+}
+
+impl Seen {
+    fn verdict(&self, e: &Event) -> Verdict {
+        if self.ids.contains(&e.id) {
+            Verdict::Duplicate
+        } else if self
+            .last_change
+            .get(&e.instance)
+            .is_some_and(|t| *t > e.time)
+        {
+            // A later change was applied already: the instance was read back after this one.
+            Verdict::Stale
+        } else {
+            Verdict::New
+        }
+    }
+
+    fn remember(&mut self, e: &Event) {
+        if self.ids.insert(e.id.clone()) {
+            self.order.push_back(e.id.clone());
+            while self.order.len() > REMEMBERED_IDS {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+        let last = self.last_change.entry(e.instance.clone()).or_insert(e.time);
+        *last = (*last).max(e.time);
+        if self.last_change.len() > REMEMBERED_INSTANCES {
+            // Keep the newer half: a late event for an instance forgotten here costs one
+            // needless read, never a wrong answer.
+            let mut times: Vec<Timestamp> = self.last_change.values().copied().collect();
+            let (_, median, _) = times.select_nth_unstable(REMEMBERED_INSTANCES / 2);
+            let cut = *median;
+            self.last_change.retain(|_, t| *t >= cut);
+        }
+    }
+}
+
+/// Starts one listener per configured queue (EC2 sources with `[inventory.events]` only).
+pub(super) async fn start(
+    source: &Source,
+    config: &Config,
+    to_refresh: &mpsc::Sender<Batch>,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) {
+    #[cfg(feature = "ec2")]
+    if let (Source::Ec2(_), crate::config::SourceConfig::Ec2(ec2)) =
+        (source, &config.inventory.source)
+        && let Some(events) = &ec2.events
+    {
+        for (region, url) in &events.queues {
+            let queue = crate::inventory::events::Queue::new(
+                region,
+                url,
+                events.endpoint_url.as_deref(),
+                events.wait,
+                ec2.api_timeout,
+            )
+            .await;
+            info!(queue = %url, %region, "reading EC2 events");
+            tokio::spawn(listen(
+                queue,
+                to_refresh.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    #[cfg(not(feature = "ec2"))]
+    let _ = (source, config, to_refresh, metrics, shutdown);
+}
+
+fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Reads `queue` until shutdown. An unreachable or deleted queue is logged and retried with
+/// backoff; the periodic refresh goes on meanwhile.
+#[cfg(feature = "ec2")]
+async fn listen(
+    queue: crate::inventory::events::Queue,
+    to_refresh: mpsc::Sender<Batch>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let counts = &metrics.events;
+    let mut failures = 0u64;
+    loop {
+        let received = tokio::select! {
+            r = queue.receive() => r,
+            () = shutdown.cancelled() => return,
+        };
+        let received = match received {
+            Ok(r) => {
+                if failures > 0 {
+                    info!(queue = %queue.url, failures, "the event queue answers again");
+                    failures = 0;
+                }
+                r
+            }
+            Err(e) => {
+                failures += 1;
+                add(&counts.receive_errors, 1);
+                let wait = super::backoff(failures, std::time::Duration::from_secs(60));
+                warn!(error = %e, retry_in = ?wait, "cannot read EC2 events; the periodic refresh goes on");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        };
+        let mut delete = Vec::new();
+        let (mut events, mut handles) = (Vec::new(), Vec::new());
+        for r in received {
+            match r.event {
+                Ok(Some(e)) => {
+                    events.push(e);
+                    handles.push(r.handle);
+                }
+                Ok(None) => {
+                    add(&counts.ignored, 1);
+                    delete.push(r.handle);
+                }
+                Err(why) => {
+                    // Deleted, or it would come back for ever; the log keeps what it said.
+                    add(&counts.malformed, 1);
+                    warn!(queue = %queue.url, "not an EC2 event ({why}); deleting the message");
+                    delete.push(r.handle);
+                }
+            }
+        }
+        if !events.is_empty() {
+            let (done, applied) = oneshot::channel();
+            if to_refresh.send(Batch { events, done }).await.is_err() {
+                return; // the loop has stopped
+            }
+            let applied = tokio::select! {
+                a = applied => a.unwrap_or(false),
+                () = shutdown.cancelled() => return,
+            };
+            if applied {
+                delete.extend(handles);
+            }
+        }
+        if delete.is_empty() {
+            continue;
+        }
+        match queue.delete(&delete).await {
+            Ok(0) => {}
+            Ok(failed) => {
+                add(&counts.delete_errors, failed);
+                warn!(queue = %queue.url, failed, "SQS did not delete every message; they will be read again");
+            }
+            Err(e) => {
+                add(&counts.delete_errors, 1);
+                warn!(error = %e, "cannot delete EC2 events; they will be read again");
+            }
+        }
+    }
+}
+
+impl Refresher {
+    /// Applies a batch: reads the instances it names back (in their regions, under the
+    /// inventory's filters), replaces them in the served fleet, and publishes if the answers
+    /// change. Says whether the messages can go.
+    pub(super) async fn apply_events(&mut self, batch: Batch) {
+        let applied = self.apply_batch(batch.events).await;
+        let _ = batch.done.send(applied);
+    }
+
+    #[cfg(not(feature = "ec2"))]
+    async fn apply_batch(&mut self, _: Vec<Event>) -> bool {
+        true
+    }
+
+    #[cfg(feature = "ec2")]
+    async fn apply_batch(&mut self, events: Vec<Event>) -> bool {
+        let metrics = self.metrics.clone();
+        let counts = &metrics.events;
+        let Source::Ec2(ec2) = &self.source else {
+            return true;
+        };
+        let mut news: Vec<Event> = Vec::new();
+        let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for e in events {
+            let verdict = if news.iter().any(|n| n.id == e.id) {
+                Verdict::Duplicate
+            } else {
+                self.seen.verdict(&e)
+            };
+            match verdict {
+                Verdict::Duplicate => add(&counts.duplicate, 1),
+                Verdict::Stale => add(&counts.stale, 1),
+                Verdict::New if !ec2.walks_region(&e.region) => {
+                    add(&counts.ignored, 1);
+                    warn!(region = %e.region, instance = %e.instance, "an event for a region the inventory does not walk; ignored");
+                }
+                Verdict::New => {
+                    debug!(instance = %e.instance, what = %e.what, time = %e.time, "EC2 event");
+                    wanted
+                        .entry(e.region.clone())
+                        .or_default()
+                        .insert(e.instance.clone());
+                    news.push(e);
+                }
+            }
+        }
+        if news.is_empty() {
+            return true;
+        }
+        let Some(previous) = self.cell.load() else {
+            // Nothing served yet: the first refresh reads every instance anyway.
+            return true;
+        };
+        let mut fleet: Vec<Instance> = previous.fleet.to_vec();
+        for (region, ids) in &wanted {
+            let list: Vec<String> = ids.iter().cloned().collect();
+            let fetched = match ec2.describe_ids(region, &list).await {
+                Ok(f) => f,
+                Err(e) => {
+                    add(&counts.failed, news.len());
+                    warn!(error = %e, events = news.len(), "cannot read the instances EC2 events name; they stay on the queue");
+                    return false;
+                }
+            };
+            for why in &fetched.skipped {
+                warn!("{why}");
+            }
+            let mut found: HashMap<String, Instance> = fetched
+                .instances
+                .into_iter()
+                .map(|i| (i.id.clone(), i))
+                .collect();
+            // In place, so the next full read finds the fleet unchanged; health is the full
+            // refresh's to read, so an instance keeps what it had.
+            fleet.retain_mut(|inst| {
+                if inst.region.as_deref() != Some(region.as_str()) || !ids.contains(&inst.id) {
+                    return true;
+                }
+                match found.remove(&inst.id) {
+                    Some(mut now) => {
+                        now.impaired = inst.impaired;
+                        *inst = now;
+                        true
+                    }
+                    None => false, // gone, stopped or filtered out
+                }
+            });
+            let mut launched: Vec<Instance> = found.into_values().collect();
+            launched.sort_by(|a, b| a.id.cmp(&b.id));
+            fleet.extend(launched);
+        }
+        let outcome = self.consider(fleet.into(), false).await;
+        add(&counts.applied, news.len());
+        for e in &news {
+            self.seen.remember(e);
+        }
+        info!(events = news.len(), ?outcome, "applied EC2 events");
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, instance: &str, time: &str) -> Event {
+        Event {
+            id: id.into(),
+            time: time.parse().expect("time"),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            instance: instance.into(),
+            what: "running".into(),
+        }
+    }
+
+    #[test]
+    fn redeliveries_and_late_events_are_told_from_news() {
+        let mut seen = Seen::default();
+        let first = event("e1", "i-1", "2026-12-01T18:00:10Z");
+        assert_eq!(seen.verdict(&first), Verdict::New);
+        seen.remember(&first);
+        assert_eq!(seen.verdict(&first), Verdict::Duplicate);
+        // pending, then running in the same second: both read back.
+        assert_eq!(
+            seen.verdict(&event("e2", "i-1", "2026-12-01T18:00:10Z")),
+            Verdict::New
+        );
+        assert_eq!(
+            seen.verdict(&event("e0", "i-1", "2026-12-01T18:00:09Z")),
+            Verdict::Stale,
+            "older than a change applied"
+        );
+        assert_eq!(
+            seen.verdict(&event("e3", "i-2", "2026-12-01T18:00:09Z")),
+            Verdict::New,
+            "another instance"
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut seen = Seen::default();
+        for n in 0..(REMEMBERED_IDS + 10) {
+            seen.remember(&event(&format!("e{n}"), "i-1", "2026-12-01T18:00:00Z"));
+        }
+        assert_eq!(seen.ids.len(), REMEMBERED_IDS);
+        assert_eq!(
+            seen.verdict(&event("e0", "i-9", "2026-12-01T18:00:00Z")),
+            Verdict::New
+        );
+    }
+}
