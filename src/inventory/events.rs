@@ -16,8 +16,8 @@ pub struct Event {
     pub id: String,
     /// When the change happened (EventBridge's `time`), to tell a late event from a new one.
     pub time: Timestamp,
-    /// The account the instance is in.
-    pub account: String,
+    /// The account the instance is in (EventBridge always says; moto's copy of it does not).
+    pub account: Option<String>,
     /// Its region: which walk describes it.
     pub region: String,
     /// `i-…`
@@ -84,10 +84,13 @@ pub fn parse(body: &str) -> Result<Option<Event>, String> {
     let time: Timestamp = text("time")?
         .parse()
         .map_err(|e| format!("`time` is not an RFC 3339 time: {e}"))?;
-    let account = text("account")?;
-    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("`account` {account:?} is not 12 digits"));
-    }
+    let account = match value.get("account") {
+        None => None,
+        Some(Value::String(a)) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(a.clone())
+        }
+        Some(other) => return Err(format!("`account` {other} is not 12 digits")),
+    };
     let region = text("region")?;
     if region.is_empty()
         || region.len() > 32
@@ -103,7 +106,7 @@ pub fn parse(body: &str) -> Result<Option<Event>, String> {
     Ok(Some(Event {
         id: id.to_owned(),
         time,
-        account: account.to_owned(),
+        account,
         region: region.to_owned(),
         instance: instance.to_owned(),
         what,

@@ -329,7 +329,7 @@ mod tests {
         Event {
             id: id.into(),
             time: time.parse().expect("time"),
-            account: "123456789012".into(),
+            account: Some("123456789012".into()),
             region: "eu-west-1".into(),
             instance: instance.into(),
             what: "running".into(),

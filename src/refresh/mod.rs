@@ -301,13 +301,21 @@ impl Refresher {
         {
             // Not a success: the data served is not confirmed, so it ages toward max_stale.
             (self.stats.empty_fleet_refusals).fetch_add(1, Ordering::Relaxed);
-            error!(
-                source = %self.source.describe(),
-                serving_instances = prev.instance_count,
-                "the inventory returned no instances; still serving the previous fleet (check \
-                 the filters, regions and account; set inventory.allow_empty_fleet = true if \
-                 the fleet really is empty)"
-            );
+            if full {
+                error!(
+                    source = %self.source.describe(),
+                    serving_instances = prev.instance_count,
+                    "the inventory returned no instances; still serving the previous fleet \
+                     (check the filters, regions and account; set inventory.allow_empty_fleet \
+                     = true if the fleet really is empty)"
+                );
+            } else {
+                warn!(
+                    serving_instances = prev.instance_count,
+                    "EC2 events would leave no instance; still serving the previous fleet \
+                     until a full refresh agrees (inventory.allow_empty_fleet = true allows it)"
+                );
+            }
             return Outcome::Empty;
         }
         if let Some(prev) = &previous

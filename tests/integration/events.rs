@@ -358,3 +358,55 @@ async fn drained_and_impaired_instances_leave_their_tiers_but_never_the_last() {
         .expect("tag");
     wait_for(addr, "web.internal.", RecordType::A, &ips(&web_ips), SOON).await;
 }
+
+/// `tests/integration/py/events_stack.py` against moto: its stdout.
+fn events_stack(moto: &Moto, args: &[&str]) -> String {
+    let python = std::env::var("STABLEDNS_PYTHON")
+        .expect("STABLEDNS_PYTHON: run scripts/test, which installs boto3 with moto");
+    let script = crate::harness::root().join("tests/integration/py/events_stack.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(&moto.url)
+        .args(args)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "events_stack.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloudformation_stack_feeds_eventbridge_events_to_stabledns() {
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let net = Network::create(&ec2).await;
+    let web = net.launch(&ec2, 1, false, &[], &["SG-T-WEB"]).await;
+    let ip0 = private_ip(&ec2, &web[0]).await;
+    // The README's stack, as an operator deploys it: queue, rule, queue policy, IAM policy.
+    let queue = events_stack(&moto, &["deploy"]);
+    let extra = format!(
+        "refresh_interval = \"1h\"\napi_timeout = \"2s\"\nmax_backoff = \"2s\"\n\
+         [inventory.events]\nqueues = {{ eu-west-1 = \"{queue}\" }}\n\
+         endpoint_url = \"{}\"\nwait = \"1s\"\n",
+        moto.url
+    );
+    let server = TestServer::start(ec2_config(&moto.url, &["eu-west-1"], &extra)).await;
+    let addr = server.addr();
+    wait_for(addr, "web.internal.", RecordType::A, &[&ip0], SOON).await;
+    let web2 = net.launch(&ec2, 1, false, &[], &["SG-T-WEB"]).await[0].clone();
+    let ip2 = private_ip(&ec2, &web2).await;
+    events_stack(&moto, &["put", &web2, "running"]);
+    wait_for(addr, "web.internal.", RecordType::A, &[&ip0, &ip2], SOON).await;
+    assert_eq!(
+        server
+            .metrics()
+            .events
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "EventBridge's messages parse"
+    );
+}

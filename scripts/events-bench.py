@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Event-to-answer latency, run by scripts/events-bench.
+
+stabledns serves a moto fleet with the poll set to an hour and `[inventory.events]` reading an
+SQS queue. For each instance: launch it, put the "running" state-change event (EventBridge's
+shape) on the queue, and time until its name answers its address over DNS; then terminate it,
+put the "terminated" event, and time until the name is NXDOMAIN. moto's recorder counts the
+API calls stabledns made meanwhile; the arithmetic for a 10,000-instance fleet (events with an
+hourly reconcile versus polling alone) comes from those counts.
+"""
+
+import argparse
+import base64
+import collections
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench  # noqa: E402  (free_port)
+
+import boto3  # from the moto venv
+import dns.message
+import dns.query
+import dns.rcode
+
+CONFIG = """
+[server]
+listen = ["127.0.0.1:{dns_port}"]
+
+[zone]
+apex = "internal."
+
+[zone.soa]
+hostmaster = "hostmaster.internal."
+
+[[zone.nameservers]]
+name = "ns1.internal."
+addresses = ["127.0.0.1"]
+
+[inventory]
+source = "ec2"
+endpoint_url = "{endpoint}"
+regions = ["eu-west-1"]
+refresh_interval = "1h"
+
+[inventory.events]
+queues = {{ eu-west-1 = "{queue}" }}
+endpoint_url = "{endpoint}"
+wait = "{wait}s"
+
+[[naming.rules]]
+kind = "tag"
+tag = "Name"
+single = true
+"""
+
+
+def event(n, instance, state):
+    return json.dumps({
+        "version": "0", "id": f"bench-{n}",
+        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"],
+        "detail": {"instance-id": instance, "state": state},
+    })
+
+
+def answer(port, name):
+    q = dns.message.make_query(name, "A")
+    try:
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
+    except dns.exception.Timeout:
+        return None
+    if r.rcode() == dns.rcode.NXDOMAIN:
+        return "NXDOMAIN"
+    return sorted(rr.to_text() for rrset in r.answer for rr in rrset)
+
+
+def until(port, name, want, since, limit=60.0):
+    """Seconds from `since` until `name` answers `want`, asking every millisecond."""
+    while time.perf_counter() - since < limit:
+        if answer(port, name) == want:
+            return time.perf_counter() - since
+        time.sleep(0.001)
+    raise SystemExit(f"{name} did not answer {want} within {limit} s")
+
+
+def calls(endpoint):
+    """stabledns's API calls in moto's recording, by operation."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/recorder/download-recording") as r:
+        lines = r.read().decode().splitlines()
+    counts = collections.Counter()
+    for line in lines:
+        req = json.loads(line)
+        headers = {k.lower(): v for k, v in req.get("headers", {}).items()}
+        if "aws-sdk-rust" not in headers.get("user-agent", ""):
+            continue  # this script's own boto3 calls
+        target = headers.get("x-amz-target")
+        if target:
+            counts[target.split(".")[-1]] += 1
+            continue
+        body = req.get("body") or ""
+        if req.get("body_encoded"):
+            body = base64.b64decode(body).decode(errors="replace")
+        action = urllib.parse.parse_qs(body).get("Action", ["?"])[0]
+        counts[action] += 1
+    return counts
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--moto", required=True)
+    ap.add_argument("--events", type=int, default=200, help="events (half launches, half terminations)")
+    ap.add_argument("--wait", type=int, default=20, help="SQS long poll, seconds")
+    args = ap.parse_args()
+    port, dns_port = bench.free_port(), bench.free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = None
+    try:
+        for _ in range(100):
+            try:
+                ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="eu-west-1")
+                ec2.describe_vpcs()
+                break
+            except Exception:  # noqa: BLE001 (moto still starting)
+                time.sleep(0.2)
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="eu-west-1")
+        queue = sqs.create_queue(QueueName="stabledns-events")["QueueUrl"]
+        vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.0.0/20")["Subnet"]["SubnetId"]
+        # One instance that stays: a fleet events would empty is held back, by design.
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet,
+                          TagSpecifications=[{"ResourceType": "instance",
+                                              "Tags": [{"Key": "Name", "Value": "anchor"}]}])
+        d = Path(tempfile.mkdtemp())
+        config = d / "stabledns.toml"
+        config.write_text(CONFIG.format(dns_port=dns_port, endpoint=endpoint, queue=queue,
+                                        wait=args.wait))
+        log = open(d / "stabledns.log", "w")
+        server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+        # The first full read: the SOA answers once a snapshot is published.
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            q = dns.message.make_query("internal.", "SOA")
+            try:
+                if dns.query.udp(q, "127.0.0.1", port=dns_port, timeout=0.5).answer:
+                    break
+            except dns.exception.Timeout:
+                pass
+            time.sleep(0.1)
+        urllib.request.urlopen(urllib.request.Request(
+            f"{endpoint}/moto-api/recorder/start-recording", method="POST")).read()
+        started = time.perf_counter()
+        launched, terminated = [], []
+        for n in range(args.events // 2):
+            name = f"lat{n}"
+            inst = ec2.run_instances(
+                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet,
+                TagSpecifications=[{"ResourceType": "instance",
+                                    "Tags": [{"Key": "Name", "Value": name}]}])["Instances"][0]
+            iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+            # From the moment the event is on the queue (SendMessage returned).
+            sqs.send_message(QueueUrl=queue, MessageBody=event(2 * n, iid, "running"))
+            launched.append(until(dns_port, f"{name}.internal.", [ip], time.perf_counter()))
+            ec2.terminate_instances(InstanceIds=[iid])
+            sqs.send_message(QueueUrl=queue, MessageBody=event(2 * n + 1, iid, "terminated"))
+            terminated.append(until(dns_port, f"{name}.internal.", "NXDOMAIN",
+                                    time.perf_counter()))
+        took = time.perf_counter() - started
+        counts = calls(endpoint)
+        everything = launched + terminated
+        ms = lambda s: f"{s * 1000:.0f} ms"  # noqa: E731
+        print(f"{len(everything)} events in {took:.0f} s: event-to-answer median "
+              f"{ms(statistics.median(everything))}, p90 {ms(pct(everything, 90))}, "
+              f"p99 {ms(pct(everything, 99))}, max {ms(max(everything))}")
+        print(f"  launches: median {ms(statistics.median(launched))}, p99 {ms(pct(launched, 99))};"
+              f" terminations: median {ms(statistics.median(terminated))}, "
+              f"p99 {ms(pct(terminated, 99))}")
+        print("stabledns API calls meanwhile: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        ec2_calls = sum(v for k, v in counts.items() if k.startswith("Describe"))
+        ec2_per_event = ec2_calls / len(everything)
+        sqs_per_event = (sum(counts.values()) - ec2_calls) / len(everything)
+        print(f"  per event: {ec2_per_event:.2f} EC2 calls, {sqs_per_event:.2f} SQS calls (events "
+              f"one at a time, the worst case: events that arrive together share one receive, "
+              f"one read and one delete)")
+        fleet, page = 10_000, 1000
+        pages = math.ceil(fleet / page)
+        polling = 3600 / 30 * pages
+        print(f"arithmetic for a {fleet:,}-instance fleet ({pages} DescribeInstances pages of "
+              f"{page} a full read):")
+        print(f"  polling alone every 30 s (the default): {polling:,.0f} EC2 calls/h, and a change "
+              f"waits up to 30 s plus the TTL")
+        idle = 3600 / args.wait
+        for churn in (0, 100, 1000):
+            ec2_h = pages + churn * ec2_per_event  # an hourly reconcile, and the events
+            sqs_h = idle + churn * sqs_per_event
+            print(f"  events with an hourly full read, {churn:>4} events/h: {ec2_h:,.0f} EC2 calls/h "
+                  f"({pages} for the full read), {sqs_h:,.0f} SQS calls/h ({idle:.0f} idle long "
+                  f"polls)")
+        per_event = ec2_per_event
+        print(f"summary events={len(everything)} median_ms={statistics.median(everything) * 1000:.0f} "
+              f"p99_ms={pct(everything, 99) * 1000:.0f} ec2_calls_per_event={per_event:.2f} "
+              f"polling_calls_per_hour={polling:.0f}")
+    finally:
+        if server:
+            server.terminate()
+            server.wait()
+        moto.terminate()
+        moto.wait()
+
+
+if __name__ == "__main__":
+    main()
