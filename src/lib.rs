@@ -325,6 +325,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     };
     info!(source = %refresher.source_name(), "refreshing the inventory every {:?}", config.inventory.refresh_interval);
     let (reloads, reload_rx) = mpsc::channel(4);
+    #[cfg(feature = "ec2")]
+    let departures = refresher.departures();
     let refresh = tokio::spawn(refresher.run(fresh, reload_rx, shutdown.clone()));
     let publisher = spawn_publisher(&live, &stats, &cell, &metrics, &shutdown);
     #[cfg(feature = "ec2")]
@@ -333,6 +335,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         tokio::spawn(audit::watch::run(
             move || live.load_full(),
             cell.clone(),
+            departures,
             metrics.clone(),
             shutdown.clone(),
         ));

@@ -30,6 +30,7 @@ const KINDS: [(Kind, Severity); 5] = [
 pub async fn run(
     config: impl Fn() -> Arc<Config>,
     cell: SnapshotCell,
+    departed: crate::refresh::Departures,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
@@ -55,7 +56,7 @@ pub async fn run(
         last = Some(Instant::now());
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = audit(&config, &snapshot.fleet) => r,
+            r = audit(&config, &snapshot.fleet, &departed) => r,
         };
         let Ok(mut counts) = metrics.audit.lock() else {
             continue;
@@ -84,25 +85,17 @@ pub async fn run(
     }
 }
 
-/// One audit of the firewall against `fleet`, with the state file's departures.
+/// One audit of the firewall against `fleet`, with the departures the refresh loop keeps.
 async fn audit(
     config: &Config,
     fleet: &[crate::inventory::Instance],
+    departed: &crate::refresh::Departures,
 ) -> Result<Vec<super::Finding>, String> {
     let Source::Ec2(source) = Source::from_config(&config.inventory).await else {
         return Err("the inventory source is not ec2".into());
     };
     let firewall = source.firewall().await.map_err(|e| e.to_string())?;
-    let departed = match config.inventory.state_file.clone() {
-        Some(path) => tokio::task::spawn_blocking(move || crate::state::load(&path))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .map(|saved| saved.departed)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let departed = departed.lock().map(|d| d.clone()).unwrap_or_default();
     Ok(super::findings(
         fleet,
         &firewall,

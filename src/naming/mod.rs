@@ -550,17 +550,6 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     }
 }
 
-/// Why an instance is out of its tiers' answers, if it is.
-fn out_of_rotation(inst: &Instance, rules: &Rules) -> Option<String> {
-    if rules.tagged_drain(inst) {
-        Some(format!("drained: tag {}=true", rules.drain_tag))
-    } else if inst.impaired {
-        Some("impaired: EC2 reports its status impaired".to_owned())
-    } else {
-        None
-    }
-}
-
 /// Takes drained and impaired instances out of every tier (a name a tier rule made), but
 /// never the last ones: a tier whose every member is out answers them all, as Route 53's
 /// health checks fail open, because an empty answer is cached as NXDOMAIN or NODATA and
@@ -569,14 +558,16 @@ fn rotate(names: &mut [HostName], named: &[(u32, &Instance)], rules: &Rules) -> 
     let mut rotation = Rotation::default();
     let mut out: rustc_hash::FxHashMap<u32, String> = Default::default();
     for &(i, inst) in named {
-        if let Some(why) = out_of_rotation(inst, rules) {
-            if rules.tagged_drain(inst) {
-                rotation.drained += 1;
-            } else {
-                rotation.impaired += 1;
-            }
-            out.insert(i, format!("out of rotation: {} ({why})", inst.id));
-        }
+        let why = if rules.tagged_drain(inst) {
+            rotation.drained += 1;
+            format!("drained: tag {}=true", rules.drain_tag)
+        } else if inst.impaired {
+            rotation.impaired += 1;
+            "impaired: EC2 reports its status impaired".to_owned()
+        } else {
+            continue;
+        };
+        out.insert(i, format!("out of rotation: {} ({why})", inst.id));
     }
     if out.is_empty() {
         return rotation;

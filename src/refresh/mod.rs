@@ -158,6 +158,10 @@ pub enum Outcome {
     Empty,
 }
 
+/// The departures the loop records, shared with the audit's timer; a lock taken once per
+/// publish and once per audit.
+pub type Departures = Arc<std::sync::Mutex<Vec<state::Departed>>>;
+
 /// The loop's state between refreshes.
 pub struct Refresher {
     config: Arc<Config>,
@@ -170,7 +174,7 @@ pub struct Refresher {
     /// NOTIFY the views' secondaries after a publish.
     notify: bool,
     /// Instances that left the fleet, for the state file (and from there the audit).
-    departed: Vec<state::Departed>,
+    departed: Departures,
     /// Events already applied, to tell a duplicate or a late one from news.
     #[cfg_attr(not(feature = "ec2"), allow(dead_code))]
     seen: events::Seen,
@@ -187,7 +191,7 @@ impl Refresher {
             metrics: Arc::default(),
             held: None,
             notify: true,
-            departed: Vec::new(),
+            departed: Departures::default(),
             seen: events::Seen::default(),
         }
     }
@@ -203,6 +207,12 @@ impl Refresher {
     pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// The instances that left the fleet, as the state file keeps them: what the audit
+    /// names a stale address's last holder from, without reading the file again.
+    pub fn departures(&self) -> Departures {
+        self.departed.clone()
     }
 
     /// The loop's counters.
@@ -228,7 +238,9 @@ impl Refresher {
         .await;
         match loaded {
             Ok(Ok(Some(mut saved))) => {
-                self.departed = std::mem::take(&mut saved.departed);
+                if let Ok(mut departed) = self.departed.lock() {
+                    *departed = std::mem::take(&mut saved.departed);
+                }
                 let count = saved.instances.len();
                 let (serial, saved_at) = (saved.serial, saved.saved_at);
                 let mut snapshot = from_state(&self.config, saved);
@@ -401,9 +413,10 @@ impl Refresher {
         log_publish(previous, &snapshot);
         if let Some(prev) = previous
             && self.config.inventory.state_file.is_some()
+            && let Ok(mut departed) = self.departed.lock()
         {
             state::record_departures(
-                &mut self.departed,
+                &mut departed,
                 &prev.fleet,
                 &instances,
                 jiff::Timestamp::now(),
@@ -423,7 +436,7 @@ impl Refresher {
         let Some(path) = self.config.inventory.state_file.clone() else {
             return;
         };
-        let departed = self.departed.clone();
+        let departed = self.departed.lock().map(|d| d.clone()).unwrap_or_default();
         let written = tokio::task::spawn_blocking(move || {
             state::save(&path, serial, &instances, &slots, &departed)
         })
