@@ -251,6 +251,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     for w in &config.warnings {
         warn!("{w}");
     }
+    match refresh::slot_mode(&config) {
+        (text, true) => warn!("{text}"),
+        (text, false) => info!("{text}"),
+    }
     let keys = Arc::new(ArcSwap::from_pointee(
         signers(&config.tsig_keys).map_err(Error::Key)?,
     ));

@@ -339,6 +339,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     config.path.display()
                 );
             }
+            match stabledns::refresh::slot_mode(&config) {
+                (text, true) => warning(&text, true),
+                (text, false) => println!("{text}"),
+            }
             let views: Vec<String> = snapshot
                 .views
                 .iter()

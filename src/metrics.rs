@@ -90,6 +90,8 @@ impl Exposition<'_> {
             }),
             published: self.snapshot.map(|s| (s.instance_count as u64, s.serial)),
             rotation: self.snapshot.map(|s| s.rotation),
+            slot_fixes: self.snapshot.map(|s| s.slot_fixes),
+            slot_tags: [load(&r.slot_tags_written), load(&r.slot_tag_failures)],
             age: r.age(std::time::SystemTime::now()).map(|a| a.as_secs()),
             transfers: m
                 .transfers
@@ -163,6 +165,9 @@ struct Sample {
     names: Vec<(String, u64, u64)>,
     published: Option<(u64, u32)>,
     rotation: Option<crate::naming::Rotation>,
+    slot_fixes: Option<crate::naming::SlotFixes>,
+    /// Slot tags written, CreateTags calls failed.
+    slot_tags: [u64; 2],
     age: Option<u64>,
     transfers: Vec<(String, &'static str, &'static str, u64, u64)>,
     notifies: Vec<(String, &'static str, u64)>,
@@ -440,6 +445,30 @@ mod encode {
                 let help = "Tiers whose every member is drained or impaired, answered in full";
                 gauge(e, names::FAILING_OPEN, help, u64::from(r.failing_open))?;
             }
+            if let Some(f) = self.slot_fixes {
+                family(
+                    e,
+                    names::SLOTS_RENUMBERED,
+                    "Tier members the last build renumbered, by why their number could not stay",
+                    MetricType::Gauge,
+                    &[
+                        (vec![("reason", "duplicate")], u64::from(f.duplicate)),
+                        (vec![("reason", "invalid")], u64::from(f.invalid)),
+                        (vec![("reason", "above_size")], u64::from(f.above_size)),
+                    ],
+                )?;
+            }
+            let [written, failed] = self.slot_tags;
+            family(
+                e,
+                names::SLOT_TAG_WRITES,
+                "Slot tags written to the fleet (ok) and CreateTags calls that failed",
+                MetricType::Counter,
+                &[
+                    (vec![("result", "ok")], written),
+                    (vec![("result", "failed")], failed),
+                ],
+            )?;
             if let Some(age) = self.age {
                 let help = "Seconds since the inventory last confirmed the published data";
                 gauge(e, names::DATA_AGE, help, age)?;

@@ -68,6 +68,12 @@ pub mod names {
     pub const OUT_OF_ROTATION: &str = "stabledns_instances_out_of_rotation";
     /// Gauge: tiers whose every member is drained or impaired, answered in full (fail open).
     pub const FAILING_OPEN: &str = "stabledns_tiers_failing_open";
+    /// Gauge {reason}: tier members renumbered by the last build (`duplicate`, `invalid`,
+    /// `above_size`).
+    pub const SLOTS_RENUMBERED: &str = "stabledns_slots_renumbered";
+    /// Counter {result}: slot tags written to the fleet (`ok`), and CreateTags calls that
+    /// failed (`failed`).
+    pub const SLOT_TAG_WRITES: &str = "stabledns_slot_tag_writes";
     /// Counter {outcome}: EC2 events read from SQS, by what became of them.
     pub const EVENTS: &str = "stabledns_events";
     /// Counter {op}: SQS calls that failed (`receive`, `delete`).
@@ -500,6 +506,10 @@ pub struct RefreshStats {
     pub skipped_instances: AtomicU64,
     /// When the API last confirmed the published data (Unix ms; 0 = never).
     pub last_success_unix_ms: AtomicU64,
+    /// Slot tags written to the fleet.
+    pub slot_tags_written: AtomicU64,
+    /// CreateTags calls for slot tags that failed.
+    pub slot_tag_failures: AtomicU64,
     /// The last failure's count of consecutive failures and the backoff it chose, together.
     pub(crate) last_backoff: std::sync::Mutex<(u64, Duration)>,
 }

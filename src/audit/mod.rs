@@ -706,6 +706,7 @@ mod tests {
             srv_tag: "stabledns:srv".into(),
             inside_only_tag: "stabledns:inside-only".into(),
             drain_tag: "stabledns:drain".into(),
+            slot_store: Default::default(),
         }
     }
 

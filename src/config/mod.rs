@@ -16,7 +16,7 @@ use hickory_proto::rr::Name;
 use regex::Regex;
 
 use crate::inventory::InstanceState;
-use crate::naming::{Rule, RuleKind, Rules};
+use crate::naming::{Rule, RuleKind, Rules, SlotStore};
 use crate::view::{AddressKind, ChaseFrom, SingleMode, TierMode, ViewPolicy};
 // The settings types belong to the modules that use them; the config only builds them.
 pub use crate::dns::forward::ForwardConfig;

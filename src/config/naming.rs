@@ -132,7 +132,19 @@ impl Validator<'_> {
                 return Err(self.err(key, tag.span(), "must not be empty".into()));
             }
         }
+        let slot_store = match raw.slot_numbers.get_ref().as_str() {
+            "tags" => SlotStore::Tags,
+            "state-file" => SlotStore::StateFile,
+            other => {
+                return Err(self.err(
+                    "naming.slot_numbers",
+                    raw.slot_numbers.span(),
+                    format!("unknown value `{other}`; expected \"tags\" or \"state-file\""),
+                ));
+            }
+        };
         Ok(Rules {
+            slot_store,
             states,
             instance_id_names: raw.instance_id_names,
             rules,

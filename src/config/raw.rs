@@ -453,6 +453,9 @@ pub struct Naming {
     /// Tag that, set to true, takes an instance out of its tiers' answers (draining).
     #[serde(default = "default_drain_tag")]
     pub drain_tag: Spanned<String>,
+    /// Where tier slot numbers are kept: "tags" (on the instances) or "state-file".
+    #[serde(default = "default_slot_numbers")]
+    pub slot_numbers: Spanned<String>,
 }
 
 impl Default for Naming {
@@ -464,8 +467,13 @@ impl Default for Naming {
             srv_tag: default_srv_tag(),
             inside_only_tag: default_inside_only_tag(),
             drain_tag: default_drain_tag(),
+            slot_numbers: default_slot_numbers(),
         }
     }
+}
+
+fn default_slot_numbers() -> Spanned<String> {
+    Spanned::new(0..0, "tags".to_owned())
 }
 
 fn default_srv_tag() -> Spanned<String> {

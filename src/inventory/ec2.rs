@@ -151,6 +151,79 @@ impl Ec2Source {
         Ok(out)
     }
 
+    /// Writes slot tags (`ec2:CreateTags`, one call per tag and value for every instance
+    /// that gets it), each through the walk that reads its instance. Returns the writes that
+    /// succeeded and one line per call that failed; a failure leaves the number to the rule,
+    /// which every replica applies alike, until a later write succeeds.
+    pub async fn write_tags(
+        &self,
+        writes: &[super::TagWrite],
+    ) -> (Vec<super::TagWrite>, Vec<String>) {
+        use aws_sdk_ec2::types::Tag;
+        let mut groups: std::collections::BTreeMap<(usize, &str, &str), Vec<&super::TagWrite>> =
+            Default::default();
+        let mut failed = Vec::new();
+        for w in writes {
+            match self.walk_of(w.region.as_deref(), w.account.as_deref()) {
+                Some(walk) => groups
+                    .entry((walk, w.key.as_str(), w.value.as_str()))
+                    .or_default()
+                    .push(w),
+                None => failed.push(format!(
+                    "{}: no walk reads its region {}",
+                    w.instance,
+                    w.region.as_deref().unwrap_or("(unknown)")
+                )),
+            }
+        }
+        let mut done = Vec::new();
+        for ((walk, key, value), members) in groups {
+            let walk = &self.walks[walk];
+            // CreateTags takes up to 1,000 resources; fewer keep one bad id from failing many.
+            for chunk in members.chunks(200) {
+                let sent = walk
+                    .client
+                    .create_tags()
+                    .set_resources(Some(chunk.iter().map(|w| w.instance.clone()).collect()))
+                    .tags(Tag::builder().key(key).value(value).build())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => done.extend(chunk.iter().map(|w| (*w).clone())),
+                    Err(e) => failed.push(format!(
+                        "CreateTags {key}={value} on {} in {}: {}",
+                        chunk
+                            .iter()
+                            .map(|w| w.instance.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        walk.region,
+                        crate::aws::error_line(&e)
+                    )),
+                }
+            }
+        }
+        (done, failed)
+    }
+
+    /// The walk that reads instances of `region` in `account`: an assumed role in that
+    /// account, else the credentials' own account.
+    fn walk_of(&self, region: Option<&str>, account: Option<&str>) -> Option<usize> {
+        let in_region = |w: &Walk| region.is_none_or(|r| w.region == r);
+        fn role_account(w: &Walk) -> Option<&str> {
+            w.role.as_deref().and_then(|arn| arn.split(':').nth(4))
+        }
+        self.walks
+            .iter()
+            .position(|w| in_region(w) && account.is_some() && role_account(w) == account)
+            .or_else(|| {
+                self.walks
+                    .iter()
+                    .position(|w| in_region(w) && w.role.is_none())
+            })
+            .or_else(|| self.walks.iter().position(in_region))
+    }
+
     /// Whether any walk reads `region`.
     pub fn walks_region(&self, region: &str) -> bool {
         self.walks.iter().any(|w| w.region == region)

@@ -297,6 +297,21 @@ impl FromStr for InstanceState {
     }
 }
 
+/// A tag to set on one instance (a slot number, written back so every replica reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagWrite {
+    /// The instance.
+    pub instance: String,
+    /// Its region, to reach it through the walk that read it.
+    pub region: Option<String>,
+    /// The account that owns it.
+    pub account: Option<String>,
+    /// The tag key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
 /// Why the fleet could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -389,6 +404,28 @@ impl Source {
                 place: "EC2".into(),
                 message: "this build has no EC2 support (the `ec2` feature is off)".into(),
             }),
+        }
+    }
+
+    /// Whether this source can write slot tags back to the fleet (the EC2 API can; a dump
+    /// cannot).
+    pub fn writes_tags(&self) -> bool {
+        match self {
+            Source::File(_) => false,
+            #[cfg(feature = "ec2")]
+            Source::Ec2(_) => true,
+            #[cfg(not(feature = "ec2"))]
+            Source::Ec2Unavailable => false,
+        }
+    }
+
+    /// Writes slot tags: the writes that succeeded, and what failed (see
+    /// [`ec2::Ec2Source::write_tags`]). A source that cannot write writes nothing.
+    pub async fn write_tags(&self, writes: &[TagWrite]) -> (Vec<TagWrite>, Vec<String>) {
+        match self {
+            #[cfg(feature = "ec2")]
+            Source::Ec2(e) => e.write_tags(writes).await,
+            _ => (Vec::new(), Vec::new()),
         }
     }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 
-use crate::inventory::{Instance, InstanceState};
+use crate::inventory::{Instance, InstanceState, TagWrite};
 
 mod normalize;
 mod why;
@@ -41,6 +41,30 @@ pub struct Rules {
     /// Tag that, set to `true`, takes the instance out of its tiers' answers (draining); it
     /// keeps its own names.
     pub drain_tag: String,
+    /// Where tier slot numbers are kept between refreshes.
+    pub slot_store: SlotStore,
+}
+
+/// Where tier slot numbers are kept (`naming.slot_numbers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SlotStore {
+    /// In the fleet: a `stabledns:slot:<tier>` tag on each member, which every replica reads
+    /// and stabledns writes (`ec2:CreateTags`). Numbers depend on the fleet alone.
+    #[default]
+    Tags,
+    /// Slot tags are read but never written; untagged members keep the numbers this process
+    /// gave them last (its state file). Replicas with different histories may disagree.
+    StateFile,
+}
+
+impl SlotStore {
+    /// As the config and the logs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotStore::Tags => "tags",
+            SlotStore::StateFile => "state-file",
+        }
+    }
 }
 
 /// One naming rule.
@@ -200,8 +224,11 @@ pub struct Naming {
     pub names: Vec<HostName>,
     /// Values that were skipped or contested, each naming the instance.
     pub warnings: Vec<String>,
-    /// Slot numbers of every tier's instances, to be kept by the next refresh.
+    /// Slot numbers of every tier's instances: written to the fleet as tags (or kept by the
+    /// next refresh, in the state-file mode).
     pub slots: Slots,
+    /// Members renumbered because their number was taken, malformed or too high.
+    pub slot_fixes: SlotFixes,
     /// SRV records to publish, sorted by owner.
     pub services: Vec<Service>,
     /// Instances tagged inside-only (by fleet index): outside views leave them out of every
@@ -534,8 +561,13 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         });
     }
     // Slots are numbered before rotation: a drained member keeps its number and `1.web`.
-    let slots = assign_slots(&names, fleet, previous);
+    let (slots, slot_fixes, notes) = assign_slots(&names, fleet, rules, previous, &mut warnings);
     add_slot_names(&mut names, &slots, fleet, limits, &mut warnings);
+    for note in notes {
+        if let Ok(i) = names.binary_search_by(|h| h.name.as_str().cmp(&note.name)) {
+            names[i].contested.push(note.line);
+        }
+    }
     let rotation = rotate(&mut names, &named, rules);
     // After rotation, so a drained member's SRV records leave its tiers with it.
     let services = services(&names, &named, fleet, &rules.srv_tag, &mut warnings);
@@ -543,6 +575,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         names,
         warnings,
         slots,
+        slot_fixes,
         services,
         inside_only_instances,
         rule_tags,
@@ -678,63 +711,174 @@ fn claim_text(via: &Via, inst: &Instance, value: &str, rule_tags: &[Option<Strin
     }
 }
 
-/// Gives every tier member a number, so that a tier of n members is numbered 1..n:
-/// - a member keeps the number it had;
-/// - a newcomer takes the lowest free number (newest launches last, so the older instances of
-///   a new tier get the low numbers);
-/// - when the tier has shrunk, members numbered above its size move into the freed lower
-///   numbers, the newest first. After a launch-then-terminate replacement the successor, which
-///   took n+1 during the overlap, moves into its predecessor's number.
-fn assign_slots(names: &[HostName], fleet: &[Instance], previous: &Slots) -> Slots {
+/// Where a tier member's slot number is kept: [`SLOT_TAG_PREFIX`] and the tier's name, on
+/// the instance (`stabledns:slot:web = 2`).
+pub fn slot_tag(tier: &str) -> String {
+    format!("{SLOT_TAG_PREFIX}{tier}")
+}
+
+/// The tag keys that hold slot numbers start with this; the IAM policy lets stabledns write
+/// tags under `stabledns:` and no others.
+pub const SLOT_TAG_PREFIX: &str = "stabledns:slot:";
+
+/// Longest tag key EC2 accepts: a tier whose key would be longer is numbered by the rule alone.
+pub const MAX_TAG_KEY_LEN: usize = 128;
+
+/// Gives every tier member a number, so that a tier of n members is numbered 1..n, from the
+/// fleet as read, and from the last refresh's numbers in `previous` in the state-file mode or
+/// for a tier without any slot tag yet:
+/// - a member keeps the number its slot tag holds (or, without a tag, the one in `previous`)
+///   when that number is in 1..n and nobody launched earlier holds it too;
+/// - every other member (no number yet, a tag that is no number, above n after the tier
+///   shrank, or held by an earlier launch) takes the lowest free number, earliest launch
+///   first, ties by instance id.
+///
+/// Tags and launch times are the same on every replica that read the same fleet, so every
+/// replica gives the same numbers; the caller writes the tags that differ, and the next read
+/// keeps the numbers.
+fn assign_slots(
+    names: &[HostName],
+    fleet: &[Instance],
+    rules: &Rules,
+    previous: &Slots,
+    warnings: &mut Vec<String>,
+) -> (Slots, SlotFixes, Vec<SlotNote>) {
     let launch = |i: u32| {
         let inst = &fleet[i as usize];
         (inst.launch_time, inst.id.as_str())
     };
     let mut slots = Slots::new();
+    let mut fixes = SlotFixes::default();
+    let mut notes = Vec::new();
     for host in names.iter().filter(|h| h.slots) {
-        let before = previous.get(&host.name);
-        // fleet index → number
-        let mut numbers: BTreeMap<u32, u32> = BTreeMap::new();
-        let mut newcomers = Vec::new();
-        let mut taken = BTreeSet::new();
+        let tier = host.name.as_str();
+        let key = slot_tag(tier);
+        // In the tags mode `previous` counts only for a tier none of whose members has a tag
+        // yet: the first start after an upgrade from the state file renumbers nothing.
+        let adopt = rules.slot_store == SlotStore::StateFile
+            || !host
+                .backing
+                .iter()
+                .any(|b| fleet[b.instance as usize].tags.get(&key).is_some());
+        let before = previous.get(tier).filter(|_| adopt);
+        let size = u32::try_from(host.backing.len()).unwrap_or(u32::MAX);
+        let mut claims: Vec<(u32, u32)> = Vec::new(); // (fleet index, number)
+        let mut unnumbered: Vec<(u32, Option<String>)> = Vec::new();
         for b in host.backing.iter() {
-            match before.and_then(|m| m.get(&fleet[b.instance as usize].id)) {
-                // A number held twice (a hand-edited state file) stays with the first holder.
-                Some(&n) if n > 0 && taken.insert(n) => {
-                    numbers.insert(b.instance, n);
+            let inst = &fleet[b.instance as usize];
+            match inst.tags.get(&key) {
+                Some(value) => match value.trim().parse::<u32>() {
+                    Ok(n) if (1..=size).contains(&n) => claims.push((b.instance, n)),
+                    Ok(n) if n > size => {
+                        fixes.above_size += 1;
+                        let why =
+                            format!("tag {key}={n} is above the tier's {size} members (one left)");
+                        unnumbered.push((b.instance, Some(why)));
+                    }
+                    _ => {
+                        fixes.invalid += 1;
+                        let why = format!(
+                            "tag {key}={} is not a number from 1 to {size}",
+                            quoted(value)
+                        );
+                        unnumbered.push((b.instance, Some(why)));
+                    }
+                },
+                None => match before.and_then(|m| m.get(&inst.id)) {
+                    Some(&n) if (1..=size).contains(&n) => claims.push((b.instance, n)),
+                    _ => unnumbered.push((b.instance, None)),
+                },
+            }
+        }
+        // Of two members holding one number, the earlier launch keeps it.
+        claims.sort_by_key(|&(i, n)| (n, launch(i)));
+        let mut numbers: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut holder: Option<(u32, u32)> = None; // (number, fleet index)
+        for (i, n) in claims {
+            match holder {
+                Some((held, first)) if held == n => {
+                    fixes.duplicate += 1;
+                    let why = format!(
+                        "slot {n} is also claimed by {}, launched earlier, which keeps it",
+                        fleet[first as usize].id
+                    );
+                    unnumbered.push((i, Some(why)));
                 }
-                _ => newcomers.push(b.instance),
+                _ => {
+                    holder = Some((n, i));
+                    numbers.insert(i, n);
+                }
             }
         }
-        newcomers.sort_by_key(|&i| launch(i));
-        let mut next = 1;
-        for i in newcomers {
-            while taken.contains(&next) {
-                next += 1;
+        unnumbered.sort_by_key(|(i, _)| launch(*i));
+        let taken: BTreeSet<u32> = numbers.values().copied().collect();
+        let mut free = (1..).filter(|n| !taken.contains(n));
+        for (i, why) in unnumbered {
+            let Some(n) = free.next() else { break };
+            numbers.insert(i, n);
+            if let Some(why) = why {
+                let id = &fleet[i as usize].id;
+                warnings.push(format!("{tier}: {id}: {why}; renumbered {n}"));
+                notes.push(SlotNote {
+                    name: format!("{n}.{tier}"),
+                    line: format!("renumbered: {id}: {why}"),
+                });
             }
-            taken.insert(next);
-            numbers.insert(i, next);
         }
-        let size = u32::try_from(numbers.len()).unwrap_or(u32::MAX);
-        let mut free = (1..=size).filter(|n| !taken.contains(n));
-        let mut above: Vec<u32> = numbers
-            .iter()
-            .filter(|&(_, &n)| n > size)
-            .map(|(&i, _)| i)
-            .collect();
-        above.sort_by_key(|&i| std::cmp::Reverse(launch(i)));
-        let moves: Vec<(u32, u32)> = above
-            .into_iter()
-            .filter_map(|i| free.next().map(|n| (i, n)))
-            .collect();
-        numbers.extend(moves);
         let numbers = numbers
             .into_iter()
             .map(|(i, n)| (fleet[i as usize].id.clone(), n))
             .collect();
         slots.insert(host.name.clone(), numbers);
     }
-    slots
+    (slots, fixes, notes)
+}
+
+/// A line for `_explain` on a slot name whose member was renumbered.
+struct SlotNote {
+    name: String,
+    line: String,
+}
+
+/// Members renumbered in this naming pass, by why: what the slot metric counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotFixes {
+    /// Their number was also held by a member launched earlier.
+    pub duplicate: u32,
+    /// Their slot tag held no number (or 0).
+    pub invalid: u32,
+    /// Their slot tag's number was above the tier's size: a member left, the tier shrank.
+    pub above_size: u32,
+}
+
+/// The slot tags `fleet` lacks (or holds with another value) for the numbers in `slots`.
+/// Tiers whose key would be longer than EC2 accepts are left out: the rule numbers them alone.
+pub fn slot_tag_writes(slots: &Slots, fleet: &[Instance]) -> Vec<TagWrite> {
+    let by_id: rustc_hash::FxHashMap<&str, &Instance> =
+        fleet.iter().map(|i| (i.id.as_str(), i)).collect();
+    let mut out = Vec::new();
+    for (tier, members) in slots {
+        let key = slot_tag(tier);
+        if key.len() > MAX_TAG_KEY_LEN {
+            continue;
+        }
+        for (id, n) in members {
+            let Some(inst) = by_id.get(id.as_str()) else {
+                continue;
+            };
+            let value = n.to_string();
+            if inst.tags.get(&key) != Some(&value) {
+                out.push(TagWrite {
+                    instance: id.clone(),
+                    region: inst.region.as_ref().map(|r| r.as_str().to_owned()),
+                    account: inst.account.as_ref().map(|a| a.as_str().to_owned()),
+                    key: key.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `<n>.<tier>` for every slot, unless a rule already made that name.
@@ -951,6 +1095,7 @@ mod tests {
             srv_tag: "stabledns:srv".into(),
             inside_only_tag: "stabledns:inside-only".into(),
             drain_tag: "stabledns:drain".into(),
+            slot_store: SlotStore::Tags,
         }
     }
 
@@ -1426,7 +1571,7 @@ mod tests {
         let t = table(&after, &fleet);
         assert_eq!(t["2.db"].0, ["i-d"]);
         assert!(!t.contains_key("4.db"));
-        // Two members above the size after a shrink: the newest takes the lowest freed number.
+        // Two members above the size after a shrink: the earlier launch takes the lower number.
         let wide = [
             db("i-a", 1),
             db("i-b", 2),
@@ -1439,7 +1584,7 @@ mod tests {
         let shrunk = assign(&fleet, &r, &limits(), &wide.slots);
         assert_eq!(
             slots_of(&shrunk, "db"),
-            [("i-a".into(), 1), ("i-d".into(), 3), ("i-e".into(), 2)]
+            [("i-a".into(), 1), ("i-d".into(), 2), ("i-e".into(), 3)]
         );
         // A number held twice in a damaged state file goes to one member only.
         let mut bad = Slots::new();
@@ -1448,6 +1593,174 @@ mod tests {
         assert_eq!(
             slots_of(&fixed, "db"),
             [("i-a".into(), 1), ("i-c".into(), 2)]
+        );
+    }
+
+    /// A `db` tier from `SG-T-DB`, members launched in the given months, with slot tags.
+    fn db_tier(members: &[(&str, u32, Option<&str>)]) -> (Rules, Vec<Instance>) {
+        let mut r = rules();
+        r.rules[2].slots = true; // SG-T-*
+        let fleet = members
+            .iter()
+            .map(|&(id, month, tag)| {
+                let tags: Vec<(&str, &str)> =
+                    tag.map(|t| ("stabledns:slot:db", t)).into_iter().collect();
+                let mut i = inst(id, InstanceState::Running, &tags, &["SG-T-DB"]);
+                i.launch_time = Some(
+                    format!("2026-{month:02}-01T00:00:00Z")
+                        .parse()
+                        .expect("time"),
+                );
+                i
+            })
+            .collect();
+        (r, fleet)
+    }
+
+    #[test]
+    fn slot_tags_decide_the_numbers_whatever_the_history() {
+        // The fleet after a launch-first replacement of i-b (slot 2) by i-d, tags written by a
+        // replica that saw it all: i-d moved into 2.
+        let (r, fleet) = db_tier(&[
+            ("i-a", 1, Some("1")),
+            ("i-c", 3, Some("3")),
+            ("i-d", 4, Some("2")),
+        ]);
+        let fresh = assign(&fleet, &r, &limits(), &Slots::new());
+        // A replica whose state file remembers another numbering follows the tags.
+        let mut other = Slots::new();
+        other.insert(
+            "db".into(),
+            [("i-a".into(), 1), ("i-c".into(), 2), ("i-d".into(), 3)].into(),
+        );
+        let old = assign(&fleet, &r, &limits(), &other);
+        let want = [("i-a".into(), 1), ("i-c".into(), 3), ("i-d".into(), 2)];
+        assert_eq!(slots_of(&fresh, "db"), want);
+        assert_eq!(slots_of(&old, "db"), want);
+        assert_eq!(fresh.slot_fixes, SlotFixes::default());
+        assert!(slot_tag_writes(&fresh.slots, &fleet).is_empty());
+        // Untagged i-d during the overlap and after: every replica gives it the same number,
+        // and the writes say which tag to set.
+        let (r, fleet) = db_tier(&[
+            ("i-a", 1, Some("1")),
+            ("i-c", 3, Some("3")),
+            ("i-d", 4, None),
+        ]);
+        let n = assign(&fleet, &r, &limits(), &other);
+        assert_eq!(slots_of(&n, "db")[2], ("i-d".into(), 2));
+        let writes = slot_tag_writes(&n.slots, &fleet);
+        assert_eq!(writes.len(), 1);
+        assert_eq!(
+            (
+                writes[0].instance.as_str(),
+                writes[0].key.as_str(),
+                writes[0].value.as_str()
+            ),
+            ("i-d", "stabledns:slot:db", "2")
+        );
+    }
+
+    #[test]
+    fn a_slot_held_twice_stays_with_the_earlier_launch() {
+        // A launch template copied i-a's tag onto i-d.
+        let (r, fleet) = db_tier(&[
+            ("i-d", 4, Some("1")),
+            ("i-a", 1, Some("1")),
+            ("i-c", 3, Some("2")),
+        ]);
+        let n = assign(&fleet, &r, &limits(), &Slots::new());
+        assert_eq!(
+            slots_of(&n, "db"),
+            [("i-a".into(), 1), ("i-c".into(), 2), ("i-d".into(), 3)]
+        );
+        assert_eq!(n.slot_fixes.duplicate, 1);
+        assert!(
+            n.warnings.iter().any(|w| w.contains("i-d")
+                && w.contains("also claimed by i-a")
+                && w.contains("renumbered 3")),
+            "{:?}",
+            n.warnings
+        );
+        let three = n.names.iter().find(|h| h.name == "3.db").expect("3.db");
+        assert!(
+            three
+                .contested
+                .iter()
+                .any(|l| l.starts_with("renumbered: i-d")),
+            "{:?}",
+            three.contested
+        );
+        let writes = slot_tag_writes(&n.slots, &fleet);
+        assert_eq!(
+            writes
+                .iter()
+                .map(|w| (w.instance.as_str(), w.value.as_str()))
+                .collect::<Vec<_>>(),
+            [("i-d", "3")]
+        );
+    }
+
+    #[test]
+    fn malformed_and_too_high_slot_tags_are_renumbered_not_fatal() {
+        let (r, fleet) = db_tier(&[
+            ("i-a", 1, Some("one")),
+            ("i-b", 2, Some("-2")),
+            ("i-c", 3, Some("9")),
+            ("i-d", 4, Some(" 2 ")),
+            ("i-e", 5, Some("0")),
+        ]);
+        let n = assign(&fleet, &r, &limits(), &Slots::new());
+        // i-d keeps 2 (spaces are trimmed); the rest fill 1, 3, 4, 5 by launch.
+        assert_eq!(
+            slots_of(&n, "db"),
+            [
+                ("i-a".into(), 1),
+                ("i-b".into(), 3),
+                ("i-c".into(), 4),
+                ("i-d".into(), 2),
+                ("i-e".into(), 5)
+            ]
+        );
+        assert_eq!(
+            n.slot_fixes,
+            SlotFixes {
+                duplicate: 0,
+                invalid: 3,
+                above_size: 1
+            }
+        );
+        assert_eq!(
+            n.warnings
+                .iter()
+                .filter(|w| w.contains("renumbered"))
+                .count(),
+            4,
+            "{:?}",
+            n.warnings
+        );
+        // Every number 1..n answers exactly once.
+        let t = table(&n, &fleet);
+        for k in 1..=5 {
+            assert_eq!(t[&format!("{k}.db")].0.len(), 1);
+        }
+    }
+
+    #[test]
+    fn the_state_file_mode_keeps_untagged_numbers_from_previous() {
+        let (mut r, fleet) = db_tier(&[("i-a", 1, Some("1")), ("i-c", 3, None), ("i-d", 4, None)]);
+        let mut previous = Slots::new();
+        previous.insert("db".into(), [("i-c".into(), 3), ("i-d".into(), 2)].into());
+        // Tags mode: a tagged tier ignores the state file.
+        let tags = assign(&fleet, &r, &limits(), &previous);
+        assert_eq!(
+            slots_of(&tags, "db"),
+            [("i-a".into(), 1), ("i-c".into(), 2), ("i-d".into(), 3)]
+        );
+        r.slot_store = SlotStore::StateFile;
+        let state = assign(&fleet, &r, &limits(), &previous);
+        assert_eq!(
+            slots_of(&state, "db"),
+            [("i-a".into(), 1), ("i-c".into(), 3), ("i-d".into(), 2)]
         );
     }
 

@@ -112,6 +112,37 @@ fn same_answers(a: &Snapshot, b: &Snapshot) -> bool {
         && a.views.iter().zip(&b.views).all(|(x, y)| x.same_answers(y))
 }
 
+/// Where slot numbers are kept under `config`, as `check` and the start-up log say it, and
+/// whether that is the mode in which replicas may disagree (then it is a warning).
+pub fn slot_mode(config: &Config) -> (String, bool) {
+    use crate::inventory::settings::SourceConfig;
+    let slotted = config.naming.rules.iter().any(|r| r.slots);
+    let text = match (config.naming.slot_store, &config.inventory.source) {
+        _ if !slotted => {
+            return ("slot numbers: no rule has `slots = true`".to_owned(), false);
+        }
+        (naming::SlotStore::StateFile, _) => {
+            return (
+                "slot numbers: naming.slot_numbers = \"state-file\": slot tags are read but \
+                 never written, and untagged members keep the numbers this process gave them; \
+                 replicas may disagree on slots after a replacement (\"tags\" keeps them in \
+                 the fleet, where every replica reads them)"
+                    .to_owned(),
+                true,
+            );
+        }
+        (naming::SlotStore::Tags, SourceConfig::File { .. }) => {
+            "slot numbers: from the dump's stabledns:slot:<tier> tags; untagged members are \
+             numbered from the fleet alone, alike on every replica (a file cannot be tagged)"
+        }
+        (naming::SlotStore::Tags, SourceConfig::Ec2(_)) => {
+            "slot numbers: kept in the fleet as stabledns:slot:<tier> tags, which this server \
+             writes (ec2:CreateTags); every replica numbers alike"
+        }
+    };
+    (text.to_owned(), false)
+}
+
 /// Hands memory freed since the last refresh back to the system. glibc keeps freed heap
 /// pages (below the top of the heap, and up to the top pad above it) for reuse; after a
 /// publish that is the fetch, the naming pass and the old snapshot, and RSS would keep that
@@ -302,6 +333,61 @@ impl Refresher {
         Ok(self.consider(instances, true).await)
     }
 
+    /// Writes the slot tags that `fleet` (as just read) lacks for the numbers in `built`, in
+    /// the tags mode and from a source that can, and returns the fleet with the tags that
+    /// were written, when any were: the caller builds from that, so what it serves is what
+    /// every replica builds once it reads the tags (no `renumbered` line that one replica
+    /// saw and another did not). A write that fails is tried again at the next refresh;
+    /// meanwhile every replica still computes the same number from the fleet.
+    async fn write_slot_tags(
+        &self,
+        fleet: &Arc<[Instance]>,
+        built: &Snapshot,
+    ) -> Option<Arc<[Instance]>> {
+        if self.config.naming.slot_store != naming::SlotStore::Tags || !self.source.writes_tags() {
+            return None;
+        }
+        let todo = naming::slot_tag_writes(&built.slots, fleet);
+        if todo.is_empty() {
+            return None;
+        }
+        // Said once here: the build that serves them will no longer carry them.
+        for w in built
+            .warnings
+            .iter()
+            .filter(|w| w.contains("; renumbered "))
+        {
+            warn!("{w}");
+        }
+        let (done, failed) = self.source.write_tags(&todo).await;
+        let stats = &self.stats;
+        (stats.slot_tags_written).fetch_add(done.len() as u64, Ordering::Relaxed);
+        (stats.slot_tag_failures).fetch_add(failed.len() as u64, Ordering::Relaxed);
+        for why in &failed {
+            warn!(
+                "failed to write a slot tag: {why}; every replica still numbers alike from the \
+                 fleet until it is written (check that the policy allows ec2:CreateTags on \
+                 stabledns:slot:* keys)"
+            );
+        }
+        if done.is_empty() {
+            return None;
+        }
+        let mut patched = fleet.to_vec();
+        let index: rustc_hash::FxHashMap<&str, usize> = fleet
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (inst.id.as_str(), i))
+            .collect();
+        for w in &done {
+            info!(instance = %w.instance, "slot tag written: {}={}", w.key, w.value);
+            if let Some(&i) = index.get(w.instance.as_str()) {
+                patched[i].tags.insert(w.key.clone(), w.value.clone());
+            }
+        }
+        Some(patched.into())
+    }
+
     /// Publishes `instances` if their answers differ from the served ones and the valve lets
     /// them. `full`: they are the whole fleet as the inventory just read it, which confirms the
     /// data served (an event's partial read does not).
@@ -330,30 +416,55 @@ impl Refresher {
             }
             return Outcome::Empty;
         }
+        let mut instances = instances;
         if let Some(prev) = &previous
             && same_fleet(&prev.fleet, &instances)
         {
             // The served snapshot's own fleet, built under this config (a reload rebuilds at
             // once): it would build the same answers. Comparing costs milliseconds at 100k
             // instances; building cost most of a second and a second zone beside the served
-            // one.
+            // one. Only slot tags that an earlier write failed to set are worth a call.
+            match self.write_slot_tags(&prev.fleet, prev).await {
+                Some(patched) => instances = patched,
+                None => {
+                    self.held = None;
+                    self.confirmed(full);
+                    return Outcome::Unchanged;
+                }
+            }
+        }
+        let Some((mut snapshot, mut changed)) = self.build_next(&instances, previous.clone()).await
+        else {
+            return Outcome::Unchanged; // shutting down: nothing to publish to
+        };
+        // The valve first: a fleet it holds back (half a fleet from an API glitch) must not
+        // renumber and retag the members it still lists.
+        if let Some(prev) = &previous
+            && changed
+            && self.hold_back(prev, &snapshot)
+        {
+            self.stats.valve_trips.fetch_add(1, Ordering::Relaxed);
+            return Outcome::Held;
+        }
+        if let Some(patched) = self.write_slot_tags(&instances, &snapshot).await {
+            instances = patched;
+            match self.build_next(&instances, previous.clone()).await {
+                Some(rebuilt) => (snapshot, changed) = rebuilt,
+                None => return Outcome::Unchanged,
+            }
+        }
+        if let Some(prev) = &previous
+            && !changed
+        {
+            // The same answers from another fleet (a tag no rule reads, a slot tag just
+            // written): served from now on, so the next read of this fleet costs no build and
+            // the fleet that `_explain` and the state file show is the one read.
+            snapshot.attach_metrics(&self.metrics);
+            snapshot.keep_history(prev);
+            self.cell.store(snapshot);
             self.held = None;
             self.confirmed(full);
             return Outcome::Unchanged;
-        }
-        let Some((snapshot, changed)) = self.build_next(&instances, previous.clone()).await else {
-            return Outcome::Unchanged; // shutting down: nothing to publish to
-        };
-        if let Some(prev) = &previous {
-            if !changed {
-                self.held = None;
-                self.confirmed(full);
-                return Outcome::Unchanged;
-            }
-            if self.hold_back(prev, &snapshot) {
-                self.stats.valve_trips.fetch_add(1, Ordering::Relaxed);
-                return Outcome::Held;
-            }
         }
         self.held = None;
         self.publish(previous.as_deref(), snapshot, instances).await;

@@ -161,6 +161,7 @@ pub fn build(
         apex,
         instance_count: instances.len(),
         rotation: naming.rotation,
+        slot_fixes: naming.slot_fixes,
         views,
         warnings,
     }

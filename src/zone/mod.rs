@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
     /// Drained and impaired instances and the tiers failing open, for the metrics.
     pub rotation: crate::naming::Rotation,
+    /// Tier members renumbered in this build, for the metrics.
+    pub slot_fixes: crate::naming::SlotFixes,
 }
 
 impl Snapshot {
@@ -97,6 +99,17 @@ impl Snapshot {
     pub fn attach_metrics(&mut self, metrics: &crate::telemetry::Metrics) {
         for view in &mut self.views {
             view.counters = metrics.view(&view.name);
+        }
+    }
+
+    /// Gives each view `previous`'s history unchanged: for a snapshot that answers exactly as
+    /// `previous` does, under its serial (built from a fleet that differs only where no answer
+    /// shows it, such as a tag no rule reads).
+    pub fn keep_history(&mut self, previous: &Snapshot) {
+        for view in &mut self.views {
+            if let Some(before) = previous.view(&view.name) {
+                view.history = History(before.history.0.clone());
+            }
         }
     }
 

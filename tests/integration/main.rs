@@ -24,6 +24,7 @@ mod querylog;
 mod records;
 mod reload;
 mod replacements;
+mod replicas;
 mod secondaries;
 mod sockets;
 mod structure;

@@ -1,0 +1,260 @@
+//! Two replicas that read one fleet give one answer: slot numbers live in the fleet (EC2
+//! tags), so replicas with different histories (a restart, a replica down during a change,
+//! a lost state file) number every tier alike.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::Tag;
+use hickory_server::proto::rr::RecordType;
+
+use crate::ec2::until;
+use crate::harness::{TestServer, ask, summary};
+use crate::moto::{Moto, Network, ec2_config};
+
+const SOON: Duration = Duration::from_secs(20);
+
+/// The tier's slots as a server serves them: (number, instance id), sorted.
+fn slots(server: &TestServer, tier: &str) -> Vec<(u32, String)> {
+    let Some(snapshot) = server.published() else {
+        return Vec::new();
+    };
+    let mut v: Vec<(u32, String)> = (snapshot.slots.get(tier).cloned().unwrap_or_default())
+        .into_iter()
+        .map(|(id, n)| (n, id))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `stabledns:slot:<tier>` tag of every instance of `ids` that has one, as moto holds it.
+async fn slot_tags(ec2: &Client, tier: &str) -> Vec<(u32, String)> {
+    let key = format!("stabledns:slot:{tier}");
+    let out = ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe");
+    let mut v: Vec<(u32, String)> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| {
+            let tag = i.tags().iter().find(|t| t.key() == Some(key.as_str()))?;
+            let n = tag.value()?.parse().ok()?;
+            Some((n, i.instance_id()?.to_owned()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// What every slot name of a tier of `size` answers on `server`, in order.
+async fn slot_answers(server: &TestServer, tier: &str, size: u32) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for n in 1..=size {
+        let name = format!("{n}.{tier}.internal.");
+        out.push(summary(&ask(server.addr(), &name, RecordType::A).await));
+    }
+    out
+}
+
+async fn terminate(ec2: &Client, id: &str) {
+    ec2.terminate_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("terminate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_different_histories_number_every_tier_alike() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str| {
+        let state = dir.path().join(format!("{name}.json"));
+        ec2_config(
+            &moto.url,
+            &["us-east-1"],
+            &format!("state_file = \"{}\"", state.display()),
+        )
+    };
+    let first = net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+
+    // Replica A sees the whole history: a, b, c, then a launch-first replacement of slot 2.
+    let a = TestServer::start(config("a")).await;
+    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
+    let before = slots(&a, "svc");
+    let mut ids: Vec<String> = before.iter().map(|(_, id)| id.clone()).collect();
+    ids.sort();
+    let mut launched = first.clone();
+    launched.sort();
+    assert_eq!(ids, launched);
+    let b_id = before[1].1.clone();
+    let d = net
+        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    until("A numbers the overlap", SOON, || {
+        slots(&a, "svc").len() == 4
+    })
+    .await;
+    terminate(&ec2, &b_id).await;
+    until("A moves the newcomer into 2", SOON, || {
+        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
+    })
+    .await;
+    assert_eq!(slots(&a, "svc")[0], before[0], "1 never moves");
+    assert_eq!(slots(&a, "svc")[2], before[2], "3 never moves");
+    // The numbers are in the fleet now, for any replica to read.
+    until_tags(&ec2, "svc", &slots(&a, "svc")).await;
+
+    // Replica B starts after all that, from nothing: the same numbers, the same answers.
+    let b = TestServer::start(config("b")).await;
+    until("B numbers three", SOON, || slots(&b, "svc").len() == 3).await;
+    assert_eq!(slots(&b, "svc"), slots(&a, "svc"));
+    assert_eq!(
+        slot_answers(&a, "svc", 3).await,
+        slot_answers(&b, "svc", 3).await
+    );
+
+    // B is down during a terminate-first replacement that A follows.
+    b.stop().await;
+    let three = slots(&a, "svc")[2].1.clone();
+    terminate(&ec2, &three).await;
+    until("A shrinks to two", SOON, || slots(&a, "svc").len() == 2).await;
+    let e = net
+        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    until("A numbers the newcomer", SOON, || {
+        slots(&a, "svc").len() == 3
+    })
+    .await;
+    assert_eq!(slots(&a, "svc")[2], (3, e.clone()));
+    until_tags(&ec2, "svc", &slots(&a, "svc")).await;
+    // B comes back with a state file from before the change: the fleet decides.
+    let b = TestServer::start(config("b")).await;
+    until("B follows the fleet", SOON, || {
+        b.successes() > 0 && slots(&b, "svc") == slots(&a, "svc")
+    })
+    .await;
+    assert_eq!(
+        slot_answers(&a, "svc", 3).await,
+        slot_answers(&b, "svc", 3).await
+    );
+    b.stop().await;
+
+    // A restarted with its state file deleted serves the same slots as before.
+    let served = slots(&a, "svc");
+    a.stop().await;
+    std::fs::remove_file(dir.path().join("a.json")).expect("remove state file");
+    let a = TestServer::start(config("a")).await;
+    until("A after losing its state file", SOON, || {
+        slots(&a, "svc").len() == 3
+    })
+    .await;
+    assert_eq!(slots(&a, "svc"), served);
+    let tags_written = a
+        .refresh_stats()
+        .slot_tags_written
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(tags_written, 0, "the fleet already held every number");
+    a.stop().await;
+}
+
+/// Waits until moto holds a slot tag for exactly the numbers in `want`.
+async fn until_tags(ec2: &Client, tier: &str, want: &[(u32, String)]) {
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let got = slot_tags(ec2, tier).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slot tags in the fleet: {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copied_and_malformed_slot_tags_are_renumbered_and_retagged() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let first = net.launch(&ec2, 2, false, &[], &["SG-T-SVC"]).await;
+    let server = TestServer::start(ec2_config(&moto.url, &["us-east-1"], "")).await;
+    until("two slots", SOON, || slots(&server, "svc").len() == 2).await;
+    let kept = slots(&server, "svc");
+    until_tags(&ec2, "svc", &kept).await;
+    let holder_of_1 = kept[0].1.clone();
+
+    // A launch template that copies tags gives a newcomer slot 1 too; another gets nonsense.
+    let copied = net
+        .launch(
+            &ec2,
+            1,
+            false,
+            &[("stabledns:slot:svc", "1")],
+            &["SG-T-SVC"],
+        )
+        .await
+        .remove(0);
+    let odd = net
+        .launch(
+            &ec2,
+            1,
+            false,
+            &[("stabledns:slot:svc", "banana")],
+            &["SG-T-SVC"],
+        )
+        .await
+        .remove(0);
+    until("four slots", SOON, || slots(&server, "svc").len() == 4).await;
+    let now = slots(&server, "svc");
+    assert_eq!(
+        now[0],
+        (1, holder_of_1.clone()),
+        "the earlier launch keeps 1"
+    );
+    assert_eq!(now[1], kept[1], "2 never moves");
+    let renumbered: Vec<&String> = now[2..].iter().map(|(_, id)| id).collect();
+    assert!(
+        renumbered.contains(&&copied) && renumbered.contains(&&odd),
+        "{now:?}"
+    );
+    // Written back, so the next read (on any replica) needs no fixing.
+    until_tags(&ec2, "svc", &now).await;
+    until("a build without fixes", SOON, || {
+        server
+            .published()
+            .is_some_and(|s| s.slot_fixes == stabledns::naming::SlotFixes::default())
+    })
+    .await;
+    assert_eq!(slots(&server, "svc"), now);
+    // `_explain` said why, while the tags were wrong; the copied one no longer fights for 1.
+    let one = summary(&ask(server.addr(), "1.svc.internal.", RecordType::A).await);
+    assert_eq!(one.len(), 1);
+
+    // A hand edit to a number above the tier's size: renumbered into the free one.
+    ec2.create_tags()
+        .resources(&first[0])
+        .resources(&first[1])
+        .tags(Tag::builder().key("stabledns:slot:svc").value("99").build())
+        .send()
+        .await
+        .expect("tag");
+    until_tags(&ec2, "svc", &slots(&server, "svc")).await;
+    assert_eq!(slots(&server, "svc").len(), 4);
+    server.stop().await;
+}
