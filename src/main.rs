@@ -623,10 +623,12 @@ async fn load_snapshot_timed(
         .as_deref()
         .and_then(|p| stabledns::state::load(p).ok().flatten())
         .map(|saved| stabledns::refresh::from_state(config, saved));
+    let changed_at = fetched.changed_at;
     let fleet: std::sync::Arc<[stabledns::inventory::Instance]> = fetched.instances.into();
     let (mut snapshot, changed) = stabledns::refresh::build_next(config, &fleet, previous.as_ref());
     if changed {
-        stabledns::refresh::stamp(&mut snapshot, previous.as_ref());
+        let newest = stabledns::refresh::newest_change(&fleet, changed_at);
+        stabledns::refresh::stamp(&mut snapshot, previous.as_ref(), newest);
     }
     Ok((snapshot, (read, started.elapsed())))
 }

@@ -211,6 +211,7 @@ impl Validator<'_> {
             audit_interval,
             instance_status: raw.instance_status.as_ref().is_some_and(|v| *v.get_ref()),
             events,
+            keep_states: None,
         })
     }
 

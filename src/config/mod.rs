@@ -247,20 +247,16 @@ impl Config {
         let zone = v.zone(&raw.zone)?;
         let mut inventory = v.inventory(base, &raw.inventory)?;
         let naming = v.naming(&raw.naming)?;
-        // Only named states matter, so let the API drop the rest (terminated instances linger
-        // for an hour in DescribeInstances), unless the operator filters states already.
+        // Only named states get names, but the others are read too, unless the operator
+        // filters states already: a stopped or terminated instance (listed for about an hour)
+        // carries the time of its change, which the serial is made from (refresh::serial).
         if let SourceConfig::Ec2(ec2) = &mut inventory.source
             && !ec2
                 .filters
                 .iter()
                 .any(|(name, _)| name == "instance-state-name")
         {
-            let states = naming
-                .states
-                .iter()
-                .map(|s| s.as_str().to_owned())
-                .collect();
-            ec2.filters.push(("instance-state-name".to_owned(), states));
+            ec2.keep_states = Some(naming.states.clone());
         }
 
         let mut warnings = Vec::new();

@@ -36,6 +36,7 @@ pub struct Ec2Source {
     filters: Vec<Filter>,
     page_size: i32,
     instance_status: bool,
+    keep_states: Option<std::collections::BTreeSet<super::InstanceState>>,
 }
 
 impl Ec2Source {
@@ -95,6 +96,7 @@ impl Ec2Source {
             filters,
             page_size: config.page_size,
             instance_status: config.instance_status,
+            keep_states: config.keep_states.clone(),
         }
     }
 
@@ -398,8 +400,18 @@ impl Ec2Source {
             })?;
             for reservation in page.reservations() {
                 for inst in reservation.instances() {
+                    let raw = raw(inst);
+                    out.saw_change(super::file::change_time(&raw));
+                    let state = inst.state().and_then(|s| s.name()).map(|n| n.as_str());
+                    if let Some(keep) = &self.keep_states
+                        && state
+                            .and_then(|s| s.parse::<super::InstanceState>().ok())
+                            .is_some_and(|s| !keep.contains(&s))
+                    {
+                        continue; // read for its change time only
+                    }
                     match super::file::convert(
-                        raw(inst),
+                        raw,
                         reservation.owner_id(),
                         Some(walk.region.as_str()),
                         &mut out.strings,
@@ -518,6 +530,7 @@ fn raw(i: &aws_sdk_ec2::types::Instance) -> RawInstance {
             t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
                 .ok()
         }),
+        state_transition_reason: s(i.state_transition_reason()),
         placement: i.placement().map(|p| RawPlacement {
             availability_zone: s(p.availability_zone()),
         }),

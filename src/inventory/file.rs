@@ -59,6 +59,7 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
     let mut out = Fetched::default();
     for (r, reservation) in doc.reservations.into_iter().enumerate() {
         for (i, raw) in reservation.instances.into_iter().enumerate() {
+            out.saw_change(change_time(&raw));
             let id = raw.instance_id.clone().unwrap_or_else(|| "(no id)".into());
             let owner = reservation.owner_id.as_deref();
             match convert(raw, owner, region, &mut out.strings) {
@@ -71,6 +72,32 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
         }
     }
     Ok(out)
+}
+
+/// When an instance last changed, as far as the API says: its launch (or last start), or the
+/// time in its state transition reason (`User initiated (2026-12-04 01:23:45 GMT)`) for a
+/// stop or termination, whichever is later. Malformed values count as no time.
+pub(super) fn change_time(raw: &RawInstance) -> Option<jiff::Timestamp> {
+    let launched = (raw.launch_time.as_deref()).and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let transition = raw
+        .state_transition_reason
+        .as_deref()
+        .and_then(transition_time);
+    launched.max(transition)
+}
+
+/// The time in a state transition reason: `... (YYYY-MM-DD HH:MM:SS GMT)` (AWS) or `UTC`.
+fn transition_time(reason: &str) -> Option<jiff::Timestamp> {
+    let open = reason.rfind('(')?;
+    let inner = reason[open + 1..].strip_suffix(')')?;
+    let stamp = inner
+        .strip_suffix(" GMT")
+        .or_else(|| inner.strip_suffix(" UTC"))?;
+    let civil: jiff::civil::DateTime = stamp.trim().parse().ok()?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 pub(super) fn convert(
@@ -207,6 +234,7 @@ pub(super) struct RawInstance {
     pub(super) instance_id: Option<String>,
     pub(super) state: Option<RawState>,
     pub(super) launch_time: Option<String>,
+    pub(super) state_transition_reason: Option<String>,
     pub(super) placement: Option<RawPlacement>,
     pub(super) vpc_id: Option<String>,
     pub(super) subnet_id: Option<String>,
@@ -266,6 +294,36 @@ pub(super) struct RawGroup {
 mod tests {
     use super::*;
     use crate::inventory::InstanceState;
+
+    #[test]
+    fn a_stop_or_termination_counts_as_a_change_at_its_time() {
+        let doc = br#"{"Reservations": [{"Instances": [
+            {"InstanceId": "i-1", "State": {"Name": "running"},
+             "LaunchTime": "2026-12-01T10:00:00+00:00", "StateTransitionReason": ""},
+            {"InstanceId": "i-2", "State": {"Name": "terminated"},
+             "LaunchTime": "2026-11-01T10:00:00+00:00",
+             "StateTransitionReason": "User initiated (2026-12-02 08:30:05 GMT)"},
+            {"InstanceId": "i-3", "State": {"Name": "stopped"},
+             "StateTransitionReason": "User initiated (2026-12-01 09:00:00 UTC)"},
+            {"InstanceId": "i-4", "State": {"Name": "stopped"},
+             "StateTransitionReason": "User initiated (yesterday)"}
+        ]}]}"#;
+        let fetched = parse(Path::new("x.json"), doc, Some("eu-west-1")).expect("parses");
+        assert_eq!(
+            fetched.changed_at,
+            Some("2026-12-02T08:30:05Z".parse().expect("time")),
+            "the termination is the newest change"
+        );
+        assert_eq!(transition_time("Service initiated"), None);
+        assert_eq!(
+            transition_time("User initiated (2026-13-40 99:00:00 GMT)"),
+            None
+        );
+        assert_eq!(
+            transition_time("Server.SpotInstanceTermination (2026-12-01 09:00:00 UTC)"),
+            Some("2026-12-01T09:00:00Z".parse().expect("time"))
+        );
+    }
 
     fn demo() -> Vec<Instance> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-instances.json");

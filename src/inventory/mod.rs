@@ -351,6 +351,16 @@ pub struct Fetched {
     pub skipped: Vec<String>,
     /// The strings the instances share.
     pub strings: Interner,
+    /// The newest change any instance read carries (launch, start, stop, termination), kept
+    /// or not: what the zone's serial is made from, alike on every replica.
+    pub changed_at: Option<jiff::Timestamp>,
+}
+
+impl Fetched {
+    /// Counts one instance's change time (see [`Fetched::changed_at`]).
+    pub(crate) fn saw_change(&mut self, at: Option<jiff::Timestamp>) {
+        self.changed_at = self.changed_at.max(at);
+    }
 }
 
 /// Why one instance in an API answer or dump cannot be used.

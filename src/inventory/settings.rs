@@ -62,6 +62,10 @@ pub struct Ec2Config {
     pub instance_status: bool,
     /// EC2 state-change events from SQS, applied between refreshes.
     pub events: Option<EventsConfig>,
+    /// The states whose instances are kept (`naming.states`), when the operator set no
+    /// `instance-state-name` filter: the others are listed too, for the time of their last
+    /// change (a termination is a change to the zone), and then dropped.
+    pub keep_states: Option<std::collections::BTreeSet<super::InstanceState>>,
 }
 
 /// `[inventory.events]`.

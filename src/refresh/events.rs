@@ -274,6 +274,7 @@ impl Refresher {
             return true;
         };
         let mut fleet: Vec<Instance> = previous.fleet.to_vec();
+        let mut changed_at = None;
         for (region, ids) in &wanted {
             let list: Vec<String> = ids.iter().cloned().collect();
             let fetched = match ec2.describe_ids(region, &list).await {
@@ -287,6 +288,7 @@ impl Refresher {
             for why in &fetched.skipped {
                 warn!("{why}");
             }
+            changed_at = changed_at.max(fetched.changed_at);
             let mut found: HashMap<String, Instance> = fetched
                 .instances
                 .into_iter()
@@ -311,7 +313,7 @@ impl Refresher {
             launched.sort_by(|a, b| a.id.cmp(&b.id));
             fleet.extend(launched);
         }
-        let outcome = self.consider(fleet.into(), false).await;
+        let outcome = self.consider(fleet.into(), false, changed_at).await;
         add(&counts.applied, news.len());
         for e in &news {
             self.seen.remember(e);

@@ -155,20 +155,44 @@ fn release_freed_memory() {
     }
 }
 
-/// Gives a changed snapshot the serial after `previous`'s.
-pub fn stamp(snapshot: &mut Snapshot, previous: Option<&Snapshot>) {
-    snapshot.set_serial(next_serial(previous.map(|p| p.serial), SystemTime::now()));
+/// Gives a changed snapshot its serial: see [`next_serial`]. `newest` is the newest change
+/// the fleet read carries ([`newest_change`]).
+pub fn stamp(
+    snapshot: &mut Snapshot,
+    previous: Option<&Snapshot>,
+    newest: Option<jiff::Timestamp>,
+) {
+    snapshot.set_serial(next_serial(
+        previous.map(|p| p.serial),
+        newest,
+        SystemTime::now(),
+    ));
 }
 
-/// The next serial after `previous`: larger than it, and at least the Unix time.
-pub fn next_serial(previous: Option<u32>, now: SystemTime) -> u32 {
-    let clock = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0);
+/// The newest change time in a fleet as read: every instance's launch (or last start), and
+/// `read`, what the source saw beyond the kept instances (stops and terminations, from their
+/// state transition reasons).
+pub fn newest_change(fleet: &[Instance], read: Option<jiff::Timestamp>) -> Option<jiff::Timestamp> {
+    fleet.iter().filter_map(|i| i.launch_time).max().max(read)
+}
+
+/// The serial of a changed zone: the newest change the fleet carries, as Unix seconds, so two
+/// replicas that read the same fleet give the same serial whatever each saw before; but
+/// always after `previous`, so one replica's serial never goes backwards (a change the fleet
+/// has no time for, such as a tag edit, or two in one second, is `previous + 1`). A fleet
+/// with no time at all (a dump without launch times) falls back to the clock.
+pub fn next_serial(previous: Option<u32>, newest: Option<jiff::Timestamp>, now: SystemTime) -> u32 {
+    let secs = |s: i64| u32::try_from(s.max(0)).unwrap_or(u32::MAX);
+    let base = match newest {
+        Some(t) => secs(t.as_second()),
+        None => now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+            .unwrap_or(0),
+    };
     match previous {
-        Some(p) => clock.max(p.wrapping_add(1)),
-        None => clock,
+        Some(p) => base.max(p.wrapping_add(1)),
+        None => base,
     }
 }
 
@@ -312,14 +336,14 @@ impl Refresher {
     }
 
     async fn fetch_and_publish(&mut self) -> Result<Outcome, InventoryError> {
-        let instances: Arc<[Instance]> = match self.source.fetch().await {
+        let (instances, changed_at): (Arc<[Instance]>, _) = match self.source.fetch().await {
             Ok(fetched) => {
                 for why in &fetched.skipped {
                     warn!("{why}");
                 }
                 (self.stats.skipped_instances)
                     .store(fetched.skipped.len() as u64, Ordering::Relaxed);
-                fetched.instances.into()
+                (fetched.instances.into(), fetched.changed_at)
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -330,7 +354,7 @@ impl Refresher {
             }
         };
         (self.stats.empty_fleet).store(instances.is_empty(), Ordering::Relaxed);
-        Ok(self.consider(instances, true).await)
+        Ok(self.consider(instances, true, changed_at).await)
     }
 
     /// Writes the slot tags that `fleet` (as just read) lacks for the numbers in `built`, in
@@ -391,7 +415,12 @@ impl Refresher {
     /// Publishes `instances` if their answers differ from the served ones and the valve lets
     /// them. `full`: they are the whole fleet as the inventory just read it, which confirms the
     /// data served (an event's partial read does not).
-    async fn consider(&mut self, instances: Arc<[Instance]>, full: bool) -> Outcome {
+    async fn consider(
+        &mut self,
+        instances: Arc<[Instance]>,
+        full: bool,
+        changed_at: Option<jiff::Timestamp>,
+    ) -> Outcome {
         let previous = self.cell.load();
         if instances.is_empty()
             && !self.config.inventory.allow_empty_fleet
@@ -467,7 +496,9 @@ impl Refresher {
             return Outcome::Unchanged;
         }
         self.held = None;
-        self.publish(previous.as_deref(), snapshot, instances).await;
+        let newest = newest_change(&instances, changed_at);
+        self.publish(previous.as_deref(), snapshot, instances, newest)
+            .await;
         self.confirmed(full);
         Outcome::Published
     }
@@ -514,8 +545,9 @@ impl Refresher {
         previous: Option<&Snapshot>,
         mut snapshot: Snapshot,
         instances: Arc<[Instance]>,
+        newest: Option<jiff::Timestamp>,
     ) {
-        stamp(&mut snapshot, previous);
+        stamp(&mut snapshot, previous, newest);
         let serial = snapshot.serial;
         snapshot.attach_metrics(&self.metrics);
         if let Some(prev) = previous {
@@ -581,7 +613,8 @@ impl Refresher {
             info!("reload: the answers do not change");
             return;
         }
-        self.publish(Some(&previous), snapshot, fleet).await;
+        let newest = newest_change(&fleet, None);
+        self.publish(Some(&previous), snapshot, fleet, newest).await;
     }
 
     /// Writes the published snapshot's fleet to the state file (at shutdown), so the next
@@ -770,13 +803,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serials_move_forward() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert_eq!(next_serial(None, t), 1_800_000_000);
-        assert_eq!(next_serial(Some(5), t), 1_800_000_000);
-        // Two changes within a second, or a clock that went back: still forward.
-        assert_eq!(next_serial(Some(1_800_000_000), t), 1_800_000_001);
-        assert_eq!(next_serial(Some(1_900_000_000), t), 1_900_000_001);
+    fn serials_come_from_the_fleet_and_move_forward() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let t = Some(jiff::Timestamp::from_second(1_800_000_000).expect("time"));
+        // From the fleet, not the clock: a replica starting now gives what one running all
+        // along gave for the same change.
+        assert_eq!(next_serial(None, t, now), 1_800_000_000);
+        assert_eq!(next_serial(Some(5), t, now), 1_800_000_000);
+        // A change the fleet has no newer time for, or two in one second: still forward.
+        assert_eq!(next_serial(Some(1_800_000_000), t, now), 1_800_000_001);
+        assert_eq!(next_serial(Some(1_900_000_000), t, now), 1_900_000_001);
+        // No time in the fleet at all: the clock.
+        assert_eq!(next_serial(None, None, now), 1_900_000_000);
+        assert_eq!(next_serial(Some(1_950_000_000), None, now), 1_950_000_001);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Tag;
 use hickory_server::proto::rr::RecordType;
 
 use crate::ec2::until;
-use crate::harness::{TestServer, ask, summary};
+use crate::harness::{TestServer, ask, dig, summary};
 use crate::moto::{Moto, Network, ec2_config};
 
 const SOON: Duration = Duration::from_secs(20);
@@ -65,6 +65,41 @@ async fn slot_answers(server: &TestServer, tier: &str, size: u32) -> Vec<Vec<Str
     out
 }
 
+/// Waits until the clock is past the second it reads now: EC2 times (launches, terminations)
+/// have one-second precision, and a test whose steps must be told apart by them (which launch
+/// is earlier, which change is newer) takes each in a second of its own.
+pub async fn next_second() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let start = now();
+    while now() == start {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A replica's AXFR of the forward zone and of the reverse zone, SOA serial included, as dig
+/// prints it (records sorted: a transfer's order is the server's own).
+fn axfr(server: &TestServer) -> Vec<String> {
+    let mut lines = Vec::new();
+    for zone in ["internal.", "10.in-addr.arpa."] {
+        let out = dig(server.addr(), &["AXFR", zone, "+noall", "+answer"]);
+        assert!(out.contains("SOA"), "no transfer of {zone}: {out}");
+        lines.extend(out.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+    }
+    lines.sort();
+    lines.dedup(); // the SOA opens and closes a transfer
+    lines
+}
+
+/// The serial a replica serves.
+fn serial(server: &TestServer) -> u32 {
+    server.published().map_or(0, |s| s.serial)
+}
+
 async fn terminate(ec2: &Client, id: &str) {
     ec2.terminate_instances()
         .instance_ids(id)
@@ -90,8 +125,11 @@ async fn replicas_with_different_histories_number_every_tier_alike() {
     let first = net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
 
     // Replica A sees the whole history: a, b, c, then a launch-first replacement of slot 2.
+    // Each change in a second of its own, as changes are in a real fleet: the serial is the
+    // newest change's time.
     let a = TestServer::start(config("a")).await;
     until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
+    next_second().await;
     let before = slots(&a, "svc");
     let mut ids: Vec<String> = before.iter().map(|(_, id)| id.clone()).collect();
     ids.sort();
@@ -107,6 +145,7 @@ async fn replicas_with_different_histories_number_every_tier_alike() {
         slots(&a, "svc").len() == 4
     })
     .await;
+    next_second().await;
     terminate(&ec2, &b_id).await;
     until("A moves the newcomer into 2", SOON, || {
         slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
@@ -125,12 +164,16 @@ async fn replicas_with_different_histories_number_every_tier_alike() {
         slot_answers(&a, "svc", 3).await,
         slot_answers(&b, "svc", 3).await
     );
+    assert_eq!(serial(&a), serial(&b), "the same serial for the same fleet");
+    assert_eq!(axfr(&a), axfr(&b));
 
     // B is down during a terminate-first replacement that A follows.
     b.stop().await;
+    next_second().await;
     let three = slots(&a, "svc")[2].1.clone();
     terminate(&ec2, &three).await;
     until("A shrinks to two", SOON, || slots(&a, "svc").len() == 2).await;
+    next_second().await;
     let e = net
         .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
         .await
@@ -151,10 +194,13 @@ async fn replicas_with_different_histories_number_every_tier_alike() {
         slot_answers(&a, "svc", 3).await,
         slot_answers(&b, "svc", 3).await
     );
+    assert_eq!(serial(&a), serial(&b));
+    assert_eq!(axfr(&a), axfr(&b));
     b.stop().await;
 
     // A restarted with its state file deleted serves the same slots as before.
     let served = slots(&a, "svc");
+    let (served_serial, served_axfr) = (serial(&a), axfr(&a));
     a.stop().await;
     std::fs::remove_file(dir.path().join("a.json")).expect("remove state file");
     let a = TestServer::start(config("a")).await;
@@ -163,6 +209,8 @@ async fn replicas_with_different_histories_number_every_tier_alike() {
     })
     .await;
     assert_eq!(slots(&a, "svc"), served);
+    assert_eq!(serial(&a), served_serial);
+    assert_eq!(axfr(&a), served_axfr);
     let tags_written = a
         .refresh_stats()
         .slot_tags_written
@@ -198,6 +246,7 @@ async fn copied_and_malformed_slot_tags_are_renumbered_and_retagged() {
     let kept = slots(&server, "svc");
     until_tags(&ec2, "svc", &kept).await;
     let holder_of_1 = kept[0].1.clone();
+    next_second().await;
 
     // A launch template that copies tags gives a newcomer slot 1 too; another gets nonsense.
     let copied = net
