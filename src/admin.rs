@@ -85,6 +85,7 @@ pub(crate) async fn start(
         .route("/metrics", get(metrics))
         .route("/names", get(names))
         .route("/zone", get(zone))
+        .route("/zones", get(zones))
         .with_state(state);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -148,7 +149,11 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         |a| format!("confirmed {}s ago", a.as_secs()),
     );
     // Route 53 zones are reported, not judged: DNS answers whatever publishing does.
-    let mut text = format!("ready: serial {}, data {age}\n", snapshot.serial);
+    let mut text = format!(
+        "ready: serial {}, content {:016x}, data {age}\n",
+        snapshot.serial,
+        snapshot.content_hash()
+    );
     let now = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -261,6 +266,21 @@ async fn zone(State(s): State<AdminState>, Query(q): Query<ZoneQuery>) -> Respon
                 .into_response()
         }
     }
+}
+
+/// Every view and the zones it serves, one `VIEW APEX` line each: what `stabledns diff`
+/// walks.
+async fn zones(State(s): State<AdminState>) -> Response {
+    let Some(snapshot) = s.snapshot.load() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n").into_response();
+    };
+    let mut text = String::new();
+    for view in &snapshot.views {
+        for apex in view.zone_apexes() {
+            text.push_str(&format!("{} {apex}\n", view.name));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain")], text).into_response()
 }
 
 /// The current table of one view (the first by default), like `stabledns names`.

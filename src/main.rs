@@ -46,6 +46,11 @@ enum FailOn {
     High,
 }
 
+/// `diff` found the servers serving different zones: exit 1, the differences already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("the servers serve different zones")]
+struct Differ;
+
 /// `audit` found something at or above `--fail-on`: exit 1, the findings already printed.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} finding(s) at or above --fail-on")]
@@ -111,6 +116,16 @@ enum Command {
         /// Sync once and exit (cron, Lambda, CI).
         #[arg(long)]
         once: bool,
+    },
+    /// Compare what two running servers serve (every view, every zone, serials included), from
+    /// their admin endpoints: exit 0 when they agree, 1 naming the first names that differ.
+    Diff {
+        /// A server's admin address (`admin.listen`); give it twice, once per replica.
+        #[arg(long = "server", value_name = "IP:PORT", required = true)]
+        servers: Vec<SocketAddr>,
+        /// At most this many differing names are printed.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Why a name answers what it does, or why it does not exist: every instance whose tags,
     /// groups or id the naming rules would make it of, and what became of each claim.
@@ -208,7 +223,8 @@ fn main() -> ExitCode {
         }
     }
     tune_malloc();
-    let audit = matches!(cli.command, Command::Audit { .. });
+    // Their contract: 1 is for findings (differences), errors are 2.
+    let audit = matches!(cli.command, Command::Audit { .. } | Command::Diff { .. });
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,6 +233,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<AuditFailed>().is_some() => ExitCode::from(1),
+        Err(e) if e.downcast_ref::<Differ>().is_some() => ExitCode::from(1),
         Err(e) => {
             let line = error_line(&e);
             // In JSON mode every line is JSON, the last one too.
@@ -406,6 +423,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("{failed} of {zones} zones failed");
             }
         }
+        Command::Diff { servers, limit } => {
+            let [a, b] = servers[..] else {
+                anyhow::bail!(
+                    "--server takes two admin addresses, one per replica (got {})",
+                    servers.len()
+                );
+            };
+            let report = diff_servers(a, b, limit).await?;
+            print!("{}", report.text);
+            if report.differ {
+                return Err(Differ.into());
+            }
+        }
         Command::Why { config, name, view } => {
             let config = Config::load(&config)?;
             let snapshot = load_snapshot(&config).await?;
@@ -502,7 +532,6 @@ async fn served_zone(
     view: Option<&str>,
     zone: Option<&str>,
 ) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut query = Vec::new();
     for (key, value) in [("view", view), ("zone", zone)] {
         if let Some(v) = value {
@@ -518,13 +547,16 @@ async fn served_zone(
             query.push(format!("{key}={escaped}"));
         }
     }
-    let failed = || format!("failed to read the zone from the server's admin endpoint {admin}");
+    admin_get(admin, &format!("/zone?{}", query.join("&")), "the zone").await
+}
+
+/// `GET path` from a running server's admin endpoint; `what` names it in errors.
+async fn admin_get(admin: SocketAddr, path: &str, what: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = || format!("failed to read {what} from the server's admin endpoint {admin}");
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(admin).await?;
-        let request = format!(
-            "GET /zone?{} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n",
-            query.join("&")
-        );
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -551,6 +583,126 @@ async fn served_zone(
         "200" => Ok(body.to_owned()),
         _ => anyhow::bail!("{}: {}", failed(), body.trim()),
     }
+}
+
+/// What `diff` found.
+struct DiffReport {
+    text: String,
+    differ: bool,
+}
+
+/// Compares every zone of every view that `a` and `b` serve, as their admin endpoints
+/// render them (the master files a transfer carries, SOA first).
+async fn diff_servers(a: SocketAddr, b: SocketAddr, limit: usize) -> anyhow::Result<DiffReport> {
+    let list = |admin| async move {
+        let text = admin_get(admin, "/zones", "the list of zones").await?;
+        Ok::<_, anyhow::Error>(
+            text.lines()
+                .filter_map(|l| l.split_once(' '))
+                .map(|(v, z)| (v.to_owned(), z.to_owned()))
+                .collect::<std::collections::BTreeSet<_>>(),
+        )
+    };
+    let (zones_a, zones_b) = (list(a).await?, list(b).await?);
+    let mut out = String::new();
+    let mut differ = false;
+    let mut shown = 0usize;
+    let mut more = 0usize;
+    let mut same_zones = 0usize;
+    let mut serials = std::collections::BTreeSet::new();
+    for (view, zone) in zones_a.union(&zones_b) {
+        let place = format!("view {view} zone {zone}");
+        let key = (view.clone(), zone.clone());
+        match (zones_a.contains(&key), zones_b.contains(&key)) {
+            (true, true) => {}
+            (in_a, _) => {
+                let (has, lacks) = if in_a { (a, b) } else { (b, a) };
+                out.push_str(&format!("{place}: served by {has}, not by {lacks}\n"));
+                differ = true;
+                continue;
+            }
+        }
+        let text_a = served_zone(a, Some(view), Some(zone)).await?;
+        let text_b = served_zone(b, Some(view), Some(zone)).await?;
+        let (soa_a, records_a) = by_owner(&text_a);
+        let (soa_b, records_b) = by_owner(&text_b);
+        let (serial_a, serial_b) = (soa_serial(soa_a), soa_serial(soa_b));
+        serials.insert(serial_a.clone());
+        serials.insert(serial_b.clone());
+        let mut zone_differs = false;
+        if serial_a != serial_b {
+            out.push_str(&format!(
+                "{place}: serial {serial_a} on {a}, {serial_b} on {b}\n"
+            ));
+            zone_differs = true;
+        }
+        let owners: std::collections::BTreeSet<&str> =
+            records_a.keys().chain(records_b.keys()).copied().collect();
+        for owner in owners {
+            let (ra, rb) = (records_a.get(owner), records_b.get(owner));
+            if ra == rb {
+                continue;
+            }
+            zone_differs = true;
+            if shown >= limit {
+                more += 1;
+                continue;
+            }
+            shown += 1;
+            let show = |r: Option<&Vec<&str>>| match r {
+                None => "nothing".to_owned(),
+                Some(lines) => lines
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            out.push_str(&format!(
+                "{place}: {owner}: {a} has {}; {b} has {}\n",
+                show(ra),
+                show(rb)
+            ));
+        }
+        if zone_differs {
+            differ = true;
+        } else {
+            same_zones += 1;
+        }
+    }
+    if more > 0 {
+        out.push_str(&format!("... and {more} more names differ\n"));
+    }
+    if !differ {
+        let serials: Vec<String> = serials.into_iter().collect();
+        out.push_str(&format!(
+            "same: {a} and {b} serve the same {same_zones} zones (serial {})\n",
+            serials.join(", ")
+        ));
+    }
+    Ok(DiffReport { text: out, differ })
+}
+
+/// A master file's SOA line and its other records by owner, each owner's lines sorted.
+fn by_owner(text: &str) -> (&str, std::collections::BTreeMap<&str, Vec<&str>>) {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let soa = lines.next().unwrap_or_default();
+    let mut owners: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for line in lines {
+        let owner = line.split_whitespace().next().unwrap_or_default();
+        owners.entry(owner).or_default().push(line);
+    }
+    for lines in owners.values_mut() {
+        lines.sort_unstable();
+    }
+    (soa, owners)
+}
+
+/// The serial field of an SOA line (`name ttl class SOA mname rname serial ...`).
+fn soa_serial(line: &str) -> String {
+    line.split_whitespace()
+        .nth(6)
+        .unwrap_or("(none)")
+        .to_owned()
 }
 
 /// The audit's findings for the fleet and firewall the config's EC2 inventory reads now.

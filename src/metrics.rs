@@ -89,6 +89,7 @@ impl Exposition<'_> {
                     .collect()
             }),
             published: self.snapshot.map(|s| (s.instance_count as u64, s.serial)),
+            content: self.snapshot.map(|s| format!("{:016x}", s.content_hash())),
             rotation: self.snapshot.map(|s| s.rotation),
             slot_fixes: self.snapshot.map(|s| s.slot_fixes),
             slot_tags: [load(&r.slot_tags_written), load(&r.slot_tag_failures)],
@@ -164,6 +165,8 @@ struct Sample {
     forward: Option<[u64; 5]>,
     names: Vec<(String, u64, u64)>,
     published: Option<(u64, u32)>,
+    /// The published snapshot's content hash, in hex.
+    content: Option<String>,
     rotation: Option<crate::naming::Rotation>,
     slot_fixes: Option<crate::naming::SlotFixes>,
     /// Slot tags written, CreateTags calls failed.
@@ -395,6 +398,16 @@ mod encode {
                     names::SERIAL,
                     "The published SOA serial",
                     u64::from(serial),
+                )?;
+            }
+            if let Some(hash) = &self.content {
+                family(
+                    e,
+                    names::ZONE_CONTENT,
+                    "1, labelled with a hash of every view's zones without their serials: \
+                     replicas serving the same data show the same hash",
+                    MetricType::Gauge,
+                    &[(vec![("hash", hash.as_str())], 1)],
                 )?;
             }
             let [

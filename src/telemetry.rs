@@ -80,6 +80,8 @@ pub mod names {
     pub const EVENT_QUEUE_ERRORS: &str = "stabledns_event_queue_errors";
     /// Gauge: the published SOA serial.
     pub const SERIAL: &str = "stabledns_serial";
+    /// Gauge {hash}: 1, labelled with the published snapshot's content hash.
+    pub const ZONE_CONTENT: &str = "stabledns_zone_content";
     /// Gauge: seconds since the inventory last confirmed the published data.
     pub const DATA_AGE: &str = "stabledns_data_age_seconds";
     /// Counter {view, action}: UDP answers over the view's rate limit (`drop`, `slip`).

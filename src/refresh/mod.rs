@@ -490,6 +490,10 @@ impl Refresher {
             // the fleet that `_explain` and the state file show is the one read.
             snapshot.attach_metrics(&self.metrics);
             snapshot.keep_history(prev);
+            let hash = prev.content_hash.get().copied();
+            if let Some(hash) = hash {
+                let _ = snapshot.content_hash.set(hash); // the same answers, the same zones
+            }
             self.cell.store(snapshot);
             self.held = None;
             self.confirmed(full);
@@ -568,6 +572,10 @@ impl Refresher {
         let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        if let Some(published) = self.cell.load() {
+            // Rendered here, off the runtime, rather than by the first scrape of /metrics.
+            tokio::task::spawn_blocking(move || published.content_hash());
+        }
         if let Some(published) = self.cell.load().filter(|_| self.notify) {
             crate::dns::notify::announce(&published, &self.metrics, &self.cell);
         }

@@ -162,6 +162,7 @@ pub fn build(
         instance_count: instances.len(),
         rotation: naming.rotation,
         slot_fixes: naming.slot_fixes,
+        content_hash: std::sync::OnceLock::new(),
         views,
         warnings,
     }

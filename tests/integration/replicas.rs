@@ -8,9 +8,12 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::Tag;
 use hickory_server::proto::rr::RecordType;
 
+use crate::admin::http_get;
 use crate::ec2::until;
 use crate::harness::{TestServer, ask, dig, summary};
-use crate::moto::{Moto, Network, ec2_config};
+use crate::moto::{Moto, Network, ec2_config, ec2_config_text};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 
 const SOON: Duration = Duration::from_secs(20);
 
@@ -100,6 +103,32 @@ fn serial(server: &TestServer) -> u32 {
     server.published().map_or(0, |s| s.serial)
 }
 
+/// `stabledns diff` between two servers' admin endpoints: its exit code and output.
+async fn diff(a: &TestServer, b: &TestServer) -> (i32, String) {
+    let (a, b) = (a.admin().to_string(), b.admin().to_string());
+    let out = tokio::process::Command::new(BIN)
+        .args(["diff", "--server", &a, "--server", &b])
+        .output()
+        .await
+        .expect("run stabledns diff");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The content hash a server's /metrics shows.
+async fn content_label(server: &TestServer) -> String {
+    let (_, body) = http_get(server.admin(), "/metrics").await;
+    body.lines()
+        .find_map(|l| l.strip_prefix("stabledns_zone_content{hash=\""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no stabledns_zone_content in /metrics:\n{body}"))
+        .to_owned()
+}
+
 async fn terminate(ec2: &Client, id: &str) {
     ec2.terminate_instances()
         .instance_ids(id)
@@ -166,6 +195,15 @@ async fn replicas_with_different_histories_number_every_tier_alike() {
     );
     assert_eq!(serial(&a), serial(&b), "the same serial for the same fleet");
     assert_eq!(axfr(&a), axfr(&b));
+    let (code, out) = diff(&a, &b).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("same: "), "{out}");
+    assert_eq!(content_label(&a).await, content_label(&b).await);
+    let (_, ready) = http_get(a.admin(), "/readyz").await;
+    assert!(
+        ready.contains(&format!("content {}", content_label(&a).await)),
+        "{ready}"
+    );
 
     // B is down during a terminate-first replacement that A follows.
     b.stop().await;
@@ -306,4 +344,62 @@ async fn copied_and_malformed_slot_tags_are_renumbered_and_retagged() {
     until_tags(&ec2, "svc", &slots(&server, "svc")).await;
     assert_eq!(slots(&server, "svc").len(), 4);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_file_replicas_may_disagree_and_diff_says_where() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str| {
+        let state = dir.path().join(format!("{name}.json"));
+        let text = ec2_config_text(
+            &moto.url,
+            &["us-east-1"],
+            &format!("state_file = \"{}\"", state.display()),
+        )
+        .replace("[naming]\n", "[naming]\nslot_numbers = \"state-file\"\n");
+        let mut config =
+            stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), &text)
+                .expect("valid config");
+        config.server.listen = crate::harness::demo_config().server.listen;
+        crate::harness::ephemeral_admin(&mut config);
+        config
+    };
+    net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+    let a = TestServer::start(config("a")).await;
+    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
+    next_second().await;
+    let b_id = slots(&a, "svc")[1].1.clone();
+    let d = net
+        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    until("A numbers the overlap", SOON, || {
+        slots(&a, "svc").len() == 4
+    })
+    .await;
+    next_second().await;
+    terminate(&ec2, &b_id).await;
+    until("A moves the newcomer into 2", SOON, || {
+        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
+    })
+    .await;
+    // Read-only: nothing was written to the fleet.
+    assert!(slot_tags(&ec2, "svc").await.is_empty());
+
+    // B starts from nothing and numbers by launch order: 2 and 3 swap.
+    let b = TestServer::start(config("b")).await;
+    until("B numbers three", SOON, || slots(&b, "svc").len() == 3).await;
+    assert_ne!(slots(&a, "svc"), slots(&b, "svc"));
+    let (code, out) = diff(&a, &b).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("2.svc.internal.") && out.contains("3.svc.internal."),
+        "{out}"
+    );
+    assert_ne!(content_label(&a).await, content_label(&b).await);
+    a.stop().await;
+    b.stop().await;
 }
