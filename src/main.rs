@@ -329,7 +329,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Check { config, .. } => {
             let config = Config::load(&config)?;
-            let (snapshot, timing) = load_snapshot_timed(&config).await?;
+            let (snapshot, timing) = load_snapshot_timed(&config, false).await?;
             for w in config.warnings.iter().chain(&snapshot.warnings) {
                 warning(w, true);
             }
@@ -402,7 +402,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 stabledns::run_publisher(config, reload_rx, shutdown).await?;
                 return Ok(());
             }
-            let snapshot = load_snapshot(&config).await?;
+            // `--once` keeps slot numbers in the fleet as `serve` does; a dry run changes
+            // nothing, and prints the numbers those writes would keep.
+            let snapshot = load_snapshot_timed(&config, !dry_run).await?.0;
             let mut failed = 0;
             let mut zones = 0;
             for publish in &config.publish {
@@ -749,12 +751,15 @@ async fn audit(config: &Config) -> anyhow::Result<Vec<stabledns::audit::Finding>
 }
 
 async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {
-    Ok(load_snapshot_timed(config).await?.0)
+    Ok(load_snapshot_timed(config, false).await?.0)
 }
 
-/// The snapshot the inventory gives now, and how long reading and building took.
+/// The snapshot the inventory gives now, and how long reading and building took. With
+/// `write_tags`, the slot tags the fleet lacks are written first, as `serve` does, so that a
+/// `publish --once` from a timer keeps slot numbers in the fleet too.
 async fn load_snapshot_timed(
     config: &Config,
+    write_tags: bool,
 ) -> anyhow::Result<(stabledns::zone::Snapshot, (Duration, Duration))> {
     let started = Instant::now();
     let source = stabledns::inventory::Source::from_config(&config.inventory).await;
@@ -776,8 +781,22 @@ async fn load_snapshot_timed(
         .and_then(|p| stabledns::state::load(p).ok().flatten())
         .map(|saved| stabledns::refresh::from_state(config, saved));
     let changed_at = fetched.changed_at;
-    let fleet: std::sync::Arc<[stabledns::inventory::Instance]> = fetched.instances.into();
-    let (mut snapshot, changed) = stabledns::refresh::build_next(config, &fleet, previous.as_ref());
+    let mut fleet: std::sync::Arc<[stabledns::inventory::Instance]> = fetched.instances.into();
+    let (mut snapshot, mut changed) =
+        stabledns::refresh::build_next(config, &fleet, previous.as_ref());
+    if write_tags {
+        let tagged = stabledns::refresh::tag_slots(config, &source, &fleet, &snapshot).await;
+        if let Some(patched) = tagged.fleet {
+            fleet = patched;
+            (snapshot, changed) = stabledns::refresh::build_next(config, &fleet, previous.as_ref());
+        }
+        if tagged.failed > 0 {
+            warning(
+                &format!("{} slot tag writes failed (see the log)", tagged.failed),
+                false,
+            );
+        }
+    }
     if changed {
         let newest = stabledns::refresh::newest_change(&fleet, changed_at);
         stabledns::refresh::stamp(&mut snapshot, previous.as_ref(), newest);

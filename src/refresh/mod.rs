@@ -79,7 +79,24 @@ pub fn build_snapshot(
 /// The state file's fleet as the snapshot it was published as: its serial and slot numbers.
 pub fn from_state(config: &Config, saved: state::Saved) -> Snapshot {
     let fleet: Arc<[Instance]> = saved.instances.into();
-    build_snapshot(config, &fleet, saved.serial, &saved.slots)
+    let slots = if remembers_slots(config) {
+        saved.slots
+    } else {
+        naming::Slots::new()
+    };
+    build_snapshot(config, &fleet, saved.serial, &slots)
+}
+
+/// Whether the numbers this process gave last count: in the state-file mode, and in the tags
+/// mode for a tier without tags yet, whose tags are then written (the upgrade from the state
+/// file). A dump cannot be tagged: there they would stay this replica's own, so the fleet
+/// alone decides.
+fn remembers_slots(config: &Config) -> bool {
+    config.naming.slot_store == naming::SlotStore::StateFile
+        || matches!(
+            config.inventory.source,
+            crate::inventory::settings::SourceConfig::Ec2(_)
+        )
 }
 
 /// The snapshot a fetched fleet gives after `previous`, with `previous`'s serial and slots
@@ -92,11 +109,12 @@ pub fn build_next(
     // Built once, with the old serial so an unchanged fleet compares equal; a changed one is
     // re-stamped instead of built again.
     let empty = naming::Slots::new();
+    let remembered = remembers_slots(config);
     let snapshot = build_snapshot(
         config,
         fleet,
         previous.map_or(0, |p| p.serial),
-        previous.map_or(&empty, |p| &p.slots),
+        previous.filter(|_| remembered).map_or(&empty, |p| &p.slots),
     );
     let changed = previous.is_none_or(|p| !same_answers(&snapshot, p));
     (snapshot, changed)
@@ -141,6 +159,76 @@ pub fn slot_mode(config: &Config) -> (String, bool) {
         }
     };
     (text.to_owned(), false)
+}
+
+/// What [`tag_slots`] did.
+#[derive(Debug, Default)]
+pub struct Tagged {
+    /// The fleet with the tags that were written, when any were.
+    pub fleet: Option<Arc<[Instance]>>,
+    /// Tags written.
+    pub written: usize,
+    /// CreateTags calls that failed.
+    pub failed: usize,
+}
+
+/// Writes the slot tags that `fleet` (as just read) lacks for the numbers in `built`, in the
+/// tags mode and from a source that can, and gives back the fleet with the tags that were
+/// written: the caller builds from that, so what it serves is what every replica builds
+/// once it reads the tags (no `renumbered` line that one replica saw and another did not).
+/// A write that fails is tried again at the next refresh; meanwhile every replica still
+/// computes the same number from the fleet.
+pub async fn tag_slots(
+    config: &Config,
+    source: &Source,
+    fleet: &Arc<[Instance]>,
+    built: &Snapshot,
+) -> Tagged {
+    if config.naming.slot_store != naming::SlotStore::Tags || !source.writes_tags() {
+        return Tagged::default();
+    }
+    let todo = naming::slot_tag_writes(&built.slots, fleet);
+    if todo.is_empty() {
+        return Tagged::default();
+    }
+    // Said once here: the build that serves them will no longer carry them.
+    for w in built
+        .warnings
+        .iter()
+        .filter(|w| w.contains("; renumbered "))
+    {
+        warn!("{w}");
+    }
+    let (done, failed) = source.write_tags(&todo).await;
+    for why in &failed {
+        warn!(
+            "failed to write a slot tag: {why}; every replica still numbers alike from the \
+             fleet until it is written (check that the policy allows ec2:CreateTags on \
+             stabledns:slot:* keys)"
+        );
+    }
+    let mut tagged = Tagged {
+        fleet: None,
+        written: done.len(),
+        failed: failed.len(),
+    };
+    if done.is_empty() {
+        return tagged;
+    }
+    let mut patched = fleet.to_vec();
+    let index: rustc_hash::FxHashMap<&str, usize> = fleet
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| (inst.id.as_str(), i))
+        .collect();
+    for w in &done {
+        info!(instance = %w.instance, "slot tag written: {}={}", w.key, w.value);
+        if let Some(&i) = index.get(w.instance.as_str()) {
+            patched[i].tags.insert(w.key.clone(), w.value.clone());
+        }
+    }
+    tagged.fleet = Some(patched.into());
+    tagged
 }
 
 /// Hands memory freed since the last refresh back to the system. glibc keeps freed heap
@@ -357,59 +445,17 @@ impl Refresher {
         Ok(self.consider(instances, true, changed_at).await)
     }
 
-    /// Writes the slot tags that `fleet` (as just read) lacks for the numbers in `built`, in
-    /// the tags mode and from a source that can, and returns the fleet with the tags that
-    /// were written, when any were: the caller builds from that, so what it serves is what
-    /// every replica builds once it reads the tags (no `renumbered` line that one replica
-    /// saw and another did not). A write that fails is tried again at the next refresh;
-    /// meanwhile every replica still computes the same number from the fleet.
+    /// [`tag_slots`], counted.
     async fn write_slot_tags(
         &self,
         fleet: &Arc<[Instance]>,
         built: &Snapshot,
     ) -> Option<Arc<[Instance]>> {
-        if self.config.naming.slot_store != naming::SlotStore::Tags || !self.source.writes_tags() {
-            return None;
-        }
-        let todo = naming::slot_tag_writes(&built.slots, fleet);
-        if todo.is_empty() {
-            return None;
-        }
-        // Said once here: the build that serves them will no longer carry them.
-        for w in built
-            .warnings
-            .iter()
-            .filter(|w| w.contains("; renumbered "))
-        {
-            warn!("{w}");
-        }
-        let (done, failed) = self.source.write_tags(&todo).await;
+        let tagged = tag_slots(&self.config, &self.source, fleet, built).await;
         let stats = &self.stats;
-        (stats.slot_tags_written).fetch_add(done.len() as u64, Ordering::Relaxed);
-        (stats.slot_tag_failures).fetch_add(failed.len() as u64, Ordering::Relaxed);
-        for why in &failed {
-            warn!(
-                "failed to write a slot tag: {why}; every replica still numbers alike from the \
-                 fleet until it is written (check that the policy allows ec2:CreateTags on \
-                 stabledns:slot:* keys)"
-            );
-        }
-        if done.is_empty() {
-            return None;
-        }
-        let mut patched = fleet.to_vec();
-        let index: rustc_hash::FxHashMap<&str, usize> = fleet
-            .iter()
-            .enumerate()
-            .map(|(i, inst)| (inst.id.as_str(), i))
-            .collect();
-        for w in &done {
-            info!(instance = %w.instance, "slot tag written: {}={}", w.key, w.value);
-            if let Some(&i) = index.get(w.instance.as_str()) {
-                patched[i].tags.insert(w.key.clone(), w.value.clone());
-            }
-        }
-        Some(patched.into())
+        (stats.slot_tags_written).fetch_add(tagged.written as u64, Ordering::Relaxed);
+        (stats.slot_tag_failures).fetch_add(tagged.failed as u64, Ordering::Relaxed);
+        tagged.fleet
     }
 
     /// Publishes `instances` if their answers differ from the served ones and the valve lets

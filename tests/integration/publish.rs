@@ -17,7 +17,7 @@ use crate::proxy::{Proxy, R53Fault};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 
-fn client(moto: &Moto) -> Client {
+pub fn client(moto: &Moto) -> Client {
     let config = aws_sdk_route53::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(crate::moto::http())
@@ -29,7 +29,7 @@ fn client(moto: &Moto) -> Client {
 }
 
 /// A private hosted zone; its id without `/hostedzone/`.
-async fn private_zone(r53: &Client, name: &str) -> String {
+pub async fn private_zone(r53: &Client, name: &str) -> String {
     let out = r53
         .create_hosted_zone()
         .name(name)
@@ -79,7 +79,7 @@ async fn put(r53: &Client, zone: &str, name: &str, rtype: RrType, values: &[&str
 }
 
 /// Every record set: "name TYPE value value".
-async fn list(r53: &Client, zone: &str) -> Vec<String> {
+pub async fn list(r53: &Client, zone: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut start: Option<(String, RrType)> = None;
     loop {

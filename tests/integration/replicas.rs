@@ -403,3 +403,409 @@ async fn state_file_replicas_may_disagree_and_diff_says_where() {
     a.stop().await;
     b.stop().await;
 }
+
+/// [`ec2_config_text`] publishing the inside view to `zone` through `r53` (moto, or a proxy
+/// in front of it).
+fn publishing_config_text(moto: &Moto, r53: &str, zone: &str, state: &std::path::Path) -> String {
+    format!(
+        "{}\n[[publish]]\nkind = \"route53\"\nview = \"inside\"\nhosted_zone_id = \"{zone}\"\n\
+         owner_id = \"replicas\"\nrequests_per_second = 50\nendpoint_url = \"{r53}\"\n",
+        ec2_config_text(
+            &moto.url,
+            &["us-east-1"],
+            &format!("state_file = \"{}\"", state.display()),
+        )
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_publishing_one_zone_never_rewrite_each_other() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let r53 = crate::publish::client(&moto);
+    let zone = crate::publish::private_zone(&r53, "internal.").await;
+    let proxy = crate::proxy::Proxy::start(&moto.url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str| {
+        let state = dir.path().join(format!("{name}.json"));
+        let text = publishing_config_text(&moto, &proxy.url, &zone, &state);
+        let mut config =
+            stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), &text)
+                .expect("valid config");
+        config.server.listen = crate::harness::demo_config().server.listen;
+        crate::harness::ephemeral_admin(&mut config);
+        config
+    };
+    net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+    let a = TestServer::start(config("a")).await;
+    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
+    next_second().await;
+    let b_id = slots(&a, "svc")[1].1.clone();
+    let d = net
+        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    until("A numbers the overlap", SOON, || {
+        slots(&a, "svc").len() == 4
+    })
+    .await;
+    next_second().await;
+    terminate(&ec2, &b_id).await;
+    until("A moves the newcomer into 2", SOON, || {
+        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
+    })
+    .await;
+    let d_ip = crate::moto::private_ip(&ec2, &d).await;
+    let want = format!("2.svc.internal. A {d_ip}");
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !crate::publish::list(&r53, &zone).await.contains(&want) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want} never published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // B starts after all that: its first sync finds the zone as it would write it.
+    let before = proxy.r53_changes();
+    let b = TestServer::start(config("b")).await;
+    until("B synced", SOON, || {
+        b.metrics()
+            .publish
+            .lock()
+            .is_ok_and(|p| p.get(&zone).is_some_and(|c| c.last_success_unix > 0))
+    })
+    .await;
+    assert_eq!(slots(&a, "svc"), slots(&b, "svc"));
+    // Ten refreshes of each, an unchanged fleet: not one change from either.
+    let (sa, sb) = (a.successes(), b.successes());
+    until("ten refreshes of each", SOON, || {
+        a.successes() >= sa + 10 && b.successes() >= sb + 10
+    })
+    .await;
+    assert_eq!(
+        proxy.r53_changes(),
+        before,
+        "a replica rewrote the other's records"
+    );
+    assert_eq!(serial(&a), serial(&b));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_once_from_a_timer_keeps_slot_numbers_in_the_fleet() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let r53 = crate::publish::client(&moto);
+    let zone = crate::publish::private_zone(&r53, "internal.").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No state file: a timer's run remembers nothing of the last.
+    let path = dir.path().join("stabledns.toml");
+    let text = publishing_config_text(&moto, &moto.url, &zone, &dir.path().join("unused.json"))
+        .replace(
+            &format!(
+                "state_file = \"{}\"",
+                dir.path().join("unused.json").display()
+            ),
+            "",
+        );
+    std::fs::write(&path, text).expect("config");
+    let once = || {
+        let out = std::process::Command::new(BIN)
+            .args(["publish", "--once", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run publish --once");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let first = net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+    once();
+    let tags = slot_tags(&ec2, "svc").await;
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    let slot = |n: u32| tags.iter().find(|(k, _)| *k == n).map(|(_, id)| id.clone());
+    // A launch-first replacement of slot 2, a run during the overlap and one after.
+    next_second().await;
+    let d = net
+        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    once();
+    let two = slot(2).expect("slot 2");
+    assert!(first.contains(&two));
+    next_second().await;
+    terminate(&ec2, &two).await;
+    once();
+    let after = slot_tags(&ec2, "svc").await;
+    assert_eq!(
+        after,
+        [
+            (1, slot(1).expect("1")),
+            (2, d.clone()),
+            (3, slot(3).expect("3"))
+        ],
+        "only the replaced number changed hands"
+    );
+    let records = crate::publish::list(&r53, &zone).await;
+    let d_ip = crate::moto::private_ip(&ec2, &d).await;
+    assert!(
+        records.contains(&format!("2.svc.internal. A {d_ip}")),
+        "{records:?}"
+    );
+}
+
+/// A describe-instances dump of `svc` members: (id, launch second, state, slot tag).
+fn dump(members: &[(&str, u32, &str, Option<&str>)]) -> String {
+    let instances: Vec<serde_json::Value> = members
+        .iter()
+        .enumerate()
+        .map(|(i, (id, launched, state, slot))| {
+            let mut tags = vec![serde_json::json!({"Key": "Name", "Value": format!("host-{id}")})];
+            if let Some(n) = slot {
+                tags.push(serde_json::json!({"Key": "stabledns:slot:svc", "Value": n}));
+            }
+            let reason = if *state == "terminated" {
+                "User initiated (2026-12-01 12:00:00 GMT)"
+            } else {
+                ""
+            };
+            serde_json::json!({
+                "InstanceId": id,
+                "State": {"Name": state},
+                "LaunchTime": format!("2026-12-01T10:00:{launched:02}+00:00"),
+                "StateTransitionReason": reason,
+                "Placement": {"AvailabilityZone": "eu-west-1a"},
+                "PrivateIpAddress": format!("10.1.0.{}", i + 10),
+                "Tags": tags,
+                "SecurityGroups": [{"GroupId": "sg-1", "GroupName": "SG-T-SVC"}],
+            })
+        })
+        .collect();
+    serde_json::json!({"Reservations": [{"OwnerId": "123456789012", "Instances": instances}]})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_replicas_serve_the_dump_s_slot_tags_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(crate::harness::root().join("config/demo.toml"))
+            .expect("demo")
+            .replace(
+                "path = \"demo-instances.json\"",
+                &format!("path = \"fleet-{name}.json\"\nstate_file = \"{name}-state.json\""),
+            )
+            .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
+        std::fs::write(&path, &text).expect("config");
+        let mut config = stabledns::Config::load(&path).expect("valid config");
+        config.server.listen = crate::harness::demo_config().server.listen;
+        crate::harness::ephemeral_admin(&mut config);
+        config
+    };
+    let write = |name: &str, text: &str| {
+        // Renamed into place, so a refresh never reads half a file.
+        let tmp = dir.path().join(format!("fleet-{name}.tmp"));
+        std::fs::write(&tmp, text).expect("fleet");
+        std::fs::rename(&tmp, dir.path().join(format!("fleet-{name}.json"))).expect("rename");
+    };
+    // A sees the history, as an EC2 replica tagged it: a, b, c; d launched; b terminated.
+    write(
+        "a",
+        &dump(&[
+            ("i-a", 1, "running", Some("1")),
+            ("i-b", 2, "running", Some("2")),
+            ("i-c", 3, "running", Some("3")),
+        ]),
+    );
+    let a = TestServer::start(config("a")).await;
+    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
+    write(
+        "a",
+        &dump(&[
+            ("i-a", 1, "running", Some("1")),
+            ("i-b", 2, "running", Some("2")),
+            ("i-c", 3, "running", Some("3")),
+            ("i-d", 4, "running", Some("4")),
+        ]),
+    );
+    until("A numbers four", SOON, || slots(&a, "svc").len() == 4).await;
+    let last = dump(&[
+        ("i-a", 1, "running", Some("1")),
+        ("i-b", 2, "terminated", Some("2")),
+        ("i-c", 3, "running", Some("3")),
+        ("i-d", 4, "running", Some("2")),
+    ]);
+    write("a", &last);
+    until("A moves i-d into 2", SOON, || {
+        slots(&a, "svc") == [(1, "i-a".into()), (2, "i-d".into()), (3, "i-c".into())]
+    })
+    .await;
+    // B reads only the last dump.
+    write("b", &last);
+    let b = TestServer::start(config("b")).await;
+    until("B numbers three", SOON, || slots(&b, "svc").len() == 3).await;
+    assert_eq!(slots(&a, "svc"), slots(&b, "svc"));
+    assert_eq!(
+        slot_answers(&a, "svc", 3).await,
+        slot_answers(&b, "svc", 3).await
+    );
+    // The serial is the termination's time, on both.
+    assert_eq!(serial(&b), 1_796_126_400, "2026-12-01 12:00:00 UTC");
+    assert_eq!(serial(&a), serial(&b));
+    assert_eq!(axfr(&a), axfr(&b));
+
+    // Without tags a dump cannot keep numbers, but replicas still agree: the fleet alone
+    // decides, never one replica's memory.
+    let untagged = dump(&[
+        ("i-a", 1, "running", None),
+        ("i-c", 3, "running", None),
+        ("i-d", 4, "running", None),
+    ]);
+    write("a", &untagged);
+    write("b", &untagged);
+    until("both renumber from the fleet", SOON, || {
+        slots(&a, "svc") == [(1, "i-a".into()), (2, "i-c".into()), (3, "i-d".into())]
+            && slots(&b, "svc") == slots(&a, "svc")
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// unbound (a real resolver) with `servers` as the stub zone's addresses, caching nothing, so
+/// every query reaches one of them; killed on drop.
+struct Unbound {
+    _process: crate::harness::Logged,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Unbound {
+    async fn start(servers: &[std::net::SocketAddr]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port();
+        let stubs: String = servers
+            .iter()
+            .map(|s| format!("  stub-addr: {}@{}\n", s.ip(), s.port()))
+            .collect();
+        let conf = format!(
+            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-daemonize: no\n  \
+             use-syslog: no\n  logfile: \"\"\n  chroot: \"\"\n  username: \"\"\n  \
+             directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  num-threads: 1\n  \
+             access-control: 127.0.0.0/8 allow\n  do-not-query-localhost: no\n  \
+             module-config: \"iterator\"\n  qname-minimisation: no\n  cache-max-ttl: 0\n  \
+             cache-max-negative-ttl: 0\n  prefetch: no\n  \
+             # Every stub address in one RTT band, so queries go to both.\n  \
+             infra-keep-probing: yes\n\
+             stub-zone:\n  name: \"internal.\"\n{stubs}",
+            dir = dir.path().display()
+        );
+        let file = dir.path().join("unbound.conf");
+        std::fs::write(&file, conf).expect("unbound.conf");
+        let checked = std::process::Command::new("unbound-checkconf")
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run unbound-checkconf ({e}): scripts/test installs unbound")
+            });
+        assert!(
+            checked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&checked.stdout)
+        );
+        let process = crate::harness::Logged::spawn(
+            std::process::Command::new("unbound")
+                .args(["-d", "-c"])
+                .arg(&file),
+        );
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let deadline = tokio::time::Instant::now() + SOON;
+        loop {
+            let m = ask(addr, "1.svc.internal.", RecordType::A).await;
+            if !m.answers.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "unbound never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            _process: process,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+/// UDP queries a server answered (fast path and handler).
+fn answered(server: &TestServer) -> u64 {
+    let (fast, slow) = server.udp_counts();
+    fast + slow
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbound_over_two_replicas_gives_one_answer_per_slot_name() {
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |name: &str| {
+        let state = dir.path().join(format!("{name}.json"));
+        ec2_config(
+            &moto.url,
+            &["us-east-1"],
+            &format!("state_file = \"{}\"", state.display()),
+        )
+    };
+    net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+    // A replacement that A sees through and B only after: different histories.
+    let a = TestServer::start(config("a")).await;
+    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
+    next_second().await;
+    let b_id = slots(&a, "svc")[1].1.clone();
+    let d = net
+        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    until("A numbers the overlap", SOON, || {
+        slots(&a, "svc").len() == 4
+    })
+    .await;
+    next_second().await;
+    terminate(&ec2, &b_id).await;
+    until("A moves the newcomer into 2", SOON, || {
+        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
+    })
+    .await;
+    let b = TestServer::start(config("b")).await;
+    until("B numbers three", SOON, || slots(&b, "svc").len() == 3).await;
+
+    let unbound = Unbound::start(&[a.addr(), b.addr()]).await;
+    let (before_a, before_b) = (answered(&a), answered(&b));
+    for n in 1..=3 {
+        let name = format!("{n}.svc.internal.");
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let m = ask(unbound.addr, &name, RecordType::A).await;
+            seen.insert(summary(&m));
+        }
+        assert_eq!(seen.len(), 1, "{name} answered {seen:?}");
+    }
+    // Both replicas answered: the one answer is not one replica's.
+    let (by_a, by_b) = (answered(&a) - before_a, answered(&b) - before_b);
+    assert!(by_a > 0 && by_b > 0, "A answered {by_a}, B {by_b}");
+    a.stop().await;
+    b.stop().await;
+}
