@@ -844,7 +844,18 @@ fn why(
     let limits = stabledns::zone::naming_limits(&config.zone);
     let claimants =
         stabledns::naming::claimants(&relative, &snapshot.fleet, &config.naming, &limits);
-    if claimants.is_empty() {
+    let derived = v.backing(&lower).unwrap_or_default();
+    if claimants.is_empty() && !derived.is_empty() {
+        // A name made from other names (a slot of a tier, a service, an address): the snapshot
+        // says which.
+        for b in derived {
+            if let Some(inst) = snapshot.fleet.get(b.instance as usize) {
+                let via =
+                    stabledns::naming::vias_text(&b.via, inst, &relative, &snapshot.rule_tags);
+                let _ = writeln!(out, "  {}: {via}", inst.id);
+            }
+        }
+    } else if claimants.is_empty() {
         let _ = writeln!(
             out,
             "No instance in the inventory has a tag, security group or id that the naming rules \

@@ -627,6 +627,13 @@ fn why_explains_missing_names() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // A slot name says which slot of which tier, not that no rule makes it.
+    let slot = why(&["1.web"]);
+    assert!(
+        slot.contains("i-0a1b2c3d4e5f60001: slot 1 of tier web"),
+        "{slot}"
+    );
+    assert!(!slot.contains("No instance"), "{slot}");
     let stopped = why(&["web-old"]);
     assert!(
         stopped.contains("web-old.internal. does not exist in view inside"),
