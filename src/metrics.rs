@@ -216,6 +216,10 @@ mod encode {
         kind: MetricType,
         rows: &[(Vec<(&str, &str)>, u64)],
     ) -> Result {
+        debug_assert!(
+            rows.iter().all(|(labels, _)| !labels.is_empty()),
+            "{name}: a row without labels prints `{{}}`: use gauge() or counter()"
+        );
         let mut m = e.encode_descriptor(name, help, None, kind)?;
         for (labels, v) in rows {
             let f = m.encode_family(labels)?;
@@ -236,8 +240,13 @@ mod encode {
     ) -> Result {
         let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
         for (labels, (sum, count, buckets)) in rows {
-            m.encode_family(labels)?
-                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+            // An empty label set would be written as `{}`.
+            if labels.is_empty() {
+                m.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+            } else {
+                m.encode_family(labels)?
+                    .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+            }
         }
         Ok(())
     }
@@ -538,8 +547,7 @@ mod encode {
         let help = "Findings of the last security-group audit that finished, by kind";
         family(e, names::AUDIT_FINDINGS, help, MetricType::Gauge, &findings)?;
         let help = "Unix time of the last security-group audit that finished (0: never)";
-        let rows = [(Vec::new(), c.last_success_unix)];
-        family(e, names::AUDIT_LAST_SUCCESS, help, MetricType::Gauge, &rows)
+        gauge(e, names::AUDIT_LAST_SUCCESS, help, c.last_success_unix)
     }
 
     /// The Route 53 families, one row per hosted zone.

@@ -522,6 +522,14 @@ async fn audit_interval_exports_the_finding_counts_while_serving() {
     // Every kind is listed, at 0 when there is none, so an alert on one resolves.
     assert_eq!(samples.get(stale), Some(&0.0), "{samples:#?}");
     assert!(value(&samples, "stabledns_audit_last_success_timestamp_seconds{}") > 1.7e9);
+    // An unlabelled sample is written without braces, as every exposition format expects.
+    let (_, raw) = crate::admin::http_get(server.admin(), "/metrics").await;
+    assert!(
+        raw.lines()
+            .any(|l| l.starts_with("stabledns_audit_last_success_timestamp_seconds ")),
+        "{raw}"
+    );
+    assert!(!raw.contains("{}"), "empty label braces in:\n{raw}");
 
     // Fixed in the API: the next audit counts it gone.
     let rules = ec2
