@@ -1,7 +1,8 @@
 //! BIND and Knot as TSIG secondaries of stabledns, on loopback: the initial transfer, then a
 //! fleet change that NOTIFY (from the configured source address) and IXFR bring to both. They
-//! accept NOTIFY only from their primary's address: stabledns listens on 127.0.0.21, while
-//! the kernel would send from 127.0.0.1.
+//! accept NOTIFY only from their primary's address: stabledns listens on 127.83.61.21 (an
+//! address of 127/8 nobody configures, so a server someone runs on this machine is not in the
+//! way), while the kernel would send from 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -224,14 +225,14 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
         .replace("refresh_interval = \"30s\"", "refresh_interval = \"300ms\"")
         .replace(
             "listen = [\"127.0.0.1:5353\"]",
-            "listen = [\"127.0.0.21:0\"]",
+            "listen = [\"127.83.61.21:0\"]",
         );
     let config_path = dir.path().join("stabledns.toml");
     std::fs::write(&config_path, text).expect("config");
     let mut config = stabledns::Config::load(&config_path).expect("config");
     assert_eq!(
         config.views[0].notify_source,
-        Some("127.0.0.21".parse().expect("ip")),
+        Some("127.83.61.21".parse().expect("ip")),
         "the one listen address is the NOTIFY source"
     );
 
@@ -256,7 +257,7 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
     ];
     let server = TestServer::start(config).await;
     let primary = server.addr();
-    assert_eq!(primary.ip().to_string(), "127.0.0.21");
+    assert_eq!(primary.ip().to_string(), "127.83.61.21");
 
     let (b64, p) = (key_b64.clone(), primary);
     let bind = tokio::task::spawn_blocking(move || Secondary::bind(p, &b64, bind_port))
@@ -272,7 +273,7 @@ async fn bind_and_knot_follow_the_fleet_by_notify_from_the_configured_source() {
     knot.wait_serial(serial, Duration::from_secs(20), "the first transfer")
         .await;
 
-    // The fleet changes: one refresh, one new serial, NOTIFY to both from 127.0.0.21 (their
+    // The fleet changes: one refresh, one new serial, NOTIFY to both from 127.83.61.21 (their
     // SOA refresh is an hour away), and each takes the difference by IXFR.
     std::fs::write(&fleet_path, fleet(150, &["db1", "web9"])).expect("fleet");
     let deadline = Instant::now() + Duration::from_secs(20);
