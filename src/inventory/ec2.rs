@@ -124,6 +124,7 @@ impl Ec2Source {
             }
             debug!(region = %walk.region, role = ?walk.role, instances = out.instances.len() - before, "walked");
         }
+        out.drop_duplicates("EC2 (two walks read one account?)");
         Ok(out)
     }
 

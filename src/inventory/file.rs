@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{
     Fetched, Instance, InstanceError, Interner, InventoryError, SecurityGroup, region_of_zone,
@@ -36,42 +37,126 @@ impl FileSource {
     }
 }
 
-/// Parses describe-instances JSON; `path` only labels errors. A document that is not
-/// describe-instances JSON is an error; an instance in it that cannot be used is skipped.
+/// Parses describe-instances JSON (`aws ec2 describe-instances`, awscli 1 or 2), or the
+/// flattened listing operators keep (`--query 'Reservations[].Instances[]'`, an array of
+/// instances, or `'Reservations[].Instances'`, an array of arrays); `path` only labels
+/// errors. A document of another shape is an error; an instance in it that cannot be used (a
+/// field of the wrong type, a missing id, a bad address) is skipped with a warning that says
+/// where, and an instance listed twice is counted once.
 pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched, InventoryError> {
     let parse_err = |message: String| InventoryError::Parse {
         path: path.to_owned(),
         message,
     };
+    let flat = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
-        let inner = e.inner();
-        let at = e.path().to_string();
-        let place = if at == "." {
-            String::new()
-        } else {
-            format!(" at {at}")
-        };
-        parse_err(format!(
-            "{inner}{place} (expected the JSON that `aws ec2 describe-instances` prints)"
-        ))
-    })?;
+    // Each instance is kept as its raw JSON text and read on its own, so that one instance
+    // of the wrong shape is skipped instead of failing the whole file.
+    let reservations: Vec<Listed<'_>> = if flat {
+        let items: Vec<&RawValue> = serde_path_to_error::deserialize(de).map_err(|e| {
+            parse_err(format!(
+                "{}{} (expected a list of instances, as `aws ec2 describe-instances --query \
+                 'Reservations[].Instances[]'` prints)",
+                e.inner(),
+                at(e.path())
+            ))
+        })?;
+        let mut instances = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            if item.get().trim_start().starts_with('[') {
+                let inner: Vec<&RawValue> = serde_json::from_str(item.get())
+                    .map_err(|e| parse_err(format!("[{i}]: {e} (expected a list of instances)")))?;
+                instances.extend(
+                    (0..)
+                        .zip(inner)
+                        .map(|(j, raw)| (format!("[{i}][{j}]"), raw)),
+                );
+            } else {
+                instances.push((format!("[{i}]"), item));
+            }
+        }
+        vec![(None, instances)]
+    } else {
+        let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
+            parse_err(format!(
+                "{}{} (expected the JSON that `aws ec2 describe-instances` prints)",
+                e.inner(),
+                at(e.path())
+            ))
+        })?;
+        (0..)
+            .zip(doc.reservations)
+            .map(|(r, res)| {
+                let instances = (0..)
+                    .zip(res.instances)
+                    .map(|(i, raw)| (format!("Reservations[{r}].Instances[{i}]"), raw))
+                    .collect();
+                (res.owner_id, instances)
+            })
+            .collect()
+    };
     let mut out = Fetched::default();
-    for (r, reservation) in doc.reservations.into_iter().enumerate() {
-        for (i, raw) in reservation.instances.into_iter().enumerate() {
+    for (owner, instances) in reservations {
+        for (place, text) in instances {
+            let raw: RawInstance = match read_instance(text) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let id = serde_json::from_str::<IdOnly>(text.get())
+                        .ok()
+                        .and_then(|i| i.instance_id)
+                        .unwrap_or_else(|| "(no id)".into());
+                    out.skipped
+                        .push(format!("{}: {place} {id}: {e}; skipped", path.display()));
+                    continue;
+                }
+            };
             out.saw_change(change_time(&raw));
             let id = raw.instance_id.clone().unwrap_or_else(|| "(no id)".into());
-            let owner = reservation.owner_id.as_deref();
-            match convert(raw, owner, region, &mut out.strings) {
+            match convert(raw, owner.as_deref(), region, &mut out.strings) {
                 Ok(instance) => out.instances.push(instance),
-                Err(e) => out.skipped.push(format!(
-                    "{}: Reservations[{r}].Instances[{i}] {id}: {e}; skipped",
-                    path.display()
-                )),
+                Err(e) => out
+                    .skipped
+                    .push(format!("{}: {place} {id}: {e}; skipped", path.display())),
             }
         }
     }
+    out.drop_duplicates(&path.display().to_string());
     Ok(out)
+}
+
+/// A reservation's owner and its instances, each with where it is in the document and its
+/// raw JSON.
+type Listed<'a> = (Option<String>, Vec<(String, &'a RawValue)>);
+
+/// ` at Reservations[0]...` for an error inside the document, nothing at its top.
+fn at(path: &serde_path_to_error::Path) -> String {
+    match path.to_string().as_str() {
+        "." => String::new(),
+        p => format!(" at {p}"),
+    }
+}
+
+/// One instance's JSON, its errors saying which field (`invalid State.Name: …`).
+fn read_instance(text: &RawValue) -> Result<RawInstance, String> {
+    let de = &mut serde_json::Deserializer::from_str(text.get());
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.inner().to_string();
+        // serde_json's position is in the instance's own text, which helps nobody.
+        let inner = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+        if field == "." {
+            inner
+        } else {
+            format!("invalid {field}: {inner}")
+        }
+    })
+}
+
+/// Just the id, to name an instance that could not be read.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IdOnly {
+    instance_id: Option<String>,
 }
 
 /// When an instance last changed, as far as the API says: its launch (or last start), or the
@@ -216,16 +301,17 @@ fn shared(strings: &mut Interner, s: Option<String>) -> Option<super::Shared> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Document {
-    reservations: Vec<Reservation>,
+struct Document<'a> {
+    #[serde(borrow)]
+    reservations: Vec<Reservation<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Reservation {
+struct Reservation<'a> {
     owner_id: Option<String>,
-    #[serde(default)]
-    instances: Vec<RawInstance>,
+    #[serde(default, borrow)]
+    instances: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +380,68 @@ pub(super) struct RawGroup {
 mod tests {
     use super::*;
     use crate::inventory::InstanceState;
+
+    #[test]
+    fn an_instance_of_the_wrong_shape_is_skipped_not_the_file() {
+        let doc = br#"{"Reservations": [{"Instances": [
+            {"InstanceId": "i-1", "State": {"Name": 42}},
+            {"InstanceId": "i-2", "State": {"Name": "running"}, "Tags": null},
+            {"InstanceId": "i-3", "State": {"Name": "running"}},
+            {"InstanceId": "i-3", "State": {"Name": "stopped"}},
+            "not an instance"
+        ]}]}"#;
+        let f = parse(Path::new("x.json"), doc, Some("eu-west-1")).expect("parses");
+        let ids: Vec<(&str, InstanceState)> = f
+            .instances
+            .iter()
+            .map(|i| (i.id.as_str(), i.state))
+            .collect();
+        assert_eq!(
+            ids,
+            [("i-3", InstanceState::Stopped)],
+            "the later i-3 is kept"
+        );
+        assert_eq!(f.skipped.len(), 4, "{:?}", f.skipped);
+        assert!(
+            f.skipped[0].contains(
+                "Reservations[0].Instances[0] i-1: invalid State.Name: invalid type: integer `42`"
+            ),
+            "{:?}",
+            f.skipped
+        );
+        assert!(
+            f.skipped[1].contains("Instances[1] i-2: invalid Tags"),
+            "{:?}",
+            f.skipped
+        );
+        assert!(
+            f.skipped[2].contains("Instances[4] (no id)"),
+            "{:?}",
+            f.skipped
+        );
+        assert!(
+            f.skipped[3].contains("instance i-3 is listed more than once"),
+            "{:?}",
+            f.skipped
+        );
+    }
+
+    #[test]
+    fn the_flattened_listings_operators_keep_are_read_too() {
+        let one = r#"{"InstanceId": "i-1", "State": {"Name": "running"}, "PrivateIpAddress": "10.0.0.1"}"#;
+        let two = r#"{"InstanceId": "i-2", "State": {"Name": "running"}}"#;
+        // --query 'Reservations[].Instances[]' and --query 'Reservations[].Instances'.
+        for doc in [format!("[{one}, {two}]"), format!(" [[{one}], [{two}]]\n")] {
+            let f = parse(Path::new("x.json"), doc.as_bytes(), Some("eu-west-1")).expect("parses");
+            assert_eq!(f.instances.len(), 2, "{doc}");
+            assert!(f.skipped.is_empty(), "{:?}", f.skipped);
+        }
+        let err = parse(Path::new("x.json"), b"[1, 2]", None).map(|f| f.skipped);
+        assert_eq!(err.expect("a list of odd items").len(), 2);
+        let err =
+            parse(Path::new("x.json"), b"{\"Instances\": []}", None).expect_err("no Reservations");
+        assert!(err.to_string().contains("describe-instances"), "{err}");
+    }
 
     #[test]
     fn a_stop_or_termination_counts_as_a_change_at_its_time() {
@@ -394,8 +542,19 @@ mod tests {
         let e = parse_error(r#"{"Instances":[]}"#);
         assert!(e.contains("Reservations"), "{e}");
 
-        let e = parse_error(r#"{"Reservations":[{"Instances":[{"InstanceId":5}]}]}"#);
-        assert!(e.contains("Reservations[0].Instances[0].InstanceId"), "{e}");
+        // A wrong-typed field is the instance's problem, not the file's: skipped, said where.
+        let f = parse(
+            Path::new("fleet.json"),
+            br#"{"Reservations":[{"Instances":[{"InstanceId":5}]}]}"#,
+            None,
+        )
+        .expect("parses");
+        assert!(f.instances.is_empty());
+        assert!(
+            f.skipped[0].contains("Reservations[0].Instances[0] (no id): invalid InstanceId"),
+            "{:?}",
+            f.skipped
+        );
     }
 
     #[test]

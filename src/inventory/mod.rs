@@ -357,6 +357,32 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// Keeps one entry per instance id (the later one: a dump written twice, two walks that
+    /// reach one account), saying so in `skipped`: the same instance must not count twice.
+    pub(crate) fn drop_duplicates(&mut self, place: &str) {
+        let mut last: rustc_hash::FxHashMap<&str, usize> = Default::default();
+        for (i, inst) in self.instances.iter().enumerate() {
+            last.insert(inst.id.as_str(), i);
+        }
+        if last.len() == self.instances.len() {
+            return;
+        }
+        let keep: Vec<bool> = (0..self.instances.len())
+            .map(|i| last.get(self.instances[i].id.as_str()) == Some(&i))
+            .collect();
+        let mut said = std::collections::BTreeSet::new();
+        for (inst, kept) in self.instances.iter().zip(&keep) {
+            if !kept && said.insert(inst.id.clone()) {
+                self.skipped.push(format!(
+                    "{place}: instance {} is listed more than once; counted once, as its last entry",
+                    inst.id
+                ));
+            }
+        }
+        let mut keep = keep.into_iter();
+        self.instances.retain(|_| keep.next().unwrap_or(true));
+    }
+
     /// Counts one instance's change time (see [`Fetched::changed_at`]).
     pub(crate) fn saw_change(&mut self, at: Option<jiff::Timestamp>) {
         self.changed_at = self.changed_at.max(at);

@@ -321,6 +321,9 @@ pub struct Refresher {
     /// Events already applied, to tell a duplicate or a late one from news.
     #[cfg_attr(not(feature = "ec2"), allow(dead_code))]
     seen: events::Seen,
+    /// The skipped-instance warnings of the last fetch: each is logged when it first
+    /// appears, not at every refresh (the metric counts them all the while).
+    skipped_said: std::collections::HashSet<String>,
 }
 
 impl Refresher {
@@ -336,6 +339,7 @@ impl Refresher {
             notify: true,
             departed: Departures::default(),
             seen: events::Seen::default(),
+            skipped_said: Default::default(),
         }
     }
 
@@ -426,7 +430,7 @@ impl Refresher {
     async fn fetch_and_publish(&mut self) -> Result<Outcome, InventoryError> {
         let (instances, changed_at): (Arc<[Instance]>, _) = match self.source.fetch().await {
             Ok(fetched) => {
-                for why in &fetched.skipped {
+                for why in newly_said(&mut self.skipped_said, &fetched.skipped) {
                     warn!("{why}");
                 }
                 (self.stats.skipped_instances)
@@ -810,6 +814,17 @@ fn same_fleet(served: &[Instance], fetched: &[Instance]) -> bool {
         && fetched.iter().all(|i| by_id.get(i.id.as_str()) == Some(&i))
 }
 
+/// The lines of `now` that `said` does not hold yet; `said` becomes `now`, so a line that goes
+/// away and comes back is said again.
+fn newly_said<'a>(
+    said: &mut std::collections::HashSet<String>,
+    now: &'a [String],
+) -> Vec<&'a String> {
+    let fresh = now.iter().filter(|l| !said.contains(*l)).collect();
+    *said = now.iter().cloned().collect();
+    fresh
+}
+
 /// Delay before retry number `failures` (1-based): 1 s, 2 s, 4 s, … up to `max`, jittered.
 pub fn backoff(failures: u64, max: Duration) -> Duration {
     let exp = u32::try_from(failures.saturating_sub(1).min(30)).unwrap_or(30);
@@ -951,6 +966,25 @@ mod tests {
         // And a real change is still one: the same order, one instance less.
         let fewer: Arc<[Instance]> = first[1..].to_vec().into();
         assert!(build_next(&config, &fewer, Some(&before)).1);
+    }
+
+    #[test]
+    fn a_skipped_instance_is_said_once_per_change() {
+        let mut said = std::collections::HashSet::new();
+        let a = vec!["i-1 skipped".to_owned()];
+        let ab = vec!["i-1 skipped".to_owned(), "i-2 skipped".to_owned()];
+        assert_eq!(newly_said(&mut said, &a), [&a[0]]);
+        assert!(
+            newly_said(&mut said, &a).is_empty(),
+            "not again at the next refresh"
+        );
+        assert_eq!(newly_said(&mut said, &ab), [&ab[1]]);
+        assert!(newly_said(&mut said, &[]).is_empty());
+        assert_eq!(
+            newly_said(&mut said, &a),
+            [&a[0]],
+            "gone, then back: said again"
+        );
     }
 
     #[test]
