@@ -268,6 +268,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let from_state = refresher.load_state().await;
     // Whether the source itself was just read; the state file is only a stand-in for that.
     let mut fresh = false;
+    // Secondaries hear of the serial once they can transfer it: after binding.
+    refresher.set_notify(false);
     if is_file {
         match refresher.refresh_once().await {
             Ok(_) => fresh = true,
@@ -309,6 +311,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         // After binding, so a loop through the upstreams can reach us.
         tokio::spawn(async move { forwarder.probe().await });
     }
+    refresher.set_notify(true);
+    refresher.announce_served();
     let shutdown = CancellationToken::new();
     let live = Arc::new(ArcSwap::new(config.clone()));
     let admin = match &config.admin {

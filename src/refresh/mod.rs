@@ -350,6 +350,21 @@ impl Refresher {
         self
     }
 
+    /// Sends NOTIFY after a publish or not: off while the listeners are not up yet (the file
+    /// source is read before binding), since a secondary that is told of a serial it then
+    /// cannot transfer backs off for its whole retry interval.
+    pub fn set_notify(&mut self, on: bool) {
+        self.notify = on;
+    }
+
+    /// NOTIFY the secondaries of the snapshot served now, if there is one: once the
+    /// listeners are up, for what was published (or loaded from the state file) before.
+    pub fn announce_served(&self) {
+        if let Some(served) = self.cell.load().filter(|_| self.notify) {
+            crate::dns::notify::announce(&served, &self.metrics, &self.cell);
+        }
+    }
+
     /// Counts published views' queries and refresh durations in `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
         self.metrics = metrics;

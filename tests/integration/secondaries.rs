@@ -403,3 +403,36 @@ fn every_zone_of_every_view_passes_named_checkzone_and_kzonecheck() {
     // The forward zone in each view, and the reverse zone of the two private ones.
     assert_eq!(checked, 5);
 }
+
+/// A secondary that, the moment a NOTIFY arrives, connects to the primary over TCP to
+/// transfer, as Knot does: the listener must be up by then, or Knot backs off for its whole
+/// retry interval (10 minutes) and stays on the old serial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_goes_out_only_once_the_tcp_listener_is_up() {
+    let secondary = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    secondary
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let port = free_port();
+    let primary: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut config = crate::harness::demo_config();
+    config.server.listen = vec![primary];
+    config.views[0].notify = vec![secondary.local_addr().expect("addr")];
+    config.views[0].notify_source = Some(primary.ip());
+    let reached = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        let (n, _) = secondary.recv_from(&mut buf).expect("a NOTIFY within 30 s");
+        assert!(n >= 12, "a DNS message");
+        std::net::TcpStream::connect(primary).map(|_| ())
+    });
+    let server = TestServer::start(config).await;
+    let reached = tokio::task::spawn_blocking(move || reached.join())
+        .await
+        .expect("joins")
+        .expect("the secondary thread");
+    assert!(
+        reached.is_ok(),
+        "NOTIFY came before the TCP listener: {reached:?}"
+    );
+    server.stop().await;
+}
