@@ -438,8 +438,10 @@ pub async fn run_publisher(
             },
         }
     }
+    info!("shutting down");
     let _ = refresh.await;
     let _ = publisher.await;
+    info!("stopped; the Route 53 zones keep what was last synced");
     Ok(())
 }
 

@@ -199,7 +199,7 @@ mod queue {
                 .wait_time_seconds(wait)
                 .send()
                 .await
-                .map_err(|e| self.error(&e))?;
+                .map_err(|e| self.error("receive messages from", &e))?;
             Ok(answer
                 .messages()
                 .iter()
@@ -239,18 +239,19 @@ mod queue {
                     .set_entries(Some(entries))
                     .send()
                     .await
-                    .map_err(|e| self.error(&e))?;
+                    .map_err(|e| self.error("delete messages from", &e))?;
                 failed += answer.failed().len();
             }
             Ok(failed)
         }
 
-        fn error<E>(&self, e: &SdkError<E, HttpResponse>) -> InventoryError
+        fn error<E>(&self, op: &'static str, e: &SdkError<E, HttpResponse>) -> InventoryError
         where
             E: ProvideErrorMetadata + std::error::Error + 'static,
         {
-            InventoryError::Api {
-                place: format!("SQS queue {} ({})", self.url, self.region),
+            InventoryError::Queue {
+                op,
+                queue: format!("{} ({})", self.url, self.region),
                 message: crate::aws::error_line(e),
             }
         }

@@ -331,6 +331,16 @@ pub enum InventoryError {
         /// The SDK's error with its causes, or what is wrong with the answer.
         message: String,
     },
+    /// An SQS call on the events queue failed.
+    #[error("failed to {op} SQS queue {queue}: {message}")]
+    Queue {
+        /// What was asked: `receive messages from`, `delete messages from`.
+        op: &'static str,
+        /// The queue URL and region.
+        queue: String,
+        /// The SDK's error with its causes.
+        message: String,
+    },
     /// The inventory file is not describe-instances JSON.
     #[error("failed to parse inventory file {path}: {message}")]
     Parse {
@@ -511,6 +521,48 @@ mod tests {
         assert_eq!(json, r#"{"a":"2","b":"3"}"#);
         let back: Tags = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, tags);
+    }
+
+    #[test]
+    fn a_queue_error_says_which_call_failed_on_which_queue() {
+        let e = InventoryError::Queue {
+            op: "receive messages from",
+            queue: "http://127.0.0.1:1/123/q (eu-west-1)".into(),
+            message: "AWS.SimpleQueueService.NonExistentQueue".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "failed to receive messages from SQS queue http://127.0.0.1:1/123/q (eu-west-1): \
+             AWS.SimpleQueueService.NonExistentQueue"
+        );
+    }
+
+    #[test]
+    fn only_settings_that_change_the_read_make_a_new_source() {
+        let base = settings::Ec2Config {
+            regions: vec!["eu-west-1".into()],
+            endpoint_url: None,
+            assume_roles: vec![],
+            own_account: true,
+            filters: vec![],
+            page_size: 1000,
+            api_timeout: std::time::Duration::from_secs(10),
+            audit_interval: None,
+            instance_status: false,
+            events: None,
+            keep_states: None,
+        };
+        let source = |c: &settings::Ec2Config| SourceConfig::Ec2(c.clone());
+        let audited = settings::Ec2Config {
+            audit_interval: Some(std::time::Duration::from_secs(60)),
+            ..base.clone()
+        };
+        assert!(!source(&base).reads_differently(&source(&audited)));
+        let moved = settings::Ec2Config {
+            regions: vec!["eu-central-1".into()],
+            ..base.clone()
+        };
+        assert!(source(&base).reads_differently(&source(&moved)));
     }
 
     #[test]

@@ -39,6 +39,33 @@ pub enum SourceConfig {
     Ec2(Ec2Config),
 }
 
+impl SourceConfig {
+    /// Whether `other` reads the fleet differently: another file, region, account, filter or
+    /// endpoint. Settings only the serving side reads (the audit's interval, the events
+    /// queues) do not count, so changing them keeps the source and its connections.
+    pub fn reads_differently(&self, other: &SourceConfig) -> bool {
+        match (self, other) {
+            (SourceConfig::Ec2(a), SourceConfig::Ec2(b)) => {
+                let reads = |c: &Ec2Config| Ec2Config {
+                    audit_interval: None,
+                    events: None,
+                    ..c.clone()
+                };
+                reads(a) != reads(b)
+            }
+            _ => self != other,
+        }
+    }
+
+    /// The events queues, for the `ec2` source that has them.
+    pub fn events(&self) -> Option<&EventsConfig> {
+        match self {
+            SourceConfig::Ec2(e) => e.events.as_ref(),
+            SourceConfig::File { .. } => None,
+        }
+    }
+}
+
 /// The `ec2` source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ec2Config {

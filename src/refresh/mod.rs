@@ -668,9 +668,15 @@ impl Refresher {
     /// fleet rebuilt under the new rules, views and TTLs at once (without waiting for the
     /// next fetch, and without the safety valve: the operator asked for the change).
     pub async fn apply(&mut self, config: Arc<Config>) {
-        if config.inventory.source != self.config.inventory.source {
+        if config
+            .inventory
+            .source
+            .reads_differently(&self.config.inventory.source)
+        {
             self.source = Source::from_config(&config.inventory).await;
             info!(source = %self.source.describe(), "reload: new inventory source");
+        } else if config.inventory.source.events() != self.config.inventory.source.events() {
+            warn!("reload: [inventory.events] changes take effect at the next start");
         }
         self.config = config;
         self.held = None;

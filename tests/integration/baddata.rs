@@ -191,3 +191,69 @@ async fn an_api_instance_without_an_id_is_skipped_and_counted() {
     .await;
     server.stop().await;
 }
+
+/// A broken file inventory stops a start with nothing else to serve; with a state file, the
+/// server starts from it, as the README says, and picks the file up once it is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_file_at_start_is_an_error_unless_the_state_file_can_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(root().join("config/demo.toml"))
+        .expect("demo")
+        .replace(
+            "path = \"demo-instances.json\"",
+            "path = \"fleet.json\"\nstate_file = \"state.json\"",
+        )
+        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
+    std::fs::write(&path, text).expect("config");
+    let config = || {
+        let mut c = stabledns::Config::load(&path).expect("config");
+        c.server.listen = crate::harness::demo_config().server.listen;
+        c
+    };
+    std::fs::write(dir.path().join("fleet.json"), "{ not json").expect("fleet");
+    let Err(e) = TestServer::try_start(config()).await else {
+        panic!("a broken file and no state file must not start");
+    };
+    assert!(e.to_string().contains("fleet.json"), "{e}");
+
+    write_fleet(
+        dir.path(),
+        vec![instance("i-1", "10.0.0.1", &[("Name", "db1".into())])],
+    );
+    let server = TestServer::start(config()).await;
+    wait_for(
+        server.addr(),
+        "db1.internal.",
+        RecordType::A,
+        &["10.0.0.1"],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+    assert!(dir.path().join("state.json").exists());
+
+    std::fs::write(dir.path().join("fleet.json"), "{ not json").expect("fleet");
+    let server = TestServer::start(config()).await;
+    wait_for(
+        server.addr(),
+        "db1.internal.",
+        RecordType::A,
+        &["10.0.0.1"],
+        SOON,
+    )
+    .await;
+    write_fleet(
+        dir.path(),
+        vec![instance("i-2", "10.0.0.2", &[("Name", "db1".into())])],
+    );
+    wait_for(
+        server.addr(),
+        "db1.internal.",
+        RecordType::A,
+        &["10.0.0.2"],
+        SOON,
+    )
+    .await;
+    server.stop().await;
+}

@@ -546,5 +546,9 @@ async fn publish_only_mode_runs_without_listeners_and_follows_the_fleet() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("no DNS listeners"), "{stderr}");
+    assert!(
+        stderr.contains("stopped; the Route 53 zones keep what was last synced"),
+        "SIGTERM must be said: {stderr}"
+    );
     drop(held);
 }
