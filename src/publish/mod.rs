@@ -128,6 +128,9 @@ pub struct Report {
     pub retries: u64,
     /// Calls Route 53 throttled.
     pub throttles: u64,
+    /// Record sets (not ownership records) created less those deleted by the accepted
+    /// changes: with the plan's count before, what stabledns owns after the sync.
+    pub owned_change: i64,
 }
 
 impl std::fmt::Display for Report {
@@ -294,6 +297,13 @@ async fn send_bisecting(
                 let (c, u, d) = plan::counts(&changes);
                 let a = &mut report.accepted;
                 (a.0, a.1, a.2) = (a.0 + c, a.1 + u, a.2 + d);
+                for change in changes.iter().filter(|c| !plan::is_ownership(c.set())) {
+                    match change {
+                        plan::Change::Create(_) => report.owned_change += 1,
+                        plan::Change::Delete(_) => report.owned_change -= 1,
+                        plan::Change::Upsert { .. } => {}
+                    }
+                }
             }
             Err(message) if units.len() <= 1 => {
                 let what: Vec<String> = changes
@@ -342,6 +352,17 @@ pub async fn run(
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let (configs, ttl) = zones();
+        // A zone a reload removed leaves /readyz and /metrics with it (an alert on its
+        // conflicts must not fire for a zone no longer published).
+        let wanted: std::collections::BTreeSet<String> = configs
+            .iter()
+            .flat_map(|c| c.targets().into_iter().map(|t| t.zone_id))
+            .collect();
+        done.retain(|id, _| wanted.contains(id));
+        backoff.retain(|id, _| wanted.contains(id));
+        if let Ok(mut counts) = metrics.publish.lock() {
+            counts.retain(|id, _| wanted.contains(id));
+        }
         if configs.is_empty() || !confirmed() {
             continue;
         }
@@ -393,6 +414,12 @@ pub async fn run(
 }
 
 impl Report {
+    /// Record sets stabledns owns in the zone after the sync (before it, for a dry run).
+    pub fn owned_after(&self) -> u64 {
+        let before = i64::try_from(self.plan.owned).unwrap_or(i64::MAX);
+        u64::try_from(before.saturating_add(self.owned_change)).unwrap_or(0)
+    }
+
     /// Changes Route 53 accepted.
     pub fn sent(&self) -> usize {
         let (c, u, d) = self.accepted;
@@ -428,7 +455,7 @@ fn add(c: &mut PublishCounts, report: &Report) {
     c.throttles += report.throttles;
     c.quarantined += report.quarantined.len() as u64;
     c.conflicts = report.plan.conflicts.len() as u64;
-    c.owned = report.plan.owned as u64;
+    c.owned = report.owned_after();
     c.last_success_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

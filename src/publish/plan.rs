@@ -164,6 +164,11 @@ pub fn ownership_name(name: &str, rtype: RecordType) -> String {
     )
 }
 
+/// Whether a set is one of our ownership TXTs (named by [`ownership_name`]).
+pub fn is_ownership(set: &RecordSet) -> bool {
+    set.rtype == RecordType::TXT && set.name.starts_with("_stabledns-")
+}
+
 /// The ownership TXT's value (quoted, as Route 53 holds TXT values).
 pub fn ownership_value(owner: &str) -> String {
     format!("\"heritage=stabledns,stabledns/owner={owner}\"")

@@ -89,6 +89,11 @@ impl TestServer {
         Ok(Self { running })
     }
 
+    /// Applies a new config as SIGHUP does.
+    pub async fn reload(&self, config: Config) {
+        self.running.reload(config).await.expect("reload applies");
+    }
+
     /// The one bound address (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
         self.running.addrs()[0]

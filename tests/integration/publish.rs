@@ -552,3 +552,71 @@ async fn publish_only_mode_runs_without_listeners_and_follows_the_fleet() {
     );
     drop(held);
 }
+
+/// The owned count in /readyz and its gauge describe the zone after the sync that just ran,
+/// and a zone a reload stops publishing leaves both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owned_counts_are_current_and_a_removed_zone_leaves_readyz_and_metrics() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &moto.url, &zone, &demo_fleet());
+    let path = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let config = stabledns::Config::parse(&path, &text).expect("config");
+    let server = crate::harness::TestServer::start(config).await;
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
+    let ours = list(&r53, &zone)
+        .await
+        .iter()
+        .filter(|l| l.starts_with("_stabledns-"))
+        .count();
+    assert!(ours > 10, "{ours} ownership records");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let owned = loop {
+        let (_, ready) = crate::admin::http_get(server.admin(), "/readyz").await;
+        if let Some(n) = ready
+            .lines()
+            .find(|l| l.starts_with(&format!("publish {zone}: synced")))
+            .and_then(|l| l.split(", ").nth(1))
+            .and_then(|p| p.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            break n;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        owned, ours,
+        "one ownership record per record set owned, after the sync"
+    );
+    let (_, metrics) = crate::admin::http_get(server.admin(), "/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "stabledns_publish_owned_record_sets{{zone=\"{zone}\"}} {ours}"
+        )),
+        "{metrics}"
+    );
+
+    // Reloaded without the [[publish]] table: the zone is no longer reported.
+    let text = text[..text.find("[[publish]]").expect("publish table")].to_owned();
+    server
+        .reload(stabledns::Config::parse(&path, &text).expect("config"))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, ready) = crate::admin::http_get(server.admin(), "/readyz").await;
+        let (_, metrics) = crate::admin::http_get(server.admin(), "/metrics").await;
+        if !ready.contains(&zone) && !metrics.contains(&zone) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zone {zone} still reported after the reload:\n{ready}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
