@@ -691,6 +691,7 @@ impl Handler {
         {
             data.push_str(", not yet confirmed by the inventory (from the state file)");
         }
+        cap_explain(&mut lines, snapshot.max_records_per_rrset, relative);
         lines.push(data);
         let owner = Name::from(owner);
         lines
@@ -705,6 +706,34 @@ impl Handler {
                 Record::from_rdata(owner.clone(), 0, RData::TXT(TXT::new(chunks)))
             })
             .collect()
+    }
+}
+
+/// Most text an `_explain` answer carries: with the data line and the record overheads it
+/// stays far inside one 64 KiB TCP message, and inside what resolvers relay.
+const EXPLAIN_MAX_BYTES: usize = 16 * 1024;
+
+/// Caps `_explain` lines like any other RRset: at most `max_records - 1` of them (the data
+/// line comes last) and [`EXPLAIN_MAX_BYTES`] of text, the rest counted in one closing line
+/// that says where to read them all. A resolver refuses a TXT set past its record limit
+/// (BIND 9.18's is 100), and 700 members' lines would not fit one message.
+fn cap_explain(lines: &mut Vec<String>, max_records: u16, relative: &str) {
+    let room = usize::from(max_records).saturating_sub(2).max(1);
+    let mut bytes = 0;
+    let mut keep = 0;
+    for line in lines.iter() {
+        if keep == room || bytes + line.len() > EXPLAIN_MAX_BYTES {
+            break;
+        }
+        bytes += line.len();
+        keep += 1;
+    }
+    let left = lines.len() - keep;
+    if left > 0 {
+        lines.truncate(keep);
+        lines.push(format!(
+            "... and {left} more lines: `stabledns why {relative}` lists them all"
+        ));
     }
 }
 

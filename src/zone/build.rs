@@ -163,6 +163,7 @@ pub fn build(
         rotation: naming.rotation,
         slot_fixes: naming.slot_fixes,
         content_hash: std::sync::OnceLock::new(),
+        max_records_per_rrset: zone.max_records_per_rrset,
         views,
         warnings,
     }

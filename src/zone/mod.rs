@@ -69,6 +69,8 @@ pub struct Snapshot {
     pub rotation: crate::naming::Rotation,
     /// Tier members renumbered in this build, for the metrics.
     pub slot_fixes: crate::naming::SlotFixes,
+    /// `zone.max_records_per_rrset`: also what an `_explain` TXT set is capped at.
+    pub max_records_per_rrset: u16,
     /// [`Snapshot::content_hash`], once someone asked.
     pub(crate) content_hash: std::sync::OnceLock<u64>,
 }

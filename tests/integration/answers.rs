@@ -548,3 +548,50 @@ async fn a_compression_pointer_in_a_later_question_gets_a_formerr_that_parses() 
     assert_eq!(m.metadata.id, 0x1009);
     server.stop().await;
 }
+
+/// `_explain` of a large tier is capped like any RRset: a resolver refuses a TXT set past its
+/// record limit, and 700 members' lines would not fit one TCP message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_answers_of_large_tiers_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("fleet.json"), fleet_json("BIG", 700, &[])).expect("write");
+    let demo =
+        std::fs::read_to_string(crate::harness::root().join("config/demo.toml")).expect("demo");
+    let config_path = dir.path().join("big.toml");
+    std::fs::write(
+        &config_path,
+        demo.replace("demo-instances.json", "fleet.json"),
+    )
+    .expect("write");
+    let mut config = stabledns::Config::load(&config_path).expect("config");
+    config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    let server = TestServer::start(config).await;
+    let mut tcp = crate::harness::tcp_client(server.addr()).await;
+    let m = query(
+        &mut tcp,
+        "_explain.big.internal.",
+        DNSClass::IN,
+        RecordType::TXT,
+    )
+    .await;
+    assert!(!m.metadata.truncation, "TC over TCP");
+    let n = m.answers.len();
+    assert!((10..=100).contains(&n), "{n} TXT records");
+    let text: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("more lines") && t.contains("stabledns why big")),
+        "{text:?}"
+    );
+    assert!(
+        text.last().is_some_and(|t| t.contains("data: serial")),
+        "{text:?}"
+    );
+    // dig, as an operator asks, sees the same over TCP.
+    let out = crate::harness::dig(
+        server.addr(),
+        &["+tcp", "+short", "TXT", "_explain.big.internal."],
+    );
+    assert_eq!(out.lines().count(), n, "{out}");
+    server.stop().await;
+}
