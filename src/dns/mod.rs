@@ -386,11 +386,11 @@ impl Handler {
         let (name, rtype) = (query.name(), query.query_type());
         let recursion = view.policy.recursion && self.forwarder.load().is_some();
 
-        let reply = if let Some(target) = explain_target(view, &snapshot, name) {
+        let mut reply = if let Some(target) = explain_target(view, &snapshot, name) {
             // `_explain.<name>` exists exactly when `<name>` does (RFC 8020: an NXDOMAIN name
             // has nothing below it), holds one TXT set, and is in no transfer.
             match (view.negative_soa(name), view.exists(&target)) {
-                (_, true) if rtype == RecordType::TXT => Reply {
+                (_, true) if matches!(rtype, RecordType::TXT | RecordType::ANY) => Reply {
                     owned: self.explain(&snapshot, view, client, name, &target),
                     ..Reply::empty(ResponseCode::NoError, true)
                 },
@@ -430,6 +430,21 @@ impl Handler {
             }
         };
 
+        // Answers keep the question's case (0x20 and RFC 4343), as the fast path does: our
+        // records are stored in lower case.
+        if let Some(asked) = request
+            .queries
+            .queries()
+            .first()
+            .map(|q| q.original().name())
+        {
+            for record in reply.answers.iter_mut().chain(reply.owned.iter_mut()) {
+                // Name equality ignores case: this is the owner the question asked for.
+                if record.name == *asked {
+                    record.name = asked.clone();
+                }
+            }
+        }
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = reply.authoritative;
         metadata.recursion_available = recursion;

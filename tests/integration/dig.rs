@@ -80,7 +80,33 @@ async fn dig_sees_cname_tier_nxdomain_and_refused() {
         let answer = section(&worker, "ANSWER");
         assert_eq!(answer.len(), 1, "{t}: {worker}");
         assert_eq!(fields(answer[0])[3..], ["A", "10.0.3.30"], "{t}");
+        // The owner keeps the question's case on every path (the fast path over UDP, the
+        // handler over TCP), as 0x20-randomising resolvers check.
+        assert_eq!(
+            fields(answer[0])[0],
+            "BATCH-worker.Internal.",
+            "{t}: {worker}"
+        );
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_at_an_explain_name_gives_its_txt_set() {
+    let server = TestServer::demo().await;
+    let addr = server.addr();
+    let (any, txt) = tokio::task::spawn_blocking(move || {
+        (
+            dig(addr, &["+tcp", "ANY", "_explain.db1.internal"]),
+            dig(addr, &["+tcp", "TXT", "_explain.db1.internal"]),
+        )
+    })
+    .await
+    .expect("dig ran");
+    let any = section(&any, "ANSWER");
+    assert!(!any.is_empty(), "ANY gave NODATA");
+    assert!(any.iter().all(|l| fields(l)[3] == "TXT"), "{any:?}");
+    assert_eq!(any.len(), section(&txt, "ANSWER").len());
     server.stop().await;
 }
 
