@@ -131,6 +131,74 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
+/// toml's message, with the key's whole path (`inventory.refresh_intervall`, not only its
+/// last part) and, for a misspelt key, the one it most likely meant; then toml's own text,
+/// which shows the line.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let shown = e.to_string().trim_end().to_owned();
+    let table = e
+        .span()
+        .map(|span| table_at(text, span.start))
+        .unwrap_or_default();
+    let message = e.message();
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return shown;
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return shown;
+    };
+    let key = if table.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{table}.{field}")
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let guess = known
+        .iter()
+        .map(|k| (edit_distance(field, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    match guess {
+        Some((_, k)) => format!("unknown key `{key}`: did you mean `{k}`?\n{shown}"),
+        None => format!("unknown key `{key}`\n{shown}"),
+    }
+}
+
+/// The table whose body holds byte `at`: the last `[table]` or `[[table]]` header before it.
+fn table_at(text: &str, at: usize) -> String {
+    let before = text.get(..at).unwrap_or(text);
+    before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance, for suggesting the key a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 impl Config {
     /// Replaces the upstream resolvers (the `--upstream` flag), with the same loop check the
     /// file gets.
@@ -193,7 +261,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let raw: raw::File = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: toml_message(text, &e),
         })?;
         Self::from_raw(path, text, raw)
     }

@@ -272,7 +272,8 @@ pub struct Zone {
     /// TTL of the SOA and NS records at the apex.
     #[serde(default = "default_apex_ttl")]
     pub apex_ttl: u32,
-    /// `[zone.soa]`
+    /// `[zone.soa]`; without one, the defaults (hostmaster.<apex>, the first nameserver).
+    #[serde(default)]
     pub soa: Soa,
     /// `[[zone.nameservers]]`
     pub nameservers: Spanned<Vec<Nameserver>>,
@@ -301,7 +302,8 @@ fn default_apex_ttl() -> u32 {
 pub struct Soa {
     /// MNAME; defaults to the first nameserver.
     pub primary_ns: Option<Spanned<String>>,
-    /// RNAME, the hostmaster's mailbox as a domain name.
+    /// RNAME, the hostmaster's mailbox as a domain name (relative to the apex).
+    #[serde(default = "default_hostmaster")]
     pub hostmaster: Spanned<String>,
     /// Seconds between secondaries' refresh checks.
     #[serde(default = "default_refresh")]
@@ -315,6 +317,24 @@ pub struct Soa {
     /// Negative-caching TTL (RFC 2308).
     #[serde(default = "default_minimum")]
     pub minimum: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Self {
+        Self {
+            primary_ns: None,
+            hostmaster: default_hostmaster(),
+            refresh: default_refresh(),
+            retry: default_retry(),
+            expire: default_expire(),
+            minimum: default_minimum(),
+        }
+    }
+}
+
+/// RFC 2142's mailbox for a zone's administrator.
+fn default_hostmaster() -> Spanned<String> {
+    Spanned::new(0..0, "hostmaster".to_owned())
 }
 
 fn default_refresh() -> u32 {

@@ -602,3 +602,45 @@ fn the_log_table_is_validated() {
     let (_, key, _) = invalid(&with(&long));
     assert_eq!(key, "log.dnstap_socket");
 }
+
+#[test]
+fn a_misspelt_key_is_named_with_its_table_and_the_key_it_meant() {
+    let text = GOOD.replace(
+        "[inventory]\n",
+        "[inventory]\nrefresh_intervall = \"30s\"\n",
+    );
+    let err = Config::parse(Path::new("/etc/stabledns.toml"), &text).expect_err("unknown key");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "unknown key `inventory.refresh_intervall`: did you mean `refresh_interval`?"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("line "), "toml's line is kept: {text}");
+    // Nothing close: no guess.
+    let text = GOOD.replace("[inventory]\n", "[inventory]\nbanana = 1\n");
+    let err = Config::parse(Path::new("x.toml"), &text).expect_err("unknown key");
+    assert!(
+        err.to_string().contains("unknown key `inventory.banana`\n"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("did you mean"), "{err}");
+}
+
+#[test]
+fn zone_soa_defaults_from_the_apex() {
+    let text = GOOD.replace("[zone.soa]\nhostmaster = \"hostmaster\"\n", "");
+    assert!(!text.contains("[zone.soa]"));
+    let c = Config::parse(Path::new("x.toml"), &text).expect("no [zone.soa] is fine");
+    assert_eq!(c.zone.hostmaster.to_ascii(), "hostmaster.internal.");
+    assert_eq!(c.zone.primary_ns.to_ascii(), "ns1.internal.");
+}
+
+#[test]
+fn edit_distance_counts_single_edits() {
+    assert_eq!(edit_distance("refresh_intervall", "refresh_interval"), 1);
+    assert_eq!(edit_distance("adress", "address"), 1);
+    assert_eq!(edit_distance("", "abc"), 3);
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
+}
