@@ -152,11 +152,7 @@ impl Handler {
             )),
             Some(tsig) if !keys.is_empty() && !keys.contains(&tsig.name) => Err((
                 "a TSIG key this view does not accept",
-                Some(TSigResponseContext::unknown_key(
-                    request.metadata.id,
-                    unix_now(),
-                    tsig.name.clone(),
-                )),
+                TsigReply::bad_key(request, unix_now()),
             )),
             Some(_) => self.verify_tsig(request),
         }
@@ -176,15 +172,16 @@ impl Handler {
             .iter()
             .find(|k| *k.signer_name() == tsig.name && *k.algorithm() == tsig.data.algorithm)
         else {
-            return Err((
-                "unknown TSIG key",
-                Some(TSigResponseContext::unknown_key(id, now, tsig.name.clone())),
-            ));
+            return Err(("unknown TSIG key", TsigReply::bad_key(request, now)));
         };
         let Ok((_, _, window)) = signer.verify_message_byte(request.as_slice(), None, true) else {
             return Err((
                 "bad TSIG signature",
-                Some(TSigResponseContext::bad_signature(id, now, signer.clone())),
+                Some(TsigReply::Context(TSigResponseContext::bad_signature(
+                    id,
+                    now,
+                    signer.clone(),
+                ))),
             ));
         };
         if !window.contains(&now) {
@@ -195,7 +192,10 @@ impl Handler {
                 tsig.data.mac.clone(),
                 Some(hickory_proto::rr::rdata::tsig::TsigError::BadTime),
             );
-            return Err(("TSIG time outside the allowed skew", Some(context)));
+            return Err((
+                "TSIG time outside the allowed skew",
+                Some(TsigReply::Context(context)),
+            ));
         }
         Ok(Some(Signing {
             signer: signer.clone(),
@@ -209,7 +209,7 @@ impl Handler {
         &self,
         request: &Request,
         edns: Option<&Edns>,
-        context: Option<TSigResponseContext>,
+        context: Option<TsigReply>,
         mut response_handle: R,
     ) -> ResponseInfo {
         let Some(context) = context else {
@@ -227,7 +227,27 @@ impl Handler {
             return error_response(request, edns, ResponseCode::NotAuth, response_handle).await;
         }
         let mut response = build();
-        match context.sign(&tbs) {
+        let record = match context {
+            TsigReply::Context(context) => context.sign(&tbs),
+            TsigReply::BadKey {
+                name,
+                algorithm,
+                id,
+                time,
+            } => Ok(Box::new(make_tsig_record(
+                name,
+                TSIG::new(
+                    algorithm,
+                    time,
+                    300,
+                    Vec::new(),
+                    id,
+                    Some(hickory_proto::rr::rdata::tsig::TsigError::BadKey),
+                    Vec::new(),
+                ),
+            ))),
+        };
+        match record {
             Ok(tsig) => response.set_signature(tsig),
             Err(error) => warn!(%error, "cannot build the TSIG error record"),
         }
@@ -335,7 +355,35 @@ fn pack(records: &[Record]) -> Vec<&[Record]> {
 
 /// Why a request is not authorized, and the TSIG context of the NOTAUTH answer (none when
 /// the request was unsigned).
-pub(super) type Refusal = (&'static str, Option<TSigResponseContext>);
+pub(super) type Refusal = (&'static str, Option<TsigReply>);
+
+/// The TSIG record of a NOTAUTH answer.
+pub(super) enum TsigReply {
+    /// hickory's: BADSIG (unsigned) and BADTIME (signed).
+    Context(TSigResponseContext),
+    /// BADKEY, unsigned, with the request's key name and algorithm. hickory's context puts
+    /// hmac-sha256 there whatever the request used, and dig then reports a verify failure
+    /// instead of the BADKEY (Knot echoes the request's algorithm, as RFC 8945 5.3.2 reads).
+    BadKey {
+        name: hickory_proto::rr::Name,
+        algorithm: hickory_proto::rr::rdata::tsig::TsigAlgorithm,
+        id: u16,
+        time: u64,
+    },
+}
+
+impl TsigReply {
+    /// BADKEY for the key the request names.
+    fn bad_key(request: &Request, time: u64) -> Option<Self> {
+        let tsig = request.signature.as_deref()?;
+        Some(TsigReply::BadKey {
+            name: tsig.name.clone(),
+            algorithm: tsig.data.algorithm.clone(),
+            id: request.metadata.id,
+            time,
+        })
+    }
+}
 
 /// How to sign the answer to a verified request.
 pub(super) struct Signing {

@@ -233,6 +233,14 @@ async fn transfers_need_an_allowed_address_and_the_right_key() {
         out.contains("Transfer failed") && out.contains("BADKEY"),
         "{out}"
     );
+    // ... and the BADKEY names the request's algorithm, so dig reads it as BADKEY rather than
+    // as a reply it cannot verify; a signed query outside a transfer gets the same.
+    assert!(!out.contains("tsig verify failure"), "{out}");
+    let out = dig_from(addr, "127.0.0.1", &["-y", &other_alg, "SOA", "internal."]);
+    assert!(
+        out.contains("BADKEY") && !out.contains("tsig verify failure"),
+        "{out}"
+    );
     // IXFR from a serial newer than ours: our SOA alone (RFC 1995 2), not the whole zone.
     let ahead = format!("IXFR={}", serial_of(&out_soa(addr)).wrapping_add(1000));
     let out = dig_from(addr, "127.0.0.1", &["-y", &good, &ahead, "internal."]);
