@@ -177,10 +177,8 @@ impl Handler {
         let Ok((_, _, window)) = signer.verify_message_byte(request.as_slice(), None, true) else {
             return Err((
                 "bad TSIG signature",
-                Some(TsigReply::Context(TSigResponseContext::bad_signature(
-                    id,
-                    now,
-                    signer.clone(),
+                Some(Box::new(TsigReply::Context(
+                    TSigResponseContext::bad_signature(id, now, signer.clone()),
                 ))),
             ));
         };
@@ -194,7 +192,7 @@ impl Handler {
             );
             return Err((
                 "TSIG time outside the allowed skew",
-                Some(TsigReply::Context(context)),
+                Some(Box::new(TsigReply::Context(context))),
             ));
         }
         Ok(Some(Signing {
@@ -209,7 +207,7 @@ impl Handler {
         &self,
         request: &Request,
         edns: Option<&Edns>,
-        context: Option<TsigReply>,
+        context: Option<Box<TsigReply>>,
         mut response_handle: R,
     ) -> ResponseInfo {
         let Some(context) = context else {
@@ -227,7 +225,7 @@ impl Handler {
             return error_response(request, edns, ResponseCode::NotAuth, response_handle).await;
         }
         let mut response = build();
-        let record = match context {
+        let record = match *context {
             TsigReply::Context(context) => context.sign(&tbs),
             TsigReply::BadKey {
                 name,
@@ -355,7 +353,7 @@ fn pack(records: &[Record]) -> Vec<&[Record]> {
 
 /// Why a request is not authorized, and the TSIG context of the NOTAUTH answer (none when
 /// the request was unsigned).
-pub(super) type Refusal = (&'static str, Option<TsigReply>);
+pub(super) type Refusal = (&'static str, Option<Box<TsigReply>>);
 
 /// The TSIG record of a NOTAUTH answer.
 pub(super) enum TsigReply {
@@ -374,14 +372,14 @@ pub(super) enum TsigReply {
 
 impl TsigReply {
     /// BADKEY for the key the request names.
-    fn bad_key(request: &Request, time: u64) -> Option<Self> {
+    fn bad_key(request: &Request, time: u64) -> Option<Box<Self>> {
         let tsig = request.signature.as_deref()?;
-        Some(TsigReply::BadKey {
+        Some(Box::new(TsigReply::BadKey {
             name: tsig.name.clone(),
             algorithm: tsig.data.algorithm.clone(),
             id: request.metadata.id,
             time,
-        })
+        }))
     }
 }
 
