@@ -100,22 +100,22 @@ pub struct Finding {
     /// How bad.
     pub severity: Severity,
     /// The rule (`sgr-…`).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(serialize_with = "empty_as_null")]
     pub rule_id: String,
     /// Its group.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(serialize_with = "empty_as_null")]
     pub group_id: String,
     /// Its group's name.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(serialize_with = "empty_as_null")]
     pub group_name: String,
     /// `ingress` or `egress`.
-    #[serde(skip_serializing_if = "str::is_empty")]
+    #[serde(serialize_with = "empty_as_null")]
     pub direction: &'static str,
     /// `tcp 3306`, `all`.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(serialize_with = "empty_as_null")]
     pub ports: String,
     /// The CIDR the rule names.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(serialize_with = "empty_as_null")]
     pub peer: String,
     /// The instance the address belongs to.
     pub instance: Option<String>,
@@ -127,6 +127,15 @@ pub struct Finding {
     pub fix: String,
     /// Anything else worth knowing.
     pub note: Option<String>,
+}
+
+/// A field a finding does not have is `null` in JSON, not absent: every finding has the same
+/// keys, so `jq '.[] | .rule_id'` and typed readers need no special case per kind.
+fn empty_as_null<S: serde::Serializer, T: AsRef<str>>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    match v.as_ref() {
+        "" => s.serialize_none(),
+        text => s.serialize_str(text),
+    }
 }
 
 /// Ports whose exposure to the whole internet is a finding of its own: SSH, RDP and the
@@ -502,7 +511,8 @@ fn convention(fleet: &[Instance], firewall: &Firewall, rules: &Rules) -> Vec<Fin
         for g in &inst.security_groups {
             *members.entry(g.id.as_str()).or_default() += 1;
             match capture(&g.name, false) {
-                Some(n) if n == "admin" => admin = true,
+                // The admin group is a tier too: its members answer `admin.<apex>`.
+                Some(n) if n == "admin" => (admin, tier) = (true, true),
                 Some(_) => tier = true,
                 None => {}
             }
@@ -707,6 +717,54 @@ mod tests {
             inside_only_tag: "stabledns:inside-only".into(),
             drain_tag: "stabledns:drain".into(),
             slot_store: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_admin_only_instance_has_a_tier_and_json_keeps_every_key() {
+        let mut bastion: Instance = serde_json::from_value(serde_json::json!({
+            "id": "i-bastion", "state": "running", "launch_time": null, "account": null,
+            "region": null, "availability_zone": null, "vpc_id": null, "subnet_id": null,
+            "private_ip": "10.0.0.5", "private_dns_name": null, "public_ip": null,
+            "public_dns_name": null, "ipv6": [], "tags": {},
+            "security_groups": [{"id": "sg-admin", "name": "SG-T-ADMIN"}]
+        }))
+        .expect("instance");
+        bastion.state = crate::inventory::InstanceState::Running;
+        let firewall = Firewall {
+            groups: vec![Group {
+                id: "sg-admin".into(),
+                name: "SG-T-ADMIN".into(),
+                vpc_id: None,
+            }],
+            ..Default::default()
+        };
+        let mut r = rules();
+        r.states = [crate::inventory::InstanceState::Running].into();
+        let found = audit(
+            &[bastion],
+            &firewall,
+            &r,
+            &HashMap::new(),
+            &Former::default(),
+        );
+        let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
+        // It answers admin.<apex>: no "answers no role's name". It still has no group of its own.
+        assert_eq!(ids, ["convention:i-bastion:no-own"], "{found:#?}");
+        let json = serde_json::to_value(&found[0]).expect("json");
+        for key in [
+            "rule_id",
+            "group_id",
+            "group_name",
+            "direction",
+            "ports",
+            "peer",
+        ] {
+            assert_eq!(
+                json.get(key),
+                Some(&serde_json::Value::Null),
+                "{key}: {json}"
+            );
         }
     }
 
