@@ -335,13 +335,7 @@ pub fn audit(
                         replacement(rule, inst, rules),
                     );
                     if public {
-                        f.note = Some(
-                            "a public address: a group reference matches only private \
-                             traffic from the same or a peered VPC, so traffic over the \
-                             internet needs another way in (a load balancer, or the Elastic \
-                             IP moved to the replacement)"
-                                .into(),
-                        );
+                        f.note = Some(PUBLIC_NOTE.into());
                     }
                     f
                 };
@@ -405,14 +399,40 @@ pub fn audit(
     out
 }
 
+/// Said of a group-reference fix for a rule that names a public address.
+const PUBLIC_NOTE: &str = "a public address: a group reference matches only private traffic \
+    from the same or a peered VPC, so traffic over the internet needs another way in (a load \
+    balancer, or the Elastic IP moved to the replacement)";
+
+/// Whether an address is one a group reference can stand for: private IPv4 (RFC 1918, and
+/// the shared 100.64/10 some VPCs use) or IPv6 unique-local; a VPC's IPv6 is global, but
+/// group references match it too.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64),
+        IpAddr::V6(_) => true,
+    }
+}
+
 /// The fix for a rule pinned to an auto-assigned public address (`whose` it is).
 fn ephemeral_fix(rule: &Rule, ip: IpAddr, whose: &str, instance: Option<&str>) -> String {
+    let verb = if rule.egress { "egress" } else { "ingress" };
+    let ports = match (rule.from_port, rule.to_port) {
+        (Some(a), Some(b)) => format!(",FromPort={a},ToPort={b}"),
+        _ => String::new(),
+    };
+    let allow = format!(
+        "aws ec2 authorize-security-group-{verb} --group-id {} --ip-permissions \
+         'IpProtocol={}{ports},IpRanges=[{{CidrIp=<the Elastic IP>/32}}]'",
+        rule.group_id, rule.protocol
+    );
     let eip = match instance {
         Some(id) => format!(
             "Give {id} an Elastic IP (aws ec2 allocate-address --domain vpc, then aws ec2 \
-             associate-address --instance-id {id} --allocation-id <eipalloc-…>) and allow that"
+             associate-address --instance-id {id} --allocation-id <eipalloc-…>) and allow \
+             that: {allow}"
         ),
-        None => "Allow an Elastic IP in front of it, or its security group".to_owned(),
+        None => format!("Put an Elastic IP in front of it and allow that: {allow}"),
     };
     format!(
         "{ip} is {whose} auto-assigned public address: it changes at every stop and start, \
@@ -451,6 +471,9 @@ fn stale_departed(
     f.fix = match successor {
         Some((name, new)) => {
             f.replaced_by = Some(new.id.clone());
+            if !is_private(ip) {
+                f.note = Some(PUBLIC_NOTE.into());
+            }
             format!(
                 "{was}; {} has {name} now, and nothing holds {ip}: {}",
                 new.id,
@@ -766,6 +789,34 @@ mod tests {
                 "{key}: {json}"
             );
         }
+    }
+
+    #[test]
+    fn an_ephemeral_address_fix_says_how_to_allow_the_elastic_ip() {
+        let rule = Rule {
+            id: "sgr-9".into(),
+            group_id: "sg-db".into(),
+            egress: false,
+            protocol: "tcp".into(),
+            from_port: Some(5432),
+            to_port: Some(5432),
+            cidr: Some("34.240.10.11/32".parse().expect("cidr")),
+            group_ref: None,
+            description: None,
+        };
+        let ip: IpAddr = "34.240.10.11".parse().expect("ip");
+        let fix = ephemeral_fix(&rule, ip, "i-1's", Some("i-1"));
+        assert!(
+            fix.contains(
+                "aws ec2 authorize-security-group-ingress --group-id sg-db --ip-permissions \
+                 'IpProtocol=tcp,FromPort=5432,ToPort=5432,IpRanges=[{CidrIp=<the Elastic IP>/32}]'"
+            ),
+            "{fix}"
+        );
+        assert!(fix.ends_with("--security-group-rule-ids sgr-9"), "{fix}");
+        assert!(!is_private(ip));
+        assert!(is_private("10.1.2.3".parse().expect("ip")));
+        assert!(is_private("100.64.0.1".parse().expect("ip")));
     }
 
     #[test]
