@@ -717,7 +717,7 @@ async fn audit(config: &Config) -> anyhow::Result<Vec<stabledns::audit::Finding>
         );
     };
     let fetched = ec2
-        .fetch()
+        .fetch_every_state()
         .await
         .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
     let firewall = ec2.firewall().await.with_context(|| {

@@ -95,6 +95,10 @@ async fn audit(
         return Err("the inventory source is not ec2".into());
     };
     let firewall = source.firewall().await.map_err(|e| e.to_string())?;
+    // Stopped instances too: their addresses are still theirs (the served fleet has only the
+    // named states). Should that read fail, the served fleet is what there is.
+    let every = source.fetch_every_state().await;
+    let fleet = every.as_ref().map_or(fleet, |f| f.instances.as_slice());
     let departed = departed.lock().map(|d| d.clone()).unwrap_or_default();
     Ok(super::findings(
         fleet,

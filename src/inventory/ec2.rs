@@ -128,6 +128,17 @@ impl Ec2Source {
         Ok(out)
     }
 
+    /// Every instance in every walk whatever its state (within the operator's own filters):
+    /// for the audit, to which a stopped instance's address is still its own, and a rule
+    /// pinned to it breaks when it is replaced.
+    pub async fn fetch_every_state(&self) -> Result<Fetched, InventoryError> {
+        let every = Self {
+            keep_states: None,
+            ..self.clone()
+        };
+        every.fetch().await
+    }
+
     /// The instances `ids` in `region`, in every account walked there, as a full refresh
     /// would see them (the configured filters apply, so an excluded or terminated instance
     /// is simply absent). An `instance-id` filter rather than `InstanceIds`: an id the API no

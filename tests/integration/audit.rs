@@ -559,3 +559,47 @@ async fn audit_interval_exports_the_finding_counts_while_serving() {
     until(0.0).await;
     server.stop().await;
 }
+
+/// A stopped instance keeps its private address, and a rule pinned to it breaks when it is
+/// replaced: pinned, as for a running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_pinned_to_a_stopped_instance_is_reported() {
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let net = Network::create(&ec2).await;
+    let batch = net
+        .launch(
+            &ec2,
+            1,
+            false,
+            &[("Name", "batch1")],
+            &["SG-T-BATCH", "SG-I-BATCH1"],
+        )
+        .await
+        .remove(0);
+    let ip = private_ip(&ec2, &batch).await;
+    let sg_db = net.group(&ec2, "SG-T-DB").await;
+    allow(&ec2, &sg_db, 5432, Some(&format!("{ip}/32")), None).await;
+    ec2.stop_instances()
+        .instance_ids(&batch)
+        .send()
+        .await
+        .expect("stop");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, ec2_config_text(&moto.url, &["eu-west-1"], "")).expect("config");
+    let found = findings(&config);
+    let pinned: Vec<&serde_json::Value> = found
+        .iter()
+        .filter(|f| f["kind"] == "pinned" && f["peer"] == format!("{ip}/32").as_str())
+        .collect();
+    assert_eq!(pinned.len(), 1, "{found:#?}");
+    assert_eq!(pinned[0]["instance"], batch.as_str());
+    assert!(
+        pinned[0]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("SG-I-BATCH1")),
+        "{:#?}",
+        pinned[0]
+    );
+}
