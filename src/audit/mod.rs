@@ -396,7 +396,30 @@ pub fn audit(
     }
     out.extend(convention(fleet, firewall, rules));
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+    once_each(&mut out);
     out
+}
+
+/// Each group reference is authorized once, by the first fix (in the order printed) that
+/// needs it: two `/32`s of one tier on one port both become that tier's reference, and a
+/// second `authorize` of the same permission fails (InvalidPermission.Duplicate), so its
+/// `&& revoke` would never run and the pinned rule would stay. Later fixes revoke only.
+fn once_each(findings: &mut [Finding]) {
+    let mut authorized = HashSet::new();
+    for f in findings.iter_mut() {
+        let Some((head, commands)) = f.fix.split_once(" instead: ") else {
+            continue;
+        };
+        let Some((authorize, revoke)) = commands.split_once(" && ") else {
+            continue;
+        };
+        if !authorized.insert(authorize.to_owned()) {
+            f.fix = format!(
+                "{head} (a fix above already adds that reference; adding it again would fail \
+                 as a duplicate) instead: {revoke}"
+            );
+        }
+    }
 }
 
 /// Said of a group-reference fix for a rule that names a public address.
@@ -817,6 +840,42 @@ mod tests {
         assert!(!is_private(ip));
         assert!(is_private("10.1.2.3".parse().expect("ip")));
         assert!(is_private("100.64.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn a_group_reference_two_fixes_need_is_authorized_once() {
+        let pinned = |rule: &str| Finding {
+            id: format!("pinned:{rule}"),
+            kind: Kind::Pinned,
+            severity: Severity::Medium,
+            rule_id: rule.into(),
+            group_id: "sg-db".into(),
+            group_name: "SG-T-DB".into(),
+            direction: "ingress",
+            ports: "tcp 3306".into(),
+            peer: String::new(),
+            instance: None,
+            name: None,
+            replaced_by: None,
+            fix: format!(
+                "reference SG-T-WEB (sg-web) instead: aws ec2 authorize-security-group-ingress \
+                 --group-id sg-db --ip-permissions 'IpProtocol=tcp,FromPort=3306,ToPort=3306,\
+                 UserIdGroupPairs=[{{GroupId=sg-web}}]' && aws ec2 revoke-security-group-ingress \
+                 --group-id sg-db --security-group-rule-ids {rule}"
+            ),
+            note: None,
+        };
+        let mut found = vec![pinned("sgr-1"), pinned("sgr-2")];
+        once_each(&mut found);
+        assert!(found[0].fix.contains("authorize-security-group-ingress"));
+        assert!(!found[1].fix.contains("authorize"), "{}", found[1].fix);
+        assert!(
+            found[1]
+                .fix
+                .ends_with(": aws ec2 revoke-security-group-ingress --group-id sg-db --security-group-rule-ids sgr-2"),
+            "{}",
+            found[1].fix
+        );
     }
 
     #[test]

@@ -603,3 +603,50 @@ async fn a_rule_pinned_to_a_stopped_instance_is_reported() {
         pinned[0]
     );
 }
+
+/// Two members of one tier pinned on one port: both fixes reference the tier, which can be
+/// added once. Every command printed runs as written, in order, through the AWS CLI, and
+/// leaves the reference and no pinned rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fix_runs_as_written_when_two_pins_share_one_reference() {
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let net = Network::create(&ec2).await;
+    let web = net.launch(&ec2, 2, false, &[], &["SG-T-WEB"]).await;
+    let sg_db = net.group(&ec2, "SG-T-DB").await;
+    for id in &web {
+        let ip = private_ip(&ec2, id).await;
+        allow(&ec2, &sg_db, 3306, Some(&format!("{ip}/32")), None).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, ec2_config_text(&moto.url, &["eu-west-1"], "")).expect("config");
+    let pinned: Vec<String> = findings(&config)
+        .iter()
+        .filter(|f| f["kind"] == "pinned")
+        .map(|f| f["fix"].as_str().expect("fix").to_owned())
+        .collect();
+    assert_eq!(pinned.len(), 2, "{pinned:#?}");
+    for fix in &pinned {
+        let command = fix
+            .split_once("instead: ")
+            .map(|(_, c)| c)
+            .expect("a command");
+        aws_cli(&moto.url, command);
+    }
+    let after = findings(&config);
+    assert!(after.iter().all(|f| f["kind"] != "pinned"), "{after:#?}");
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(&sg_db)
+        .send()
+        .await
+        .expect("describe");
+    let perms = groups.security_groups()[0].ip_permissions();
+    assert!(
+        perms
+            .iter()
+            .any(|p| p.user_id_group_pairs().len() == 1 && p.ip_ranges().is_empty()),
+        "the tier reference is there: {perms:#?}"
+    );
+}
