@@ -3,9 +3,10 @@
 //!
 //! hickory's `Server` accepts without limit and writes a request's answers only after its
 //! handler returns (a zone transfer's messages all wait in memory). Here each connection is a
-//! task reading length-prefixed queries one after another (RFC 7766 allows answering in order)
-//! and handing each to the same [`Handler`] as UDP's slow path; its sink writes each message as
-//! soon as it is sent, so a transfer streams with the client's pace.
+//! task reading length-prefixed queries and answering up to [`MAX_PIPELINED`] of them at once
+//! (RFC 7766 6.2.1.1: a slow forwarded query must not hold back the in-zone answers behind
+//! it), each through the same [`Handler`] as UDP's slow path; answers go out as they are
+//! ready, each message whole, so a transfer streams with the client's pace.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,6 +40,10 @@ pub struct Limits {
 /// How long one answer message may take to write before the connection is dropped (a client
 /// that stopped reading).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Queries of one connection answered at once; the next is read when one of them is done.
+/// Bounded so that one client cannot pile up unlimited work behind one socket.
+pub const MAX_PIPELINED: usize = 32;
 
 /// Counters of the TCP listener.
 #[derive(Debug, Default)]
@@ -137,7 +142,7 @@ impl Drop for ClientSlot {
 }
 
 /// Reads queries until the client closes, idles past the limit, sends garbage, or the server
-/// shuts down (the query being answered is finished first).
+/// shuts down; the queries being answered are finished first.
 async fn connection(
     stream: tokio::net::TcpStream,
     src: SocketAddr,
@@ -150,37 +155,60 @@ async fn connection(
     let server = stream.local_addr().unwrap_or(src);
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(tokio::sync::Mutex::new(writer));
+    // Messages are read whole by a task of their own and handed over by channel: a read cut
+    // short in a `select!` would lose bytes and garble the stream.
+    let (messages, mut next) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let idle = limits.idle_timeout;
+    let mut reading = tokio::spawn(async move {
+        loop {
+            let mut len = [0u8; 2];
+            if reader.read_exact(&mut len).await.is_err() {
+                return false; // closed
+            }
+            let mut raw = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            match tokio::time::timeout(idle, reader.read_exact(&mut raw)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return false,
+                Err(_) => return true, // half a message, then nothing: idle
+            }
+            if messages.send(raw).await.is_err() {
+                return false;
+            }
+        }
+    });
+    let mut answering: tokio::task::JoinSet<bool> = tokio::task::JoinSet::new();
     loop {
-        let mut len = [0u8; 2];
-        let read = tokio::select! {
-            r = tokio::time::timeout(limits.idle_timeout, reader.read_exact(&mut len)) => r,
-            () = shutdown.cancelled() => return,
-        };
-        match read {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return, // closed
-            Err(_) => {
-                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
-                return;
+        let room = answering.len() < MAX_PIPELINED;
+        tokio::select! {
+            message = next.recv(), if room => {
+                let Some(raw) = message else {
+                    if matches!((&mut reading).await, Ok(true)) {
+                        stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    break;
+                };
+                let sink = TcpSink { writer: writer.clone() };
+                let handler = handler.clone();
+                answering.spawn(async move {
+                    super::udp::handle_raw(raw, src, server, Protocol::Tcp, &handler, sink).await
+                });
             }
-        }
-        let n = usize::from(u16::from_be_bytes(len));
-        let mut raw = vec![0u8; n];
-        match tokio::time::timeout(limits.idle_timeout, reader.read_exact(&mut raw)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
-                return;
+            Some(done) = answering.join_next(), if !answering.is_empty() => {
+                if !done.unwrap_or(false) {
+                    break; // not a DNS query: nothing more will make sense on this stream
+                }
             }
-        }
-        let sink = TcpSink {
-            writer: writer.clone(),
-        };
-        if !super::udp::handle_raw(raw, src, server, Protocol::Tcp, handler, sink).await {
-            return; // not a DNS query: nothing more will make sense on this stream
+            // Idle: nothing asked and nothing being answered for that long.
+            () = tokio::time::sleep(idle), if answering.is_empty() => {
+                stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            () = shutdown.cancelled() => break,
         }
     }
+    reading.abort();
+    // The answers already being worked on go out before the connection closes.
+    while answering.join_next().await.is_some() {}
 }
 
 /// Writes answers to the connection, each as soon as it is sent.

@@ -211,3 +211,57 @@ async fn outside_answers_are_rate_limited_per_prefix_with_slip() {
     assert_eq!((full, truncated), (300, 0));
     server.stop().await;
 }
+
+/// A query for `name` A with id `id` and RD set, framed for TCP.
+fn framed_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(u8::try_from(label.len()).expect("label"));
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut framed = u16::try_from(q.len()).expect("len").to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    framed
+}
+
+/// RFC 7766 6.2.1.1: pipelined queries on one connection are answered as each is ready, so a
+/// forwarded query waiting on a silent upstream holds back none of the in-zone answers sent
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_tcp_queries_are_answered_out_of_order() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let upstream = silent.local_addr().expect("addr");
+    let config = forwarding_config(upstream, Duration::from_secs(2));
+    let server = TestServer::start(config).await;
+    let mut stream = connect_from(server.addr(), "127.0.0.1").await;
+    let mut all = framed_query(1, "slow.example.");
+    for id in 2..=10 {
+        all.extend(framed_query(id, "db1.internal."));
+    }
+    stream.write_all(&all).await.expect("write");
+    let mut order = Vec::new();
+    let started = Instant::now();
+    for _ in 0..10 {
+        let mut len = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(20), stream.read_exact(&mut len))
+            .await
+            .expect("an answer within 20 s")
+            .expect("read");
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut body).await.expect("read");
+        order.push((u16::from_be_bytes([body[0], body[1]]), started.elapsed()));
+    }
+    let ids: Vec<u16> = order.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids.last(),
+        Some(&1),
+        "the forwarded query is answered last: {order:?}"
+    );
+    let mut zone: Vec<u16> = ids[..9].to_vec();
+    zone.sort_unstable();
+    assert_eq!(zone, (2..=10).collect::<Vec<u16>>(), "{order:?}");
+    drop(silent);
+    server.stop().await;
+}
