@@ -129,6 +129,37 @@ async fn content_label(server: &TestServer) -> String {
         .to_owned()
 }
 
+/// A config from its text, on ephemeral ports, as [`ec2_config`] gives one.
+fn test_config(text: &str) -> stabledns::Config {
+    let mut config =
+        stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), text)
+            .expect("valid config");
+    config.server.listen = crate::harness::demo_config().server.listen;
+    crate::harness::ephemeral_admin(&mut config);
+    config
+}
+
+/// With replica `a` serving a tier `svc` of three: a launch-first replacement of slot 2 (a
+/// newcomer launched, then slot 2's member terminated), each step in a second of its own,
+/// until `a` serves the newcomer as 2. Returns the newcomer.
+async fn replace_slot_two_launch_first(ec2: &Client, net: &Network, a: &TestServer) -> String {
+    until("A numbers three", SOON, || slots(a, "svc").len() == 3).await;
+    next_second().await;
+    let two = slots(a, "svc")[1].1.clone();
+    let d = net
+        .launch(ec2, 1, false, &[], &["SG-T-SVC"])
+        .await
+        .remove(0);
+    until("A numbers the overlap", SOON, || slots(a, "svc").len() == 4).await;
+    next_second().await;
+    terminate(ec2, &two).await;
+    until("A moves the newcomer into 2", SOON, || {
+        slots(a, "svc").get(1).is_some_and(|(_, id)| *id == d)
+    })
+    .await;
+    d
+}
+
 async fn terminate(ec2: &Client, id: &str) {
     ec2.terminate_instances()
         .instance_ids(id)
@@ -360,32 +391,11 @@ async fn state_file_replicas_may_disagree_and_diff_says_where() {
             &format!("state_file = \"{}\"", state.display()),
         )
         .replace("[naming]\n", "[naming]\nslot_numbers = \"state-file\"\n");
-        let mut config =
-            stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), &text)
-                .expect("valid config");
-        config.server.listen = crate::harness::demo_config().server.listen;
-        crate::harness::ephemeral_admin(&mut config);
-        config
+        test_config(&text)
     };
     net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
     let a = TestServer::start(config("a")).await;
-    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
-    next_second().await;
-    let b_id = slots(&a, "svc")[1].1.clone();
-    let d = net
-        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
-        .await
-        .remove(0);
-    until("A numbers the overlap", SOON, || {
-        slots(&a, "svc").len() == 4
-    })
-    .await;
-    next_second().await;
-    terminate(&ec2, &b_id).await;
-    until("A moves the newcomer into 2", SOON, || {
-        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
-    })
-    .await;
+    replace_slot_two_launch_first(&ec2, &net, &a).await;
     // Read-only: nothing was written to the fleet.
     assert!(slot_tags(&ec2, "svc").await.is_empty());
 
@@ -430,32 +440,11 @@ async fn two_replicas_publishing_one_zone_never_rewrite_each_other() {
     let config = |name: &str| {
         let state = dir.path().join(format!("{name}.json"));
         let text = publishing_config_text(&moto, &proxy.url, &zone, &state);
-        let mut config =
-            stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), &text)
-                .expect("valid config");
-        config.server.listen = crate::harness::demo_config().server.listen;
-        crate::harness::ephemeral_admin(&mut config);
-        config
+        test_config(&text)
     };
     net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
     let a = TestServer::start(config("a")).await;
-    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
-    next_second().await;
-    let b_id = slots(&a, "svc")[1].1.clone();
-    let d = net
-        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
-        .await
-        .remove(0);
-    until("A numbers the overlap", SOON, || {
-        slots(&a, "svc").len() == 4
-    })
-    .await;
-    next_second().await;
-    terminate(&ec2, &b_id).await;
-    until("A moves the newcomer into 2", SOON, || {
-        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
-    })
-    .await;
+    let d = replace_slot_two_launch_first(&ec2, &net, &a).await;
     let d_ip = crate::moto::private_ip(&ec2, &d).await;
     let want = format!("2.svc.internal. A {d_ip}");
     let deadline = tokio::time::Instant::now() + SOON;
@@ -772,23 +761,7 @@ async fn unbound_over_two_replicas_gives_one_answer_per_slot_name() {
     net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
     // A replacement that A sees through and B only after: different histories.
     let a = TestServer::start(config("a")).await;
-    until("A numbers three", SOON, || slots(&a, "svc").len() == 3).await;
-    next_second().await;
-    let b_id = slots(&a, "svc")[1].1.clone();
-    let d = net
-        .launch(&ec2, 1, false, &[], &["SG-T-SVC"])
-        .await
-        .remove(0);
-    until("A numbers the overlap", SOON, || {
-        slots(&a, "svc").len() == 4
-    })
-    .await;
-    next_second().await;
-    terminate(&ec2, &b_id).await;
-    until("A moves the newcomer into 2", SOON, || {
-        slots(&a, "svc").get(1).is_some_and(|(_, id)| *id == d)
-    })
-    .await;
+    replace_slot_two_launch_first(&ec2, &net, &a).await;
     let b = TestServer::start(config("b")).await;
     until("B numbers three", SOON, || slots(&b, "svc").len() == 3).await;
 
