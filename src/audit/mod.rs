@@ -878,6 +878,88 @@ mod tests {
         );
     }
 
+    /// An instance as the audit sees it: running, with these addresses and groups.
+    fn instance(
+        id: &str,
+        private: &str,
+        public: Option<&str>,
+        groups: &[(&str, &str)],
+    ) -> Instance {
+        let groups: Vec<serde_json::Value> = groups
+            .iter()
+            .map(|(id, name)| serde_json::json!({"id": id, "name": name}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "id": id, "state": "running", "launch_time": null, "account": null,
+            "region": null, "availability_zone": null, "vpc_id": null, "subnet_id": null,
+            "private_ip": private, "private_dns_name": null, "public_ip": public,
+            "public_dns_name": null, "ipv6": [], "tags": {}, "security_groups": groups
+        }))
+        .expect("instance")
+    }
+
+    #[test]
+    fn a_stale_public_address_s_group_reference_fix_says_it_matches_private_traffic_only() {
+        let groups = [("sg-web1", "SG-I-WEB1")];
+        let old = instance("i-old", "10.0.0.5", Some("34.240.10.11"), &groups);
+        let new = instance("i-new", "10.0.0.6", Some("34.240.10.12"), &groups);
+        let firewall = Firewall {
+            groups: vec![Group {
+                id: "sg-db".into(),
+                name: "SG-T-DB".into(),
+                vpc_id: None,
+            }],
+            rules: ["34.240.10.11/32", "10.0.0.5/32"]
+                .iter()
+                .enumerate()
+                .map(|(i, cidr)| Rule {
+                    id: format!("sgr-{i}"),
+                    group_id: "sg-db".into(),
+                    egress: false,
+                    protocol: "tcp".into(),
+                    from_port: Some(443),
+                    to_port: Some(443),
+                    cidr: Some(cidr.parse().expect("cidr")),
+                    group_ref: None,
+                    description: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let departed = [Departed {
+            instance: old,
+            departed_at: "2026-12-01T10:00:00Z".parse().expect("time"),
+        }];
+        let names: HashMap<String, Vec<String>> =
+            [("i-new".to_owned(), vec!["web1.internal.".to_owned()])].into();
+        let former = Former {
+            departed: &departed,
+            names: [("i-old".to_owned(), vec!["web1.internal.".to_owned()])].into(),
+        };
+        let mut r = rules();
+        r.states = [crate::inventory::InstanceState::Running].into();
+        let found = audit(&[new], &firewall, &r, &names, &former);
+        let stale: Vec<&Finding> = found.iter().filter(|f| f.kind == Kind::Stale).collect();
+        assert_eq!(stale.len(), 2, "{found:#?}");
+        let public = stale
+            .iter()
+            .find(|f| f.peer == "34.240.10.11/32")
+            .expect("public");
+        assert!(public.fix.contains("reference SG-I-WEB1"), "{}", public.fix);
+        assert!(
+            public
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("only private traffic")),
+            "{public:#?}"
+        );
+        let private = stale
+            .iter()
+            .find(|f| f.peer == "10.0.0.5/32")
+            .expect("private");
+        assert_eq!(private.note, None);
+    }
+
     #[test]
     fn a_rule_naming_a_group_that_is_gone_is_reported_with_its_revoke() {
         let firewall = Firewall {

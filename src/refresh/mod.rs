@@ -199,7 +199,9 @@ pub async fn tag_slots(
     {
         warn!("{w}");
     }
-    let (done, failed) = source.write_tags(&todo).await;
+    // Boxed: the SDK's call is a deep future, and every caller's (start, the refresh loop,
+    // events) would otherwise carry its whole layout.
+    let (done, failed) = Box::pin(source.write_tags(&todo)).await;
     for why in &failed {
         warn!(
             "failed to write a slot tag: {why}; every replica still numbers alike from the \
