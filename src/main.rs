@@ -707,47 +707,34 @@ fn soa_serial(line: &str) -> String {
         .to_owned()
 }
 
-/// The audit's findings for the fleet and firewall the config's EC2 inventory reads now.
+/// The audit's findings for the fleet and firewall the config's EC2 inventory reads now, each
+/// instance called as the server would serve it (after the state file's snapshot, as `serve`
+/// starts from it).
 async fn audit(config: &Config) -> anyhow::Result<Vec<stabledns::audit::Finding>> {
-    let source = stabledns::inventory::Source::from_config(&config.inventory).await;
-    let stabledns::inventory::Source::Ec2(ec2) = &source else {
-        anyhow::bail!(
-            "{}: the audit reads security groups from the EC2 API; inventory.source is not \"ec2\"",
-            config.path.display()
-        );
-    };
-    let fetched = ec2
-        .fetch_every_state()
-        .await
-        .with_context(|| format!("failed to load the inventory from {}", source.describe()))?;
-    let firewall = ec2.firewall().await.with_context(|| {
-        format!(
-            "failed to read the security groups from {}",
-            source.describe()
-        )
-    })?;
+    use stabledns::audit::watch::{Names, audit};
     // The state file's departures name whoever held a stale address; without one the audit
     // still runs.
-    let departed = match config
+    let saved = match config
         .inventory
         .state_file
         .as_deref()
         .map(stabledns::state::load)
     {
-        Some(Ok(Some(saved))) => saved.departed,
+        Some(Ok(saved)) => saved,
         Some(Err(e)) => {
             warning(&e.to_string(), false);
-            Vec::new()
+            None
         }
-        _ => Vec::new(),
+        None => None,
     };
-    Ok(stabledns::audit::findings(
-        &fetched.instances,
-        &firewall,
-        &config.naming,
-        &config.zone,
-        &departed,
-    ))
+    let departed = saved
+        .as_ref()
+        .map(|s| s.departed.clone())
+        .unwrap_or_default();
+    let previous = saved.map(|saved| stabledns::refresh::from_state(config, saved));
+    audit(config, Names::Built(previous.as_ref()), &departed)
+        .await
+        .with_context(|| config.path.display().to_string())
 }
 
 async fn load_snapshot(config: &Config) -> anyhow::Result<stabledns::zone::Snapshot> {

@@ -43,6 +43,13 @@ pub struct Departed {
     pub instance: Instance,
     /// When a publish first saw it gone.
     pub departed_at: jiff::Timestamp,
+    /// The names it had alone in the last snapshot that served it ([`Snapshot::own_names`]),
+    /// first the one reported: who has them now is who replaced it. Empty in state files
+    /// written before names were kept.
+    ///
+    /// [`Snapshot::own_names`]: crate::zone::Snapshot::own_names
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 /// How long a departure is remembered: long after any rule to its address should be gone.
@@ -52,11 +59,12 @@ const DEPARTED_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 *
 const DEPARTED_MAX: usize = 10_000;
 
 /// Adds to `history` the instances of `before` that held addresses and no longer do in
-/// `after` (gone, or terminated), then forgets what is older than 90 days or beyond the
-/// newest 10,000.
+/// `after` (gone, or terminated), each with the names `names` says it had, then forgets what
+/// is older than 90 days or beyond the newest 10,000.
 pub fn record_departures(
     history: &mut Vec<Departed>,
     before: &[Instance],
+    names: &dyn Fn(&Instance) -> Vec<String>,
     after: &[Instance],
     now: jiff::Timestamp,
 ) {
@@ -76,6 +84,7 @@ pub fn record_departures(
         .map(|i| Departed {
             instance: i.clone(),
             departed_at: now,
+            names: names(i),
         })
         .collect();
     if !gone.is_empty() {
@@ -249,6 +258,7 @@ mod tests {
         let departed = vec![Departed {
             instance: fleet[0].clone(),
             departed_at: jiff::Timestamp::UNIX_EPOCH,
+            names: vec!["db1.internal.".into()],
         }];
         save(&path, 42, &fleet, &slots, &departed).expect("saves");
         let saved = load(&path).expect("loads").expect("present");
@@ -275,21 +285,22 @@ mod tests {
         let fleet = demo();
         let now = jiff::Timestamp::now();
         let mut history = Vec::new();
-        record_departures(&mut history, &fleet, &fleet, now);
+        let none = |_: &Instance| Vec::new();
+        record_departures(&mut history, &fleet, &none, &fleet, now);
         assert!(history.is_empty(), "nothing left");
 
         // One instance gone, one terminated: both departed, each once.
         let mut after = fleet[2..].to_vec();
         after[0].state = crate::inventory::InstanceState::Terminated;
-        record_departures(&mut history, &fleet, &after, now);
+        record_departures(&mut history, &fleet, &none, &after, now);
         let ids: Vec<&str> = history.iter().map(|d| d.instance.id.as_str()).collect();
         assert_eq!(ids, [&fleet[0].id, &fleet[1].id, &fleet[2].id]);
-        record_departures(&mut history, &fleet, &after, now);
+        record_departures(&mut history, &fleet, &none, &after, now);
         assert_eq!(history.len(), 3, "a departure seen again is listed once");
 
         // Departures older than the horizon are forgotten.
         let later = now + DEPARTED_FOR + jiff::SignedDuration::from_secs(1);
-        record_departures(&mut history, &after, &after, later);
+        record_departures(&mut history, &after, &none, &after, later);
         assert!(history.is_empty(), "{history:?}");
     }
 }

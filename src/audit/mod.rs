@@ -29,8 +29,9 @@ use serde::Serialize;
 
 use crate::inventory::Instance;
 use crate::inventory::security::{Firewall, Interface, Rule};
-use crate::naming::{RuleKind, Rules};
+use crate::naming::{RuleKind, Rules, normalize};
 use crate::state::Departed;
+use crate::zone::Snapshot;
 
 mod sarif;
 #[cfg(feature = "ec2")]
@@ -154,67 +155,23 @@ const ADMIN_PORTS: [(i32, &str); 11] = [
     (5984, "CouchDB"),
 ];
 
-/// Each instance's stable names, fully qualified: the names single-instance rules (and its id)
-/// give it, its id's name last. Tier names are left out: they are not the instance's own.
-pub fn stable_names(
-    fleet: &[Instance],
-    rules: &Rules,
-    zone: &crate::zone::settings::ZoneConfig,
-) -> HashMap<String, Vec<String>> {
-    let naming = crate::naming::assign(
-        fleet,
-        rules,
-        &crate::zone::naming_limits(zone),
-        &Default::default(),
-    );
-    let apex = zone.apex.to_ascii();
-    let mut names: HashMap<String, Vec<String>> = HashMap::new();
-    for host in naming.names.iter().filter(|h| h.single) {
-        if let [b] = &host.backing[..]
-            && let Some(inst) = fleet.get(b.instance as usize)
-        {
-            names
-                .entry(inst.id.clone())
-                .or_default()
-                .push(format!("{}.{apex}", host.name));
-        }
-    }
-    for (id, list) in &mut names {
-        list.sort_by_key(|n| (n.starts_with(id.as_str()), n.len(), n.clone()));
-    }
-    names
-}
-
-/// The findings for `fleet` and `firewall` under the naming rules and zone, with what the
-/// state file remembers of departed instances.
+/// The findings for `fleet` and `firewall`, each instance called by the names `snapshot`
+/// serves it under ([`Snapshot::own_names`]), each departure by the names it had then.
+/// `fleet` may hold more than the snapshot's (stopped instances keep their addresses).
 pub fn findings(
     fleet: &[Instance],
     firewall: &Firewall,
     rules: &Rules,
-    zone: &crate::zone::settings::ZoneConfig,
+    snapshot: &Snapshot,
     departed: &[Departed],
 ) -> Vec<Finding> {
-    let names = stable_names(fleet, rules, zone);
-    // One at a time: two departed holders of one name (db1 replaced twice) would collide in
-    // one naming pass, and each had the name alone in its day.
-    let former = Former {
+    audit(
+        fleet,
+        firewall,
+        rules,
+        &snapshot.own_names_by_id(),
         departed,
-        names: departed
-            .iter()
-            .flat_map(|d| stable_names(std::slice::from_ref(&d.instance), rules, zone))
-            .collect(),
-    };
-    audit(fleet, firewall, rules, &names, &former)
-}
-
-/// What the state file remembers of instances that left the fleet, with the stable names they
-/// had (by [`stable_names`] over them alone).
-#[derive(Debug, Default)]
-pub struct Former<'a> {
-    /// The departures, newest last.
-    pub departed: &'a [Departed],
-    /// Each departed instance's stable names.
-    pub names: HashMap<String, Vec<String>>,
+    )
 }
 
 /// The audit's findings, most severe first. `names` maps an instance id to its stable names
@@ -224,7 +181,7 @@ pub fn audit(
     firewall: &Firewall,
     rules: &Rules,
     names: &HashMap<String, Vec<String>>,
-    former: &Former<'_>,
+    departed: &[Departed],
 ) -> Vec<Finding> {
     let group_names: HashMap<&str, &str> = firewall
         .groups
@@ -270,14 +227,14 @@ pub fn audit(
     }
     let elastic: HashSet<IpAddr> = firewall.elastic.iter().copied().collect();
     // The last instance that held each address, newest departure last so it wins.
-    let mut departed: HashMap<IpAddr, &Departed> = HashMap::new();
-    for d in former.departed {
+    let mut holders: HashMap<IpAddr, &Departed> = HashMap::new();
+    for d in departed {
         let i = &d.instance;
         let addresses = (i.private_ip.map(IpAddr::from).into_iter())
             .chain(i.public_ip.map(IpAddr::from))
             .chain(i.ipv6.iter().map(|a| IpAddr::from(*a)));
         for ip in addresses {
-            departed.insert(ip, d);
+            holders.insert(ip, d);
         }
     }
     // Who answers each stable name now, to find what replaced a departed instance.
@@ -357,13 +314,12 @@ pub fn audit(
             } else if interfaces.contains_key(&ip) || elastic.contains(&ip) {
                 // Held by something that is not an instance, or an Elastic IP the account
                 // keeps: the address does not move.
-            } else if let Some(d) = departed.get(&ip) {
+            } else if let Some(d) = holders.get(&ip) {
                 out.push(stale_departed(
                     finding(Kind::Stale, Severity::High, String::new()),
                     rule,
                     ip,
                     d,
-                    former,
                     &by_name,
                     fleet,
                     rules,
@@ -472,23 +428,19 @@ fn stale_departed(
     rule: &Rule,
     ip: IpAddr,
     d: &Departed,
-    former: &Former<'_>,
     by_name: &HashMap<&str, usize>,
     fleet: &[Instance],
     rules: &Rules,
 ) -> Finding {
     let old = &d.instance;
-    let old_names = former.names.get(&old.id);
     f.instance = Some(old.id.clone());
-    f.name = old_names.and_then(|n| n.first()).cloned();
+    f.name = d.names.first().cloned();
     let when = d.departed_at.strftime("%Y-%m-%d %H:%M UTC");
     let was = match &f.name {
         Some(n) => format!("{ip} was {} ({n}) until {when}", old.id),
         None => format!("{ip} was {} until {when}", old.id),
     };
-    let successor = old_names
-        .into_iter()
-        .flatten()
+    let successor = (d.names.iter())
         .find_map(|n| by_name.get(n.as_str()).map(|&i| (n, &fleet[i])))
         .filter(|(_, i)| i.id != old.id);
     f.fix = match successor {
@@ -515,12 +467,13 @@ fn stale_departed(
 /// named `admin`, when there is one) and a group of its own; each instance group with exactly
 /// one member; each tier group with some; every referenced group still there.
 fn convention(fleet: &[Instance], firewall: &Firewall, rules: &Rules) -> Vec<Finding> {
-    // The naming rules' capture for a group name, by whether the rule names single instances.
+    // The label the naming rules make of a group name (normalised as naming does, so
+    // `SG-T-ÄDMIN` is the tier DNS serves), by whether the rule names single instances.
     let capture = |name: &str, single: bool| {
         rules.rules.iter().find_map(|r| match &r.kind {
             RuleKind::SecurityGroup { pattern } if r.single == single => pattern
                 .captures(name)
-                .and_then(|c| c.name("name").map(|m| m.as_str().to_ascii_lowercase())),
+                .and_then(|c| c.name("name").and_then(|m| normalize(m.as_str()).ok())),
             _ => None,
         })
     };
@@ -787,13 +740,7 @@ mod tests {
         };
         let mut r = rules();
         r.states = [crate::inventory::InstanceState::Running].into();
-        let found = audit(
-            &[bastion],
-            &firewall,
-            &r,
-            &HashMap::new(),
-            &Former::default(),
-        );
+        let found = audit(&[bastion], &firewall, &r, &HashMap::new(), &[]);
         let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
         // It answers admin.<apex>: no "answers no role's name". It still has no group of its own.
         assert_eq!(ids, ["convention:i-bastion:no-own"], "{found:#?}");
@@ -929,16 +876,13 @@ mod tests {
         let departed = [Departed {
             instance: old,
             departed_at: "2026-12-01T10:00:00Z".parse().expect("time"),
+            names: vec!["web1.internal.".to_owned()],
         }];
         let names: HashMap<String, Vec<String>> =
             [("i-new".to_owned(), vec!["web1.internal.".to_owned()])].into();
-        let former = Former {
-            departed: &departed,
-            names: [("i-old".to_owned(), vec!["web1.internal.".to_owned()])].into(),
-        };
         let mut r = rules();
         r.states = [crate::inventory::InstanceState::Running].into();
-        let found = audit(&[new], &firewall, &r, &names, &former);
+        let found = audit(&[new], &firewall, &r, &names, &departed);
         let stale: Vec<&Finding> = found.iter().filter(|f| f.kind == Kind::Stale).collect();
         assert_eq!(stale.len(), 2, "{found:#?}");
         let public = stale
@@ -981,13 +925,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let found = audit(
-            &[],
-            &firewall,
-            &rules(),
-            &HashMap::new(),
-            &Former::default(),
-        );
+        let found = audit(&[], &firewall, &rules(), &HashMap::new(), &[]);
         let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
         // The tier group has no members, and its rule names a group nobody has.
         assert_eq!(ids, ["convention:sg-db:members", "convention:sgr-1:gone"]);

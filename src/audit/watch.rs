@@ -1,7 +1,7 @@
 //! The audit while serving (`inventory.audit_interval`): every interval, the firewall read
 //! again and audited against the published fleet, its finding counts kept for `/metrics`.
-//! The fleet is the snapshot's, so an audit costs the firewall's calls, not another
-//! DescribeInstances walk.
+//! Instances are called by the names the served snapshot answers for them; [`audit`] is also
+//! what `stabledns audit` runs.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,9 +12,10 @@ use tracing::{info, warn};
 
 use super::{Kind, Severity};
 use crate::config::Config;
-use crate::inventory::{Source, settings::SourceConfig};
+use crate::inventory::{Instance, Source, settings::SourceConfig};
+use crate::state::Departed;
 use crate::telemetry::{AuditCounts, Metrics};
-use crate::zone::SnapshotCell;
+use crate::zone::{Snapshot, SnapshotCell};
 
 /// Every kind with the severity it is reported at, for counts that list each one.
 const KINDS: [(Kind, Severity); 5] = [
@@ -54,9 +55,10 @@ pub async fn run(
             continue; // no fleet yet
         };
         last = Some(Instant::now());
+        let departed = departed.lock().map(|d| d.clone()).unwrap_or_default();
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = audit(&config, &snapshot.fleet, &departed) => r,
+            r = audit(&config, Names::Served(&snapshot), &departed) => r,
         };
         let Ok(mut counts) = metrics.audit.lock() else {
             continue;
@@ -85,26 +87,80 @@ pub async fn run(
     }
 }
 
-/// One audit of the firewall against `fleet`, with the departures the refresh loop keeps.
-async fn audit(
+/// Which snapshot names the instances in an audit.
+#[derive(Debug, Clone, Copy)]
+pub enum Names<'a> {
+    /// The one being served (`inventory.audit_interval`).
+    Served(&'a Snapshot),
+    /// The one the server would build from the fleet read now, after `previous` (the state
+    /// file's): `stabledns audit`.
+    Built(Option<&'a Snapshot>),
+}
+
+/// Why an audit did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The audit reads security groups, which only the EC2 API has.
+    #[error("the audit reads security groups from the EC2 API; inventory.source is not \"ec2\"")]
+    NotEc2,
+    /// Reading the fleet or the firewall failed.
+    #[error("failed to read {what} from {source_name}: {cause}")]
+    Read {
+        /// The fleet, or the security groups.
+        what: &'static str,
+        /// The source, as [`Source::describe`] gives it.
+        source_name: String,
+        /// What went wrong.
+        cause: crate::inventory::InventoryError,
+    },
+}
+
+/// One audit, as `serve` and `stabledns audit` both run it: the firewall read, the fleet in
+/// every state (stopped instances keep their addresses; the served fleet has only the named
+/// states), every instance called as `names` serves it, with `departed`.
+pub async fn audit(
     config: &Config,
-    fleet: &[crate::inventory::Instance],
-    departed: &crate::refresh::Departures,
-) -> Result<Vec<super::Finding>, String> {
+    names: Names<'_>,
+    departed: &[Departed],
+) -> Result<Vec<super::Finding>, AuditError> {
     let Source::Ec2(source) = Source::from_config(&config.inventory).await else {
-        return Err("the inventory source is not ec2".into());
+        return Err(AuditError::NotEc2);
     };
-    let firewall = source.firewall().await.map_err(|e| e.to_string())?;
-    // Stopped instances too: their addresses are still theirs (the served fleet has only the
-    // named states). Should that read fail, the served fleet is what there is.
+    let read = |what| {
+        let source_name = source.describe();
+        move |cause| AuditError::Read {
+            what,
+            source_name,
+            cause,
+        }
+    };
+    let firewall = source
+        .firewall()
+        .await
+        .map_err(read("the security groups"))?;
     let every = source.fetch_every_state().await;
-    let fleet = every.as_ref().map_or(fleet, |f| f.instances.as_slice());
-    let departed = departed.lock().map(|d| d.clone()).unwrap_or_default();
+    let fleet: Arc<[Instance]> = match (every, names) {
+        (Ok(f), _) => f.instances.into(),
+        // Serving, a failed read leaves the served fleet: the audit still runs.
+        (Err(e), Names::Served(s)) => {
+            warn!("the audit reads the served fleet: listing every state failed: {e}");
+            s.fleet.clone()
+        }
+        (Err(e), Names::Built(_)) => return Err(read("the inventory")(e)),
+    };
+    let built;
+    let snapshot = match names {
+        Names::Served(s) => s,
+        Names::Built(previous) => {
+            built = crate::refresh::build_next(config, &fleet, previous).0;
+            &built
+        }
+    };
     Ok(super::findings(
-        fleet,
+        &fleet,
         &firewall,
         &config.naming,
-        &config.zone,
-        &departed,
+        snapshot,
+        departed,
     ))
 }

@@ -521,6 +521,7 @@ impl Refresher {
             state::record_departures(
                 &mut departed,
                 &prev.fleet,
+                &|i| prev.own_names(&i.id),
                 &instances,
                 jiff::Timestamp::now(),
             );

@@ -141,6 +141,13 @@ pub fn build(
         .map(|b| b.finish(&store, fleet))
         .collect();
     let names = owner_ids.iter().copied().zip(shared).collect();
+    let own = owners
+        .iter()
+        .filter_map(|(owner, host)| match &host.backing[..] {
+            [only] if host.single => Some((only.instance, rank(only), *owner)),
+            _ => None,
+        })
+        .collect();
     let contested = owners
         .iter()
         .filter(|(_, host)| !host.contested.is_empty())
@@ -151,7 +158,7 @@ pub fn build(
         .collect();
     Snapshot {
         serial,
-        hosts: super::hosts::Hosts::new(store, names, fleet.clone(), public_ids),
+        hosts: super::hosts::Hosts::new(store, names, fleet.clone(), public_ids, own),
         rule_tags: std::mem::take(&mut naming.rule_tags),
         contested,
         fleet: fleet.clone(),
@@ -261,6 +268,18 @@ fn under(relative: &str, apex: &Name) -> Result<Name, hickory_proto::ProtoError>
     Name::from_ascii(relative).and_then(|n| n.append_domain(apex))
 }
 
+/// How an instance's own name ranks among its others (smaller first): 0 a rule made it, 1 its
+/// slot, 2 its id.
+fn rank(only: &Backing) -> u8 {
+    if only.via.iter().all(|v| *v == Via::InstanceId) {
+        2
+    } else if only.via.iter().all(|v| matches!(v, Via::Slot { .. })) {
+        1
+    } else {
+        0
+    }
+}
+
 /// Each instance's name for PTR answers: the shortest name a rule made for it alone (`db1`),
 /// else its slot name, else its instance id; ties go to the alphabetically first.
 fn primary_names(owners: &[(NameId, &HostName)]) -> FxHashMap<u32, (NameId, bool)> {
@@ -271,14 +290,7 @@ fn primary_names(owners: &[(NameId, &HostName)]) -> FxHashMap<u32, (NameId, bool
         let [only] = &host.backing[..] else {
             continue;
         };
-        let class = if only.via.iter().all(|v| *v == Via::InstanceId) {
-            2
-        } else if only.via.iter().all(|v| matches!(v, Via::Slot { .. })) {
-            1
-        } else {
-            0
-        };
-        let key = (class, host.name.len(), host.name.as_str());
+        let key = (rank(only), host.name.len(), host.name.as_str());
         let entry = best
             .entry(only.instance)
             .or_insert((key, *owner, host.inside_only));

@@ -28,6 +28,10 @@ pub(crate) struct Hosts {
     by_public: HashTable<u32>,
     /// Each instance's interned public DNS name, if it has one (by fleet index).
     public: Vec<Option<NameId>>,
+    /// The names each instance has alone (single-instance rules, its slots, its id), sorted
+    /// by fleet index, each with its rank (0 a rule made it, 1 a slot, 2 the id): what the
+    /// audit calls an instance.
+    own: Vec<(u32, u8, NameId)>,
 }
 
 impl Hosts {
@@ -36,7 +40,9 @@ impl Hosts {
         mut names: Vec<(NameId, Arc<[Backing]>)>,
         fleet: Arc<[Instance]>,
         public: Vec<Option<NameId>>,
+        mut own: Vec<(u32, u8, NameId)>,
     ) -> Self {
+        own.sort_unstable();
         names.sort_by(|(a, _), (b, _)| store.name(*a).cmp(store.name(*b)));
         let mut by_id = HashTable::with_capacity(fleet.len());
         for (i, inst) in fleet.iter().enumerate() {
@@ -60,7 +66,23 @@ impl Hosts {
             by_id,
             by_public,
             public,
+            own,
         }
+    }
+
+    /// The names the instance at fleet index `instance` has alone, fully qualified (A-labels):
+    /// those a rule made first, then its slots, its id's last; shortest first within each.
+    pub(crate) fn own_names(&self, instance: usize) -> Vec<String> {
+        let at = self
+            .own
+            .partition_point(|&(i, _, _)| (i as usize) < instance);
+        let mut names: Vec<(u8, String)> = self.own[at..]
+            .iter()
+            .take_while(|&&(i, _, _)| i as usize == instance)
+            .map(|&(_, rank, n)| (rank, self.store.hickory_name(n).to_ascii()))
+            .collect();
+        names.sort_by(|(ra, a), (rb, b)| (ra, a.len(), a).cmp(&(rb, b.len(), b)));
+        names.into_iter().map(|(_, n)| n).collect()
     }
 
     /// The id of the instance behind a backing.

@@ -158,6 +158,27 @@ impl Snapshot {
         self.hosts.by_public(wire).map(|i| &self.fleet[i])
     }
 
+    /// The names instance `id` has alone, as served (fully qualified, A-labels): those its
+    /// single-instance rules give it first, then its slots, its id's last (the PTR answer's
+    /// order); shortest first within each.
+    /// Tier names are not an instance's own. Empty for an instance not in the fleet.
+    pub fn own_names(&self, id: &str) -> Vec<String> {
+        self.hosts
+            .by_id(id)
+            .map_or_else(Vec::new, |i| self.hosts.own_names(i))
+    }
+
+    /// [`Snapshot::own_names`] of every instance that has any, by instance id: what the audit
+    /// calls each instance. Made on demand, not for the query path.
+    pub fn own_names_by_id(&self) -> HashMap<String, Vec<String>> {
+        (0..self.fleet.len())
+            .filter_map(|i| {
+                let names = self.hosts.own_names(i);
+                (!names.is_empty()).then(|| (self.fleet[i].id.clone(), names))
+            })
+            .collect()
+    }
+
     /// Every host name (fully qualified) → the instance ids behind it; view-independent.
     /// Made on demand: for `check`, tests and logs, not for the query path.
     pub fn names(&self) -> BTreeMap<String, Vec<String>> {

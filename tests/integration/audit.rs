@@ -2,6 +2,7 @@
 //! that break on replacement mixed in: the real binary, its JSON and SARIF (checked against
 //! the SARIF 2.1.0 schema), its exit codes, and the fix it suggests applied through the API.
 
+use std::collections::HashMap;
 use std::process::Command;
 
 use hickory_server::proto::rr::RecordType;
@@ -9,7 +10,7 @@ use hickory_server::proto::rr::RecordType;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
 
-use crate::harness::{TestServer, wait_for};
+use crate::harness::{TestServer, ask, summary, wait_for};
 use crate::moto::{Moto, Network, ec2_config, ec2_config_text, private_ip, public_ip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
@@ -649,4 +650,109 @@ async fn every_fix_runs_as_written_when_two_pins_share_one_reference() {
             .any(|p| p.user_id_group_pairs().len() == 1 && p.ip_ranges().is_empty()),
         "the tier reference is there: {perms:#?}"
     );
+}
+
+/// The audit reads its names from the snapshot the server serves: after a launch-first
+/// replacement in a slotted tier (numbers kept in the state file, which a fresh numbering by
+/// launch order would not reproduce), each instance it reports, in text, JSON and SARIF, is
+/// called by a name the server answers with that instance; and a group named outside ASCII
+/// gets the label DNS gives it (the fullwidth `ＡＤＭＩＮ` is the admin tier, `ÜBER` an A-label).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_calls_each_instance_by_the_name_the_server_answers_for_it() {
+    use crate::replicas::{replace_slot_two_launch_first, slots, test_config};
+    let moto = Moto::start();
+    let ec2 = moto.client("us-east-1");
+    let net = Network::create(&ec2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let text = ec2_config_text(
+        &moto.url,
+        &["us-east-1"],
+        &format!("state_file = \"{}\"", state.display()),
+    )
+    .replace("[naming]\n", "[naming]\nslot_numbers = \"state-file\"\n");
+    let config = dir.path().join("stabledns.toml");
+    std::fs::write(&config, &text).expect("config");
+
+    net.launch(&ec2, 3, false, &[], &["SG-T-SVC"]).await;
+    let uber = net
+        .launch(&ec2, 1, false, &[], &["SG-T-ＡＤＭＩＮ", "SG-I-ÜBER"])
+        .await
+        .remove(0);
+    let uber_name = format!(
+        "{}.internal.",
+        stabledns::naming::normalize("ÜBER").expect("a label")
+    );
+    assert!(uber_name.starts_with("xn--"), "{uber_name}");
+    let server = TestServer::start(test_config(&text)).await;
+    let uber_ip = private_ip(&ec2, &uber).await;
+    wait_for(server.addr(), &uber_name, RecordType::A, &[&uber_ip], SOON).await;
+    wait_for(
+        server.addr(),
+        "admin.internal.",
+        RecordType::A,
+        &[&uber_ip],
+        SOON,
+    )
+    .await;
+    let newcomer = replace_slot_two_launch_first(&ec2, &net, &server).await;
+    // The state file holds the numbers served (the audit starts from it, as `serve` does).
+    let served = slots(&server, "svc");
+    crate::ec2::until("the state file has the replacement", SOON, || {
+        stabledns::state::load(&state)
+            .ok()
+            .flatten()
+            .and_then(|s| s.slots.get("svc").and_then(|t| t.get(&newcomer)).copied())
+            == Some(2)
+    })
+    .await;
+
+    // Every member of the tier, and the ÜBER instance, let in by its address.
+    let sg = net.group(&ec2, "SG-I-ÜBER").await;
+    let mut ips = HashMap::new();
+    for (_, id) in &served {
+        ips.insert(id.clone(), private_ip(&ec2, id).await);
+    }
+    ips.insert(uber.clone(), uber_ip.clone());
+    for ip in ips.values() {
+        allow(&ec2, &sg, 443, Some(&format!("{ip}/32")), None).await;
+    }
+
+    let found = findings(&config);
+    let pinned: Vec<&serde_json::Value> = found.iter().filter(|f| f["kind"] == "pinned").collect();
+    assert_eq!(pinned.len(), ips.len(), "{found:#?}");
+    let (_, table) = audit(&config, &[]);
+    let (_, sarif) = audit(&config, &["--format", "sarif"]);
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).expect("SARIF is JSON");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    for f in &pinned {
+        let (id, name) = (
+            f["instance"].as_str().expect("id"),
+            f["name"].as_str().expect("name"),
+        );
+        assert_eq!(
+            summary(&ask(server.addr(), name, RecordType::A).await),
+            [ips[id].clone()],
+            "the audit calls {id} {name}: the server must answer that name with it"
+        );
+        assert!(table.contains(&format!("{id} ({name})")), "{table}");
+        let sarif_name = results
+            .iter()
+            .find(|r| r["properties"]["id"] == f["id"])
+            .map(|r| &r["properties"]["name"]);
+        assert_eq!(sarif_name, Some(&f["name"]), "SARIF agrees for {id}");
+    }
+    let names: Vec<&str> = pinned.iter().filter_map(|f| f["name"].as_str()).collect();
+    assert!(names.contains(&uber_name.as_str()), "{names:?}");
+    assert!(names.contains(&"2.svc.internal."), "{names:?}");
+    // `SG-T-ＡＤＭＩＮ` is the admin tier DNS serves, so the tier's members are not in it.
+    for (_, id) in &served {
+        assert!(
+            found
+                .iter()
+                .any(|f| f["id"] == format!("convention:{id}:no-admin")),
+            "{id} is outside the admin group: {found:#?}"
+        );
+    }
+    server.stop().await;
 }

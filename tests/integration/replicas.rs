@@ -18,7 +18,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_stabledns");
 const SOON: Duration = Duration::from_secs(20);
 
 /// The tier's slots as a server serves them: (number, instance id), sorted.
-fn slots(server: &TestServer, tier: &str) -> Vec<(u32, String)> {
+pub fn slots(server: &TestServer, tier: &str) -> Vec<(u32, String)> {
     let Some(snapshot) = server.published() else {
         return Vec::new();
     };
@@ -130,7 +130,7 @@ async fn content_label(server: &TestServer) -> String {
 }
 
 /// A config from its text, on ephemeral ports, as [`ec2_config`] gives one.
-fn test_config(text: &str) -> stabledns::Config {
+pub fn test_config(text: &str) -> stabledns::Config {
     let mut config =
         stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), text)
             .expect("valid config");
@@ -142,7 +142,7 @@ fn test_config(text: &str) -> stabledns::Config {
 /// With replica `a` serving a tier `svc` of three: a launch-first replacement of slot 2 (a
 /// newcomer launched, then slot 2's member terminated), each step in a second of its own,
 /// until `a` serves the newcomer as 2. Returns the newcomer.
-async fn replace_slot_two_launch_first(ec2: &Client, net: &Network, a: &TestServer) -> String {
+pub async fn replace_slot_two_launch_first(ec2: &Client, net: &Network, a: &TestServer) -> String {
     until("A numbers three", SOON, || slots(a, "svc").len() == 3).await;
     next_second().await;
     let two = slots(a, "svc")[1].1.clone();
