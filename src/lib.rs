@@ -376,10 +376,7 @@ fn spawn_publisher(
 ) -> JoinHandle<()> {
     let (live, confirmed) = (live.clone(), stats.clone());
     tokio::spawn(publish::run(
-        move || {
-            let c = live.load();
-            (c.publish.clone(), c.zone.record_ttl)
-        },
+        move || live.load().publish.clone(),
         move || {
             confirmed
                 .successes

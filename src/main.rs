@@ -410,9 +410,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for publish in &config.publish {
                 for target in publish.targets() {
                     zones += 1;
-                    let ttl = config.zone.record_ttl;
-                    match stabledns::publish::sync(publish, &target, &snapshot, ttl, dry_run).await
-                    {
+                    match stabledns::publish::sync(publish, &target, &snapshot, dry_run).await {
                         Ok(report) => print!("{report}"),
                         Err(e) => {
                             failed += 1;

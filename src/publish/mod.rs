@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::telemetry::{Metrics, PublishCounts};
-use crate::zone::{Snapshot, SnapshotCell};
+use crate::zone::{Snapshot, SnapshotCell, rdata_text};
 use plan::RecordSet;
 
 pub mod plan;
@@ -34,67 +34,55 @@ pub enum PublishError {
     },
 }
 
-/// The record sets `view` answers in zone `apex` (absolute, lower case), as Route 53 holds
-/// them: addresses, CNAMEs and SRV in the forward zone, PTRs in a `reverse` one; never the
-/// zone's own (apex, nameservers), which a hosted zone has its own of.
-/// Sets Route 53 cannot hold as one simple record (several CNAMEs: a tier in `cname` mode)
-/// are left out, each with a warning.
+/// The record sets of zone `apex` in `view`, as Route 53 holds them: exactly what a transfer
+/// carries and `stabledns zone` prints ([`ViewZone::zone_sets`](crate::zone::ViewZone::zone_sets)),
+/// less the apex's SOA and NS, which a hosted zone has its own of. A set a transfer carries
+/// only part of (a tier answered by CNAME, one over `zone.max_records_per_rrset`) is
+/// published as that part, with a warning.
 pub fn desired(
     snapshot: &Snapshot,
     view: &str,
-    ttl: u32,
-    apex: &str,
-    reverse: bool,
+    apex: &LowerName,
 ) -> Result<(Vec<RecordSet>, Vec<String>), PublishError> {
     let zone = snapshot
         .view(view)
         .ok_or_else(|| PublishError::Refused(format!("no view `{view}` in the snapshot")))?;
-    let types: &[RecordType] = if reverse {
-        &[RecordType::PTR]
-    } else {
-        &[
-            RecordType::A,
-            RecordType::AAAA,
-            RecordType::CNAME,
-            RecordType::SRV,
-        ]
-    };
-    let (mut sets, mut warnings) = (Vec::new(), Vec::new());
-    for row in zone.rows() {
-        if row.instances.is_empty() {
-            continue; // the zone's own names
-        }
-        if !types.contains(&row.rtype) {
+    let sets = zone
+        .zone_sets(Some(apex))
+        .ok_or_else(|| PublishError::Refused(format!("view `{view}` serves no zone {apex}")))?;
+    let (mut out, mut warnings) = (Vec::new(), Vec::new());
+    for set in sets {
+        let own = matches!(set.rtype, RecordType::SOA | RecordType::NS);
+        if own && LowerName::from(&set.name) == *apex {
             continue;
         }
-        // Rows print names for people (IDNA as Unicode); Route 53 wants the A-labels.
-        let name = match Name::from_utf8(&row.name) {
-            Ok(n) => n.to_ascii().to_ascii_lowercase(),
-            Err(_) => continue,
-        };
-        let in_zone = name == apex || name.ends_with(&format!(".{apex}"));
-        if !in_zone {
-            continue; // another of the view's zones
-        }
-        if row.rtype == RecordType::CNAME && row.targets.len() > 1 {
+        if set.served > set.rdata.len() {
             warnings.push(format!(
-                "{name} CNAME: {} targets (a tier answered by CNAME) cannot be one Route 53 \
-                 record; not published (answer tiers with addresses in this view)",
-                row.targets.len()
+                "{} {}: {} records in answers, and Route 53, like a secondary, gets the {} a \
+                 transfer carries{}",
+                set.text,
+                set.rtype,
+                set.served,
+                set.rdata.len(),
+                if set.rtype == RecordType::CNAME {
+                    " (a name holds one CNAME: answer tiers with addresses in this view to \
+                     publish every member)"
+                } else {
+                    " (zone.max_records_per_rrset)"
+                }
             ));
-            continue;
         }
-        let mut values = row.targets;
+        let mut values: Vec<String> = set.rdata.iter().map(rdata_text).collect();
         values.sort();
-        sets.push(RecordSet {
-            name,
-            rtype: row.rtype,
-            ttl,
+        out.push(RecordSet {
+            name: set.text.to_ascii_lowercase(),
+            rtype: set.rtype,
+            ttl: set.ttl,
             values,
         });
     }
-    sets.sort();
-    Ok((sets, warnings))
+    out.sort();
+    Ok((out, warnings))
 }
 
 /// What one sync planned and did.
@@ -194,7 +182,6 @@ pub async fn sync(
     config: &settings::PublishConfig,
     target: &settings::Target,
     snapshot: &Snapshot,
-    ttl: u32,
     dry_run: bool,
 ) -> Result<Report, PublishError> {
     if snapshot.instance_count == 0 {
@@ -217,7 +204,12 @@ pub async fn sync(
             info.name
         )));
     }
-    if target.reverse && !view.zone_apexes().skip(1).any(|a| ascii(a) == info.name) {
+    let apex = if target.reverse {
+        view.zone_apexes().skip(1).find(|a| ascii(a) == info.name)
+    } else {
+        Some(&snapshot.apex)
+    };
+    let Some(apex) = apex else {
         let reverse: Vec<String> = view.zone_apexes().skip(1).map(ascii).collect();
         return Err(PublishError::Refused(format!(
             "hosted zone {id} is `{}`, not one of view `{}`'s reverse zones ({}): check \
@@ -226,7 +218,7 @@ pub async fn sync(
             config.view,
             reverse.join(", ")
         )));
-    }
+    };
     if !info.private && view.policy.addresses == crate::view::AddressKind::Private {
         return Err(PublishError::Refused(format!(
             "hosted zone {id} is public and view `{}` answers private addresses: publish it to \
@@ -234,7 +226,7 @@ pub async fn sync(
             config.view
         )));
     }
-    let (want, warnings) = desired(snapshot, &config.view, ttl, &info.name, target.reverse)?;
+    let (want, warnings) = desired(snapshot, &config.view, apex)?;
     let have = zone.list().await?;
     let plan = plan::plan(
         &want,
@@ -272,7 +264,6 @@ pub async fn sync(
     _config: &settings::PublishConfig,
     _target: &settings::Target,
     _snapshot: &Snapshot,
-    _ttl: u32,
     _dry_run: bool,
 ) -> Result<Report, PublishError> {
     Err(PublishError::Refused(
@@ -336,7 +327,7 @@ pub const RESYNC: Duration = Duration::from_secs(600);
 /// A failed sync is logged, counted and tried again after a backoff (5 s doubling to
 /// [`RESYNC`]); serving and the refresh loop never wait on this.
 pub async fn run(
-    zones: impl Fn() -> (Vec<settings::PublishConfig>, u32),
+    zones: impl Fn() -> Vec<settings::PublishConfig>,
     confirmed: impl Fn() -> bool,
     cell: SnapshotCell,
     metrics: std::sync::Arc<Metrics>,
@@ -351,7 +342,7 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let (configs, ttl) = zones();
+        let configs = zones();
         // A zone a reload removed leaves /readyz and /metrics with it (an alert on its
         // conflicts must not fire for a zone no longer published).
         let wanted: std::collections::BTreeSet<String> = configs
@@ -383,7 +374,7 @@ pub async fn run(
             }
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = sync(config, &target, &snapshot, ttl, false) => r,
+                r = sync(config, &target, &snapshot, false) => r,
             };
             let mut counts = metrics.publish.lock().ok();
             let c = counts.as_mut().map(|m| m.entry(id.clone()).or_default());

@@ -275,6 +275,24 @@ pub struct ZoneContents {
     pub records: Vec<Record>,
 }
 
+/// One record set of a zone, as a transfer carries it ([`ViewZone::zone_sets`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneSet {
+    /// The owner.
+    pub name: Name,
+    /// The owner in presentation form with A-labels (`xn--ber-goa.internal.`).
+    pub text: String,
+    /// The type.
+    pub rtype: RecordType,
+    /// The TTL its records carry.
+    pub ttl: u32,
+    /// The records' data, in the order a transfer sends them.
+    pub rdata: Vec<RData>,
+    /// How many records the set holds in answers: more than `rdata` holds when a transfer
+    /// carries only some (a set over `zone.max_records_per_rrset`, a tier answered by CNAME).
+    pub served: usize,
+}
+
 /// A zone the view is authoritative for. Its SOA lives here rather than in the store, so a
 /// new serial changes a few records per view and never the shared store.
 #[derive(Debug)]
@@ -673,33 +691,66 @@ impl ViewZone {
         rows
     }
 
-    /// The zone at `apex` (default: the forward zone) in RFC 1035 master-file form (SOA first,
-    /// then every record sorted by owner and type), as a transfer carries it: for loading into
-    /// NSD or Knot, or checking with named-checkzone. Not for the query path. `None` when the
-    /// view serves no such zone.
-    pub fn zone_file(&self, apex: Option<&LowerName>) -> Option<String> {
+    /// The record sets of the zone at `apex` (default: the forward zone) as a transfer carries
+    /// them: the SOA first, then every set sorted by owner (A-labels) and type. What `stabledns
+    /// zone` prints and what publishing sends, so the two cannot drift. Not for the query
+    /// path. `None` when the view serves no such zone.
+    pub fn zone_sets(&self, apex: Option<&LowerName>) -> Option<Vec<ZoneSet>> {
         let zone = match apex {
             Some(apex) => self.zones.iter().find(|z| z.apex == *apex)?,
             None => self.zones.first()?,
         };
-        let mut records: Vec<(String, Record)> = self
-            .zone_records(zone)
-            .into_iter()
-            .map(|r| (r.name.to_ascii(), r))
-            .collect();
-        records.sort_by(|(a, x), (b, y)| {
-            (a, u16::from(x.record_type())).cmp(&(b, u16::from(y.record_type())))
-        });
-        let soa = (zone.soa.name.to_ascii(), zone.soa.clone());
+        let mut sets = Vec::new();
+        for node in &self.nodes {
+            if node.sets == 0 {
+                continue;
+            }
+            let owner = self.store.hickory_name(node.name);
+            let home = self.zone_for(&LowerName::from(&owner));
+            if home.is_none_or(|z| z.apex != zone.apex) {
+                continue;
+            }
+            let text = owner.to_ascii();
+            for set in self.node_sets(node) {
+                let records = self.store.records(set, &owner, set.transferred());
+                sets.push(ZoneSet {
+                    ttl: records.first().map_or(0, |r| r.ttl),
+                    rdata: records.into_iter().map(|r| r.data).collect(),
+                    name: owner.clone(),
+                    text: text.clone(),
+                    rtype: set.rtype(),
+                    served: set.count() as usize,
+                });
+            }
+        }
+        sets.sort_by(|a, b| (&a.text, u16::from(a.rtype)).cmp(&(&b.text, u16::from(b.rtype))));
+        let soa = ZoneSet {
+            name: zone.soa.name.clone(),
+            text: zone.soa.name.to_ascii(),
+            rtype: RecordType::SOA,
+            ttl: zone.soa.ttl,
+            rdata: vec![zone.soa.data.clone()],
+            served: 1,
+        };
+        sets.insert(0, soa);
+        Some(sets)
+    }
+
+    /// The zone at `apex` (default: the forward zone) in RFC 1035 master-file form, its
+    /// [`ViewZone::zone_sets`] one record a line: for loading into NSD or Knot, or checking
+    /// with named-checkzone. `None` when the view serves no such zone.
+    pub fn zone_file(&self, apex: Option<&LowerName>) -> Option<String> {
         let mut out = String::new();
-        for (name, r) in std::iter::once(soa).chain(records) {
-            out.push_str(&format!(
-                "{name} {} {} {} {}\n",
-                r.ttl,
-                r.dns_class,
-                r.record_type(),
-                rdata_text(&r.data)
-            ));
+        for set in self.zone_sets(apex)? {
+            for data in &set.rdata {
+                out.push_str(&format!(
+                    "{} {} IN {} {}\n",
+                    set.text,
+                    set.ttl,
+                    set.rtype,
+                    rdata_text(data)
+                ));
+            }
         }
         Some(out)
     }

@@ -80,6 +80,15 @@ async fn put(r53: &Client, zone: &str, name: &str, rtype: RrType, values: &[&str
 
 /// Every record set: "name TYPE value value".
 pub async fn list(r53: &Client, zone: &str) -> Vec<String> {
+    let mut out: Vec<String> = (list_sets(r53, zone).await.into_iter())
+        .map(|(name, rtype, _, values)| format!("{name} {rtype} {}", values.join(" ")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every record set: (name, type, TTL, values sorted).
+async fn list_sets(r53: &Client, zone: &str) -> Vec<(String, String, i64, Vec<String>)> {
     let mut out = Vec::new();
     let mut start: Option<(String, RrType)> = None;
     loop {
@@ -92,13 +101,16 @@ pub async fn list(r53: &Client, zone: &str) -> Vec<String> {
         }
         let page = call.send().await.expect("list");
         for s in page.resource_record_sets() {
-            let mut values: Vec<&str> = s.resource_records().iter().map(|r| r.value()).collect();
+            let mut values: Vec<String> = (s.resource_records().iter())
+                .map(|r| r.value().to_owned())
+                .collect();
             values.sort_unstable();
-            out.push(format!(
-                "{} {} {}",
-                s.name(),
-                s.r#type().as_str(),
-                values.join(" ")
+            let ttl = s.ttl().unwrap_or_default();
+            out.push((
+                s.name().to_owned(),
+                s.r#type().as_str().to_owned(),
+                ttl,
+                values,
             ));
         }
         match (
@@ -110,7 +122,6 @@ pub async fn list(r53: &Client, zone: &str) -> Vec<String> {
             _ => break,
         }
     }
-    out.sort();
     out
 }
 
@@ -378,7 +389,8 @@ async fn a_large_fleet_goes_in_batches_and_a_killed_sync_converges() {
     let zone = private_zone(&r53, "internal.").await;
     let proxy = Proxy::start(&moto.url).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // 850 instances: 2,635 record sets, twice that with their ownership records.
+    // 850 instances: 2,636 record sets (the nameserver's address among them), twice that with
+    // their ownership records.
     write_config(dir.path(), &proxy.url, &zone, &generated_fleet(850));
     let config = dir.path().join("stabledns.toml");
     let text = std::fs::read_to_string(&config).expect("config");
@@ -394,7 +406,7 @@ async fn a_large_fleet_goes_in_batches_and_a_killed_sync_converges() {
 
     let plan = publish(dir.path(), "--dry-run");
     assert!(
-        plan.contains("5270 to create"),
+        plan.contains("5272 to create"),
         "{}",
         &plan[..plan.len().min(400)]
     );
@@ -421,7 +433,7 @@ async fn a_large_fleet_goes_in_batches_and_a_killed_sync_converges() {
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     let partial = list(&r53, &zone).await;
-    assert!(partial.len() < 5270, "{} record sets", partial.len());
+    assert!(partial.len() < 5272, "{} record sets", partial.len());
     let owned = partial
         .iter()
         .filter(|l| l.starts_with("_stabledns-"))
@@ -450,7 +462,7 @@ async fn a_large_fleet_goes_in_batches_and_a_killed_sync_converges() {
     );
     assert_eq!(
         list(&r53, &zone).await.len(),
-        5270 + 2,
+        5272 + 2,
         "every set, its owner, SOA and NS"
     );
 }
@@ -619,4 +631,82 @@ async fn owned_counts_are_current_and_a_removed_zone_leaves_readyz_and_metrics()
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     server.stop().await;
+}
+
+/// What publishing sends is what `stabledns zone` prints for the view, so the two cannot
+/// drift: for the demo's fleet and for a generated one (tiers past `max_records_per_rrset`),
+/// Route 53 ends up holding exactly the printed record sets, owners, types, TTLs and data,
+/// less the apex's SOA and NS (the hosted zone's own) and the ownership records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route53_holds_exactly_the_record_sets_stabledns_zone_prints() {
+    use std::collections::BTreeMap;
+    type Sets = BTreeMap<(String, String), (i64, Vec<String>)>;
+    let apex_own =
+        |name: &str, rtype: &str| name == "internal." && (rtype == "SOA" || rtype == "NS");
+    for (what, fleet, zone_extra) in [
+        ("demo", demo_fleet(), ""),
+        (
+            "generated",
+            generated_fleet(60),
+            "max_records_per_rrset = 5\n",
+        ),
+    ] {
+        let moto = Moto::start();
+        let r53 = client(&moto);
+        let zone = private_zone(&r53, "internal.").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_config(dir.path(), &moto.url, &zone, &fleet);
+        let config = dir.path().join("stabledns.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(
+            &config,
+            text.replace("[zone]\n", &format!("[zone]\n{zone_extra}")),
+        )
+        .expect("config");
+        publish(dir.path(), "--once");
+
+        let out = Command::new(BIN)
+            .args(["zone", "--view", "inside", "--config"])
+            .arg(&config)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut printed = Sets::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut f = line.splitn(5, ' ');
+            let (name, ttl, _class, rtype, data) = (
+                f.next().expect("owner"),
+                f.next().expect("ttl"),
+                f.next().expect("class"),
+                f.next().expect("type"),
+                f.next().expect("data"),
+            );
+            if apex_own(name, rtype) {
+                continue;
+            }
+            let entry = printed
+                .entry((name.to_owned(), rtype.to_owned()))
+                .or_insert((ttl.parse().expect("a TTL"), Vec::new()));
+            entry.1.push(data.to_owned());
+        }
+        for (_, values) in printed.values_mut() {
+            values.sort();
+        }
+        let held: Sets = (list_sets(&r53, &zone).await.into_iter())
+            .filter(|(name, rtype, _, _)| {
+                !apex_own(name, rtype) && !name.starts_with("_stabledns-")
+            })
+            .map(|(name, rtype, ttl, values)| ((name, rtype), (ttl, values)))
+            .collect();
+        assert!(printed.len() > 20, "{what}: {printed:#?}");
+        if what == "generated" {
+            let tier = &printed[&("tier0.internal.".to_owned(), "A".to_owned())];
+            assert_eq!(tier.1.len(), 5, "{what}: the cap holds in both");
+        }
+        assert_eq!(held, printed, "{what}: Route 53 against `stabledns zone`");
+    }
 }
