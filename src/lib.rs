@@ -157,23 +157,13 @@ impl Running {
     /// old values (with a warning).
     pub async fn reload(&self, mut new: Config) -> Result<(), ReloadError> {
         let old = self.config.load_full();
-        if new.server.listen != old.server.listen
-            || new.server.fast_path != old.server.fast_path
-            || new.server.tcp_idle_timeout != old.server.tcp_idle_timeout
-            || new.server.max_tcp_connections != old.server.max_tcp_connections
-            || new.server.max_tcp_connections_per_client
-                != old.server.max_tcp_connections_per_client
-        {
-            warn!("reload: [server] changes need a restart; keeping the old listeners");
+        for section in old.restart_needed(&new) {
+            warn!("reload: {section} changes need a restart; keeping the old values");
         }
-        if new.admin != old.admin {
-            warn!("reload: [admin] changes need a restart; keeping the old listener");
-        }
-        if !self.query_log.set(&new.log) {
-            warn!("reload: [log] dnstap changes need a restart; keeping the old collector");
-        }
+        self.query_log.set(&new.log);
         new.server = old.server.clone();
         new.admin = old.admin.clone();
+        new.log.dnstap = old.log.dnstap.clone();
         let keys = signers(&new.tsig_keys).map_err(ReloadError::Key)?;
         for w in &new.warnings {
             warn!("{w}");

@@ -231,7 +231,7 @@ fn is_own_socket(listen: &[SocketAddr], addr: &SocketAddr) -> bool {
 }
 
 /// Listening sockets and connection limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Each address serves UDP and TCP on the same port.
     pub listen: Vec<SocketAddr>,
@@ -248,6 +248,23 @@ pub struct ServerConfig {
 }
 
 impl Config {
+    /// What differs from `self` in `new` that only a restart applies: the sockets and
+    /// settings bound at start (`[server]`, `[admin]`, the dnstap collector). A reload keeps
+    /// their old values. Whole sections compare, so a key added to one cannot be forgotten.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.server != new.server {
+            out.push("[server]");
+        }
+        if self.admin != new.admin {
+            out.push("[admin]");
+        }
+        if self.log.dnstap != new.log.dnstap {
+            out.push("[log] dnstap");
+        }
+        out
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

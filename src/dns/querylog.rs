@@ -194,12 +194,11 @@ impl QueryLog {
         Ok(log)
     }
 
-    /// Applies a reload's `queries` and `sample`; false when its dnstap settings differ,
-    /// which need a restart.
-    pub fn set(&self, config: &QueryLogConfig) -> bool {
+    /// Applies a reload's `queries` and `sample` (its dnstap settings need a restart:
+    /// [`Config::restart_needed`](crate::Config::restart_needed)).
+    pub fn set(&self, config: &QueryLogConfig) {
         self.lines.store(config.queries as u8, Ordering::Relaxed);
         self.sample.store(config.sample.max(1), Ordering::Relaxed);
-        config.dnstap == self.dnstap
     }
 
     /// Whether anything is logged at all: the one check a serving thread makes when off.

@@ -244,6 +244,39 @@ pub struct Limits {
     pub reserved: BTreeSet<String>,
 }
 
+impl Limits {
+    /// Why the zone cannot hold `name` (relative, normalised), if it cannot: the one check
+    /// that naming, slots and `stabledns why` all make, so they cannot drift.
+    pub fn refuses(&self, name: &str) -> Option<String> {
+        if name.len() > self.max_name_len {
+            Some(format!(
+                "`{name}` is longer than the {} characters that fit in the zone",
+                self.max_name_len
+            ))
+        } else if self.reserved.contains(name) {
+            Some(format!(
+                "`{name}` is a name of the zone itself (a nameserver)"
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl Rules {
+    /// Why `inst` gets no names at all, if it does not: its state.
+    pub fn unnamed_because(&self, inst: &Instance) -> Option<String> {
+        (!self.states.contains(&inst.state)).then(|| {
+            let states: Vec<&str> = self.states.iter().map(|s| s.as_str()).collect();
+            format!(
+                "it is {}, and only {} instances get names (naming.states)",
+                inst.state,
+                states.join(", ")
+            )
+        })
+    }
+}
+
 /// One instance's claims on a name: each via, and whether a single-instance rule made it.
 type ClaimVias = smallvec::SmallVec<[(Via, bool); 1]>;
 
@@ -373,7 +406,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
 
     let named: Vec<(u32, &Instance)> = (0u32..)
         .zip(instances)
-        .filter(|(_, i)| rules.states.contains(&i.state))
+        .filter(|(_, i)| rules.unnamed_because(i).is_none())
         .collect();
 
     let inside_only_instances: BTreeSet<u32> = named
@@ -401,18 +434,9 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                     }
                 }
             };
-            if name.len() > limits.max_name_len {
+            if let Some(why) = limits.refuses(&name) {
                 warnings.push(format!(
-                    "{}: {}: `{name}` is longer than the {} characters that fit in the zone; skipped",
-                    inst.id,
-                    claimed(&via, value),
-                    limits.max_name_len
-                ));
-                return;
-            }
-            if limits.reserved.contains(name.as_ref()) {
-                warnings.push(format!(
-                    "{}: {}: `{name}` is a name of the zone itself (a nameserver); skipped",
+                    "{}: {}: {why}; skipped",
                     inst.id,
                     claimed(&via, value)
                 ));

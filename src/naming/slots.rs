@@ -226,10 +226,9 @@ pub(super) fn add_slot_names(
                 ));
                 continue;
             }
-            if name.len() > limits.max_name_len {
+            if let Some(why) = limits.refuses(&name) {
                 warnings.push(format!(
-                    "{instance}: slot name `{name}` is longer than the {} characters that fit in the zone; skipped",
-                    limits.max_name_len
+                    "{instance}: slot {n} of tier {tier}: {why}; skipped"
                 ));
                 continue;
             }

@@ -23,7 +23,6 @@ pub fn claimants(
     rules: &Rules,
     limits: &Limits,
 ) -> Vec<Claimant> {
-    let states: Vec<&str> = rules.states.iter().map(|s| s.as_str()).collect();
     let rule_tags = rules.tags();
     let mut out = Vec::new();
     for (index, inst) in (0u32..).zip(instances) {
@@ -33,24 +32,10 @@ pub fn claimants(
             if normalize(value).ok().as_deref() != Some(name) {
                 continue;
             }
-            let via = claim_text(&via, inst, value, &rule_tags);
-            let dropped = if !rules.states.contains(&inst.state) {
-                Some(format!(
-                    "it is {}, and only {} instances get names (naming.states)",
-                    inst.state,
-                    states.join(", ")
-                ))
-            } else if name.len() > limits.max_name_len {
-                Some("the name is too long to fit under the zone's apex".to_owned())
-            } else if limits.reserved.contains(name) {
-                Some("the name is one of the zone's own (a nameserver)".to_owned())
-            } else {
-                None
-            };
             out.push(Claimant {
                 instance: index,
-                via,
-                dropped,
+                via: claim_text(&via, inst, value, &rule_tags),
+                dropped: rules.unnamed_because(inst).or_else(|| limits.refuses(name)),
             });
         }
     }
