@@ -14,9 +14,12 @@
 //! - [`state`]: the last published fleet on disk, so a restart answers before the API does.
 //! - [`publish`]: a view's answers kept in sync in a Route 53 private hosted zone.
 //! - [`audit`]: security-group rules that break when an instance is replaced.
-//! - [`metrics`]: the Prometheus exposition, read from every part's counters; [`admin`]
+//! - `metrics`: the Prometheus exposition, read from every part's counters; `admin`
 //!   serves it with the health endpoints.
 //! - [`config`]: the TOML file, validated once into the settings types the modules above own.
+//! - `aws` (private): what the EC2 inventory and Route 53 publishing share about AWS.
+//! - This file: [`Running`] (start, reload and stop). The `stabledns` binary (`main.rs`, with
+//!   its own modules in `src/cli/`) parses arguments and prints; it holds no logic of its own.
 //!
 //! Goals: answers are lookups in a precomputed snapshot (never a scan, never a lock); a failed
 //! refresh never loses a name already served; bad input gets a clear error or a clean RCODE.

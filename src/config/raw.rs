@@ -272,7 +272,7 @@ pub struct Zone {
     /// TTL of the SOA and NS records at the apex.
     #[serde(default = "default_apex_ttl")]
     pub apex_ttl: u32,
-    /// `[zone.soa]`; without one, the defaults (hostmaster.<apex>, the first nameserver).
+    /// `[zone.soa]`; without one, the defaults (`hostmaster.<apex>`, the first nameserver).
     #[serde(default)]
     pub soa: Soa,
     /// `[[zone.nameservers]]`

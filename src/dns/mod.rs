@@ -1,10 +1,10 @@
 //! DNS answering: the only module that knows hickory-server.
 //!
 //! [`Handler`] answers a decoded hickory `Request` from the current
-//! [`Snapshot`](crate::zone::Snapshot), as a hickory `RequestHandler` would: it checks the
+//! [`Snapshot`], as a hickory `RequestHandler` would: it checks the
 //! request, picks the client's view, looks the question up in that view's table and writes the
 //! answer. Names outside our zones go to the [`forward::Forwarder`] for views that may recurse
-//! and are refused for the rest. Every refusal or failure goes through [`error_response`], one
+//! and are refused for the rest. Every refusal or failure goes through `error_response`, one
 //! place that maps what went wrong to an RCODE. The sockets are ours ([`udp`], [`tcp`]): they
 //! drop datagrams too short to hold a header, answer undecodable ones with FORMERR, and hand
 //! the rest to the handler with a `respond::Sink` for the answers, which counts, encodes and

@@ -9,76 +9,45 @@
 //! A name backed by several instances is a tier. A name that only `single` rules (or the
 //! instance id) made names one instance: if several claim it (a replacement overlapping its
 //! predecessor, or a copied tag), the newest launch wins and the others are reported.
+//!
+//! [`assign`] runs the steps, each in a file of its own: `rules` (the config and the values
+//! each rule reads), `normalize` (values into labels), `claims` (claims gathered per name,
+//! then settled), `slots` (tier numbers, kept in the fleet's tags), `rotation` (drained
+//! and impaired members), `services` (SRV records); `via` says why an instance has a name
+//! and `why` why a name is missing.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use regex::Regex;
+use crate::inventory::Instance;
 
-use crate::inventory::{Instance, InstanceState};
-
+mod claims;
 mod normalize;
+mod rotation;
+mod rules;
+mod services;
 mod slots;
+mod via;
 mod why;
+
+use claims::Claims;
 #[cfg(test)]
 use normalize::is_normal;
 pub use normalize::normalize;
 use normalize::plain_name;
+pub use rotation::Rotation;
+use rotation::rotate;
+use rules::{How, rule_values};
+pub use rules::{Limits, MAX_NAMES_PER_TAG, Rule, RuleKind, Rules};
+pub use services::Service;
+use services::services;
 pub use slots::{
     MAX_TAG_KEY_LEN, SLOT_TAG_PREFIX, SlotFixes, SlotStore, slot_tag, slot_tag_writes,
 };
 use slots::{add_slot_names, assign_slots};
+pub use via::{Via, Vias, vias_text};
+use via::{claim_text, quoted};
 pub use why::{Claimant, claimants};
-
-/// The validated `[naming]` config.
-#[derive(Debug, Clone)]
-pub struct Rules {
-    /// Only instances in these states get names.
-    pub states: BTreeSet<InstanceState>,
-    /// Whether every instance is also named by its id.
-    pub instance_id_names: bool,
-    /// In order.
-    pub rules: Vec<Rule>,
-    /// Tag whose value (`http:tcp:80`, comma-separated) makes SRV records under the tiers.
-    pub srv_tag: String,
-    /// Tag that, set to `true`, keeps every name of the instance from outside views.
-    pub inside_only_tag: String,
-    /// Tag that, set to `true`, takes the instance out of its tiers' answers (draining); it
-    /// keeps its own names.
-    pub drain_tag: String,
-    /// Where tier slot numbers are kept between refreshes.
-    pub slot_store: SlotStore,
-}
-
-/// One naming rule.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    /// Where the name comes from.
-    pub kind: RuleKind,
-    /// The names it makes name one instance each.
-    pub single: bool,
-    /// The names it makes are never shown to outside views.
-    pub inside_only: bool,
-    /// The tiers it makes number their instances (`1.web`).
-    pub slots: bool,
-}
-
-/// Where a rule reads names from.
-#[derive(Debug, Clone)]
-pub enum RuleKind {
-    /// A tag's value; with a separator, each part of it.
-    Tag {
-        /// Tag key, e.g. `Name`.
-        key: String,
-        /// e.g. `,` for `dns:names = "db1, primary"`.
-        separator: Option<String>,
-    },
-    /// The `name` capture of a regex over each security group's name.
-    SecurityGroup {
-        /// e.g. `^SG-T-(?P<name>.+)$`.
-        pattern: Regex,
-    },
-}
 
 /// A name and the instances behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,19 +70,6 @@ pub struct HostName {
 /// Stable slot numbers: tier name → instance id → number (`1.web`).
 pub type Slots = BTreeMap<String, BTreeMap<String, u32>>;
 
-/// A service an instance offers (from the SRV tag), published under each of its tiers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Service {
-    /// Relative owner, e.g. `_http._tcp.web`.
-    pub owner: String,
-    /// The tier it is published under, e.g. `web`.
-    pub tier: String,
-    /// The instance offering it (fleet index).
-    pub instance: u32,
-    /// Port.
-    pub port: u16,
-}
-
 /// One instance behind a name, and why. Compact (an index and, almost always, one via held
 /// inline): a 100,000-instance fleet has hundreds of thousands of these, kept for the
 /// snapshot's life.
@@ -123,81 +79,6 @@ pub struct Backing {
     pub instance: u32,
     /// Which rules made the name for it.
     pub via: Vias,
-}
-
-/// The vias of one instance behind one name: one, or rarely a few.
-pub type Vias = smallvec::SmallVec<[Via; 1]>;
-
-/// Why an instance has a name: the logic reads these (PTR targets prefer names a rule made),
-/// people read their text (`_explain`, logs) through [`Via::text`]. Indices, not text: the
-/// text is made only when someone reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// Every instance is named by its id.
-    InstanceId,
-    /// A tag rule (by its index in [`Rules::rules`]) read the instance's tag.
-    Tag {
-        /// The rule.
-        rule: u16,
-    },
-    /// A security-group rule matched one of the instance's groups.
-    SecurityGroup {
-        /// The group's index in the instance's list.
-        group: u16,
-    },
-    /// A tier member's number; the tier is the name without its first label.
-    Slot {
-        /// The number.
-        n: u32,
-    },
-    /// An SRV record from the service tag; the name is its owner.
-    Service {
-        /// The port.
-        port: u16,
-    },
-    /// A PTR record for the instance's address.
-    Address,
-}
-
-impl Via {
-    /// The via as people read it. `name` is the relative name it made (a slot's tier and a
-    /// service's owner are read from it); `rule_tags` is [`Naming::rule_tags`].
-    pub fn text(&self, inst: &Instance, name: &str, rule_tags: &[Option<String>]) -> String {
-        match *self {
-            Via::InstanceId => "instance id".to_owned(),
-            Via::Tag { rule } => {
-                let key = rule_tags.get(usize::from(rule)).and_then(Option::as_deref);
-                let key = key.unwrap_or("(unknown)");
-                match inst.tags.get(key) {
-                    Some(value) => format!("tag {key}={}", quoted(value)),
-                    None => format!("tag {key}"),
-                }
-            }
-            Via::SecurityGroup { group } => match inst.security_groups.get(usize::from(group)) {
-                Some(g) => format!("security group {} ({})", g.name, g.id),
-                None => "a security group".to_owned(),
-            },
-            Via::Slot { n } => {
-                let tier = name.split_once('.').map_or(name, |(_, tier)| tier);
-                format!("slot {n} of tier {tier}")
-            }
-            Via::Service { port } => format!("tag service {name} port {port}"),
-            Via::Address => format!("address of {}", inst.id),
-        }
-    }
-}
-
-/// The text of one instance's vias for one name, for `_explain` and logs.
-pub fn vias_text(
-    vias: &[Via],
-    inst: &Instance,
-    name: &str,
-    rule_tags: &[Option<String>],
-) -> String {
-    vias.iter()
-        .map(|v| v.text(inst, name, rule_tags))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The result of naming a fleet.
@@ -224,178 +105,6 @@ pub struct Naming {
     pub rotation: Rotation,
 }
 
-/// What draining and instance health did to the tiers, for the metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rotation {
-    /// Named instances tagged to drain.
-    pub drained: u32,
-    /// Named instances EC2 reports impaired (and not drained).
-    pub impaired: u32,
-    /// Tiers whose every member is drained or impaired, so answered in full.
-    pub failing_open: u32,
-}
-
-/// Limits the caller knows from the zone: how long a relative name may be, which are taken.
-#[derive(Debug, Clone, Default)]
-pub struct Limits {
-    /// Longest relative name (in presentation form) that still fits under the apex.
-    pub max_name_len: usize,
-    /// Relative names the zone itself uses (its nameservers); rules cannot take them.
-    pub reserved: BTreeSet<String>,
-}
-
-impl Limits {
-    /// Why the zone cannot hold `name` (relative, normalised), if it cannot: the one check
-    /// that naming, slots and `stabledns why` all make, so they cannot drift.
-    pub fn refuses(&self, name: &str) -> Option<String> {
-        if name.len() > self.max_name_len {
-            Some(format!(
-                "`{name}` is longer than the {} characters that fit in the zone",
-                self.max_name_len
-            ))
-        } else if self.reserved.contains(name) {
-            Some(format!(
-                "`{name}` is a name of the zone itself (a nameserver)"
-            ))
-        } else {
-            None
-        }
-    }
-}
-
-impl Rules {
-    /// Why `inst` gets no names at all, if it does not: its state.
-    pub fn unnamed_because(&self, inst: &Instance) -> Option<String> {
-        (!self.states.contains(&inst.state)).then(|| {
-            let states: Vec<&str> = self.states.iter().map(|s| s.as_str()).collect();
-            format!(
-                "it is {}, and only {} instances get names (naming.states)",
-                inst.state,
-                states.join(", ")
-            )
-        })
-    }
-}
-
-/// One instance's claims on a name: each via, and whether a single-instance rule made it.
-type ClaimVias = smallvec::SmallVec<[(Via, bool); 1]>;
-
-/// Every claim on one name. Kept lean: a 100k fleet makes hundreds of thousands of these.
-#[derive(Default)]
-struct Claims {
-    /// fleet index → (via, whether a single-instance rule made it). A vector in claim order
-    /// (an instance's claims come together), sorted by id when the names are made: most names
-    /// have one claimant, and a map's first node alone was ~550 bytes per name.
-    by_instance: smallvec::SmallVec<[(u32, ClaimVias); 1]>,
-    /// Some claim came from a single-instance rule (or the instance id).
-    single: bool,
-    /// Some claim came from a tier rule.
-    tier: bool,
-    /// Some value was the name as is (but for case).
-    plain: bool,
-    /// Values that had to change to become this name, lower-cased, with their instance: more
-    /// than one value collapsing onto the name is reported.
-    altered: Vec<(String, u32)>,
-    inside_only: bool,
-    slots: bool,
-}
-
-impl Claims {
-    /// Sorts the claimants by id, merging an instance listed twice (the same id from two
-    /// sources; the later entry in the fleet is the one kept, as in every id lookup).
-    fn sort_instances(&mut self, fleet: &[Instance]) {
-        let id = |i: u32| fleet[i as usize].id.as_str();
-        self.by_instance
-            .sort_by(|a, b| id(a.0).cmp(id(b.0)).then(b.0.cmp(&a.0)));
-        self.by_instance.dedup_by(|later, kept| {
-            if id(later.0) != id(kept.0) {
-                return false;
-            }
-            for via in later.1.drain(..) {
-                if !kept.1.iter().any(|(v, _)| *v == via.0) {
-                    kept.1.push(via);
-                }
-            }
-            true
-        });
-    }
-
-    /// The first claim (instance and via) of a single-instance rule and of a tier rule, when
-    /// both kinds exist.
-    fn conflict(&self) -> Option<((u32, Via), (u32, Via))> {
-        let first = |single: bool| {
-            self.by_instance.iter().find_map(|(i, vias)| {
-                vias.iter()
-                    .find(|(_, s)| *s == single)
-                    .map(|(via, _)| (*i, *via))
-            })
-        };
-        Some((first(true)?, first(false)?))
-    }
-
-    /// The distinct values (lower-cased) that collapse onto this name, with their instances,
-    /// when there is more than one.
-    fn collisions(&self, fleet: &[Instance]) -> Option<Vec<String>> {
-        let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for (value, i) in &self.altered {
-            values
-                .entry(value)
-                .or_default()
-                .insert(&fleet[*i as usize].id);
-        }
-        if values.len() + usize::from(self.plain) < 2 {
-            return None;
-        }
-        let mut out: Vec<String> = values
-            .into_iter()
-            .map(|(v, ids)| {
-                format!(
-                    "{} ({})",
-                    quoted(v),
-                    ids.into_iter().collect::<Vec<_>>().join(", ")
-                )
-            })
-            .collect();
-        if self.plain {
-            out.push("the name itself".to_owned());
-        }
-        Some(out)
-    }
-}
-
-impl Rules {
-    /// Whether the instance's inside-only tag says yes: no name of it is shown outside.
-    pub fn tagged_inside_only(&self, inst: &Instance) -> bool {
-        inst.tags
-            .get(&self.inside_only_tag)
-            .is_some_and(|v| truthy(v))
-    }
-
-    /// Whether the instance's drain tag says yes: it leaves its tiers' answers.
-    pub fn tagged_drain(&self, inst: &Instance) -> bool {
-        inst.tags.get(&self.drain_tag).is_some_and(|v| truthy(v))
-    }
-
-    /// The tag each rule reads (`None` for a security-group rule), by rule index.
-    fn tags(&self) -> Vec<Option<String>> {
-        self.rules
-            .iter()
-            .map(|r| match &r.kind {
-                RuleKind::Tag { key, .. } => Some(key.clone()),
-                RuleKind::SecurityGroup { .. } => None,
-            })
-            .collect()
-    }
-}
-
-/// Whether a tag value means yes.
-fn truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "true" | "yes" | "on" | "1"
-    )
-}
-
 /// Names a fleet. `previous` holds the slot numbers the last refresh gave, so instances keep
 /// theirs. Backings refer to instances by their index in `instances`.
 pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
@@ -416,10 +125,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         .collect();
     for &(index, inst) in &named {
         let claimed = |via: &Via, value: &str| claim_text(via, inst, value, &rule_tags);
-        let mut claim = |value: &str,
-                         via: Via,
-                         (single, inside_only, slots): (bool, bool, bool),
-                         warnings: &mut Vec<String>| {
+        let mut claim = |value: &str, via: Via, how: How, warnings: &mut Vec<String>| {
             // Most values are names already, but for case (`host-1`, instance ids, `WEB`):
             // those skip normalising and its allocations.
             let (name, lower) = if let Some(name) = plain_name(value) {
@@ -455,23 +161,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
                 Some(c) => c,
                 None => claims.entry(name.into_owned()).or_default(),
             };
-            c.single |= single;
-            c.tier |= !single;
-            match altered {
-                Some(lower) => c.altered.push((lower, index)),
-                None => c.plain = true,
-            }
-            // One inside-only claim hides the name: showing it outside would leak that one.
-            c.inside_only |= inside_only;
-            c.slots |= slots;
-            if c.by_instance.last().is_none_or(|(i, _)| *i != index) {
-                c.by_instance.push((index, ClaimVias::new()));
-            }
-            if let Some((_, vias)) = c.by_instance.last_mut()
-                && !vias.iter().any(|(v, _)| *v == via)
-            {
-                vias.push((via, single));
-            }
+            c.add(index, via, how, altered);
         };
 
         let mut too_many = |key: &str, n: usize| {
@@ -488,84 +178,11 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     }
 
     let fleet = instances;
-    let id = |i: u32| fleet[i as usize].id.as_str();
     let mut claims: Vec<(String, Claims)> = claims.into_iter().collect();
     claims.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut names = Vec::with_capacity(claims.len());
-    for (name, mut c) in claims {
-        c.sort_instances(fleet);
-        // One single-instance claim makes the name single: a database named by `SG-I-DB2` and
-        // a `Name` tag must never answer two instances while a replacement overlaps the old one.
-        let single = c.single;
-        if let Some(from) = c.collisions(fleet) {
-            warnings.push(format!(
-                "{name}: different values collapse onto this name: {}",
-                from.join(", ")
-            ));
-        }
-        // Only a contested name can have a conflict worth reporting: skip the scan otherwise.
-        let contested_by_both = c.single && c.tier && c.by_instance.len() > 1;
-        let conflict =
-            contested_by_both
-                .then(|| c.conflict())
-                .flatten()
-                .map(|((si, sv), (ti, tv))| {
-                    (
-                        sv.text(&fleet[si as usize], &name, &rule_tags),
-                        tv.text(&fleet[ti as usize], &name, &rule_tags),
-                    )
-                });
-        let mut backing: Vec<Backing> = c
-            .by_instance
-            .into_iter()
-            .map(|(instance, via)| Backing {
-                instance,
-                via: via.into_iter().map(|(v, _)| v).collect(),
-            })
-            .collect();
-        let mut contested = Vec::new();
-        if single && backing.len() > 1 {
-            // Newest launch wins: during a replacement the successor is the one to reach.
-            // Ties (or unknown launch times) fall to the larger id, so the choice is stable.
-            let winner = backing
-                .iter()
-                .max_by_key(|b| (fleet[b.instance as usize].launch_time, id(b.instance)))
-                .map_or(0, |b| b.instance);
-            let winner_id = id(winner);
-            let losers: Vec<&Backing> = backing.iter().filter(|b| b.instance != winner).collect();
-            if let Some((single_via, tier_via)) = &conflict {
-                warnings.push(format!(
-                    "{name}: conflict: a tier rule ({tier_via}) and a single-instance rule \
-                     ({single_via}) claim it; it names one instance"
-                ));
-                contested.push(format!(
-                    "conflict: the tier claim ({tier_via}) is overruled by the single-instance \
-                     claim ({single_via})"
-                ));
-            }
-            let ids: Vec<&str> = losers.iter().map(|b| id(b.instance)).collect();
-            warnings.push(format!(
-                "{name}: single-instance name claimed by {winner_id} and {}; serving {winner_id} (launched last)",
-                ids.join(", ")
-            ));
-            for b in losers {
-                let inst = &fleet[b.instance as usize];
-                contested.push(format!(
-                    "not served: {} via {}: a single-instance name, and {winner_id} launched later",
-                    inst.id,
-                    vias_text(&b.via, inst, &name, &rule_tags)
-                ));
-            }
-            backing.retain(|b| b.instance == winner);
-        }
-        names.push(HostName {
-            name,
-            backing: backing.into(),
-            single,
-            inside_only: c.inside_only,
-            slots: c.slots && !single,
-            contested,
-        });
+    for (name, c) in claims {
+        names.push(c.settle(name, fleet, &rule_tags, &mut warnings));
     }
     // Slots are numbered before rotation: a drained member keeps its number and `1.web`.
     let (slots, slot_fixes, notes) = assign_slots(&names, fleet, rules, previous, &mut warnings);
@@ -590,222 +207,11 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
     }
 }
 
-/// Takes drained and impaired instances out of every tier (a name a tier rule made), but
-/// never the last ones: a tier whose every member is out answers them all, as Route 53's
-/// health checks fail open, because an empty answer is cached as NXDOMAIN or NODATA and
-/// breaks every client at once. Their own names (ids, single-instance rules, slots) stay.
-fn rotate(names: &mut [HostName], named: &[(u32, &Instance)], rules: &Rules) -> Rotation {
-    let mut rotation = Rotation::default();
-    let mut out: rustc_hash::FxHashMap<u32, String> = Default::default();
-    for &(i, inst) in named {
-        let why = if rules.tagged_drain(inst) {
-            rotation.drained += 1;
-            format!("drained: tag {}=true", rules.drain_tag)
-        } else if inst.impaired {
-            rotation.impaired += 1;
-            "impaired: EC2 reports its status impaired".to_owned()
-        } else {
-            continue;
-        };
-        out.insert(i, format!("out of rotation: {} ({why})", inst.id));
-    }
-    if out.is_empty() {
-        return rotation;
-    }
-    for host in names.iter_mut().filter(|h| !h.single) {
-        let leaving = host
-            .backing
-            .iter()
-            .filter(|b| out.contains_key(&b.instance))
-            .count();
-        if leaving == 0 {
-            continue;
-        }
-        if leaving == host.backing.len() {
-            // A name one instance makes through a tier rule (its `Name` tag) is no tier: it
-            // stays, without counting as one failing open.
-            let line = if leaving == 1 {
-                "its only instance is drained or impaired: answering it (fail open)"
-            } else {
-                rotation.failing_open += 1;
-                "every instance behind it is drained or impaired: answering them all (fail open)"
-            };
-            host.contested.push(line.to_owned());
-            continue;
-        }
-        for b in host.backing.iter() {
-            if let Some(line) = out.get(&b.instance) {
-                host.contested.push(line.clone());
-            }
-        }
-        let kept: Vec<Backing> = host
-            .backing
-            .iter()
-            .filter(|b| !out.contains_key(&b.instance))
-            .cloned()
-            .collect();
-        host.backing = kept.into();
-    }
-    rotation
-}
-
-/// Every value the rules read from one instance, in rule order (its id first, when ids are
-/// names), each with its via and its rule's (single, inside-only, slots): the parts of a
-/// separated tag, at most [`MAX_NAMES_PER_TAG`] of them (`too_many` hears of a longer list),
-/// and the `name` capture of each matching group. What `assign` claims and `claimants`
-/// explains.
-fn rule_values<'a>(
-    inst: &'a Instance,
-    rules: &Rules,
-    out: &mut Vec<(&'a str, Via, (bool, bool, bool))>,
-    too_many: &mut impl FnMut(&str, usize),
-) {
-    if rules.instance_id_names {
-        out.push((&inst.id, Via::InstanceId, (true, false, false)));
-    }
-    for (rule_index, rule) in rules.rules.iter().enumerate() {
-        let how = (rule.single, rule.inside_only, rule.slots);
-        let rule_index = u16::try_from(rule_index).unwrap_or(u16::MAX);
-        match &rule.kind {
-            RuleKind::Tag { key, separator } => {
-                let Some(value) = inst.tags.get(key) else {
-                    continue;
-                };
-                let via = Via::Tag { rule: rule_index };
-                match separator {
-                    Some(sep) => {
-                        let parts: Vec<&str> = value
-                            .split(sep.as_str())
-                            .map(str::trim)
-                            .filter(|p| !p.is_empty())
-                            .collect();
-                        if parts.len() > MAX_NAMES_PER_TAG {
-                            too_many(key, parts.len());
-                        }
-                        for part in parts.into_iter().take(MAX_NAMES_PER_TAG) {
-                            out.push((part, via, how));
-                        }
-                    }
-                    None => out.push((value, via, how)),
-                }
-            }
-            RuleKind::SecurityGroup { pattern } => {
-                for (group, sg) in inst.security_groups.iter().enumerate() {
-                    let Some(m) = pattern.captures(&sg.name).and_then(|c| c.name("name")) else {
-                        continue;
-                    };
-                    let group = u16::try_from(group).unwrap_or(u16::MAX);
-                    out.push((m.as_str(), Via::SecurityGroup { group }, how));
-                }
-            }
-        }
-    }
-}
-
-/// A claim as warnings and `stabledns why` name it: a tag rule's text shows the value (or part)
-/// that was read, not the whole tag.
-fn claim_text(via: &Via, inst: &Instance, value: &str, rule_tags: &[Option<String>]) -> String {
-    match via {
-        Via::Tag { rule } => format!(
-            "tag {}={}",
-            rule_tags
-                .get(usize::from(*rule))
-                .and_then(Option::as_deref)
-                .unwrap_or_default(),
-            quoted(value)
-        ),
-        _ => via.text(inst, value, rule_tags),
-    }
-}
-
-/// SRV records from the SRV tag (`http:tcp:80, metrics:tcp:9100`) under every tier the
-/// instance is in.
-fn services(
-    names: &[HostName],
-    named: &[(u32, &Instance)],
-    fleet: &[Instance],
-    tag: &str,
-    warnings: &mut Vec<String>,
-) -> Vec<Service> {
-    let mut out = Vec::new();
-    // By fleet index, in id order (so are the warnings): every named instance's tag, parsed
-    // once however many tiers it is in.
-    let mut ids: Vec<u32> = named.iter().map(|(i, _)| *i).collect();
-    ids.sort_by(|a, b| fleet[*a as usize].id.cmp(&fleet[*b as usize].id));
-    let mut parsed: rustc_hash::FxHashMap<u32, Vec<(String, String, u16)>> = Default::default();
-    for i in ids {
-        let inst = &fleet[i as usize];
-        let Some(value) = inst.tags.get(tag) else {
-            continue;
-        };
-        let mut list = Vec::new();
-        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            match parse_service(item) {
-                Some(s) => list.push(s),
-                None => warnings.push(format!(
-                    "{}: tag {tag}={item:?} is not service:protocol:port (e.g. http:tcp:80); skipped",
-                    inst.id
-                )),
-            }
-        }
-        parsed.insert(i, list);
-    }
-    for host in names.iter().filter(|h| !h.single) {
-        for b in host.backing.iter() {
-            for (service, proto, port) in parsed.get(&b.instance).into_iter().flatten() {
-                out.push(Service {
-                    owner: format!("_{service}._{proto}.{}", host.name),
-                    tier: host.name.clone(),
-                    instance: b.instance,
-                    port: *port,
-                });
-            }
-        }
-    }
-    let id = |i: u32| fleet[i as usize].id.as_str();
-    out.sort_by(|a, b| (&a.owner, id(a.instance)).cmp(&(&b.owner, id(b.instance))));
-    out
-}
-
-/// `http:tcp:80` → ("http", "tcp", 80). Service names per RFC 6335: letters, digits, hyphens.
-fn parse_service(item: &str) -> Option<(String, String, u16)> {
-    let mut parts = item.split(':').map(str::trim);
-    let (service, proto, port) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let label_ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 15
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    let proto = proto.to_ascii_lowercase();
-    if !label_ok(service) || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return None;
-    }
-    let port = port.parse().ok()?;
-    Some((service.to_ascii_lowercase(), proto, port))
-}
-
-/// A tag value for logs and `_explain`: quoted, and cut short when it is long (tags hold up
-/// to 256 characters in AWS, more in a hand-made dump).
-fn quoted(s: &str) -> String {
-    const SHOWN: usize = 80;
-    match s.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
-        None => format!("{s:?}"),
-    }
-}
-
-/// Names one separated tag may give one instance: a runaway value must not flood the zone.
-pub const MAX_NAMES_PER_TAG: usize = 32;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::SecurityGroup;
+    use crate::inventory::{InstanceState, SecurityGroup};
+    use regex::Regex;
 
     fn inst(id: &str, state: InstanceState, tags: &[(&str, &str)], sgs: &[&str]) -> Instance {
         Instance {

@@ -6,7 +6,7 @@
 //! query type: no scan, no lock, and cost does not grow with the fleet.
 //!
 //! Why our own table rather than hickory's `InMemoryZoneHandler`: every view gets its own
-//! answers from one naming pass, stored once for all views (see [`store`]: every name and
+//! answers from one naming pass, stored once for all views (see `store`: every name and
 //! every distinct RRset once, RRsets as the wire bytes the UDP fast path copies); a node also
 //! carries the instances behind a name and the rules that made it (for `stabledns names` and
 //! `_explain` queries). The RFC semantics we need
@@ -29,13 +29,17 @@ use crate::view::ViewPolicy;
 mod build;
 pub mod fast;
 mod hash;
+mod history;
 mod hosts;
+mod render;
 pub mod settings;
 mod store;
 
 use store::{NameId, SetId, SetInfo, Store, hash_name};
 
 pub use build::{build, is_public, naming_limits};
+pub use history::{Diff, History};
+pub use render::{Row, ZoneSet, rdata_text};
 
 /// Everything served at one moment. Never mutated after [`build`].
 #[derive(Debug)]
@@ -107,45 +111,6 @@ impl Snapshot {
         }
     }
 
-    /// Gives each view `previous`'s history unchanged: for a snapshot that answers exactly as
-    /// `previous` does, under its serial (built from a fleet that differs only where no answer
-    /// shows it, such as a tag no rule reads).
-    pub fn keep_history(&mut self, previous: &Snapshot) {
-        for view in &mut self.views {
-            if let Some(before) = previous.view(&view.name) {
-                view.history = History(before.history.0.clone());
-            }
-        }
-    }
-
-    /// Gives each view the history of `previous`'s view of the same name plus the diff from
-    /// it to this one, so secondaries can catch up by IXFR. Call after [`Snapshot::set_serial`].
-    pub fn link_history(&mut self, previous: &Snapshot) {
-        for view in &mut self.views {
-            let Some(before) = previous.view(&view.name) else {
-                continue;
-            };
-            let (removed, added) = before.diff(view);
-            let mut kept: Vec<Diff> = Vec::new();
-            if removed.len() + added.len() <= HISTORY_MAX_RECORDS {
-                let skip = before.history.0.len().saturating_sub(HISTORY_DIFFS - 1);
-                kept.extend(before.history.0.iter().skip(skip).map(|d| Diff {
-                    from: d.from,
-                    to: d.to,
-                    removed: d.removed.clone(),
-                    added: d.added.clone(),
-                }));
-                kept.push(Diff {
-                    from: previous.serial,
-                    to: self.serial,
-                    removed,
-                    added,
-                });
-            }
-            view.history = History(kept.into());
-        }
-    }
-
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
         self.hosts.by_id(id).map(|i| &self.fleet[i])
@@ -212,7 +177,7 @@ impl Snapshot {
     }
 }
 
-/// One view's answers: an index from each name to its RRsets in the shared [`Store`], plus the
+/// One view's answers: an index from each name to its RRsets in the shared `Store`, plus the
 /// view's zone cuts. Two views are compared with [`ViewZone::same_answers`], which leaves out
 /// what is not an answer (counters, IXFR history).
 #[derive(Debug)]
@@ -244,28 +209,6 @@ pub struct ViewZone {
     pub history: History,
 }
 
-/// How one serial's zone became the next: the records removed and added (SOAs left out).
-#[derive(Debug)]
-pub struct Diff {
-    /// The serial before.
-    pub from: u32,
-    /// The serial after.
-    pub to: u32,
-    /// Records gone (or with another TTL) in `to`.
-    pub removed: Vec<Record>,
-    /// Records new (or with another TTL) in `to`.
-    pub added: Vec<Record>,
-}
-
-/// The recent diffs of a view, oldest first; not part of what a view answers.
-#[derive(Debug, Clone, Default)]
-pub struct History(pub Arc<[Diff]>);
-
-/// Diffs kept per view for IXFR; a secondary further behind gets a full transfer.
-const HISTORY_DIFFS: usize = 16;
-/// A diff larger than this many records is not kept (a full transfer is as cheap).
-const HISTORY_MAX_RECORDS: usize = 200_000;
-
 /// What a transfer of one zone sends.
 #[derive(Debug)]
 pub struct ZoneContents {
@@ -273,24 +216,6 @@ pub struct ZoneContents {
     pub soa: Record,
     /// Every other record of the zone, sorted by owner and type.
     pub records: Vec<Record>,
-}
-
-/// One record set of a zone, as a transfer carries it ([`ViewZone::zone_sets`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ZoneSet {
-    /// The owner.
-    pub name: Name,
-    /// The owner in presentation form with A-labels (`xn--ber-goa.internal.`).
-    pub text: String,
-    /// The type.
-    pub rtype: RecordType,
-    /// The TTL its records carry.
-    pub ttl: u32,
-    /// The records' data, in the order a transfer sends them.
-    pub rdata: Vec<RData>,
-    /// How many records the set holds in answers: more than `rdata` holds when a transfer
-    /// carries only some (a set over `zone.max_records_per_rrset`, a tier answered by CNAME).
-    pub served: usize,
 }
 
 /// A zone the view is authoritative for. Its SOA lives here rather than in the store, so a
@@ -611,148 +536,9 @@ impl ViewZone {
             .is_some_and(|z| z.apex == *apex)
     }
 
-    /// Records (SOAs left out) in `self` and not in `next`, and in `next` and not in `self`;
-    /// a record whose TTL changed is in both. An RRset diff: names whose sets are the same
-    /// bytes cost a hash lookup and a comparison, and only changed sets become records.
-    fn diff(&self, next: &ViewZone) -> (Vec<Record>, Vec<Record>) {
-        let mut removed = missing_from(self, next);
-        let mut added = missing_from(next, self);
-        for records in [&mut removed, &mut added] {
-            records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
-        }
-        (removed, added)
-    }
-
     /// The instances behind a name and why, if the view has the name.
     pub fn backing(&self, name: &LowerName) -> Option<&[Backing]> {
         self.node_of(name).map(|n| &n.backing[..])
-    }
-
-    /// For `_explain`: how a set at `name` larger than `max_records_per_rrset` is handed out.
-    pub fn capped(&self, name: &LowerName) -> Vec<String> {
-        let Some(node) = self.node_of(name) else {
-            return Vec::new();
-        };
-        self.node_sets(node)
-            .filter_map(|s| match s.pick() {
-                Pick::Window(n) => Some(format!(
-                    "{name} {}: {} records, more than max_records_per_rrset ({n}): each answer \
-                     carries {n}, rotated per query; transfers carry the first {n}",
-                    s.rtype(),
-                    s.count()
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The record sets at a node in presentation form (type, data).
-    fn texts(&self, node: &Node) -> Vec<(RecordType, Vec<String>)> {
-        let owner = self.store.hickory_name(node.name);
-        self.sets_at(node)
-            .map(|set| {
-                let records = match set {
-                    SetAt::Stored(s) => self.store.records(s, &owner, usize::MAX),
-                    SetAt::Soa(zone) => vec![zone.soa.clone()],
-                };
-                let texts = records.iter().map(|r| rdata_text(&r.data)).collect();
-                (set.rtype(), texts)
-            })
-            .collect()
-    }
-
-    /// The record sets at a name in presentation form (type, data), for `_explain` answers.
-    pub fn describe(&self, name: &LowerName) -> Vec<(RecordType, Vec<String>)> {
-        self.node_of(name)
-            .map_or_else(Vec::new, |node| self.texts(node))
-    }
-
-    /// Every name with data, sorted, for `stabledns names`: not for the query path.
-    pub fn rows(&self) -> Vec<Row> {
-        let mut rows: Vec<Row> = Vec::new();
-        for node in &self.nodes {
-            let name = self.store.hickory_name(node.name).to_string();
-            for (rtype, targets) in self.texts(node) {
-                rows.push(Row {
-                    name: name.clone(),
-                    rtype,
-                    targets,
-                    instances: node
-                        .backing
-                        .iter()
-                        .map(|b| self.fleet[b.instance as usize].id.clone())
-                        .collect(),
-                });
-            }
-        }
-        rows.sort_by(|a, b| {
-            (a.name.as_str(), u16::from(a.rtype)).cmp(&(b.name.as_str(), u16::from(b.rtype)))
-        });
-        rows
-    }
-
-    /// The record sets of the zone at `apex` (default: the forward zone) as a transfer carries
-    /// them: the SOA first, then every set sorted by owner (A-labels) and type. What `stabledns
-    /// zone` prints and what publishing sends, so the two cannot drift. Not for the query
-    /// path. `None` when the view serves no such zone.
-    pub fn zone_sets(&self, apex: Option<&LowerName>) -> Option<Vec<ZoneSet>> {
-        let zone = match apex {
-            Some(apex) => self.zones.iter().find(|z| z.apex == *apex)?,
-            None => self.zones.first()?,
-        };
-        let mut sets = Vec::new();
-        for node in &self.nodes {
-            if node.sets == 0 {
-                continue;
-            }
-            let owner = self.store.hickory_name(node.name);
-            let home = self.zone_for(&LowerName::from(&owner));
-            if home.is_none_or(|z| z.apex != zone.apex) {
-                continue;
-            }
-            let text = owner.to_ascii();
-            for set in self.node_sets(node) {
-                let records = self.store.records(set, &owner, set.transferred());
-                sets.push(ZoneSet {
-                    ttl: records.first().map_or(0, |r| r.ttl),
-                    rdata: records.into_iter().map(|r| r.data).collect(),
-                    name: owner.clone(),
-                    text: text.clone(),
-                    rtype: set.rtype(),
-                    served: set.count() as usize,
-                });
-            }
-        }
-        sets.sort_by(|a, b| (&a.text, u16::from(a.rtype)).cmp(&(&b.text, u16::from(b.rtype))));
-        let soa = ZoneSet {
-            name: zone.soa.name.clone(),
-            text: zone.soa.name.to_ascii(),
-            rtype: RecordType::SOA,
-            ttl: zone.soa.ttl,
-            rdata: vec![zone.soa.data.clone()],
-            served: 1,
-        };
-        sets.insert(0, soa);
-        Some(sets)
-    }
-
-    /// The zone at `apex` (default: the forward zone) in RFC 1035 master-file form, its
-    /// [`ViewZone::zone_sets`] one record a line: for loading into NSD or Knot, or checking
-    /// with named-checkzone. `None` when the view serves no such zone.
-    pub fn zone_file(&self, apex: Option<&LowerName>) -> Option<String> {
-        let mut out = String::new();
-        for set in self.zone_sets(apex)? {
-            for data in &set.rdata {
-                out.push_str(&format!(
-                    "{} {} IN {} {}\n",
-                    set.text,
-                    set.ttl,
-                    set.rtype,
-                    rdata_text(data)
-                ));
-            }
-        }
-        Some(out)
     }
 
     /// How many names have data (not counting empty non-terminals).
@@ -767,73 +553,6 @@ impl ViewZone {
 /// Whether two stored sets hand out the same records.
 fn same_set(a: &ViewZone, x: &SetInfo, b: &ViewZone, y: &SetInfo) -> bool {
     x.rtype() == y.rtype() && x.pick() == y.pick() && a.wire(x) == b.wire(y)
-}
-
-/// The records `a` transfers that `b` does not (a TTL change counts), SOAs left out.
-fn missing_from(a: &ViewZone, b: &ViewZone) -> Vec<Record> {
-    let mut out = Vec::new();
-    for node in &a.nodes {
-        let other = b.node(a.store.name(node.name));
-        let mut owner: Option<Name> = None;
-        for set in a.node_sets(node) {
-            let theirs = other.and_then(|o| b.node_sets(o).find(|s| s.rtype() == set.rtype()));
-            if theirs
-                .is_some_and(|t| t.transferred() == set.transferred() && same_set(a, set, b, t))
-            {
-                continue;
-            }
-            let owner = owner.get_or_insert_with(|| a.store.hickory_name(node.name));
-            let ours = a.store.records(set, owner, set.transferred());
-            let theirs =
-                theirs.map_or_else(Vec::new, |t| b.store.records(t, owner, t.transferred()));
-            out.extend(
-                ours.into_iter()
-                    .filter(|r| !theirs.iter().any(|t| t == r && t.ttl == r.ttl)),
-            );
-        }
-    }
-    out
-}
-
-/// RDATA in presentation form with every name as ASCII (`xn--ber-cache-p9a`): hickory's
-/// `Display` writes IDNA names in Unicode, which no zone file parser takes as a host name.
-pub fn rdata_text(data: &RData) -> String {
-    match data {
-        RData::CNAME(n) => n.0.to_ascii(),
-        RData::NS(n) => n.0.to_ascii(),
-        RData::PTR(n) => n.0.to_ascii(),
-        RData::SRV(s) => format!(
-            "{} {} {} {}",
-            s.priority,
-            s.weight,
-            s.port,
-            s.target.to_ascii()
-        ),
-        RData::SOA(s) => format!(
-            "{} {} {} {} {} {} {}",
-            s.mname.to_ascii(),
-            s.rname.to_ascii(),
-            s.serial,
-            s.refresh,
-            s.retry,
-            s.expire,
-            s.minimum
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// One line of `stabledns names`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// Owner name, fully qualified.
-    pub name: String,
-    /// Record type.
-    pub rtype: RecordType,
-    /// Each record's data in presentation form.
-    pub targets: Vec<String>,
-    /// Instance ids behind the name.
-    pub instances: Vec<String>,
 }
 
 /// Where the current snapshot lives. Readers `load` without a lock; the refresh loop `store`s

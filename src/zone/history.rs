@@ -1,0 +1,112 @@
+//! IXFR history: how each serial's zone became the next, kept per view so secondaries catch
+//! up by incremental transfer (RFC 1995). An RRset diff: sets whose bytes are equal cost a
+//! comparison, and only changed sets become records.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, Record};
+
+use super::{Snapshot, ViewZone, same_set};
+
+/// How one serial's zone became the next: the records removed and added (SOAs left out).
+#[derive(Debug)]
+pub struct Diff {
+    /// The serial before.
+    pub from: u32,
+    /// The serial after.
+    pub to: u32,
+    /// Records gone (or with another TTL) in `to`.
+    pub removed: Vec<Record>,
+    /// Records new (or with another TTL) in `to`.
+    pub added: Vec<Record>,
+}
+
+/// The recent diffs of a view, oldest first; not part of what a view answers.
+#[derive(Debug, Clone, Default)]
+pub struct History(pub Arc<[Diff]>);
+
+/// Diffs kept per view for IXFR; a secondary further behind gets a full transfer.
+const HISTORY_DIFFS: usize = 16;
+/// A diff larger than this many records is not kept (a full transfer is as cheap).
+const HISTORY_MAX_RECORDS: usize = 200_000;
+
+impl Snapshot {
+    /// Gives each view `previous`'s history unchanged: for a snapshot that answers exactly as
+    /// `previous` does, under its serial (built from a fleet that differs only where no answer
+    /// shows it, such as a tag no rule reads).
+    pub fn keep_history(&mut self, previous: &Snapshot) {
+        for view in &mut self.views {
+            if let Some(before) = previous.view(&view.name) {
+                view.history = History(before.history.0.clone());
+            }
+        }
+    }
+
+    /// Gives each view the history of `previous`'s view of the same name plus the diff from
+    /// it to this one, so secondaries can catch up by IXFR. Call after [`Snapshot::set_serial`].
+    pub fn link_history(&mut self, previous: &Snapshot) {
+        for view in &mut self.views {
+            let Some(before) = previous.view(&view.name) else {
+                continue;
+            };
+            let (removed, added) = before.diff(view);
+            let mut kept: Vec<Diff> = Vec::new();
+            if removed.len() + added.len() <= HISTORY_MAX_RECORDS {
+                let skip = before.history.0.len().saturating_sub(HISTORY_DIFFS - 1);
+                kept.extend(before.history.0.iter().skip(skip).map(|d| Diff {
+                    from: d.from,
+                    to: d.to,
+                    removed: d.removed.clone(),
+                    added: d.added.clone(),
+                }));
+                kept.push(Diff {
+                    from: previous.serial,
+                    to: self.serial,
+                    removed,
+                    added,
+                });
+            }
+            view.history = History(kept.into());
+        }
+    }
+}
+
+impl ViewZone {
+    /// Records (SOAs left out) in `self` and not in `next`, and in `next` and not in `self`;
+    /// a record whose TTL changed is in both. An RRset diff: names whose sets are the same
+    /// bytes cost a hash lookup and a comparison, and only changed sets become records.
+    fn diff(&self, next: &ViewZone) -> (Vec<Record>, Vec<Record>) {
+        let mut removed = missing_from(self, next);
+        let mut added = missing_from(next, self);
+        for records in [&mut removed, &mut added] {
+            records.sort_by(|a, b| (&a.name, a.record_type()).cmp(&(&b.name, b.record_type())));
+        }
+        (removed, added)
+    }
+}
+
+/// The records `a` transfers that `b` does not (a TTL change counts), SOAs left out.
+fn missing_from(a: &ViewZone, b: &ViewZone) -> Vec<Record> {
+    let mut out = Vec::new();
+    for node in &a.nodes {
+        let other = b.node(a.store.name(node.name));
+        let mut owner: Option<Name> = None;
+        for set in a.node_sets(node) {
+            let theirs = other.and_then(|o| b.node_sets(o).find(|s| s.rtype() == set.rtype()));
+            if theirs
+                .is_some_and(|t| t.transferred() == set.transferred() && same_set(a, set, b, t))
+            {
+                continue;
+            }
+            let owner = owner.get_or_insert_with(|| a.store.hickory_name(node.name));
+            let ours = a.store.records(set, owner, set.transferred());
+            let theirs =
+                theirs.map_or_else(Vec::new, |t| b.store.records(t, owner, t.transferred()));
+            out.extend(
+                ours.into_iter()
+                    .filter(|r| !theirs.iter().any(|t| t == r && t.ttl == r.ttl)),
+            );
+        }
+    }
+    out
+}
