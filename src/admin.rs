@@ -21,11 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::Config;
-use crate::dns::Forwarder;
-use crate::dns::udp::UdpStats;
-use crate::metrics::{CONTENT_TYPE, Exposition};
+use crate::metrics::CONTENT_TYPE;
 use crate::refresh::RefreshStats;
-use crate::telemetry::Metrics;
+use crate::telemetry::Report;
 use crate::zone::SnapshotCell;
 
 /// What the endpoints read.
@@ -35,18 +33,12 @@ pub(crate) struct AdminState {
     pub snapshot: SnapshotCell,
     /// The live config (replaced on reload).
     pub config: Arc<ArcSwap<Config>>,
-    /// The refresh loop's counters.
+    /// The refresh loop's counters, for `/readyz`.
     pub refresh: Arc<RefreshStats>,
-    /// Long-lived counters.
-    pub metrics: Arc<Metrics>,
-    /// UDP path counters.
-    pub udp: Arc<UdpStats>,
-    /// TCP listener counters.
-    pub tcp: Arc<crate::dns::tcp::TcpStats>,
-    /// The forwarder, when forwarding is configured.
-    pub forwarder: Arc<arc_swap::ArcSwapOption<Forwarder>>,
-    /// The query log's counters.
-    pub query_log: Arc<crate::dns::querylog::QueryLogStats>,
+    /// Publishing's counts, for `/readyz`.
+    pub publish: Arc<crate::publish::PublishStats>,
+    /// Every part that reports metrics, for `/metrics`.
+    pub reports: Arc<[Arc<dyn Report>]>,
 }
 
 /// A running admin listener.
@@ -154,53 +146,13 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         snapshot.serial,
         snapshot.content_hash()
     );
-    let now = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    for (zone, c) in s
-        .metrics
-        .publish
-        .lock()
-        .map(|p| p.clone())
-        .unwrap_or_default()
-    {
-        let last = match c.last_success_unix {
-            0 => "never synced".to_owned(),
-            t => format!("synced {}s ago", now.saturating_sub(t)),
-        };
-        text.push_str(&format!(
-            "publish {zone}: {last}, {} record sets owned, {} conflicts",
-            c.owned, c.conflicts
-        ));
-        if let Some(error) = &c.last_error {
-            text.push_str(&format!("; last sync failed: {error}"));
-        }
-        text.push('\n');
-    }
+    text.push_str(&s.publish.ready_lines());
     (StatusCode::OK, text).into_response()
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
-    let snapshot = s.snapshot.load();
-    let forwarder = s.forwarder.load();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let text = Exposition {
-        metrics: &s.metrics,
-        refresh: &s.refresh,
-        udp: (load(&s.udp.fast), load(&s.udp.slow)),
-        tcp: [
-            load(&s.tcp.open),
-            load(&s.tcp.accepted),
-            load(&s.tcp.refused_total),
-            load(&s.tcp.refused_client),
-            load(&s.tcp.idle_closed),
-        ],
-        forward: forwarder.as_deref().map(Forwarder::failures),
-        forward_in_flight: forwarder.as_deref().map_or(0, Forwarder::in_flight),
-        snapshot: snapshot.as_deref(),
-        query_log: &s.query_log,
-    }
-    .encode();
+    let reports: Vec<&dyn Report> = s.reports.iter().map(|r| &**r).collect();
+    let text = crate::metrics::encode(crate::metrics::gather(&reports));
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 

@@ -112,8 +112,39 @@ pub struct Running {
     pub snapshot: zone::SnapshotCell,
     /// The refresh loop's counters.
     pub stats: Arc<refresh::RefreshStats>,
-    /// Query and latency counters.
-    pub metrics: Arc<telemetry::Metrics>,
+    /// Query, latency, transfer and NOTIFY counters.
+    pub metrics: Arc<dns::Metrics>,
+    /// Config reloads applied and rejected.
+    pub reload_stats: Arc<ReloadStats>,
+    /// What became of the EC2 events read from SQS.
+    pub event_stats: Arc<refresh::events::EventStats>,
+    /// Publishing's counts per hosted zone.
+    pub publish_stats: Arc<publish::PublishStats>,
+}
+
+/// Config reloads (SIGHUP), for the metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Applied.
+    pub applied: std::sync::atomic::AtomicU64,
+    /// Rejected: the old config keeps serving.
+    pub rejected: std::sync::atomic::AtomicU64,
+}
+
+impl telemetry::Report for ReloadStats {
+    fn report(&self, out: &mut telemetry::Families) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        out.by(
+            telemetry::Kind::Counter,
+            "stabledns_config_reloads",
+            "Config reloads (SIGHUP) by result",
+            "result",
+            [
+                ("applied", load(&self.applied)),
+                ("rejected", load(&self.rejected)),
+            ],
+        );
+    }
 }
 
 impl Running {
@@ -141,12 +172,12 @@ impl Running {
         &self.dns.tcp_stats
     }
 
-    /// Forwarding failures so far, by [`dns::forward::Failure`].
-    pub fn forward_failures(&self) -> [u64; 5] {
+    /// Forwarding failures so far for this reason.
+    pub fn forward_failures(&self, why: dns::forward::Failure) -> u64 {
         self.forwarder
             .load()
             .as_ref()
-            .map_or([0; 5], |f| f.failures())
+            .map_or(0, |f| f.failures(why))
     }
 
     /// Whether the loop probe found that the upstreams send our queries back to us.
@@ -252,7 +283,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         signers(&config.tsig_keys).map_err(Error::Key)?,
     ));
     let config = Arc::new(config);
-    let metrics = Arc::new(telemetry::Metrics::default());
+    let metrics = Arc::new(dns::Metrics::default());
     let source = inventory::Source::from_config(&config.inventory).await;
     let is_file = matches!(source, inventory::Source::File(_));
     let cell = zone::SnapshotCell::default();
@@ -308,17 +339,30 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     refresher.announce_served();
     let shutdown = CancellationToken::new();
     let live = Arc::new(ArcSwap::new(config.clone()));
+    let publish_stats = Arc::new(publish::PublishStats::default());
+    let audit_stats = Arc::new(audit::watch::AuditStats::default());
+    let reload_stats = Arc::new(ReloadStats::default());
     let admin = match &config.admin {
         Some(a) => {
+            let reports: Vec<Arc<dyn telemetry::Report>> = vec![
+                metrics.clone(),
+                dns.udp_stats.clone(),
+                dns.tcp_stats.clone(),
+                forwarder.clone(),
+                query_log.stats.clone(),
+                stats.clone(),
+                refresher.event_stats(),
+                Arc::new(cell.clone()),
+                publish_stats.clone(),
+                audit_stats.clone(),
+                reload_stats.clone(),
+            ];
             let state = admin::AdminState {
                 snapshot: cell.clone(),
                 config: live.clone(),
                 refresh: stats.clone(),
-                metrics: metrics.clone(),
-                udp: dns.udp_stats.clone(),
-                tcp: dns.tcp_stats.clone(),
-                forwarder: forwarder.clone(),
-                query_log: query_log.stats.clone(),
+                publish: publish_stats.clone(),
+                reports: reports.into(),
             };
             Some(admin::start(a.listen, state, shutdown.clone()).await?)
         }
@@ -328,8 +372,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let (reloads, reload_rx) = mpsc::channel(4);
     #[cfg(feature = "ec2")]
     let departures = refresher.departures();
+    let event_stats = refresher.event_stats();
     let refresh = tokio::spawn(refresher.run(fresh, reload_rx, shutdown.clone()));
-    let publisher = spawn_publisher(&live, &stats, &cell, &metrics, &shutdown);
+    let publisher = spawn_publisher(&live, &stats, &cell, &publish_stats, &shutdown);
     #[cfg(feature = "ec2")]
     {
         let live = live.clone();
@@ -337,7 +382,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             move || live.load_full(),
             cell.clone(),
             departures,
-            metrics.clone(),
+            audit_stats,
             shutdown.clone(),
         ));
     }
@@ -355,6 +400,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         snapshot: cell,
         stats,
         metrics,
+        reload_stats,
+        event_stats,
+        publish_stats,
     })
 }
 
@@ -364,7 +412,7 @@ fn spawn_publisher(
     live: &Arc<ArcSwap<Config>>,
     stats: &Arc<refresh::RefreshStats>,
     cell: &zone::SnapshotCell,
-    metrics: &Arc<telemetry::Metrics>,
+    publish_stats: &Arc<publish::PublishStats>,
     shutdown: &CancellationToken,
 ) -> JoinHandle<()> {
     let (live, confirmed) = (live.clone(), stats.clone());
@@ -377,7 +425,7 @@ fn spawn_publisher(
                 > 0
         },
         cell.clone(),
-        metrics.clone(),
+        publish_stats.clone(),
         shutdown.clone(),
     ))
 }
@@ -394,12 +442,9 @@ pub async fn run_publisher(
         warn!("{w}");
     }
     let config = Arc::new(config);
-    let metrics = Arc::new(telemetry::Metrics::default());
     let source = inventory::Source::from_config(&config.inventory).await;
     let cell = zone::SnapshotCell::default();
-    let refresher = refresh::Refresher::new(config.clone(), source, cell.clone())
-        .with_metrics(metrics.clone())
-        .without_notify();
+    let refresher = refresh::Refresher::new(config.clone(), source, cell.clone()).without_notify();
     let stats = refresher.stats();
     let live = Arc::new(ArcSwap::new(config.clone()));
     let (to_refresh, reload_rx) = mpsc::channel(4);
@@ -408,7 +453,8 @@ pub async fn run_publisher(
         "publishing to Route 53 only; no DNS listeners"
     );
     let refresh = tokio::spawn(refresher.run(false, reload_rx, shutdown.clone()));
-    let publisher = spawn_publisher(&live, &stats, &cell, &metrics, &shutdown);
+    let publish_stats = Arc::default();
+    let publisher = spawn_publisher(&live, &stats, &cell, &publish_stats, &shutdown);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -454,16 +500,16 @@ pub async fn run(
             next = reloads.recv() => match next {
                 Some(Ok(config)) => match running.reload(config).await {
                     Ok(()) => {
-                        running.metrics.reloads_applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        running.reload_stats.applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         info!("reloaded the config");
                     }
                     Err(error) => {
-                        running.metrics.reloads_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        running.reload_stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::error!(%error, "reload rejected; still serving the old config");
                     }
                 },
                 Some(Err(error)) => {
-                    running.metrics.reloads_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    running.reload_stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!("reload rejected; still serving the old config: {error}");
                 }
                 None => shutdown.cancelled().await,

@@ -1,10 +1,12 @@
-//! What the server counts: a leaf module every part may use, which uses none of them.
+//! What the server counts with, and how each part says what it counted: a leaf module every
+//! part may use, which uses none of them.
 //!
 //! The query path only adds to atomics it already holds (a view's [`QueryCounters`], spread over
 //! cache-line shards so the UDP threads do not fight over one line, and the latency
-//! [`Histogram`]); nothing there takes a lock or looks up a label set. The parts keep their
-//! counters; the Prometheus exposition reads them all when `/metrics` is scraped. Metric names live in
-//! [`names`] and nowhere else; the README lists them.
+//! [`Histogram`]); nothing there takes a lock or looks up a label set. Each part keeps its own
+//! counters beside its code and implements [`Report`]: at scrape time it writes its metric
+//! families (name, help, rows) into [`Families`], which the Prometheus exposition encodes. A
+//! new metric is a field, a line in its part's `report`, and a row in the README.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -12,113 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-
-/// Every exported metric's name, as given to the encoder (which appends `_total` to counters).
-pub mod names {
-    /// Counter {view, qtype, rcode}: queries answered.
-    pub const QUERIES: &str = "stabledns_queries";
-    /// Histogram {path}: time from receiving a query to sending its answer.
-    pub const ANSWER_DURATION: &str = "stabledns_answer_duration_seconds";
-    /// Counter {path}: UDP queries answered from precomputed bytes (`fast`) or by the handler.
-    pub const UDP_QUERIES: &str = "stabledns_udp_queries";
-    /// Histogram: how long one refresh (fetch, name, build, publish) took.
-    pub const REFRESH_DURATION: &str = "stabledns_refresh_duration_seconds";
-    /// Counter: refreshes whose fetch succeeded.
-    pub const REFRESH_SUCCESSES: &str = "stabledns_refresh_successes";
-    /// Counter: refreshes whose fetch failed.
-    pub const REFRESH_FAILURES: &str = "stabledns_refresh_failures";
-    /// Gauge: Unix time of the last successful fetch (0 = never).
-    pub const REFRESH_LAST_SUCCESS: &str = "stabledns_refresh_last_success_timestamp_seconds";
-    /// Gauge: instances the last inventory read skipped as unusable.
-    pub const SKIPPED_INSTANCES: &str = "stabledns_inventory_skipped_instances";
-    /// Counter: refreshes held back by the safety valve.
-    pub const VALVE_TRIPS: &str = "stabledns_safety_valve_trips";
-    /// Counter: refreshes that found no instances and were not published.
-    pub const EMPTY_FLEETS: &str = "stabledns_empty_fleet_refusals";
-    /// Counter: snapshots published.
-    pub const PUBLISHES: &str = "stabledns_snapshots_published";
-    /// Counter: snapshots built (a refresh that finds the served fleet builds none).
-    pub const BUILDS: &str = "stabledns_snapshots_built";
-    /// Counter {zone, result}: Route 53 syncs.
-    pub const PUBLISH_SYNCS: &str = "stabledns_publish_syncs";
-    /// Counter {zone, action}: changes Route 53 accepted (ownership records included).
-    pub const PUBLISH_CHANGES: &str = "stabledns_publish_changes";
-    /// Counter {zone}: ChangeResourceRecordSets calls accepted.
-    pub const PUBLISH_BATCHES: &str = "stabledns_publish_batches";
-    /// Counter {zone}: calls retried (throttled, busy, 5xx).
-    pub const PUBLISH_RETRIES: &str = "stabledns_publish_retries";
-    /// Counter {zone}: calls Route 53 throttled.
-    pub const PUBLISH_THROTTLES: &str = "stabledns_publish_throttles";
-    /// Counter {zone}: changes Route 53 refused alone, left out.
-    pub const PUBLISH_QUARANTINED: &str = "stabledns_publish_quarantined";
-    /// Gauge {zone}: names wanted that someone else holds, at the last sync.
-    pub const PUBLISH_CONFLICTS: &str = "stabledns_publish_conflicts";
-    /// Gauge {zone}: record sets stabledns owned at the last sync.
-    pub const PUBLISH_OWNED: &str = "stabledns_publish_owned_record_sets";
-    /// Gauge {zone}: Unix time of the last successful sync (0: never).
-    pub const PUBLISH_LAST_SUCCESS: &str = "stabledns_publish_last_success_timestamp_seconds";
-    /// Gauge {view}: names with data in each view.
-    pub const NAMES: &str = "stabledns_names";
-    /// Gauge {view}: records past `max_records_per_rrset`, left out of transfers (answers
-    /// rotate them in).
-    pub const OVER_CAP: &str = "stabledns_rrset_records_over_cap";
-    /// Gauge: instances in the inventory of the published snapshot.
-    pub const INSTANCES: &str = "stabledns_instances";
-    /// Gauge {reason}: named instances out of their tiers' answers (`drained`, `impaired`).
-    pub const OUT_OF_ROTATION: &str = "stabledns_instances_out_of_rotation";
-    /// Gauge: tiers whose every member is drained or impaired, answered in full (fail open).
-    pub const FAILING_OPEN: &str = "stabledns_tiers_failing_open";
-    /// Gauge {reason}: tier members renumbered by the last build (`duplicate`, `invalid`,
-    /// `above_size`).
-    pub const SLOTS_RENUMBERED: &str = "stabledns_slots_renumbered";
-    /// Counter {result}: slot tags written to the fleet (`ok`), and CreateTags calls that
-    /// failed (`failed`).
-    pub const SLOT_TAG_WRITES: &str = "stabledns_slot_tag_writes";
-    /// Counter {outcome}: EC2 events read from SQS, by what became of them.
-    pub const EVENTS: &str = "stabledns_events";
-    /// Counter {op}: SQS calls that failed (`receive`, `delete`).
-    pub const EVENT_QUEUE_ERRORS: &str = "stabledns_event_queue_errors";
-    /// Gauge: the published SOA serial.
-    pub const SERIAL: &str = "stabledns_serial";
-    /// Gauge {hash}: 1, labelled with the published snapshot's content hash.
-    pub const ZONE_CONTENT: &str = "stabledns_zone_content";
-    /// Gauge: seconds since the inventory last confirmed the published data.
-    pub const DATA_AGE: &str = "stabledns_data_age_seconds";
-    /// Counter {view, action}: UDP answers over the view's rate limit (`drop`, `slip`).
-    pub const RATE_LIMITED: &str = "stabledns_rate_limited";
-    /// Gauge: TCP connections open now.
-    pub const TCP_OPEN: &str = "stabledns_tcp_connections";
-    /// Counter: TCP connections accepted.
-    pub const TCP_ACCEPTED: &str = "stabledns_tcp_connections_accepted";
-    /// Counter {reason}: TCP connections closed by a limit (`max_connections`, `per_client`,
-    /// `idle`).
-    pub const TCP_CLOSED: &str = "stabledns_tcp_connections_limited";
-    /// Gauge: forwarded lookups waiting for the upstreams now.
-    pub const FORWARD_IN_FLIGHT: &str = "stabledns_forward_in_flight";
-    /// Counter {reason}: forwarded lookups that failed (`error`, `timeout`, `loop`, `limit`,
-    /// `chase_budget`).
-    pub const FORWARD_ERRORS: &str = "stabledns_forward_errors";
-    /// Counter: config reloads applied, and rejected (`result`).
-    pub const RELOADS: &str = "stabledns_config_reloads";
-    /// Counter {view, kind, outcome}: zone transfers served or refused.
-    pub const TRANSFERS: &str = "stabledns_zone_transfers";
-    /// Counter {view, kind, outcome}: records sent in zone transfers.
-    pub const TRANSFER_RECORDS: &str = "stabledns_zone_transfer_records";
-    /// Counter {view, outcome}: NOTIFY exchanges with secondaries (acked or failed).
-    pub const NOTIFIES: &str = "stabledns_notifies";
-    /// Counter: query log lines, by outcome (written, dropped).
-    pub const QUERY_LOG_LINES: &str = "stabledns_query_log_lines";
-    /// Counter: dnstap messages, by outcome (sent, dropped).
-    pub const DNSTAP_MESSAGES: &str = "stabledns_dnstap_messages";
-    /// Gauge: 1 while a dnstap collector is connected.
-    pub const DNSTAP_CONNECTED: &str = "stabledns_dnstap_connected";
-    /// Counter {result}: security-group audits run while serving (`ok`, `failed`).
-    pub const AUDIT_RUNS: &str = "stabledns_audit_runs";
-    /// Gauge {kind, severity}: findings of the last audit that succeeded.
-    pub const AUDIT_FINDINGS: &str = "stabledns_audit_findings";
-    /// Gauge: Unix time of the last audit that succeeded (0: never).
-    pub const AUDIT_LAST_SUCCESS: &str = "stabledns_audit_last_success_timestamp_seconds";
-}
 
 /// Query types counted by name; the rest are `other`.
 const QTYPES: [(RecordType, &str); 12] = [
@@ -322,148 +217,129 @@ impl Histogram {
     }
 }
 
-pub(crate) type TransferCounts =
-    std::collections::BTreeMap<(String, &'static str, &'static str), (u64, u64)>;
+/// How a family's values add up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (the encoder appends `_total` to the name).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
 
-/// The counters that live as long as the server (across snapshots and reloads).
+/// The label pairs of one row.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// A histogram as read at scrape time: (sum in seconds, count, per-bucket counts with upper
+/// bounds).
+pub type HistogramRead = (f64, u64, Vec<(f64, u64)>);
+
+/// The rows of one family.
+#[derive(Debug)]
+pub(crate) enum Rows {
+    /// Counter or gauge values.
+    Values(Kind, Vec<(Labels, u64)>),
+    /// Histograms.
+    Histograms(Vec<(Labels, HistogramRead)>),
+}
+
+/// One metric: its name (as given to the encoder), help text and rows.
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    pub(crate) rows: Rows,
+}
+
+/// Every metric family of one scrape, in the order the parts reported them.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub struct Families(pub(crate) Vec<Family>);
+
+impl Families {
+    /// A counter without labels.
+    pub fn counter(&mut self, name: &'static str, help: &'static str, value: u64) {
+        self.values(name, help, Kind::Counter, vec![(Vec::new(), value)]);
+    }
+
+    /// A gauge without labels.
+    pub fn gauge(&mut self, name: &'static str, help: &'static str, value: u64) {
+        self.values(name, help, Kind::Gauge, vec![(Vec::new(), value)]);
+    }
+
+    /// A family with one label: one row per value of `label`.
+    pub fn by<V: Into<String>>(
+        &mut self,
+        kind: Kind,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        rows: impl IntoIterator<Item = (V, u64)>,
+    ) {
+        let rows = rows
+            .into_iter()
+            .map(|(v, n)| (vec![(label, v.into())], n))
+            .collect();
+        self.values(name, help, kind, rows);
+    }
+
+    /// A family with any labels (rows may be empty: the family is still described).
+    pub fn values(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        rows: Vec<(Labels, u64)>,
+    ) {
+        self.0.push(Family {
+            name,
+            help,
+            rows: Rows::Values(kind, rows),
+        });
+    }
+
+    /// Histograms, one row per label set (an empty set for one without labels).
+    pub fn histograms(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        rows: Vec<(Labels, &Histogram)>,
+    ) {
+        let rows = rows.into_iter().map(|(l, h)| (l, h.read())).collect();
+        self.0.push(Family {
+            name,
+            help,
+            rows: Rows::Histograms(rows),
+        });
+    }
+
+    /// The names as exposed (counters with the `_total` the encoder appends), for the
+    /// README check.
+    pub fn exposed_names(&self) -> Vec<String> {
+        (self.0.iter())
+            .map(|f| match f.rows {
+                Rows::Values(Kind::Counter, _) => format!("{}_total", f.name),
+                _ => f.name.to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// A part of the server that reports its counters at scrape time.
+pub trait Report: Send + Sync {
+    /// Writes this part's metric families into `out`.
+    fn report(&self, out: &mut Families);
+}
+
+/// The per-view query counters, kept across snapshots and reloads by view name: each
+/// snapshot's views are handed theirs when it is published.
+#[derive(Debug, Default)]
+pub struct ViewTable {
     /// Per view name; looked up when a snapshot is published, never per query.
-    pub(crate) views: RwLock<Vec<(String, Arc<QueryCounters>)>>,
+    views: RwLock<Vec<(String, Arc<QueryCounters>)>>,
     /// Queries no view took (refused), or that came before any snapshot or were malformed.
     pub unmatched: Arc<QueryCounters>,
-    /// Answers from precomputed bytes.
-    pub fast_latency: Histogram,
-    /// Answers through the hickory handler (UDP and TCP).
-    pub handler_latency: Histogram,
-    /// Refresh durations.
-    pub refresh_duration: Histogram,
-    /// Config reloads applied.
-    pub reloads_applied: AtomicU64,
-    /// Config reloads rejected (the old config keeps serving).
-    pub reloads_rejected: AtomicU64,
-    /// Zone transfers by (view, kind, outcome): (transfers, records sent); rare, so a lock
-    /// is fine.
-    pub(crate) transfers: std::sync::Mutex<TransferCounts>,
-    /// NOTIFYs by (view, outcome).
-    pub(crate) notifies: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
-    /// Route 53 syncs by hosted zone; updated once per sync, so a lock is fine.
-    pub publish: std::sync::Mutex<std::collections::BTreeMap<String, PublishCounts>>,
-    /// The security-group audit's counts, once `inventory.audit_interval` has run one;
-    /// updated once per audit.
-    pub audit: std::sync::Mutex<Option<AuditCounts>>,
-    /// EC2 events from SQS (`[inventory.events]`).
-    pub events: EventCounts,
 }
 
-/// What became of the EC2 events read from SQS.
-#[derive(Debug, Default)]
-pub struct EventCounts {
-    /// Applied: the instance was read back and the fleet updated (published if it changed).
-    pub applied: AtomicU64,
-    /// Seen before (the same event id).
-    pub duplicate: AtomicU64,
-    /// Older than a change already applied to the instance.
-    pub stale: AtomicU64,
-    /// Not an event: logged and deleted.
-    pub malformed: AtomicU64,
-    /// Well-formed, but of a kind or region stabledns does not act on.
-    pub ignored: AtomicU64,
-    /// Left on the queue because the instances could not be read back.
-    pub failed: AtomicU64,
-    /// ReceiveMessage calls that failed (an unreachable or deleted queue).
-    pub receive_errors: AtomicU64,
-    /// DeleteMessageBatch calls or entries that failed.
-    pub delete_errors: AtomicU64,
-}
-
-/// The audit's counts while serving.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct AuditCounts {
-    /// Audits that finished.
-    pub runs: u64,
-    /// Audits that failed (the API, mostly).
-    pub failures: u64,
-    /// Unix time of the last audit that finished (0: never).
-    pub last_success_unix: u64,
-    /// The last finished audit's findings by (kind, severity), every kind listed (0 when it
-    /// found none), so an alert on one resolves when the finding is fixed.
-    pub findings: Vec<(&'static str, &'static str, u64)>,
-}
-
-/// One hosted zone's publishing counts.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PublishCounts {
-    /// Syncs that finished.
-    pub syncs: u64,
-    /// Syncs that failed (Route 53, or refused).
-    pub failures: u64,
-    /// Record sets created, updated and deleted (ownership records included).
-    pub creates: u64,
-    /// See `creates`.
-    pub updates: u64,
-    /// See `creates`.
-    pub deletes: u64,
-    /// ChangeResourceRecordSets calls accepted.
-    pub batches: u64,
-    /// Calls retried.
-    pub retries: u64,
-    /// Calls throttled.
-    pub throttles: u64,
-    /// Changes refused alone and left out.
-    pub quarantined: u64,
-    /// Conflicts at the last sync.
-    pub conflicts: u64,
-    /// Record sets owned at the last sync.
-    pub owned: u64,
-    /// Unix time of the last successful sync (0: never).
-    pub last_success_unix: u64,
-    /// Why the last sync failed, if it did.
-    pub last_error: Option<String>,
-}
-
-impl Metrics {
-    /// Counts one zone transfer (`kind` axfr/ixfr; `outcome` full, incremental, current,
-    /// refused).
-    pub fn count_transfer(
-        &self,
-        view: &str,
-        kind: &'static str,
-        outcome: &'static str,
-        records: usize,
-    ) {
-        if let Ok(mut t) = self.transfers.lock() {
-            let entry = t.entry((view.to_owned(), kind, outcome)).or_default();
-            entry.0 += 1;
-            entry.1 += records as u64;
-        }
-    }
-
-    /// Counts one NOTIFY exchange (`outcome` acked or failed).
-    pub fn count_notify(&self, view: &str, outcome: &'static str) {
-        if let Ok(mut n) = self.notifies.lock() {
-            *n.entry((view.to_owned(), outcome)).or_default() += 1;
-        }
-    }
-
-    /// NOTIFY exchanges so far for a view with this outcome.
-    pub fn notifies(&self, view: &str, outcome: &str) -> u64 {
-        self.notifies.lock().map_or(0, |n| {
-            n.iter()
-                .filter(|((v, o), _)| v == view && *o == outcome)
-                .map(|(_, c)| *c)
-                .sum()
-        })
-    }
-
-    /// (transfers, records sent) so far with these labels.
-    pub fn transfers(&self, view: &str, kind: &str, outcome: &str) -> (u64, u64) {
-        self.transfers.lock().map_or((0, 0), |t| {
-            t.iter()
-                .filter(|((v, k, o), _)| v == view && *k == kind && *o == outcome)
-                .fold((0, 0), |acc, (_, n)| (acc.0 + n.0, acc.1 + n.1))
-        })
-    }
+impl ViewTable {
     /// The counters of the view called `name`, created on first use.
     pub fn view(&self, name: &str) -> ViewCounters {
         if let Ok(views) = self.views.read()
@@ -483,9 +359,60 @@ impl Metrics {
     }
 }
 
-/// Counters and gauges of the refresh loop, for logs, tests, `_explain` and metrics.
+impl Report for ViewTable {
+    fn report(&self, out: &mut Families) {
+        let views = self.views.read().map(|v| v.clone()).unwrap_or_default();
+        let mut queries = Vec::new();
+        for (view, c) in (views.iter().map(|(n, c)| (n.as_str(), c))).chain([("", &self.unmatched)])
+        {
+            for (qtype, rcode, n) in c.totals() {
+                let labels = vec![
+                    ("view", view.to_owned()),
+                    ("qtype", qtype.to_owned()),
+                    ("rcode", rcode.to_owned()),
+                ];
+                queries.push((labels, n));
+            }
+        }
+        out.values(
+            "stabledns_queries",
+            "Queries answered, by view (empty: no view), query type and response code",
+            Kind::Counter,
+            queries,
+        );
+        let limited = views
+            .iter()
+            .filter(|(_, c)| c.limited() != (0, 0))
+            .flat_map(|(view, c)| {
+                let (dropped, slipped) = c.limited();
+                [
+                    (
+                        vec![("view", view.clone()), ("action", "drop".into())],
+                        dropped,
+                    ),
+                    (
+                        vec![("view", view.clone()), ("action", "slip".into())],
+                        slipped,
+                    ),
+                ]
+            })
+            .collect();
+        out.values(
+            "stabledns_rate_limited",
+            "UDP answers over the view's rate limit: dropped, or sent truncated",
+            Kind::Counter,
+            limited,
+        );
+    }
+}
+
+/// Counters and gauges of the refresh loop, for logs, tests, `_explain` and metrics. Here
+/// rather than in `refresh` because `dns` (earlier in the flow) reads the data's age for
+/// `_explain`.
 #[derive(Debug, Default)]
 pub struct RefreshStats {
+    /// How long each refresh took: fetch, name, build, publish.
+    pub duration: Histogram,
     /// Fetches that succeeded.
     pub successes: AtomicU64,
     /// Fetches that failed.
@@ -540,5 +467,65 @@ impl RefreshStats {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.last_success_unix_ms.store(now, Ordering::Relaxed);
         failed
+    }
+}
+
+impl Report for RefreshStats {
+    fn report(&self, out: &mut Families) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.histograms(
+            "stabledns_refresh_duration_seconds",
+            "Time one refresh took: fetch, name, build, publish",
+            vec![(Vec::new(), &self.duration)],
+        );
+        let help = "Refreshes whose inventory fetch succeeded";
+        out.counter("stabledns_refresh_successes", help, load(&self.successes));
+        let help = "Refreshes whose inventory fetch failed";
+        out.counter("stabledns_refresh_failures", help, load(&self.failures));
+        out.gauge(
+            "stabledns_refresh_last_success_timestamp_seconds",
+            "Unix time of the last successful inventory fetch (0: never)",
+            load(&self.last_success_unix_ms) / 1000,
+        );
+        let help = "Refreshes held back by the safety valve";
+        out.counter(
+            "stabledns_safety_valve_trips",
+            help,
+            load(&self.valve_trips),
+        );
+        out.counter(
+            "stabledns_empty_fleet_refusals",
+            "Refreshes that found no instances and were not published",
+            load(&self.empty_fleet_refusals),
+        );
+        let help = "Snapshots published";
+        out.counter("stabledns_snapshots_published", help, load(&self.publishes));
+        out.counter(
+            "stabledns_snapshots_built",
+            "Snapshots built (a refresh that finds the served fleet builds none)",
+            load(&self.builds),
+        );
+        out.gauge(
+            "stabledns_inventory_skipped_instances",
+            "Instances the last inventory read skipped as unusable",
+            load(&self.skipped_instances),
+        );
+        out.by(
+            Kind::Counter,
+            "stabledns_slot_tag_writes",
+            "Slot tags written to the fleet (ok) and CreateTags calls that failed",
+            "result",
+            [
+                ("ok", load(&self.slot_tags_written)),
+                ("failed", load(&self.slot_tag_failures)),
+            ],
+        );
+        if let Some(age) = self.age(SystemTime::now()) {
+            out.gauge(
+                "stabledns_data_age_seconds",
+                "Seconds since the inventory last confirmed the published data",
+                age.as_secs(),
+            );
+        }
     }
 }

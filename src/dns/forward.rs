@@ -112,6 +112,27 @@ impl Failure {
     ];
 }
 
+/// The forwarder in service (reloads replace it), when forwarding is configured.
+impl crate::telemetry::Report for arc_swap::ArcSwapOption<Forwarder> {
+    fn report(&self, out: &mut crate::telemetry::Families) {
+        let Some(f) = self.load_full() else {
+            return;
+        };
+        out.by(
+            crate::telemetry::Kind::Counter,
+            "stabledns_forward_errors",
+            "Forwarded lookups that failed, by reason",
+            "reason",
+            Failure::ALL.map(|(why, reason)| (reason, f.failures(why))),
+        );
+        out.gauge(
+            "stabledns_forward_in_flight",
+            "Forwarded lookups waiting for the upstreams now",
+            f.in_flight(),
+        );
+    }
+}
+
 /// Logs a failure that repeats (a dead upstream fails every query) once per [`LOG_INTERVAL`]
 /// with how many happened, instead of once per query.
 #[derive(Debug, Default)]
@@ -316,9 +337,9 @@ impl Forwarder {
         })
     }
 
-    /// Lookups that failed so far, by [`Failure`] (the order of [`Failure::ALL`]).
-    pub fn failures(&self) -> [u64; 5] {
-        self.failures.each_ref().map(|a| a.load(Ordering::Relaxed))
+    /// Lookups that failed so far for this reason.
+    pub fn failures(&self, why: Failure) -> u64 {
+        self.failures[why as usize].load(Ordering::Relaxed)
     }
 
     /// Lookups waiting for the upstreams now.

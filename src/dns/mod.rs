@@ -26,7 +26,6 @@ use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
-use crate::telemetry::Metrics;
 use crate::telemetry::RefreshStats;
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
@@ -37,6 +36,7 @@ pub mod querylog;
 mod respond;
 pub(crate) mod rrl;
 mod server;
+mod stats;
 pub mod tcp;
 pub(crate) mod transfer;
 pub mod udp;
@@ -45,6 +45,7 @@ pub use forward::Forwarder;
 pub use querylog::QueryLog;
 use respond::{Answer, Sink, Tap};
 pub use server::{DnsServer, bind};
+pub use stats::Metrics;
 
 use crate::zone::fast::MAX_UDP_PAYLOAD;
 
@@ -288,8 +289,10 @@ impl Handler {
                 .as_deref()
                 .and_then(|s| s.view_for(request.src().ip()));
             let name = view.filter(|_| tap.is_some()).map(|v| v.name.clone());
-            let counters =
-                view.map_or_else(|| self.metrics.unmatched.clone(), |v| v.counters.0.clone());
+            let counters = view.map_or_else(
+                || self.metrics.views.unmatched.clone(),
+                |v| v.counters.0.clone(),
+            );
             (counters, name)
         };
         let counted = Answer::new(

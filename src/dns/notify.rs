@@ -17,7 +17,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
 
-use crate::telemetry::Metrics;
+use super::Metrics;
 use crate::zone::{Snapshot, SnapshotCell};
 
 /// Attempts per secondary; the first waits [`FIRST_WAIT`], each next one twice as long.

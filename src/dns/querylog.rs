@@ -140,6 +140,38 @@ pub struct QueryLogStats {
     pub dnstap_connected: AtomicBool,
 }
 
+impl crate::telemetry::Report for QueryLogStats {
+    fn report(&self, out: &mut crate::telemetry::Families) {
+        use crate::telemetry::Kind;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.by(
+            Kind::Counter,
+            "stabledns_query_log_lines",
+            "Query log lines, by outcome (dropped: the writer's queue was full)",
+            "outcome",
+            [
+                ("written", load(&self.lines)),
+                ("dropped", load(&self.lines_dropped)),
+            ],
+        );
+        out.by(
+            Kind::Counter,
+            "stabledns_dnstap_messages",
+            "dnstap messages, by outcome (dropped: a full queue or no collector)",
+            "outcome",
+            [
+                ("sent", load(&self.dnstap_sent)),
+                ("dropped", load(&self.dnstap_dropped)),
+            ],
+        );
+        out.gauge(
+            "stabledns_dnstap_connected",
+            "1 while a dnstap collector is connected",
+            u64::from(self.dnstap_connected.load(Ordering::Relaxed)),
+        );
+    }
+}
+
 /// Entries waiting for the writer; past this, new ones are dropped and counted.
 const QUEUE: usize = 16_384;
 /// How often a lost collector is tried again.

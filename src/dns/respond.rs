@@ -16,8 +16,9 @@ use hickory_server::server::{ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use tracing::warn;
 
+use super::Metrics;
 use super::querylog::{Answered, Path, QueryLog};
-use crate::telemetry::{Metrics, QueryCounters};
+use crate::telemetry::QueryCounters;
 
 /// Where a transport's answers go.
 #[async_trait::async_trait]

@@ -60,6 +60,34 @@ pub struct TcpStats {
     pub idle_closed: AtomicU64,
 }
 
+impl crate::telemetry::Report for TcpStats {
+    fn report(&self, out: &mut crate::telemetry::Families) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.gauge(
+            "stabledns_tcp_connections",
+            "TCP connections open now",
+            load(&self.open),
+        );
+        let help = "TCP connections accepted";
+        out.counter(
+            "stabledns_tcp_connections_accepted",
+            help,
+            load(&self.accepted),
+        );
+        out.by(
+            crate::telemetry::Kind::Counter,
+            "stabledns_tcp_connections_limited",
+            "TCP connections closed by a limit, by reason",
+            "reason",
+            [
+                ("max_connections", load(&self.refused_total)),
+                ("per_client", load(&self.refused_client)),
+                ("idle", load(&self.idle_closed)),
+            ],
+        );
+    }
+}
+
 /// Accepts on `listener` until `shutdown`; the connections are tracked by `tasks`.
 pub async fn serve(
     listener: TcpListener,

@@ -41,6 +41,21 @@ pub struct UdpStats {
     pub slow: AtomicU64,
 }
 
+impl crate::telemetry::Report for UdpStats {
+    fn report(&self, out: &mut crate::telemetry::Families) {
+        out.by(
+            crate::telemetry::Kind::Counter,
+            "stabledns_udp_queries",
+            "UDP queries by how they were answered",
+            "path",
+            [
+                ("fast", self.fast.load(Ordering::Relaxed)),
+                ("handler", self.slow.load(Ordering::Relaxed)),
+            ],
+        );
+    }
+}
+
 /// How often a blocked thread looks at the shutdown flag.
 pub const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 

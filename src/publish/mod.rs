@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
-use crate::telemetry::{Metrics, PublishCounts};
 use crate::zone::{Snapshot, SnapshotCell, rdata_text};
 use plan::RecordSet;
 
@@ -17,6 +16,8 @@ pub mod plan;
 #[cfg(feature = "route53")]
 pub mod route53;
 pub mod settings;
+mod stats;
+pub use stats::{PublishCounts, PublishStats};
 
 /// Why a sync did not happen or did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -330,7 +331,7 @@ pub async fn run(
     zones: impl Fn() -> Vec<settings::PublishConfig>,
     confirmed: impl Fn() -> bool,
     cell: SnapshotCell,
-    metrics: std::sync::Arc<Metrics>,
+    stats: std::sync::Arc<PublishStats>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use tokio::time::Instant;
@@ -351,7 +352,7 @@ pub async fn run(
             .collect();
         done.retain(|id, _| wanted.contains(id));
         backoff.retain(|id, _| wanted.contains(id));
-        if let Ok(mut counts) = metrics.publish.lock() {
+        if let Ok(mut counts) = stats.0.lock() {
             counts.retain(|id, _| wanted.contains(id));
         }
         if configs.is_empty() || !confirmed() {
@@ -376,14 +377,10 @@ pub async fn run(
                 () = shutdown.cancelled() => return,
                 r = sync(config, &target, &snapshot, false) => r,
             };
-            let mut counts = metrics.publish.lock().ok();
-            let c = counts.as_mut().map(|m| m.entry(id.clone()).or_default());
+            stats.record(id, &result);
             match result {
                 Ok(report) => {
                     report.log(snapshot.serial);
-                    if let Some(c) = c {
-                        add(c, &report);
-                    }
                     done.insert(id.clone(), (snapshot.serial, Instant::now()));
                     backoff.remove(id);
                 }
@@ -394,10 +391,6 @@ pub async fn run(
                     tracing::error!(zone = %id, "publishing failed: {e}; DNS serving continues; \
                         trying again in {wait:?}");
                     backoff.insert(id.clone(), (wait, Instant::now() + wait));
-                    if let Some(c) = c {
-                        c.failures += 1;
-                        c.last_error = Some(e.to_string());
-                    }
                 }
             }
         }
@@ -432,23 +425,4 @@ impl Report {
             tracing::warn!(%zone, "{held}");
         }
     }
-}
-
-/// Adds a sync's report to its zone's counts (which live in `telemetry`, a leaf).
-fn add(c: &mut PublishCounts, report: &Report) {
-    let (creates, updates, deletes) = report.accepted;
-    c.creates += creates as u64;
-    c.updates += updates as u64;
-    c.deletes += deletes as u64;
-    c.syncs += 1;
-    c.batches += report.batches as u64;
-    c.retries += report.retries;
-    c.throttles += report.throttles;
-    c.quarantined += report.quarantined.len() as u64;
-    c.conflicts = report.plan.conflicts.len() as u64;
-    c.owned = report.owned_after();
-    c.last_success_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    c.last_error = None;
 }

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::inventory::Instance;
 use crate::inventory::Source;
 use crate::inventory::events::Event;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Families, Kind, Report};
 
 /// Event ids remembered, to drop redeliveries: SQS delivers at least once.
 const REMEMBERED_IDS: usize = 10_000;
@@ -96,12 +96,63 @@ impl Seen {
     }
 }
 
+/// What became of the EC2 events read from SQS.
+#[derive(Debug, Default)]
+pub struct EventStats {
+    /// Applied: the instance was read back and the fleet updated (published if it changed).
+    pub applied: AtomicU64,
+    /// Seen before (the same event id).
+    pub duplicate: AtomicU64,
+    /// Older than a change already applied to the instance.
+    pub stale: AtomicU64,
+    /// Not an event: logged and deleted.
+    pub malformed: AtomicU64,
+    /// Well-formed, but of a kind or region stabledns does not act on.
+    pub ignored: AtomicU64,
+    /// Left on the queue because the instances could not be read back.
+    pub failed: AtomicU64,
+    /// ReceiveMessage calls that failed (an unreachable or deleted queue).
+    pub receive_errors: AtomicU64,
+    /// DeleteMessageBatch calls or entries that failed.
+    pub delete_errors: AtomicU64,
+}
+
+impl Report for EventStats {
+    fn report(&self, out: &mut Families) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.by(
+            Kind::Counter,
+            "stabledns_events",
+            "EC2 events read from SQS, by what became of them",
+            "outcome",
+            [
+                ("applied", load(&self.applied)),
+                ("duplicate", load(&self.duplicate)),
+                ("stale", load(&self.stale)),
+                ("malformed", load(&self.malformed)),
+                ("ignored", load(&self.ignored)),
+                ("failed", load(&self.failed)),
+            ],
+        );
+        out.by(
+            Kind::Counter,
+            "stabledns_event_queue_errors",
+            "SQS calls that failed",
+            "op",
+            [
+                ("receive", load(&self.receive_errors)),
+                ("delete", load(&self.delete_errors)),
+            ],
+        );
+    }
+}
+
 /// Starts one listener per configured queue (EC2 sources with `[inventory.events]` only).
 pub(super) async fn start(
     source: &Source,
     config: &Config,
     to_refresh: &mpsc::Sender<Batch>,
-    metrics: &Arc<Metrics>,
+    stats: &Arc<EventStats>,
     shutdown: &CancellationToken,
 ) {
     #[cfg(feature = "ec2")]
@@ -122,13 +173,13 @@ pub(super) async fn start(
             tokio::spawn(listen(
                 queue,
                 to_refresh.clone(),
-                metrics.clone(),
+                stats.clone(),
                 shutdown.clone(),
             ));
         }
     }
     #[cfg(not(feature = "ec2"))]
-    let _ = (source, config, to_refresh, metrics, shutdown);
+    let _ = (source, config, to_refresh, stats, shutdown);
 }
 
 fn add(counter: &AtomicU64, n: usize) {
@@ -141,10 +192,9 @@ fn add(counter: &AtomicU64, n: usize) {
 async fn listen(
     queue: crate::inventory::events::Queue,
     to_refresh: mpsc::Sender<Batch>,
-    metrics: Arc<Metrics>,
+    counts: Arc<EventStats>,
     shutdown: CancellationToken,
 ) {
-    let counts = &metrics.events;
     let mut failures = 0u64;
     loop {
         let received = tokio::select! {
@@ -236,8 +286,7 @@ impl Refresher {
 
     #[cfg(feature = "ec2")]
     async fn apply_batch(&mut self, events: Vec<Event>) -> bool {
-        let metrics = self.metrics.clone();
-        let counts = &metrics.events;
+        let counts = self.events.clone();
         let Source::Ec2(ec2) = &self.source else {
             return true;
         };

@@ -202,7 +202,9 @@ pub struct Refresher {
     source: Source,
     cell: SnapshotCell,
     stats: Arc<RefreshStats>,
-    metrics: Arc<crate::telemetry::Metrics>,
+    metrics: Arc<crate::dns::Metrics>,
+    /// What became of the EC2 events read from SQS.
+    events: Arc<events::EventStats>,
     /// A held-back shrink: its fingerprint and how many refreshes in a row saw it.
     held: Option<(u64, u32)>,
     /// NOTIFY the views' secondaries after a publish.
@@ -226,6 +228,7 @@ impl Refresher {
             cell,
             stats: Arc::default(),
             metrics: Arc::default(),
+            events: Arc::default(),
             held: None,
             notify: true,
             departed: Departures::default(),
@@ -256,8 +259,8 @@ impl Refresher {
         }
     }
 
-    /// Counts published views' queries and refresh durations in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+    /// Counts published views' queries (and NOTIFYs) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::dns::Metrics>) -> Self {
         self.metrics = metrics;
         self
     }
@@ -271,6 +274,11 @@ impl Refresher {
     /// The loop's counters.
     pub fn stats(&self) -> Arc<RefreshStats> {
         self.stats.clone()
+    }
+
+    /// What became of the EC2 events read from SQS, for the metrics.
+    pub fn event_stats(&self) -> Arc<events::EventStats> {
+        self.events.clone()
     }
 
     /// Where the fleet comes from, for logs.
@@ -297,7 +305,7 @@ impl Refresher {
                 let count = saved.instances.len();
                 let (serial, saved_at) = (saved.serial, saved.saved_at);
                 let mut snapshot = from_state(&self.config, saved);
-                snapshot.attach_metrics(&self.metrics);
+                snapshot.attach_counters(&self.metrics.views);
                 info!(
                     serial,
                     instances = count,
@@ -323,7 +331,7 @@ impl Refresher {
     pub async fn refresh_once(&mut self) -> Result<Outcome, InventoryError> {
         let started = std::time::Instant::now();
         let outcome = self.fetch_and_publish().await;
-        self.metrics.refresh_duration.observe(started.elapsed());
+        self.stats.duration.observe(started.elapsed());
         if outcome.is_ok() {
             // The fetch, any build and the snapshot a publish replaced are freed by now. Not
             // only after a publish: the heap grows in 64 MB steps (main.rs), and glibc's own
@@ -444,7 +452,7 @@ impl Refresher {
             // The same answers from another fleet (a tag no rule reads, a slot tag just
             // written): served from now on, so the next read of this fleet costs no build and
             // the fleet that `_explain` and the state file show is the one read.
-            snapshot.attach_metrics(&self.metrics);
+            snapshot.attach_counters(&self.metrics.views);
             snapshot.keep_history(prev);
             let hash = prev.content_hash.get().copied();
             if let Some(hash) = hash {
@@ -509,7 +517,7 @@ impl Refresher {
     ) {
         stamp(&mut snapshot, previous, newest);
         let serial = snapshot.serial;
-        snapshot.attach_metrics(&self.metrics);
+        snapshot.attach_counters(&self.metrics.views);
         if let Some(prev) = previous {
             snapshot.link_history(prev);
         }
@@ -654,7 +662,7 @@ impl Refresher {
             &self.source,
             &self.config,
             &to_refresh,
-            &self.metrics,
+            &self.events,
             &shutdown,
         )
         .await;

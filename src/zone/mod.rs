@@ -105,9 +105,9 @@ impl Snapshot {
     /// Counts each view's queries in `metrics`, under the view's name, so counts carry over
     /// from one snapshot to the next. Until this is called a snapshot counts into counters of
     /// its own.
-    pub fn attach_metrics(&mut self, metrics: &crate::telemetry::Metrics) {
+    pub fn attach_counters(&mut self, table: &crate::telemetry::ViewTable) {
         for view in &mut self.views {
-            view.counters = metrics.view(&view.name);
+            view.counters = table.view(&view.name);
         }
     }
 
@@ -203,7 +203,7 @@ pub struct ViewZone {
     pub over_cap: usize,
     /// What the UDP fast path needs beyond the nodes.
     pub(crate) fast: fast::FastZone,
-    /// Where this view's queries are counted (see [`Snapshot::attach_metrics`]).
+    /// Where this view's queries are counted (see [`Snapshot::attach_counters`]).
     pub counters: crate::telemetry::ViewCounters,
     /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]).
     pub history: History,
@@ -575,6 +575,82 @@ impl SnapshotCell {
     /// Publishes a snapshot.
     pub fn store(&self, snapshot: Snapshot) {
         self.0.store(Some(Arc::new(snapshot)));
+    }
+}
+
+impl crate::telemetry::Report for SnapshotCell {
+    /// The published snapshot's gauges: what it holds, not what was done with it.
+    fn report(&self, out: &mut crate::telemetry::Families) {
+        use crate::telemetry::Kind;
+        let Some(s) = self.load() else {
+            return;
+        };
+        let per_view = |f: fn(&ViewZone) -> usize| -> Vec<(String, u64)> {
+            (s.views.iter())
+                .map(|v| (v.name.clone(), f(v) as u64))
+                .collect()
+        };
+        let help = "Names with data, per view";
+        out.by(
+            Kind::Gauge,
+            "stabledns_names",
+            help,
+            "view",
+            per_view(ViewZone::name_count),
+        );
+        out.by(
+            Kind::Gauge,
+            "stabledns_rrset_records_over_cap",
+            "Records past max_records_per_rrset, left out of transfers, per view",
+            "view",
+            per_view(|v| v.over_cap),
+        );
+        out.gauge(
+            "stabledns_instances",
+            "Instances in the published snapshot's inventory",
+            s.instance_count as u64,
+        );
+        out.gauge(
+            "stabledns_serial",
+            "The published SOA serial",
+            u64::from(s.serial),
+        );
+        out.by(
+            Kind::Gauge,
+            "stabledns_zone_content",
+            "1, labelled with a hash of every view's zones without their serials: replicas \
+             serving the same data show the same hash",
+            "hash",
+            [(format!("{:016x}", s.content_hash()), 1)],
+        );
+        let r = s.rotation;
+        out.by(
+            Kind::Gauge,
+            "stabledns_instances_out_of_rotation",
+            "Named instances out of their tiers' answers, by reason",
+            "reason",
+            [
+                ("drained", u64::from(r.drained)),
+                ("impaired", u64::from(r.impaired)),
+            ],
+        );
+        out.gauge(
+            "stabledns_tiers_failing_open",
+            "Tiers whose every member is drained or impaired, answered in full",
+            u64::from(r.failing_open),
+        );
+        let f = s.slot_fixes;
+        out.by(
+            Kind::Gauge,
+            "stabledns_slots_renumbered",
+            "Tier members the last build renumbered, by why their number could not stay",
+            "reason",
+            [
+                ("duplicate", u64::from(f.duplicate)),
+                ("invalid", u64::from(f.invalid)),
+                ("above_size", u64::from(f.above_size)),
+            ],
+        );
     }
 }
 

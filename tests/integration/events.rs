@@ -106,7 +106,7 @@ async fn events_move_names_within_seconds_of_a_launch_stop_and_termination() {
     );
     let server = TestServer::start(ec2_config(&moto.url, &["eu-west-1"], &extra)).await;
     let addr = server.addr();
-    let events = &server.metrics().events;
+    let events = server.event_stats();
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     wait_for(addr, "web.internal.", RecordType::A, &[&ip0], SOON).await;
     let t0 = jiff::Timestamp::now();
@@ -402,8 +402,7 @@ async fn the_cloudformation_stack_feeds_eventbridge_events_to_stabledns() {
     wait_for(addr, "web.internal.", RecordType::A, &[&ip0, &ip2], SOON).await;
     assert_eq!(
         server
-            .metrics()
-            .events
+            .event_stats()
             .malformed
             .load(std::sync::atomic::Ordering::Relaxed),
         0,

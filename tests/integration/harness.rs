@@ -172,14 +172,26 @@ impl TestServer {
         self.running.tcp_stats()
     }
 
-    /// Forwarding failures: (upstream error, timeout, loop, over the in-flight limit).
-    pub fn forward_failures(&self) -> [u64; 5] {
-        self.running.forward_failures()
+    /// Forwarding failures so far for this reason.
+    pub fn forward_failures(&self, why: stabledns::dns::forward::Failure) -> u64 {
+        self.running.forward_failures(why)
     }
 
-    /// The server's counters.
-    pub fn metrics(&self) -> &stabledns::telemetry::Metrics {
+    /// The DNS side's counters.
+    pub fn metrics(&self) -> &stabledns::dns::Metrics {
         &self.running.metrics
+    }
+
+    /// What became of the EC2 events read from SQS.
+    pub fn event_stats(&self) -> &stabledns::refresh::events::EventStats {
+        &self.running.event_stats
+    }
+
+    /// Publishing's counts per hosted zone.
+    pub fn publish_counts(
+        &self,
+    ) -> std::collections::BTreeMap<String, stabledns::publish::PublishCounts> {
+        self.running.publish_stats.zones()
     }
 
     /// The admin listener's address.

@@ -112,7 +112,7 @@ async fn an_nsd_secondary_follows_the_fleet_by_notify_and_signed_ixfr() {
     .await;
     let db1 = dig_now(nsd.addr, &["+short", "db1.internal.", "CNAME"]);
     assert_eq!(db1.trim(), db_public, "{}", nsd.log());
-    let full = |m: &stabledns::telemetry::Metrics| {
+    let full = |m: &stabledns::dns::Metrics| {
         let (a, ra) = m.transfers("inside", "axfr", "full");
         let (i, ri) = m.transfers("inside", "ixfr", "full");
         (a + i, ra + ri)
