@@ -340,7 +340,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let shutdown = CancellationToken::new();
     let live = Arc::new(ArcSwap::new(config.clone()));
     let publish_stats = Arc::new(publish::PublishStats::default());
-    let audit_stats = Arc::new(audit::watch::AuditStats::default());
+    let audit_stats = Arc::new(audit::stats::AuditStats::default());
     let reload_stats = Arc::new(ReloadStats::default());
     let admin = match &config.admin {
         Some(a) => {

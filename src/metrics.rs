@@ -116,8 +116,8 @@ mod tests {
             "Z1",
             &Err(crate::publish::PublishError::Refused("test".into())),
         );
-        let audit = crate::audit::watch::AuditStats::default();
-        audit.record(&Ok(Vec::new()));
+        let audit = crate::audit::stats::AuditStats::default();
+        audit.record::<()>(&Ok(Vec::new()));
         let families = gather(&[
             &crate::dns::Metrics::default(),
             &crate::dns::udp::UdpStats::default(),

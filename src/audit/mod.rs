@@ -34,6 +34,7 @@ use crate::state::Departed;
 use crate::zone::Snapshot;
 
 mod sarif;
+pub mod stats;
 #[cfg(feature = "ec2")]
 pub mod watch;
 pub use sarif::sarif;

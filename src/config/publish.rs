@@ -1,7 +1,7 @@
 //! `[[publish]]` of the config file: validated into the publisher's settings.
 
 use super::*;
-use crate::publish::settings::Policy;
+use crate::publish::settings::{Kind, Policy};
 
 impl Validator<'_> {
     /// A hosted zone id, `/hostedzone/` stripped.
@@ -27,7 +27,7 @@ impl Validator<'_> {
         let mut out: Vec<PublishConfig> = Vec::new();
         for (i, p) in raw.iter().enumerate() {
             let key = |k: &str| format!("publish[{i}].{k}");
-            self.choice(&key("kind"), &p.kind, [("route53", ())])?;
+            let kind = self.choice(&key("kind"), &p.kind, [("route53", Kind::Route53)])?;
             let view = p.view.get_ref().clone();
             if !views.iter().any(|v| v.name == view) {
                 let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
@@ -127,6 +127,7 @@ impl Validator<'_> {
                 None => 0.5,
             };
             out.push(PublishConfig {
+                kind,
                 view,
                 hosted_zone_id: id,
                 reverse_hosted_zone_id: reverse,

@@ -471,7 +471,10 @@ impl Source {
         match self {
             #[cfg(feature = "ec2")]
             Source::Ec2(e) => e.write_tags(writes).await,
-            _ => (Vec::new(), Vec::new()),
+            _ => {
+                let _ = writes;
+                (Vec::new(), Vec::new())
+            }
         }
     }
 

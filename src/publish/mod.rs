@@ -11,8 +11,10 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::zone::{Snapshot, SnapshotCell, rdata_text};
 use plan::RecordSet;
+use provider::Provider;
 
 pub mod plan;
+pub mod provider;
 #[cfg(feature = "route53")]
 pub mod route53;
 pub mod settings;
@@ -185,6 +187,23 @@ pub async fn sync(
     snapshot: &Snapshot,
     dry_run: bool,
 ) -> Result<Report, PublishError> {
+    match config.kind {
+        settings::Kind::Route53 => {
+            let mut zone = route53::Zone::new(config, &target.zone_id).await;
+            sync_with(&mut zone, config, target, snapshot, dry_run).await
+        }
+    }
+}
+
+/// One sync through `zone`, whichever provider keeps it: the checks, the plan, the batches
+/// within the provider's limits, each sent (a refused one bisected) unless `dry_run`.
+pub async fn sync_with(
+    zone: &mut impl Provider,
+    config: &settings::PublishConfig,
+    target: &settings::Target,
+    snapshot: &Snapshot,
+    dry_run: bool,
+) -> Result<Report, PublishError> {
     if snapshot.instance_count == 0 {
         return Err(PublishError::Refused(
             "the fleet is empty: nothing is published, and nothing deleted".into(),
@@ -194,7 +213,6 @@ pub async fn sync(
         .view(&config.view)
         .ok_or_else(|| PublishError::Refused(format!("no view `{}`", config.view)))?;
     let id = &target.zone_id;
-    let mut zone = route53::Zone::new(config, id).await;
     let info = zone.info().await?;
     let ascii = |n: &hickory_proto::rr::LowerName| Name::from(n).to_ascii().to_ascii_lowercase();
     let forward = ascii(&snapshot.apex);
@@ -236,7 +254,7 @@ pub async fn sync(
         config.policy,
         config.max_delete_fraction,
     );
-    let batches = plan.batches(config.max_changes_per_batch);
+    let batches = plan.batches(zone.limits());
     let mut report = Report {
         zone: id.clone(),
         zone_name: info.name,
@@ -249,13 +267,12 @@ pub async fn sync(
     };
     if !dry_run {
         for batch in batches {
-            send_bisecting(&mut zone, batch, &mut report).await?;
+            send_bisecting(zone, batch, &mut report).await?;
         }
     }
     report.plan = plan;
-    report.calls = zone.calls;
-    report.retries = zone.retries;
-    report.throttles = zone.throttles;
+    let calls = zone.calls();
+    (report.calls, report.retries, report.throttles) = (calls.made, calls.retried, calls.throttled);
     Ok(report)
 }
 
@@ -272,18 +289,17 @@ pub async fn sync(
     ))
 }
 
-/// Sends a batch; one Route 53 refuses is split in halves until the refused unit is alone,
-/// which is quarantined while the rest go through.
-#[cfg(feature = "route53")]
+/// Sends a batch; one the provider refuses is split in halves until the refused unit is
+/// alone, which is quarantined while the rest go through.
 async fn send_bisecting(
-    zone: &mut route53::Zone,
+    zone: &mut impl Provider,
     batch: Vec<plan::Unit>,
     report: &mut Report,
 ) -> Result<(), PublishError> {
     let mut todo = vec![batch];
     while let Some(mut units) = todo.pop() {
         let changes: Vec<plan::Change> = units.iter().flatten().cloned().collect();
-        match zone.send(&changes).await? {
+        match zone.apply(&changes).await? {
             Ok(()) => {
                 report.batches += 1;
                 let (c, u, d) = plan::counts(&changes);
@@ -303,7 +319,7 @@ async fn send_bisecting(
                     .map(|c| format!("{} {} {}", c.action(), c.set().name, c.set().rtype))
                     .collect();
                 tracing::warn!(zone = %report.zone, changes = %what.join(", "), %message,
-                    "Route 53 refused a change; quarantined");
+                    "the zone refused a change; quarantined");
                 report
                     .quarantined
                     .push(format!("{}: {message}", what.join(", ")));

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hickory_proto::rr::RecordType;
 
+use super::provider::Limits;
+
 /// One record set as Route 53 holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RecordSet {
@@ -119,16 +121,15 @@ impl Plan {
         counts(self.units.iter().flatten())
     }
 
-    /// The units in batches of at most `max_records` resource records and 32,000 characters
-    /// of values (Route 53's limits per ChangeResourceRecordSets call), units kept whole.
-    pub fn batches(&self, max_records: usize) -> Vec<Vec<Unit>> {
-        const MAX_CHARS: usize = 32_000;
+    /// The units in batches within the provider's `limits`, units kept whole.
+    pub fn batches(&self, limits: Limits) -> Vec<Vec<Unit>> {
+        let (max_records, max_chars) = (limits.records, limits.chars);
         let mut out: Vec<Vec<Unit>> = Vec::new();
         let (mut records, mut chars) = (0, 0);
         for unit in &self.units {
             let r: usize = unit.iter().map(Change::records).sum();
             let c: usize = unit.iter().map(Change::chars).sum();
-            let fits = records + r <= max_records && chars + c <= MAX_CHARS;
+            let fits = records + r <= max_records && chars + c <= max_chars;
             if out.is_empty() || !fits {
                 out.push(Vec::new());
                 (records, chars) = (0, 0);
@@ -470,6 +471,10 @@ mod tests {
 
     #[test]
     fn batches_keep_units_whole_and_count_upserts_twice() {
+        let records = |records| Limits {
+            records,
+            chars: 32_000,
+        };
         let units: Vec<Unit> = (0..10)
             .map(|i| {
                 let s = set(&format!("h{i}.internal."), A, &["10.0.0.1"]);
@@ -483,7 +488,7 @@ mod tests {
             units,
             ..Plan::default()
         };
-        let batches = p.batches(5);
+        let batches = p.batches(records(5));
         assert_eq!(
             batches.iter().map(Vec::len).collect::<Vec<_>>(),
             [2, 2, 2, 2, 2]
@@ -499,7 +504,10 @@ mod tests {
             ..Plan::default()
         };
         assert_eq!(
-            up.batches(8).iter().map(Vec::len).collect::<Vec<_>>(),
+            up.batches(records(8))
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
             [2, 1]
         );
     }

@@ -19,6 +19,7 @@ use tracing::warn;
 
 use super::PublishError;
 use super::plan::{Change, RecordSet};
+use super::provider::{Calls, Limits, Provider, ZoneInfo};
 use super::settings::PublishConfig;
 
 /// Route 53 answers at most this many record sets a page.
@@ -33,21 +34,10 @@ pub struct Zone {
     id: String,
     interval: Duration,
     next_call: Instant,
-    /// Calls made (for the report).
-    pub calls: u64,
-    /// Retries after throttling or a busy zone.
-    pub retries: u64,
-    /// Calls Route 53 throttled.
-    pub throttles: u64,
-}
-
-/// What the zone is: its name (absolute, lower case) and whether it is private.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneInfo {
-    /// e.g. `internal.`
-    pub name: String,
-    /// Private zones answer only inside their VPCs.
-    pub private: bool,
+    /// Calls made, retried and throttled.
+    calls: Calls,
+    /// `max_changes_per_batch`.
+    max_records: usize,
 }
 
 impl Zone {
@@ -75,9 +65,8 @@ impl Zone {
             id: id.to_owned(),
             interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
             next_call: Instant::now(),
-            calls: 0,
-            retries: 0,
-            throttles: 0,
+            calls: Calls::default(),
+            max_records: config.max_changes_per_batch,
         }
     }
 
@@ -85,7 +74,7 @@ impl Zone {
     async fn pace(&mut self) {
         tokio::time::sleep_until(self.next_call).await;
         self.next_call = Instant::now() + self.interval;
-        self.calls += 1;
+        self.calls.made += 1;
     }
 
     fn api_error(&self, message: String) -> PublishError {
@@ -96,7 +85,7 @@ impl Zone {
     }
 
     /// The zone's name and privacy.
-    pub async fn info(&mut self) -> Result<ZoneInfo, PublishError> {
+    async fn zone_info(&mut self) -> Result<ZoneInfo, PublishError> {
         let (client, id) = (self.client.clone(), self.id.clone());
         let out = self
             .call(|| client.get_hosted_zone().id(&id).send())
@@ -151,8 +140,8 @@ impl Zone {
             if !busy || attempt == TRIES {
                 return Err(self.api_error(crate::aws::error_line(&e)));
             }
-            self.retries += 1;
-            self.throttles += u64::from(code == "Throttling");
+            self.calls.retried += 1;
+            self.calls.throttled += u64::from(code == "Throttling");
             warn!(zone = %self.id, code = %code, attempt, "Route 53 is busy; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(30));
@@ -162,7 +151,7 @@ impl Zone {
 
     /// Every record set in the zone. Sets with a routing policy or an alias are listed with
     /// no values: they are never ours, and only their names and types matter.
-    pub async fn list(&mut self) -> Result<Vec<RecordSet>, PublishError> {
+    async fn list_sets(&mut self) -> Result<Vec<RecordSet>, PublishError> {
         let mut out = Vec::new();
         let mut start: Option<(String, RrType)> = None;
         loop {
@@ -211,7 +200,7 @@ impl Zone {
 
     /// Sends one batch: `Ok(Err(message))` when Route 53 refuses it as invalid (the caller
     /// bisects), `Err` when it fails otherwise after retries.
-    pub async fn send(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
+    async fn send(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
         let changes = batch
             .iter()
             .map(to_sdk)
@@ -232,6 +221,33 @@ impl Zone {
         })
         .await
         .map(|r| r.map(|_| ()))
+    }
+}
+
+impl Provider for Zone {
+    async fn info(&mut self) -> Result<ZoneInfo, PublishError> {
+        self.zone_info().await
+    }
+
+    async fn list(&mut self) -> Result<Vec<RecordSet>, PublishError> {
+        self.list_sets().await
+    }
+
+    async fn apply(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
+        self.send(batch).await
+    }
+
+    /// Route 53's own: 1,000 records (an UPSERT counts twice) and 32,000 characters per
+    /// ChangeResourceRecordSets call; `max_changes_per_batch` may ask for fewer records.
+    fn limits(&self) -> Limits {
+        Limits {
+            records: self.max_records.min(1_000),
+            chars: 32_000,
+        }
+    }
+
+    fn calls(&self) -> Calls {
+        self.calls
     }
 }
 

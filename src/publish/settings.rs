@@ -2,9 +2,18 @@
 
 pub use super::plan::Policy;
 
-/// One Route 53 hosted zone to keep in sync with one view's answers.
+/// Which service keeps the zone: each is a [`Provider`](super::provider::Provider).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Amazon Route 53 hosted zones.
+    Route53,
+}
+
+/// One hosted zone to keep in sync with one view's answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishConfig {
+    /// The service.
+    pub kind: Kind,
     /// The view whose answers are published (normally an inside view in `cname` mode: a
     /// CNAME to the public EC2 name still resolves to the private address inside the VPC).
     pub view: String,

@@ -1,0 +1,165 @@
+//! What a sync needs of a DNS service that keeps zones: a zone's name, its record sets, and
+//! batches of changes applied within the service's limits (after external-dns's `Provider`).
+//! Route 53 ([`super::route53`]) is the first; another service is one file implementing
+//! [`Provider`] and one `kind` in the config. Planning, ownership, bisecting a refused batch
+//! and the counts are the sync's, the same for every provider.
+
+use std::future::Future;
+
+use super::PublishError;
+use super::plan::{Change, RecordSet};
+
+/// What the zone is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// Its name, absolute and lower case (`internal.`).
+    pub name: String,
+    /// Answered only inside its networks (a Route 53 private zone).
+    pub private: bool,
+}
+
+/// How much one batch may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Resource records (an update counts its old and new records).
+    pub records: usize,
+    /// Characters of record data.
+    pub chars: usize,
+}
+
+/// Calls made to the provider, for the report and the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Every call.
+    pub made: u64,
+    /// Calls tried again (throttled, busy, a server error).
+    pub retried: u64,
+    /// Calls the provider throttled.
+    pub throttled: u64,
+}
+
+/// One zone of a DNS service, as a sync uses it.
+pub trait Provider {
+    /// The zone's name and whether it is private.
+    fn info(&mut self) -> impl Future<Output = Result<ZoneInfo, PublishError>> + Send;
+
+    /// Every record set the zone holds, its own (SOA, NS) included.
+    fn list(&mut self) -> impl Future<Output = Result<Vec<RecordSet>, PublishError>> + Send;
+
+    /// Applies one batch, all of it or none: `Ok(Err(why))` when the provider refuses it as
+    /// invalid (the sync then splits it until the refused change is alone).
+    fn apply(
+        &mut self,
+        batch: &[Change],
+    ) -> impl Future<Output = Result<Result<(), String>, PublishError>> + Send;
+
+    /// How much one batch may hold.
+    fn limits(&self) -> Limits;
+
+    /// Calls made so far.
+    fn calls(&self) -> Calls;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::publish::plan::is_ownership;
+    use crate::publish::{settings, sync_with};
+
+    /// A zone kept in memory, the smallest provider: it refuses any batch that holds a change
+    /// to `refused`, as Route 53 refuses an invalid change batch whole.
+    struct Memory {
+        sets: Vec<RecordSet>,
+        refused: String,
+        calls: Calls,
+        batches: Vec<usize>,
+    }
+
+    impl Provider for Memory {
+        async fn info(&mut self) -> Result<ZoneInfo, PublishError> {
+            self.calls.made += 1;
+            Ok(ZoneInfo {
+                name: "internal.".into(),
+                private: true,
+            })
+        }
+
+        async fn list(&mut self) -> Result<Vec<RecordSet>, PublishError> {
+            self.calls.made += 1;
+            Ok(self.sets.clone())
+        }
+
+        async fn apply(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
+            self.calls.made += 1;
+            if batch.iter().any(|c| c.set().name == self.refused) {
+                return Ok(Err(format!("{} is refused", self.refused)));
+            }
+            for change in batch {
+                let set = change.set();
+                self.sets
+                    .retain(|s| (&s.name, s.rtype) != (&set.name, set.rtype));
+                if !matches!(change, Change::Delete(_)) {
+                    self.sets.push(set.clone());
+                }
+            }
+            self.batches.push(batch.len());
+            Ok(Ok(()))
+        }
+
+        fn limits(&self) -> Limits {
+            Limits {
+                records: 10,
+                chars: 32_000,
+            }
+        }
+
+        fn calls(&self) -> Calls {
+            self.calls
+        }
+    }
+
+    /// The sync is the provider's caller, whichever provider it is: the demo's inside view
+    /// goes in within the provider's limits, the one change it refuses is quarantined, and
+    /// a second sync has nothing to do.
+    #[tokio::test]
+    async fn any_provider_gets_the_plan_in_batches_within_its_limits() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("config/demo.toml")).expect("demo");
+        let text = format!(
+            "{text}\n[[publish]]\nkind = \"route53\"\nview = \"inside\"\nhosted_zone_id = \"Z1\"\n"
+        );
+        let config =
+            crate::Config::parse(&root.join("config/demo.toml"), &text).expect("valid config");
+        let source = crate::inventory::Source::from_config(&config.inventory).await;
+        let fleet: Arc<[crate::inventory::Instance]> =
+            source.fetch().await.expect("demo fleet").instances.into();
+        let snapshot = crate::refresh::build_next(&config, &fleet, None).0;
+        let publish = &config.publish[0];
+        let target = settings::Target {
+            zone_id: "Z1".into(),
+            reverse: false,
+        };
+        let mut zone = Memory {
+            sets: Vec::new(),
+            refused: "db1.internal.".into(),
+            calls: Calls::default(),
+            batches: Vec::new(),
+        };
+        let report = sync_with(&mut zone, publish, &target, &snapshot, false)
+            .await
+            .expect("sync");
+        assert!(zone.batches.len() > 3, "{:?}", zone.batches);
+        assert!(zone.batches.iter().all(|n| *n <= 10), "{:?}", zone.batches);
+        assert_eq!(report.quarantined.len(), 1, "{:?}", report.quarantined);
+        assert!(report.quarantined[0].contains("db1.internal."));
+        assert_eq!(report.calls, zone.calls.made);
+        let owned = zone.sets.iter().filter(|s| !is_ownership(s)).count();
+        assert!(owned > 20, "{owned} record sets");
+        let again = sync_with(&mut zone, publish, &target, &snapshot, false)
+            .await
+            .expect("sync");
+        assert_eq!(again.sent(), 0, "only the refused change is left to send");
+    }
+}
