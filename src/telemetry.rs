@@ -329,17 +329,58 @@ pub trait Report: Send + Sync {
     fn report(&self, out: &mut Families);
 }
 
-/// The per-view query counters, kept across snapshots and reloads by view name: each
-/// snapshot's views are handed theirs when it is published.
+/// The per-view query counters, kept by the serving side across snapshots and reloads by
+/// view name (snapshots hold answers only).
 #[derive(Debug, Default)]
 pub struct ViewTable {
-    /// Per view name; looked up when a snapshot is published, never per query.
+    /// Per view name; looked up when the views change, never per query.
     views: RwLock<Vec<(String, Arc<QueryCounters>)>>,
+    /// The counters of the last snapshot's views, by view index: the query path's.
+    current: arc_swap::ArcSwap<CounterSet>,
     /// Queries no view took (refused), or that came before any snapshot or were malformed.
     pub unmatched: Arc<QueryCounters>,
 }
 
+/// Counters by view index, for one list of view names.
+#[derive(Debug, Default)]
+pub struct CounterSet {
+    /// Which list of views (see [`ViewTable::counters`]).
+    key: u64,
+    views: Box<[Arc<QueryCounters>]>,
+}
+
+impl CounterSet {
+    /// The counters of view `index`.
+    #[inline]
+    pub fn view(&self, index: usize) -> Option<&QueryCounters> {
+        self.views.get(index).map(|c| &**c)
+    }
+
+    /// The counters of view `index`, to keep beyond this set's guard (an answer that awaits).
+    pub fn shared(&self, index: usize) -> Option<Arc<QueryCounters>> {
+        self.views.get(index).cloned()
+    }
+}
+
 impl ViewTable {
+    /// The counters by view index for views `key` (a hash of their names in order; `names`
+    /// lists them). Lock-free while the views are those of the last call: a load, no
+    /// reference count touched, so the UDP threads share nothing but their counter shards.
+    #[inline]
+    pub fn counters(
+        &self,
+        key: u64,
+        names: impl FnOnce() -> Vec<String>,
+    ) -> arc_swap::Guard<Arc<CounterSet>> {
+        let set = self.current.load();
+        if set.key == key {
+            return set;
+        }
+        let views = names().iter().map(|n| self.view(n).0).collect();
+        self.current.store(Arc::new(CounterSet { key, views }));
+        self.current.load()
+    }
+
     /// The counters of the view called `name`, created on first use.
     pub fn view(&self, name: &str) -> ViewCounters {
         if let Ok(views) = self.views.read()

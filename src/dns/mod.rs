@@ -26,7 +26,7 @@ use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
-use crate::telemetry::RefreshStats;
+use crate::telemetry::{QueryCounters, RefreshStats};
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
 mod dnstap;
@@ -181,14 +181,20 @@ impl Handler {
         // A v4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
         let ip = client.ip().to_canonical();
         let guard = self.snapshot.guard();
-        let Some(view) = guard.as_deref().and_then(|s| s.view_for(ip)) else {
+        let Some(snapshot) = guard.as_deref() else {
             return Udp::Handler;
         };
+        let Some(index) = snapshot.view_index_for(ip) else {
+            return Udp::Handler;
+        };
+        let view = &snapshot.views[index];
+        let set = (self.metrics.views).counters(snapshot.views_key, || snapshot.view_names());
+        let counters = set.view(index).unwrap_or(&self.metrics.views.unmatched);
         let Some(log) = self.query_log() else {
-            return self.udp_answer(view, ip, query, out, fast_path);
+            return self.udp_answer(view, counters, ip, query, out, fast_path);
         };
         let (received, started) = (SystemTime::now(), Instant::now());
-        let decided = self.udp_answer(view, ip, query, out, fast_path);
+        let decided = self.udp_answer(view, counters, ip, query, out, fast_path);
         let path = match decided {
             Udp::Fast => querylog::Path::Fast,
             Udp::Send => querylog::Path::Slip,
@@ -212,6 +218,7 @@ impl Handler {
     fn udp_answer(
         &self,
         view: &ViewZone,
+        counters: &QueryCounters,
         client: IpAddr,
         query: &[u8],
         out: &mut Vec<u8>,
@@ -226,7 +233,7 @@ impl Handler {
                 client,
             );
             if verdict != rrl::Verdict::Allow {
-                view.counters.0.count_limited(verdict == rrl::Verdict::Slip);
+                counters.count_limited(verdict == rrl::Verdict::Slip);
             }
             match verdict {
                 rrl::Verdict::Allow => {}
@@ -236,10 +243,12 @@ impl Handler {
             }
         }
         let forwarding = fast_path && self.forwarder.load().is_some();
-        if fast_path && crate::zone::fast::answer_in(view, query, out, forwarding) {
-            Udp::Fast
-        } else {
-            Udp::Handler
+        match crate::zone::fast::answer_in(view, query, out, forwarding).filter(|_| fast_path) {
+            Some(counted) => {
+                counters.count(counted.qtype, counted.rcode);
+                Udp::Fast
+            }
+            None => Udp::Handler,
         }
     }
 }
@@ -285,14 +294,19 @@ impl Handler {
             .map_or(RecordType::Unknown(0), |q| q.query_type());
         let (counters, view) = {
             let snapshot = self.snapshot.guard();
-            let view = snapshot
+            let ip = request.src().ip();
+            let found = snapshot
                 .as_deref()
-                .and_then(|s| s.view_for(request.src().ip()));
-            let name = view.filter(|_| tap.is_some()).map(|v| v.name.clone());
-            let counters = view.map_or_else(
-                || self.metrics.views.unmatched.clone(),
-                |v| v.counters.0.clone(),
-            );
+                .and_then(|s| s.view_index_for(ip).map(|i| (s, i)));
+            let name = found
+                .filter(|_| tap.is_some())
+                .map(|(s, i)| s.views[i].name.clone());
+            let counters = found
+                .and_then(|(s, i)| {
+                    let set = self.metrics.views.counters(s.views_key, || s.view_names());
+                    set.shared(i)
+                })
+                .unwrap_or_else(|| self.metrics.views.unmatched.clone());
             (counters, name)
         };
         let counted = Answer::new(

@@ -1,7 +1,7 @@
 //! UDP serving: the fast path inline, everything else through the hickory handler.
 //!
 //! hickory's `Server` reads its UDP sockets itself, which leaves no place for a fast path, so
-//! UDP is served here (TCP stays with hickory). Each address gets one blocking socket read by
+//! UDP is served here (as TCP is, in [`super::tcp`]). Each address gets one blocking socket read by
 //! one OS thread per core (with `recvmmsg`/`sendmmsg` on Linux, 32 datagrams per system call):
 //! a thread blocked in the kernel takes the next datagram as soon as it arrives, where an async
 //! task would first wait for the reactor to wake it. A thread answers the hot case from the

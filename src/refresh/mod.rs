@@ -304,8 +304,7 @@ impl Refresher {
                 }
                 let count = saved.instances.len();
                 let (serial, saved_at) = (saved.serial, saved.saved_at);
-                let mut snapshot = from_state(&self.config, saved);
-                snapshot.attach_counters(&self.metrics.views);
+                let snapshot = from_state(&self.config, saved);
                 info!(
                     serial,
                     instances = count,
@@ -452,7 +451,6 @@ impl Refresher {
             // The same answers from another fleet (a tag no rule reads, a slot tag just
             // written): served from now on, so the next read of this fleet costs no build and
             // the fleet that `_explain` and the state file show is the one read.
-            snapshot.attach_counters(&self.metrics.views);
             snapshot.keep_history(prev);
             let hash = prev.content_hash.get().copied();
             if let Some(hash) = hash {
@@ -517,7 +515,6 @@ impl Refresher {
     ) {
         stamp(&mut snapshot, previous, newest);
         let serial = snapshot.serial;
-        snapshot.attach_counters(&self.metrics.views);
         if let Some(prev) = previous {
             snapshot.link_history(prev);
         }

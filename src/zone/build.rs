@@ -171,6 +171,7 @@ pub fn build(
         slot_fixes: naming.slot_fixes,
         content_hash: std::sync::OnceLock::new(),
         max_records_per_rrset: zone.max_records_per_rrset,
+        views_key: super::hash::views_key(&views),
         views,
         warnings,
     }
@@ -401,7 +402,6 @@ impl ViewBuilder<'_> {
             passthrough: self.passthrough,
             over_cap: self.over_cap,
             fast,
-            counters: crate::telemetry::ViewCounters::default(),
             history: super::History::default(),
         }
     }

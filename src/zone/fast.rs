@@ -182,38 +182,40 @@ enum Answer<'v> {
     Records(u16, &'v [u8], &'v [u8]),
 }
 
-/// Answers `query` from `src` into `out` if it is the hot case; `false` leaves it to the
-/// hickory handler. `out` is cleared first and holds the whole response on `true`.
-/// `forwarding` says whether the server forwards at all (RA is set only then).
+/// Answers `query` from `src` into `out` if it is the hot case, and says what to count it as;
+/// `None` leaves it to the hickory handler. `out` is cleared first and holds the whole
+/// response on `Some`. `forwarding` says whether the server forwards at all (RA is set only
+/// then).
 pub fn answer(
     snapshot: &Snapshot,
     src: IpAddr,
     query: &[u8],
     out: &mut Vec<u8>,
     forwarding: bool,
-) -> bool {
-    snapshot
-        .view_for(src)
-        .is_some_and(|view| answer_in(view, query, out, forwarding))
+) -> Option<Counted> {
+    answer_in(snapshot.view_for(src)?, query, out, forwarding)
 }
 
 /// [`answer`] for a client whose view is known already.
-pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: bool) -> bool {
-    let Some(q) = Question::parse(query) else {
-        return false;
-    };
+pub fn answer_in(
+    view: &ViewZone,
+    query: &[u8],
+    out: &mut Vec<u8>,
+    forwarding: bool,
+) -> Option<Counted> {
+    let q = Question::parse(query)?;
     let fast = &view.fast;
     if !fast.enabled {
-        return false;
+        return None;
     }
     let name = &q.lower[..q.name_len];
     let empty: &[u8] = &[];
     let (rcode, count, records, authority) = match view.node(name) {
-        Some(node) if !node.forward => return false,
+        Some(node) if !node.forward => return None,
         Some(node) => match pick_answer(view, node, q.slot) {
             Some(Answer::Records(count, tail, head)) => (0u8, count, (tail, head), false),
             Some(Answer::NoData) => (0, 0, (empty, empty), true),
-            None => return false,
+            None => return None,
         },
         None if q.under(&fast.apex)
             && !fast.passthrough.iter().any(|p| q.under(p))
@@ -221,7 +223,7 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
         {
             (3, 0, (empty, empty), true)
         }
-        None => return false,
+        None => return None,
     };
     let limit = match q.edns_payload {
         Some(p) => usize::from(p.clamp(512, MAX_UDP_PAYLOAD)),
@@ -231,7 +233,7 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
     let authority_len = if authority { fast.negative.len() } else { 0 };
     let total = 12 + q.question.len() + records.0.len() + records.1.len() + authority_len + opt_len;
     if total > limit {
-        return false; // hickory truncates and sets TC
+        return None; // hickory truncates and sets TC
     }
     out.clear();
     out.extend_from_slice(&query[..2]);
@@ -261,11 +263,19 @@ pub fn answer_in(view: &ViewZone, query: &[u8], out: &mut Vec<u8>, forwarding: b
         };
         out.extend_from_slice(&opt.answer());
     }
-    view.counters.0.count(
-        crate::telemetry::qtype_slot(TYPES[q.slot]),
-        crate::telemetry::rcode_code_slot(u16::from(rcode)),
-    );
-    true
+    Some(Counted {
+        qtype: crate::telemetry::qtype_slot(TYPES[q.slot]),
+        rcode: crate::telemetry::rcode_code_slot(u16::from(rcode)),
+    })
+}
+
+/// What an answer counts as, for the serving side's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    /// [`crate::telemetry::qtype_slot`] of the query type.
+    pub qtype: usize,
+    /// [`crate::telemetry::rcode_code_slot`] of the response code.
+    pub rcode: usize,
 }
 
 /// The parts of a query the fast path needs, or `None` for anything unusual.

@@ -1,4 +1,5 @@
-//! The snapshot's content hash: what replicas compare to see they serve the same zones.
+//! The snapshot's hashes: its content hash, what replicas compare to see they serve the same
+//! zones, and the key of its list of views.
 
 use super::Snapshot;
 
@@ -34,4 +35,14 @@ impl Snapshot {
             hash
         })
     }
+}
+
+/// A hash of the views' names in order: [`Snapshot::views_key`].
+pub(super) fn views_key(views: &[super::ViewZone]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    for v in views {
+        v.name.hash(&mut h);
+    }
+    h.finish()
 }

@@ -41,7 +41,8 @@ pub use build::{build, is_public, naming_limits};
 pub use history::{Diff, History};
 pub use render::{Row, ZoneSet, rdata_text};
 
-/// Everything served at one moment. Never mutated after [`build`].
+/// Everything served at one moment: answers only (the serving side keeps the counters).
+/// Never mutated once published; before that, the refresh gives it its serial and IXFR history.
 #[derive(Debug)]
 pub struct Snapshot {
     /// SOA serial of this snapshot.
@@ -76,6 +77,9 @@ pub struct Snapshot {
     pub slot_fixes: crate::naming::SlotFixes,
     /// `zone.max_records_per_rrset`: also what an `_explain` TXT set is capped at.
     pub max_records_per_rrset: u16,
+    /// A hash of the views' names in order: the serving side keeps counters by view index,
+    /// and this says when the index changed meaning.
+    pub views_key: u64,
     /// [`Snapshot::content_hash`], once someone asked.
     pub(crate) content_hash: std::sync::OnceLock<u64>,
 }
@@ -102,13 +106,16 @@ impl Snapshot {
         }
     }
 
-    /// Counts each view's queries in `metrics`, under the view's name, so counts carry over
-    /// from one snapshot to the next. Until this is called a snapshot counts into counters of
-    /// its own.
-    pub fn attach_counters(&mut self, table: &crate::telemetry::ViewTable) {
-        for view in &mut self.views {
-            view.counters = table.view(&view.name);
-        }
+    /// The index in `views` of the view a client falls in, if any.
+    pub fn view_index_for(&self, client: std::net::IpAddr) -> Option<usize> {
+        self.selector
+            .select(client)
+            .filter(|&i| i < self.views.len())
+    }
+
+    /// The views' names, in order (what [`Snapshot::views_key`] hashes).
+    pub fn view_names(&self) -> Vec<String> {
+        self.views.iter().map(|v| v.name.clone()).collect()
     }
 
     /// An instance of the fleet by id.
@@ -203,8 +210,6 @@ pub struct ViewZone {
     pub over_cap: usize,
     /// What the UDP fast path needs beyond the nodes.
     pub(crate) fast: fast::FastZone,
-    /// Where this view's queries are counted (see [`Snapshot::attach_counters`]).
-    pub counters: crate::telemetry::ViewCounters,
     /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]).
     pub history: History,
 }
