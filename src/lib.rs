@@ -225,6 +225,12 @@ impl Running {
         Ok(())
     }
 
+    /// Tells every loop to stop, without waiting for them: for a server dropped without
+    /// [`Running::stop`] (a test that failed half-way), so its threads and sockets go.
+    pub fn cancel(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops accepting queries, lets in-flight TCP answers finish (for at most a few seconds),
     /// stops the refresh loop (which writes the state file) and the admin listener.
     pub async fn stop(self) -> std::io::Result<()> {

@@ -34,9 +34,18 @@ pub fn ephemeral_admin(config: &mut Config) {
     }
 }
 
-/// A server started in-process; stopped by [`TestServer::stop`] or when the runtime ends.
+/// A server started in-process; stopped by [`TestServer::stop`], or told to stop when dropped
+/// (a test that fails half-way leaves no UDP threads or sockets behind for the next).
 pub struct TestServer {
-    running: Running,
+    running: Option<Running>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.cancel();
+        }
+    }
 }
 
 impl TestServer {
@@ -86,17 +95,19 @@ impl TestServer {
             );
         }
         let running = stabledns::start(config).await?;
-        Ok(Self { running })
+        Ok(Self {
+            running: Some(running),
+        })
     }
 
     /// Applies a new config as SIGHUP does.
     pub async fn reload(&self, config: Config) {
-        self.running.reload(config).await.expect("reload applies");
+        self.running().reload(config).await.expect("reload applies");
     }
 
     /// The one bound address (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
-        self.running.addrs()[0]
+        self.running().addrs()[0]
     }
 
     /// A hickory client over UDP and one over TCP, labelled.
@@ -109,22 +120,22 @@ impl TestServer {
 
     /// The serial of the published snapshot.
     pub fn running_serial(&self) -> Option<u32> {
-        self.running.snapshot.load().map(|s| s.serial)
+        self.running().snapshot.load().map(|s| s.serial)
     }
 
     /// The published snapshot, if there is one yet.
     pub fn published(&self) -> Option<std::sync::Arc<stabledns::zone::Snapshot>> {
-        self.running.snapshot.load()
+        self.running().snapshot.load()
     }
 
     /// The refresh loop's counters.
     pub fn refresh_stats(&self) -> &stabledns::refresh::RefreshStats {
-        &self.running.stats
+        &self.running().stats
     }
 
     /// Successful inventory fetches so far.
     pub fn successes(&self) -> u64 {
-        self.running
+        self.running()
             .stats
             .successes
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -132,7 +143,7 @@ impl TestServer {
 
     /// Failed inventory fetches so far.
     pub fn failures(&self) -> u64 {
-        self.running
+        self.running()
             .stats
             .failures
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -140,7 +151,7 @@ impl TestServer {
 
     /// Instances the last inventory read skipped as unusable.
     pub fn skipped_instances(&self) -> u64 {
-        self.running
+        self.running()
             .stats
             .skipped_instances
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -148,7 +159,7 @@ impl TestServer {
 
     /// Refreshes held back by the safety valve.
     pub fn valve_trips(&self) -> u64 {
-        self.running
+        self.running()
             .stats
             .valve_trips
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -156,12 +167,12 @@ impl TestServer {
 
     /// (consecutive failures, chosen backoff) at the last failure.
     pub fn last_backoff(&self) -> (u64, Duration) {
-        self.running.stats.last_backoff()
+        self.running().stats.last_backoff()
     }
 
     /// The current snapshot.
     pub fn snapshot(&self) -> std::sync::Arc<stabledns::zone::Snapshot> {
-        self.running
+        self.running()
             .snapshot
             .load()
             .expect("a snapshot is published")
@@ -169,49 +180,55 @@ impl TestServer {
 
     /// The TCP listener's counters.
     pub fn tcp_stats(&self) -> &stabledns::dns::tcp::TcpStats {
-        self.running.tcp_stats()
+        self.running().tcp_stats()
     }
 
     /// Forwarding failures so far for this reason.
     pub fn forward_failures(&self, why: stabledns::dns::forward::Failure) -> u64 {
-        self.running.forward_failures(why)
+        self.running().forward_failures(why)
     }
 
     /// The DNS side's counters.
     pub fn metrics(&self) -> &stabledns::dns::Metrics {
-        &self.running.metrics
+        &self.running().metrics
     }
 
     /// What became of the EC2 events read from SQS.
     pub fn event_stats(&self) -> &stabledns::refresh::events::EventStats {
-        &self.running.event_stats
+        &self.running().event_stats
     }
 
     /// Publishing's counts per hosted zone.
     pub fn publish_counts(
         &self,
     ) -> std::collections::BTreeMap<String, stabledns::publish::PublishCounts> {
-        self.running.publish_stats.zones()
+        self.running().publish_stats.zones()
     }
 
     /// The admin listener's address.
     pub fn admin(&self) -> SocketAddr {
-        self.running.admin_addr().expect("the config has [admin]")
+        self.running().admin_addr().expect("the config has [admin]")
     }
 
     /// UDP queries answered by the fast path and by the hickory handler.
     pub fn udp_counts(&self) -> (u64, u64) {
-        self.running.udp_counts()
+        self.running().udp_counts()
     }
 
     /// Whether the forwarding loop probe came back to us.
     pub fn forwarding_looped(&self) -> bool {
-        self.running.forwarding_looped()
+        self.running().forwarding_looped()
     }
 
     /// Stops the server.
-    pub async fn stop(self) {
-        self.running.stop().await.expect("clean stop");
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean stop");
+        }
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running until stopped")
     }
 }
 
