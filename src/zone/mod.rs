@@ -456,18 +456,24 @@ impl ViewZone {
         })
     }
 
+    /// The nodes with data whose home is `zone` (not a zone cut below it), with their
+    /// owner names: what a transfer of `zone` walks.
+    fn zone_nodes<'z>(&'z self, zone: &'z ZoneCut) -> impl Iterator<Item = (&'z Node, Name)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.sets > 0)
+            .filter_map(move |node| {
+                let owner = self.store.hickory_name(node.name);
+                let home = self.zone_for(&LowerName::from(&owner));
+                home.is_some_and(|z| z.apex == zone.apex)
+                    .then_some((node, owner))
+            })
+    }
+
     /// Every record a transfer of `zone` carries, its SOA left out, unsorted.
     fn zone_records(&self, zone: &ZoneCut) -> Vec<Record> {
         let mut records = Vec::new();
-        for node in &self.nodes {
-            if node.sets == 0 {
-                continue;
-            }
-            let owner = self.store.hickory_name(node.name);
-            let home = self.zone_for(&LowerName::from(&owner));
-            if home.is_none_or(|z| z.apex != zone.apex) {
-                continue;
-            }
+        for (node, owner) in self.zone_nodes(zone) {
             for set in self.node_sets(node) {
                 records.extend(self.store.records(set, &owner, set.transferred()));
             }

@@ -139,15 +139,7 @@ impl ViewZone {
             None => self.zones.first()?,
         };
         let mut sets = Vec::new();
-        for node in &self.nodes {
-            if node.sets == 0 {
-                continue;
-            }
-            let owner = self.store.hickory_name(node.name);
-            let home = self.zone_for(&LowerName::from(&owner));
-            if home.is_none_or(|z| z.apex != zone.apex) {
-                continue;
-            }
+        for (node, owner) in self.zone_nodes(zone) {
             let text = owner.to_ascii();
             for set in self.node_sets(node) {
                 let records = self.store.records(set, &owner, set.transferred());

@@ -360,8 +360,16 @@ fn zone_prints_the_serial_the_server_serves() {
         server.stop().await;
         serial
     });
-    // A moment later: a command of its own would stamp a newer serial.
-    std::thread::sleep(Duration::from_millis(1100));
+    // A second later: a command of its own would stamp a newer serial.
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let started = second();
+    while second() == started {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = Command::new(BIN)
         .args(["zone", "--config"])
         .arg(&path)

@@ -202,7 +202,7 @@ async fn dnstap_frames_reach_fstrm_capture_and_dnstap_read_decodes_them() {
     server.wait_log("cannot reach the collector");
     dig(dns, &["-b", "127.0.0.2", "db1.internal", "A"]);
     let capture = dir.path().join("out.fstrm");
-    let fstrm = Logged::spawn(
+    let mut fstrm = Logged::spawn(
         Command::new("fstrm_capture")
             .args(["-t", "protobuf:dnstap.Dnstap", "-u"])
             .arg(&socket)
@@ -229,7 +229,14 @@ async fn dnstap_frames_reach_fstrm_capture_and_dnstap_read_decodes_them() {
     server.stop();
     // fstrm_capture closes its file cleanly on SIGINT.
     fstrm.signal("-INT");
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fstrm.child.try_wait().ok().flatten().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fstrm_capture did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(fstrm);
 
     let yaml = dnstap_read(&capture);

@@ -49,7 +49,7 @@ async fn a_replaced_single_instance_answers_one_instance_during_the_overlap() {
     .await;
 
     // Launch the replacement first (a second later: launch times decide), as an ASG does.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    crate::replicas::next_second().await;
     let new = net.launch(&ec2, 1, true, &tags, &["SG-I-DB2"]).await;
     let new = new[0].clone();
     let new_public = format!("{}.", public_dns(&ec2, &new).await.expect("public name"));
@@ -112,7 +112,7 @@ async fn tier_slots_are_one_to_n_after_a_rolling_replacement() {
     let mut first = Vec::new();
     for _ in 0..3 {
         first.extend(net.launch(&ec2, 1, false, &[], &["SG-T-SVC"]).await);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        crate::replicas::next_second().await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
