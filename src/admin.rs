@@ -39,6 +39,8 @@ pub(crate) struct AdminState {
     pub publish: Arc<crate::publish::PublishStats>,
     /// Every part that reports metrics, for `/metrics`.
     pub reports: Arc<[Arc<dyn Report>]>,
+    /// The forwarder in service, for `/readyz`'s lines on the upstreams.
+    pub forwarder: Arc<arc_swap::ArcSwapOption<crate::dns::Forwarder>>,
 }
 
 /// A running admin listener.
@@ -147,6 +149,10 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         snapshot.content_hash()
     );
     text.push_str(&s.publish.ready_lines());
+    // Upstreams are reported, not judged either: our own names answer without them.
+    if let Some(forwarder) = s.forwarder.load().as_deref() {
+        text.push_str(&forwarder.ready_lines());
+    }
     (StatusCode::OK, text).into_response()
 }
 

@@ -369,6 +369,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 refresh: stats.clone(),
                 publish: publish_stats.clone(),
                 reports: reports.into(),
+                forwarder: forwarder.clone(),
             };
             Some(admin::start(a.listen, state, shutdown.clone()).await?)
         }

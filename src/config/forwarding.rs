@@ -62,11 +62,17 @@ impl Validator<'_> {
                 ),
             ));
         }
+        // "0s" turns serving stale off, where every other duration must be more than zero.
+        let serve_stale = match raw.serve_stale.get_ref().trim() {
+            "0" | "0s" => Duration::ZERO,
+            _ => self.duration("forwarding.serve_stale", &raw.serve_stale)?,
+        };
         Ok(Some(ForwardConfig {
             upstreams,
             timeout,
             chase_timeout,
             cache_size: raw.cache_size,
+            serve_stale,
             max_in_flight: raw.max_in_flight.max(1),
         }))
     }

@@ -104,9 +104,12 @@ pub struct Forwarding {
     /// Longest wait for a CNAME target's addresses before our answer goes without them.
     #[serde(default = "default_chase_timeout")]
     pub chase_timeout: Spanned<String>,
-    /// Records the resolver caches.
+    /// Forwarded answers cached.
     #[serde(default = "default_cache_size")]
     pub cache_size: u64,
+    /// How long past its TTL a forwarded answer is kept to serve stale ("0s": never).
+    #[serde(default = "default_serve_stale")]
+    pub serve_stale: Spanned<String>,
     /// Forwarded lookups waiting for the upstreams at once; past it, SERVFAIL at once.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
@@ -119,6 +122,7 @@ impl Default for Forwarding {
             timeout: default_forward_timeout(),
             chase_timeout: default_chase_timeout(),
             cache_size: default_cache_size(),
+            serve_stale: default_serve_stale(),
             max_in_flight: default_max_in_flight(),
         }
     }
@@ -139,6 +143,9 @@ fn default_chase_timeout() -> Spanned<String> {
 }
 fn default_forward_timeout() -> Spanned<String> {
     Spanned::new(0..0, "2s".to_owned())
+}
+fn default_serve_stale() -> Spanned<String> {
+    Spanned::new(0..0, "1d".to_owned())
 }
 fn default_cache_size() -> u64 {
     10_000

@@ -1,9 +1,11 @@
-//! Forwarding: names outside our zones, for views that may recurse, through hickory-resolver.
+//! Forwarding: names outside our zones, for views that may recurse.
 //!
-//! The resolver brings the cache, the upstream pool and retries; this module bounds every
-//! lookup by the configured timeout (an upstream that does not answer gives SERVFAIL, never a
-//! hang) and turns the resolver's result back into an answer, an NXDOMAIN/NODATA with the
-//! upstream's SOA, or a failure.
+//! Answers come from the cache ([`super::cache`]) when it has them, fresh, or stale when the
+//! upstreams fail. A miss starts one lookup per question: clients asking the same name and type
+//! meanwhile wait for it. A lookup asks one upstream at a time (hickory-resolver, a resolver per
+//! upstream, without its own cache), healthy ones first, each for its share of the timeout, so a
+//! dead upstream costs nothing once found and a silent one gives SERVFAIL, never a hang. Answers
+//! asked for in the last tenth of their TTL are fetched again on the side (prefetch).
 //!
 //! Loops: the config refuses an upstream that is one of our own sockets. An upstream that
 //! forwards back to us (a resolver whose own forwarder is this server) is found at start by a
@@ -19,7 +21,9 @@ use std::task::{Context, Poll};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
@@ -32,6 +36,9 @@ use hickory_server::net::runtime::{DnsUdpSocket, RuntimeProvider, TokioRuntimePr
 use tracing::{error, info, warn};
 
 use super::QueryLog;
+use super::cache::{self, Age, Cache, Entry};
+use crate::zone::fast::Question;
+use std::collections::HashMap;
 
 /// Where and how names outside our zones are resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +49,10 @@ pub struct ForwardConfig {
     pub timeout: Duration,
     /// Longest wait of one of our own answers for its CNAME target's addresses.
     pub chase_timeout: Duration,
-    /// Records the resolver caches.
+    /// Answers cached.
     pub cache_size: u64,
+    /// How long past its TTL an answer is kept to serve stale when the upstreams fail.
+    pub serve_stale: Duration,
     /// Forwarded lookups in flight at once.
     pub max_in_flight: usize,
 }
@@ -130,6 +139,59 @@ impl crate::telemetry::Report for arc_swap::ArcSwapOption<Forwarder> {
             "Forwarded lookups waiting for the upstreams now",
             f.in_flight(),
         );
+        let by_upstream = |value: &dyn Fn(&Upstream) -> u64| {
+            (f.upstreams().iter())
+                .map(|u| (u.addr.to_string(), value(u)))
+                .collect::<Vec<_>>()
+        };
+        out.by(
+            crate::telemetry::Kind::Counter,
+            "stabledns_forward_upstream_queries",
+            "UDP queries sent to each upstream (the VPC resolver takes 1,024 packets/s per interface)",
+            "upstream",
+            by_upstream(&Upstream::sent),
+        );
+        out.by(
+            crate::telemetry::Kind::Counter,
+            "stabledns_forward_upstream_answers",
+            "UDP answers from each upstream",
+            "upstream",
+            by_upstream(&Upstream::answered),
+        );
+        out.by(
+            crate::telemetry::Kind::Gauge,
+            "stabledns_forward_upstream_up",
+            "1 when the upstream answered its last query in time, 0 when it has not",
+            "upstream",
+            by_upstream(&|u| u64::from(u.healthy(f.attempt()))),
+        );
+        let counts = f.cache_counts();
+        out.by(
+            crate::telemetry::Kind::Counter,
+            "stabledns_forward_cache_lookups",
+            "Forwarded questions by how the cache met them: hit, stale (the upstreams failed), miss",
+            "result",
+            [
+                ("hit", counts.hits.load(Ordering::Relaxed)),
+                ("stale", counts.stale.load(Ordering::Relaxed)),
+                ("miss", counts.misses.load(Ordering::Relaxed)),
+            ],
+        );
+        out.counter(
+            "stabledns_forward_coalesced",
+            "Forwarded questions that joined the same question already sent upstream",
+            f.coalesced(),
+        );
+        out.counter(
+            "stabledns_forward_prefetches",
+            "Cached answers refreshed before they expired",
+            f.prefetches(),
+        );
+        out.gauge(
+            "stabledns_forward_cache_entries",
+            "Forwarded answers in the cache now",
+            f.cached(),
+        );
     }
 }
 
@@ -164,10 +226,11 @@ impl Throttle {
 /// to dnstap (FORWARDER_QUERY and FORWARDER_RESPONSE): the resolver builds and parses them
 /// inside, and its sockets are the one place their bytes pass. TCP (after a truncated answer)
 /// is not copied.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Tapped {
     inner: TokioRuntimeProvider,
     log: Option<Arc<QueryLog>>,
+    upstreams: Arc<Upstreams>,
 }
 
 impl RuntimeProvider for Tapped {
@@ -196,10 +259,16 @@ impl RuntimeProvider for Tapped {
     ) -> Pin<Box<dyn Send + Future<Output = std::io::Result<Self::Udp>>>> {
         let socket = self.inner.bind_udp(local_addr, server_addr);
         let log = self.log.clone().filter(|l| l.on());
+        let upstreams = self.upstreams.clone();
         Box::pin(async move {
             let socket = socket.await?;
             let local = socket.local_addr()?;
-            Ok(TappedUdp { socket, local, log })
+            Ok(TappedUdp {
+                socket,
+                local,
+                log,
+                upstreams,
+            })
         })
     }
 }
@@ -209,6 +278,7 @@ pub(crate) struct TappedUdp {
     socket: <TokioRuntimeProvider as RuntimeProvider>::Udp,
     local: SocketAddr,
     log: Option<Arc<QueryLog>>,
+    upstreams: Arc<Upstreams>,
 }
 
 impl DnsUdpSocket for TappedUdp {
@@ -220,8 +290,11 @@ impl DnsUdpSocket for TappedUdp {
         buf: &mut [u8],
     ) -> Poll<std::io::Result<(usize, SocketAddr)>> {
         let received = DnsUdpSocket::poll_recv_from(&self.socket, cx, buf);
-        if let (Poll::Ready(Ok((n, from))), Some(log)) = (&received, &self.log) {
-            log.upstream(false, self.local, *from, buf.get(..*n).unwrap_or_default());
+        if let Poll::Ready(Ok((n, from))) = &received {
+            self.upstreams.answered(from);
+            if let Some(log) = &self.log {
+                log.upstream(false, self.local, *from, buf.get(..*n).unwrap_or_default());
+            }
         }
         received
     }
@@ -233,22 +306,141 @@ impl DnsUdpSocket for TappedUdp {
         target: SocketAddr,
     ) -> Poll<std::io::Result<usize>> {
         let sent = DnsUdpSocket::poll_send_to(&self.socket, cx, buf, target);
-        if let (Poll::Ready(Ok(_)), Some(log)) = (&sent, &self.log) {
-            log.upstream(true, self.local, target, buf);
+        if let Poll::Ready(Ok(_)) = &sent {
+            self.upstreams.sent(&target);
+            if let Some(log) = &self.log {
+                log.upstream(true, self.local, target, buf);
+            }
         }
         sent
     }
 }
 
-/// The upstream resolvers and their cache.
+/// What one upstream was sent and answered, counted at the sockets.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    sent: AtomicU64,
+    answered: AtomicU64,
+    /// Unix ms of the oldest query sent since its last answer (0: none waiting).
+    unanswered_since: AtomicU64,
+    /// Unix ms of the last probe while it was down.
+    last_probe: AtomicU64,
+}
+
+impl Upstream {
+    /// UDP queries sent to it.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// UDP answers it gave.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Whether it answered lately: a query unanswered for longer than `timeout` (its share of
+    /// the forwarding timeout) means it is not, and it is asked last until it answers again.
+    pub fn healthy(&self, timeout: Duration) -> bool {
+        let since = self.unanswered_since.load(Ordering::Relaxed);
+        since == 0 || unix_ms().saturating_sub(since) <= millis(timeout)
+    }
+}
+
+/// How often a down upstream is sent a question to see whether it is back.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Upstream {
+    /// Whether a probe is due now (and, if so, that it is sent).
+    fn probe_due(&self) -> bool {
+        let now = unix_ms();
+        let last = self.last_probe.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= millis(PROBE_INTERVAL)
+            && (self.last_probe)
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The upstreams' counters, shared by every socket the resolvers open.
+#[derive(Debug, Default)]
+pub(crate) struct Upstreams(Vec<Upstream>);
+
+impl Upstreams {
+    fn new(addrs: &[SocketAddr]) -> Self {
+        Self(
+            addrs
+                .iter()
+                .map(|&addr| Upstream {
+                    addr,
+                    sent: AtomicU64::new(0),
+                    answered: AtomicU64::new(0),
+                    unanswered_since: AtomicU64::new(0),
+                    last_probe: AtomicU64::new(0),
+                })
+                .collect(),
+        )
+    }
+
+    fn of(&self, addr: &SocketAddr) -> Option<&Upstream> {
+        self.0.iter().find(|u| u.addr == *addr)
+    }
+
+    fn sent(&self, to: &SocketAddr) {
+        if let Some(u) = self.of(to) {
+            u.sent.fetch_add(1, Ordering::Relaxed);
+            let _ = (u.unanswered_since).compare_exchange(
+                0,
+                unix_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn answered(&self, from: &SocketAddr) {
+        if let Some(u) = self.of(from) {
+            u.answered.fetch_add(1, Ordering::Relaxed);
+            u.unanswered_since.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The upstream resolvers and the cache of their answers.
 pub struct Forwarder {
-    resolver: Resolver<Tapped>,
+    inner: Arc<Inner>,
+    /// Keys of answers to refresh before they expire, for the prefetch task.
+    prefetch: Option<tokio::sync::mpsc::UnboundedSender<Box<[u8]>>>,
+}
+
+/// What a lookup's waiters get: the answer, or why there is none.
+type Outcome = Result<Arc<Entry>, Failure>;
+
+/// A lookup in flight, as its waiters see it: `None` until it ends.
+type Waiting = watch::Receiver<Option<Outcome>>;
+
+struct Inner {
+    /// One per upstream, in the order of `upstreams`.
+    resolvers: Vec<Resolver<Tapped>>,
+    /// How long one upstream is given before the next is asked.
+    attempt: Duration,
     timeout: Duration,
     /// The longest an authoritative answer waits for its CNAME target's addresses.
     chase_timeout: Duration,
     /// Repeated upstream failures, logged with a count.
     throttle: Throttle,
-    upstreams: Vec<SocketAddr>,
+    upstreams: Arc<Upstreams>,
     probe: LowerName,
     looped: AtomicBool,
     /// Failed lookups, by [`Failure`].
@@ -257,22 +449,31 @@ pub struct Forwarder {
     /// must not pile up tasks and sockets without bound.
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
+    cache: Cache,
+    /// Lookups in flight by cache key: a question asked again while one is out waits for
+    /// it rather than sending another (only misses take this lock; hits never do).
+    pending: std::sync::Mutex<HashMap<Box<[u8]>, Waiting>>,
+    /// Questions that joined a lookup already out.
+    coalesced: AtomicU64,
+    /// Answers refreshed before they expired.
+    prefetches: AtomicU64,
 }
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarder")
-            .field("upstreams", &self.upstreams)
-            .field("timeout", &self.timeout)
+            .field("upstreams", &self.inner.upstreams)
+            .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl Forwarder {
     /// A forwarder for `config`; reads resolv.conf when the upstreams are the system's. With
-    /// `log`, its exchanges with the upstreams go to dnstap.
+    /// `log`, its exchanges with the upstreams go to dnstap. Within a tokio runtime it starts
+    /// the task that refreshes popular answers before they expire.
     pub fn new(config: &ForwardConfig, log: Option<Arc<QueryLog>>) -> Result<Self, ForwardError> {
-        let upstreams = match &config.upstreams {
+        let addrs = match &config.upstreams {
             Some(list) => list.clone(),
             None => {
                 let (system, _) = hickory_resolver::system_conf::read_system_conf()
@@ -288,43 +489,52 @@ impl Forwarder {
                 list
             }
         };
-        let servers = upstreams
+        let mut opts = ResolverOpts::default();
+        // Each upstream gets its share of the deadline, so a dead first upstream leaves time to
+        // ask the next one.
+        let share = u32::try_from(addrs.len()).unwrap_or(u32::MAX).max(1);
+        let attempt = (config.timeout / share).max(Duration::from_millis(100));
+        opts.timeout = attempt;
+        opts.attempts = 1;
+        opts.num_concurrent_reqs = 1;
+        // The cache is ours (in wire form, for the fast path); the resolver's would answer our
+        // prefetches from itself and hand back TTLs already counted down.
+        opts.cache_size = 0;
+        opts.use_hosts_file = ResolveHosts::Never;
+        // A forwarder passes the CNAME chain on (RFC 1034 4.3.2).
+        opts.preserve_intermediates = true;
+        opts.try_tcp_on_error = true;
+        let upstreams = Arc::new(Upstreams::new(&addrs));
+        // A resolver per upstream: which one is asked, and in what order, is ours to decide
+        // (hickory's pool keeps asking a dead first upstream, and by default asks two at once).
+        let resolvers = addrs
             .iter()
             .map(|addr| {
                 let mut udp = ConnectionConfig::udp();
                 udp.port = addr.port();
                 let mut tcp = ConnectionConfig::tcp();
                 tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                let mut builder = Resolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![server]),
+                    Tapped {
+                        inner: TokioRuntimeProvider::default(),
+                        log: log.clone(),
+                        upstreams: upstreams.clone(),
+                    },
+                );
+                *builder.options_mut() = opts.clone();
+                builder
+                    .build()
+                    .map_err(|e| ForwardError::Build(e.to_string()))
             })
-            .collect();
-        let mut opts = ResolverOpts::default();
-        // Each server gets its share of the deadline, so a dead first upstream leaves time to
-        // ask the next one.
-        let share = u32::try_from(upstreams.len()).unwrap_or(u32::MAX).max(1);
-        opts.timeout = (config.timeout / share).max(Duration::from_millis(100));
-        opts.attempts = 1;
-        opts.cache_size = config.cache_size;
-        opts.use_hosts_file = ResolveHosts::Never;
-        // A forwarder passes the CNAME chain on (RFC 1034 4.3.2).
-        opts.preserve_intermediates = true;
-        opts.try_tcp_on_error = true;
-        let mut builder = Resolver::builder_with_config(
-            ResolverConfig::from_name_servers(servers),
-            Tapped {
-                inner: TokioRuntimeProvider::default(),
-                log,
-            },
-        );
-        *builder.options_mut() = opts;
-        let resolver = builder
-            .build()
-            .map_err(|e| ForwardError::Build(e.to_string()))?;
+            .collect::<Result<Vec<_>, _>>()?;
         let probe = Name::from_ascii(format!("{:016x}.stabledns-loop-probe.", fastrand::u64(..)))
             .map_err(|e| ForwardError::Build(e.to_string()))?;
-        info!(?upstreams, timeout = ?config.timeout, "forwarding through upstream resolvers");
-        Ok(Self {
-            resolver,
+        info!(upstreams = ?addrs, timeout = ?config.timeout, "forwarding through upstream resolvers");
+        let inner = Arc::new(Inner {
+            resolvers,
+            attempt,
             timeout: config.timeout,
             chase_timeout: config.chase_timeout,
             throttle: Throttle::default(),
@@ -334,26 +544,330 @@ impl Forwarder {
             failures: Default::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
             max_in_flight: config.max_in_flight,
-        })
+            cache: Cache::new(config.cache_size, config.serve_stale),
+            pending: std::sync::Mutex::default(),
+            coalesced: AtomicU64::new(0),
+            prefetches: AtomicU64::new(0),
+        });
+        let prefetch = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(inner.clone().prefetcher(rx));
+            tx
+        });
+        Ok(Self { inner, prefetch })
     }
 
     /// Lookups that failed so far for this reason.
     pub fn failures(&self, why: Failure) -> u64 {
-        self.failures[why as usize].load(Ordering::Relaxed)
+        self.inner.failures[why as usize].load(Ordering::Relaxed)
     }
 
     /// Lookups waiting for the upstreams now.
     pub fn in_flight(&self) -> u64 {
-        (self.max_in_flight - self.in_flight.available_permits()) as u64
+        (self.inner.max_in_flight - self.inner.in_flight.available_permits()) as u64
     }
 
-    fn fail(&self, why: Failure) -> Forwarded {
+    /// Each upstream's counters.
+    pub fn upstreams(&self) -> &[Upstream] {
+        &self.inner.upstreams.0
+    }
+
+    /// A line per upstream for `/readyz`: up or not, and what it was sent and answered.
+    pub fn ready_lines(&self) -> String {
+        let timeout = self.inner.attempt;
+        (self.upstreams().iter())
+            .map(|u| {
+                let state = if u.healthy(timeout) {
+                    "up"
+                } else {
+                    "DOWN (a query unanswered past the timeout; asked last until it answers)"
+                };
+                format!(
+                    "upstream {}: {state}, {} UDP queries, {} answers\n",
+                    u.addr,
+                    u.sent(),
+                    u.answered()
+                )
+            })
+            .collect()
+    }
+
+    /// The time an upstream's health is judged by: its share of the forwarding timeout.
+    pub fn attempt(&self) -> Duration {
+        self.inner.attempt
+    }
+
+    /// Whether a forwarding loop was found (forwarding is then off).
+    pub fn looped(&self) -> bool {
+        self.inner.looped.load(Ordering::Relaxed)
+    }
+
+    /// Called for every question we would forward: our own probe arriving here means the
+    /// upstreams send our queries back to us.
+    pub fn is_own_probe(&self, name: &LowerName) -> bool {
+        let inner = &self.inner;
+        if *name == inner.probe {
+            if !inner.looped.swap(true, Ordering::Relaxed) {
+                error!(
+                    upstreams = ?inner.upstreams,
+                    "forwarding loop: our own probe query came back from the upstreams; \
+                     forwarded queries get SERVFAIL until the upstreams are fixed and the \
+                     server restarted"
+                );
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Sends the loop probe once; call after the sockets are bound.
+    pub async fn probe(&self) {
+        let inner = &self.inner;
+        let name = Name::from(&inner.probe);
+        let _ = inner.lookup(&name, RecordType::A).await;
+        if !self.looped() {
+            info!("forwarding loop probe: no loop");
+        }
+    }
+
+    /// Answers a forwarded UDP query from the cache into `out`, as the handler would from the
+    /// same entry; `None` leaves it to the handler (a miss, an expired answer, one too big).
+    pub(crate) fn answer_cached(
+        &self,
+        q: &Question<'_>,
+        query: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<u16> {
+        let inner = &self.inner;
+        if self.looped() {
+            return None;
+        }
+        let entry = inner.cache.get(q.key())?;
+        let now = inner.cache.now();
+        let stale = match entry.age(now) {
+            Age::Fresh => false,
+            Age::Stale => true,
+            Age::Expired => return None,
+        };
+        let rcode = entry.answer(q, query, out, (now, stale))?;
+        self.count_hit(&entry, q.key(), now, stale);
+        Some(rcode)
+    }
+
+    fn count_hit(&self, entry: &Entry, key: &[u8], now: u32, stale: bool) {
+        let counts = self.inner.cache.counts();
+        if stale {
+            counts.stale.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        counts.hits.fetch_add(1, Ordering::Relaxed);
+        if entry.wants_prefetch(now) {
+            let sent = (self.prefetch.as_ref()).is_some_and(|tx| tx.send(key.into()).is_ok());
+            if !sent {
+                entry.prefetch_failed();
+            }
+        }
+    }
+
+    /// Resolves a question through the cache and the upstreams, within the timeout.
+    pub async fn resolve(&self, name: &LowerName, rtype: RecordType) -> Forwarded {
+        self.resolve_within(name, rtype, self.inner.timeout, false)
+            .await
+            .unwrap_or(Forwarded::Failed)
+    }
+
+    /// The addresses of a CNAME target, for chasing, within `chase_timeout`: empty when the
+    /// upstream has none, fails or is slow (the CNAME alone is still a correct answer, and an
+    /// authoritative answer must not wait out a dead upstream).
+    pub async fn chase(&self, target: &Name, rtype: RecordType) -> Vec<Record> {
+        let target = LowerName::from(target);
+        match self
+            .resolve_within(&target, rtype, self.inner.chase_timeout, true)
+            .await
+        {
+            Some(Forwarded::Answer(records)) => records,
+            None => {
+                // Past the budget the lookup runs on and fills the cache.
+                self.inner.failures[Failure::ChaseBudget as usize].fetch_add(1, Ordering::Relaxed);
+                Vec::new()
+            }
+            Some(_) => Vec::new(),
+        }
+    }
+
+    /// The answer from the cache, or from a lookup (one for every question alike in flight)
+    /// waited for at most `wait`: `None` past it. A stale answer stands in for a failure.
+    async fn resolve_within(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+        wait: Duration,
+        chasing: bool,
+    ) -> Option<Forwarded> {
+        let inner = &self.inner;
+        let key = cache::key(name, rtype);
+        let cached = inner.cache.get(&key);
+        let now = inner.cache.now();
+        if let Some(entry) = &cached {
+            match entry.age(now) {
+                Age::Fresh | Age::Stale => {
+                    let stale = entry.age(now) == Age::Stale;
+                    self.count_hit(entry, &key, now, stale);
+                    return Some(forwarded(entry, now, stale));
+                }
+                Age::Expired => {}
+            }
+        }
+        inner.cache.counts().misses.fetch_add(1, Ordering::Relaxed);
+        let outcome = match inner.join(key, name, rtype) {
+            Ok(mut rx) => {
+                let done = rx.wait_for(Option::is_some);
+                match tokio::time::timeout(wait, done).await {
+                    Ok(Ok(outcome)) => outcome.clone().unwrap_or(Err(Failure::Error)),
+                    Ok(Err(_)) => Err(Failure::Error),
+                    Err(_) if chasing => return None,
+                    Err(_) => Err(Failure::Timeout),
+                }
+            }
+            Err(why) => Err(why),
+        };
+        let now = inner.cache.now();
+        Some(match (outcome, cached) {
+            (Ok(entry), _) => forwarded(&entry, now, false),
+            // RFC 8767: the upstreams failed, and a stale answer is better than none.
+            (Err(_), Some(stale)) if inner.cache.serve_stale > 0 => {
+                stale.go_stale(now);
+                inner.cache.counts().stale.fetch_add(1, Ordering::Relaxed);
+                forwarded(&stale, now, true)
+            }
+            (Err(_), _) => Forwarded::Failed,
+        })
+    }
+
+    /// Refreshes answers that are asked for in the last tenth of their TTL.
+    pub(crate) fn prefetches(&self) -> u64 {
+        self.inner.prefetches.load(Ordering::Relaxed)
+    }
+
+    /// Questions that joined a lookup already out.
+    pub(crate) fn coalesced(&self) -> u64 {
+        self.inner.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// How cached answers were used.
+    pub(crate) fn cache_counts(&self) -> &cache::Counts {
+        self.inner.cache.counts()
+    }
+
+    /// Answers cached now.
+    pub(crate) fn cached(&self) -> u64 {
+        self.inner.cache.len()
+    }
+}
+
+/// An entry as the handler's answer.
+fn forwarded(entry: &Entry, now: u32, stale: bool) -> Forwarded {
+    let Some(mut message) = entry.message(now, stale) else {
+        return Forwarded::Failed;
+    };
+    match message.metadata.response_code {
+        ResponseCode::NoError if !message.answers.is_empty() => {
+            Forwarded::Answer(std::mem::take(&mut message.answers))
+        }
+        rcode @ (ResponseCode::NoError | ResponseCode::NXDomain) => Forwarded::Negative {
+            rcode,
+            soa: message.authorities.pop().map(Box::new),
+        },
+        _ => Forwarded::Failed,
+    }
+}
+
+impl Inner {
+    /// Asks the upstreams, healthy ones first in the configured order, each for its share of
+    /// the timeout, until one answers. A down upstream is asked last, and once per
+    /// [`PROBE_INTERVAL`] gets the question on the side, so that it comes back when it answers.
+    async fn lookup(self: &Arc<Self>, name: &Name, rtype: RecordType) -> Looked {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let ups = &self.upstreams.0;
+        let mut order: Vec<usize> = (0..ups.len()).collect();
+        order.sort_by_key(|&i| !ups[i].healthy(self.attempt));
+        for &i in order.iter().skip(1) {
+            if !ups[i].healthy(self.attempt) && ups[i].probe_due() {
+                let (inner, name) = (self.clone(), name.clone());
+                tokio::spawn(async move {
+                    let ask = inner.resolvers[i].lookup(name, rtype);
+                    let _ = tokio::time::timeout(inner.attempt, ask).await;
+                });
+            }
+        }
+        let mut failed = None;
+        for (k, &i) in order.iter().enumerate() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let share = left / u32::try_from(order.len() - k).unwrap_or(1);
+            let ask = self.resolvers[i].lookup(name.clone(), rtype);
+            match tokio::time::timeout(share.max(self.attempt.min(left)), ask).await {
+                Ok(Ok(lookup)) => return Ok(lookup),
+                Ok(Err(e)) if is_negative(&e) => return Err(Some(e)),
+                Ok(Err(e)) => failed = Some(e),
+                Err(_) => {}
+            }
+        }
+        Err(failed)
+    }
+
+    /// A receiver for the lookup of `key`: the one in flight, or a new one. `Err` when the
+    /// upstreams loop back to us or too many lookups are out.
+    fn join(
+        self: &Arc<Self>,
+        key: Box<[u8]>,
+        name: &LowerName,
+        rtype: RecordType,
+    ) -> Result<Waiting, Failure> {
+        if self.looped.load(Ordering::Relaxed) {
+            return Err(self.fail(Failure::Loop));
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = pending.get(&key) {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+            return Ok(rx.clone());
+        }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            return Err(self.fail(Failure::Limit));
+        };
+        let (tx, rx) = watch::channel(None);
+        pending.insert(key.clone(), rx.clone());
+        drop(pending);
+        let inner = self.clone();
+        let name = Name::from(name);
+        // A task of its own: a client that stops waiting (a chase past its budget) does not
+        // cancel the lookup, whose answer still fills the cache.
+        tokio::spawn(async move {
+            let looked = inner.lookup(&name, rtype).await;
+            drop(permit);
+            let outcome = inner.finish(&name, rtype, looked);
+            if let Ok(entry) = &outcome {
+                inner.cache.insert(key.clone(), entry.clone());
+            }
+            inner
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+            tx.send_replace(Some(outcome));
+        });
+        Ok(rx)
+    }
+
+    fn fail(&self, why: Failure) -> Failure {
         self.failures[why as usize].fetch_add(1, Ordering::Relaxed);
-        Forwarded::Failed
+        why
     }
 
     /// Counts a failure and logs it, at most once per [`LOG_INTERVAL`] with the count.
-    fn fail_logged(&self, why: Failure, name: &Name, rtype: RecordType, error: &str) -> Forwarded {
+    fn fail_logged(&self, why: Failure, name: &Name, rtype: RecordType, error: &str) -> Failure {
         if let Some(n) = self.throttle.due() {
             warn!(
                 %name,
@@ -367,108 +881,91 @@ impl Forwarder {
         self.fail(why)
     }
 
-    /// Whether a forwarding loop was found (forwarding is then off).
-    pub fn looped(&self) -> bool {
-        self.looped.load(Ordering::Relaxed)
-    }
-
-    /// Called for every question we would forward: our own probe arriving here means the
-    /// upstreams send our queries back to us.
-    pub fn is_own_probe(&self, name: &LowerName) -> bool {
-        if *name == self.probe {
-            if !self.looped.swap(true, Ordering::Relaxed) {
-                error!(
-                    upstreams = ?self.upstreams,
-                    "forwarding loop: our own probe query came back from the upstreams; \
-                     forwarded queries get SERVFAIL until the upstreams are fixed and the \
-                     server restarted"
-                );
-            }
-            return true;
-        }
-        false
-    }
-
-    /// Sends the loop probe once; call after the sockets are bound.
-    pub async fn probe(&self) {
-        let name = Name::from(&self.probe);
-        let _ = tokio::time::timeout(self.timeout, self.resolver.lookup(name, RecordType::A)).await;
-        if !self.looped() {
-            info!("forwarding loop probe: no loop");
-        }
-    }
-
-    /// Resolves a question through the upstreams, within the timeout.
-    pub async fn resolve(&self, name: &LowerName, rtype: RecordType) -> Forwarded {
-        let name = Name::from(name);
-        match self.start(&name, rtype) {
-            Ok(task) => self.finish(&name, task.await.ok(), rtype),
-            Err(failed) => failed,
-        }
-    }
-
-    /// Starts a lookup in a task of its own, so that a caller that stops waiting (a chase past
-    /// its budget) does not cancel it: its answer still fills the cache for the next query.
-    fn start(&self, name: &Name, rtype: RecordType) -> Result<JoinHandle<Looked>, Forwarded> {
-        if self.looped() {
-            return Err(self.fail(Failure::Loop));
-        }
-        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            return Err(self.fail(Failure::Limit));
-        };
-        let (resolver, timeout) = (self.resolver.clone(), self.timeout);
-        let name = name.clone();
-        Ok(tokio::spawn(async move {
-            let _permit = permit;
-            tokio::time::timeout(timeout, resolver.lookup(name, rtype)).await
-        }))
-    }
-
-    /// The answer a finished lookup gives (`None`: its task panicked).
-    fn finish(&self, name: &Name, looked: Option<Looked>, rtype: RecordType) -> Forwarded {
-        match looked {
-            Some(Ok(Ok(lookup))) => Forwarded::Answer(lookup.answers().to_vec()),
-            Some(Ok(Err(NetError::Dns(DnsError::NoRecordsFound(nr)))))
+    /// The entry a finished lookup gives.
+    fn finish(&self, name: &Name, rtype: RecordType, looked: Looked) -> Outcome {
+        let lower = LowerName::from(name);
+        let now = self.cache.now();
+        let stale = self.cache.serve_stale;
+        let entry = match looked {
+            Ok(lookup) => Entry::new(
+                &lower,
+                rtype,
+                (ResponseCode::NoError, lookup.answers(), None),
+                now,
+                stale,
+            ),
+            Err(Some(NetError::Dns(DnsError::NoRecordsFound(nr))))
                 if matches!(
                     nr.response_code,
                     ResponseCode::NXDomain | ResponseCode::NoError
                 ) =>
             {
-                Forwarded::Negative {
-                    rcode: nr.response_code,
-                    soa: nr.soa.map(|soa| Box::new(soa.into_record_of_rdata())),
-                }
+                let soa = nr.soa.map(|soa| soa.into_record_of_rdata());
+                Entry::new(
+                    &lower,
+                    rtype,
+                    (nr.response_code, &[], soa.as_ref()),
+                    now,
+                    stale,
+                )
             }
-            Some(Ok(Err(e))) => self.fail_logged(Failure::Error, name, rtype, &e.to_string()),
-            Some(Err(_)) => {
+            Err(Some(e)) => {
+                return Err(self.fail_logged(Failure::Error, name, rtype, &e.to_string()));
+            }
+            Err(None) => {
                 let why = format!("no answer within {:?}", self.timeout);
-                self.fail_logged(Failure::Timeout, name, rtype, &why)
+                return Err(self.fail_logged(Failure::Timeout, name, rtype, &why));
             }
-            None => self.fail_logged(Failure::Error, name, rtype, "the lookup task failed"),
+        };
+        match entry {
+            Some(entry) => Ok(Arc::new(entry)),
+            None => Err(self.fail_logged(Failure::Error, name, rtype, "an answer too odd to keep")),
         }
     }
 
-    /// The addresses of a CNAME target, for chasing, within `chase_timeout`: empty when the
-    /// upstream has none, fails or is slow (the CNAME alone is still a correct answer, and an
-    /// authoritative answer must not wait out a dead upstream).
-    pub async fn chase(&self, target: &Name, rtype: RecordType) -> Vec<Record> {
-        let Ok(task) = self.start(target, rtype) else {
-            return Vec::new();
-        };
-        // Past the budget the task is dropped unawaited: it runs on and fills the cache.
-        let Ok(joined) = tokio::time::timeout(self.chase_timeout, task).await else {
-            self.failures[Failure::ChaseBudget as usize].fetch_add(1, Ordering::Relaxed);
-            return Vec::new();
-        };
-        match self.finish(target, joined.ok(), rtype) {
-            Forwarded::Answer(records) => records,
-            Forwarded::Negative { .. } | Forwarded::Failed => Vec::new(),
+    /// Refreshes the answers hits ask for (see [`Entry::wants_prefetch`]), until the
+    /// forwarder is dropped.
+    async fn prefetcher(
+        self: Arc<Self>,
+        mut keys: tokio::sync::mpsc::UnboundedReceiver<Box<[u8]>>,
+    ) {
+        while let Some(key) = keys.recv().await {
+            let Some((name, rtype)) = question_of(&key) else {
+                continue;
+            };
+            match self.join(key.clone(), &name, rtype) {
+                Ok(_) => {
+                    self.prefetches.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    if let Some(entry) = self.cache.get(&key) {
+                        entry.prefetch_failed();
+                    }
+                }
+            }
         }
     }
 }
 
-type Looked =
-    Result<Result<hickory_resolver::lookup::Lookup, NetError>, tokio::time::error::Elapsed>;
+/// The name and type a cache key stands for.
+fn question_of(key: &[u8]) -> Option<(LowerName, RecordType)> {
+    let (name, rtype) = key.split_at_checked(key.len().checked_sub(2)?)?;
+    let name = Name::read(&mut BinDecoder::new(name)).ok()?;
+    Some((
+        LowerName::from(name),
+        RecordType::from(u16::from_be_bytes([rtype[0], rtype[1]])),
+    ))
+}
+
+/// What the upstreams said: an answer, an error, or (`Err(None)`) nothing in time.
+type Looked = Result<hickory_resolver::lookup::Lookup, Option<NetError>>;
+
+/// Whether an error is an upstream's answer that there is nothing (NXDOMAIN, NODATA): final,
+/// not a reason to ask another upstream.
+fn is_negative(e: &NetError) -> bool {
+    matches!(e, NetError::Dns(DnsError::NoRecordsFound(nr))
+        if matches!(nr.response_code, ResponseCode::NXDomain | ResponseCode::NoError))
+}
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,7 @@ use tracing::{debug, warn};
 use crate::telemetry::{QueryCounters, RefreshStats};
 use crate::zone::{Lookup, Pick, Snapshot, SnapshotCell, ViewZone};
 
+mod cache;
 mod dnstap;
 pub mod forward;
 pub(crate) mod notify;
@@ -197,6 +198,7 @@ impl Handler {
         let decided = self.udp_answer(view, counters, ip, query, out, fast_path);
         let path = match decided {
             Udp::Fast => querylog::Path::Fast,
+            Udp::Cached => querylog::Path::Cached,
             Udp::Send => querylog::Path::Slip,
             Udp::Drop | Udp::Handler => return decided,
         };
@@ -242,11 +244,34 @@ impl Handler {
                 rrl::Verdict::Slip => return Udp::Drop,
             }
         }
-        let forwarding = fast_path && self.forwarder.load().is_some();
-        match crate::zone::fast::answer_in(view, query, out, forwarding).filter(|_| fast_path) {
-            Some(counted) => {
-                counters.count(counted.qtype, counted.rcode);
-                Udp::Fast
+        if !fast_path {
+            return Udp::Handler;
+        }
+        let Some(q) = crate::zone::fast::Question::parse(query) else {
+            return Udp::Handler;
+        };
+        let forwarder = self.forwarder.load();
+        let forwarding = forwarder.is_some();
+        if let Some(counted) = crate::zone::fast::answer_question(view, &q, query, out, forwarding)
+        {
+            counters.count(counted.qtype, counted.rcode);
+            return Udp::Fast;
+        }
+        // A forwarded name the cache holds: only for a view that may recurse, asked to (RD).
+        let Some(forwarder) = forwarder.as_deref() else {
+            return Udp::Handler;
+        };
+        if !view.policy.recursion
+            || query[2] & 0x01 == 0
+            || !crate::zone::fast::forwardable(view, &q)
+        {
+            return Udp::Handler;
+        }
+        match forwarder.answer_cached(&q, query, out) {
+            Some(rcode) => {
+                let qtype = crate::telemetry::qtype_slot(RecordType::from(q.qtype));
+                counters.count(qtype, crate::telemetry::rcode_code_slot(rcode));
+                Udp::Cached
             }
             None => Udp::Handler,
         }
@@ -258,6 +283,8 @@ impl Handler {
 pub enum Udp {
     /// Answered from precomputed bytes in `out`.
     Fast,
+    /// A forwarded answer from the cache's bytes in `out`.
+    Cached,
     /// Over the rate limit, answered truncated in `out`.
     Send,
     /// Over the rate limit: no answer.

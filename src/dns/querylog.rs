@@ -73,6 +73,8 @@ pub enum Path {
     Handler,
     /// By the handler, through the upstream resolvers.
     Forwarded,
+    /// A forwarded answer from the cache, on the UDP thread.
+    Cached,
 }
 
 impl Path {
@@ -82,6 +84,7 @@ impl Path {
             Path::Slip => "slip",
             Path::Handler => "handler",
             Path::Forwarded => "forwarded",
+            Path::Cached => "cached",
         }
     }
 }

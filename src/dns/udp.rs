@@ -117,7 +117,7 @@ fn dispatch(
         None => w.addr,
     };
     match w.handler.udp(src, server, query, out, w.fast_path) {
-        super::Udp::Fast => {
+        super::Udp::Fast | super::Udp::Cached => {
             w.stats.fast.fetch_add(1, Ordering::Relaxed);
             return true;
         }

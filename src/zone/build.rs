@@ -365,10 +365,11 @@ impl ViewBuilder<'_> {
                 let alone = !self.zones[1..]
                     .iter()
                     .any(|z| forward.apex.zone_of(&z.apex));
+                let others: Vec<&LowerName> = self.zones[1..].iter().map(|z| &z.apex).collect();
                 FastZone::build(
                     &forward.apex,
                     &forward.negative_soa,
-                    &self.passthrough,
+                    (&self.passthrough, &others),
                     (
                         self.policy.chase_cname,
                         self.policy.recursion,

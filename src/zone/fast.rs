@@ -50,6 +50,8 @@ pub struct FastZone {
     /// Subtrees under the apex that are not ours, in lower-case wire form: a miss there is
     /// the handler's (it forwards or refuses), not an NXDOMAIN.
     passthrough: Vec<Vec<u8>>,
+    /// The view's other zones (reverse zones) in lower-case wire form: not forwardable.
+    others: Vec<Vec<u8>>,
     /// The negative-answer SOA record in wire form (owner written out in full).
     negative: Vec<u8>,
     /// Where the serial sits in `negative`, so a re-stamped snapshot can patch it.
@@ -70,7 +72,7 @@ impl FastZone {
     pub(crate) fn build(
         apex: &LowerName,
         negative_soa: &Record,
-        passthrough: &[LowerName],
+        (passthrough, others): (&[LowerName], &[&LowerName]),
         (chase, recursion_available, enabled, explain): (bool, bool, bool, bool),
     ) -> Self {
         let mut negative = wire_name(apex);
@@ -92,6 +94,7 @@ impl FastZone {
             enabled,
             apex: wire_name(apex),
             passthrough: passthrough.iter().map(|p| wire_name(p)).collect(),
+            others: others.iter().map(|z| wire_name(z)).collect(),
             negative,
             serial_at,
             chase,
@@ -203,8 +206,27 @@ pub fn answer_in(
     out: &mut Vec<u8>,
     forwarding: bool,
 ) -> Option<Counted> {
-    let q = Question::parse(query)?;
+    answer_question(view, &Question::parse(query)?, query, out, forwarding)
+}
+
+/// Whether the question is outside every zone of the view (or in a subtree it passes
+/// through): what the handler would forward or refuse, never one of our own names.
+pub(crate) fn forwardable(view: &ViewZone, q: &Question<'_>) -> bool {
     let fast = &view.fast;
+    fast.passthrough.iter().any(|p| q.under(p))
+        || !(q.under(&fast.apex) || fast.others.iter().any(|z| q.under(z)))
+}
+
+/// [`answer_in`] for a query already parsed.
+pub(crate) fn answer_question(
+    view: &ViewZone,
+    q: &Question<'_>,
+    query: &[u8],
+    out: &mut Vec<u8>,
+    forwarding: bool,
+) -> Option<Counted> {
+    let fast = &view.fast;
+    let slot = q.slot?;
     if !fast.enabled {
         return None;
     }
@@ -212,7 +234,7 @@ pub fn answer_in(
     let empty: &[u8] = &[];
     let (rcode, count, records, authority) = match view.node(name) {
         Some(node) if !node.forward => return None,
-        Some(node) => match pick_answer(view, node, q.slot) {
+        Some(node) => match pick_answer(view, node, slot) {
             Some(Answer::Records(count, tail, head)) => (0u8, count, (tail, head), false),
             Some(Answer::NoData) => (0, 0, (empty, empty), true),
             None => return None,
@@ -264,7 +286,7 @@ pub fn answer_in(
         out.extend_from_slice(&opt.answer());
     }
     Some(Counted {
-        qtype: crate::telemetry::qtype_slot(TYPES[q.slot]),
+        qtype: crate::telemetry::qtype_slot(TYPES[slot]),
         rcode: crate::telemetry::rcode_code_slot(u16::from(rcode)),
     })
 }
@@ -278,22 +300,24 @@ pub struct Counted {
     pub rcode: usize,
 }
 
-/// The parts of a query the fast path needs, or `None` for anything unusual.
-struct Question<'q> {
+/// The parts of a query the fast paths need, or `None` for anything unusual.
+pub(crate) struct Question<'q> {
     /// The question section as sent (name with the client's casing, type, class).
-    question: &'q [u8],
-    /// The name in lower case, wire form.
-    lower: [u8; 255],
+    pub question: &'q [u8],
+    /// The name in lower case, wire form, then the type: the cache's key.
+    lower: [u8; 257],
     name_len: usize,
     /// Offsets in `lower` where labels start, for the apex suffix check.
     starts: [u8; 128],
     labels: usize,
-    /// Index into [`TYPES`].
-    slot: usize,
+    /// The query type.
+    pub qtype: u16,
+    /// Index into [`TYPES`], for the types our zones' fast path answers.
+    slot: Option<usize>,
     /// The client's UDP payload size, when it sent OPT.
-    edns_payload: Option<u16>,
+    pub edns_payload: Option<u16>,
     /// The DO bit of its OPT, copied into ours (RFC 3225 3).
-    dnssec_ok: bool,
+    pub dnssec_ok: bool,
 }
 
 /// A query's OPT record, as far as an answer copies it.
@@ -357,7 +381,9 @@ impl Opt {
 }
 
 impl<'q> Question<'q> {
-    fn parse(query: &'q [u8]) -> Option<Self> {
+    /// The question of a plain IN-class query for a data type (no meta type, no ANY), with
+    /// at most an OPT record after it; `None` for anything else.
+    pub(crate) fn parse(query: &'q [u8]) -> Option<Self> {
         let header = query.get(..12)?;
         // A query (QR 0), opcode QUERY, not truncated; Z clear.
         if header[2] & 0xfa != 0 || header[3] & 0x40 != 0 {
@@ -367,7 +393,7 @@ impl<'q> Question<'q> {
         if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
             return None;
         }
-        let mut lower = [0u8; 255];
+        let mut lower = [0u8; 257];
         let mut starts = [0u8; 128];
         let (mut at, mut len, mut labels) = (12usize, 0usize, 0usize);
         loop {
@@ -394,10 +420,12 @@ impl<'q> Question<'q> {
         let fixed = query.get(at + 1..at + 5)?;
         let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
-        let slot = TYPE_CODES.iter().position(|&t| t == qtype)?;
-        if qclass != 1 {
+        let slot = TYPE_CODES.iter().position(|&t| t == qtype);
+        // Type 0, OPT, and the meta types (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA, ANY).
+        if qclass != 1 || qtype == 0 || qtype == 41 || (249..=255).contains(&qtype) {
             return None;
         }
+        lower[name_len..name_len + 2].copy_from_slice(&qtype.to_be_bytes());
         let question_end = at + 5;
         // Exactly one well-formed OPT record at the root, version 0, nothing after it; anything
         // else (a malformed one gets FORMERR) is the handler's.
@@ -414,10 +442,21 @@ impl<'q> Question<'q> {
             name_len,
             starts,
             labels,
+            qtype,
             slot,
             edns_payload: opt.map(|o| o.payload),
             dnssec_ok: opt.is_some_and(|o| o.dnssec_ok),
         })
+    }
+
+    /// The lower-case name in wire form followed by the type.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.lower[..self.name_len + 2]
+    }
+
+    /// Where the question's type and class end in the query.
+    pub(crate) fn end(&self) -> usize {
+        12 + self.question.len()
     }
 
     /// Whether the name is `apex` or below it, on a label boundary.

@@ -14,7 +14,13 @@ use crate::harness::TestServer;
 
 /// A query in wire form: `name` with random letter case, optionally with an OPT record (and a
 /// cookie option, as dig sends; with `cookie` the DO bit is set too, as dig +dnssec does).
-fn wire_query(id: u16, name: &str, rtype: RecordType, edns: Option<u16>, cookie: bool) -> Vec<u8> {
+pub(crate) fn wire_query(
+    id: u16,
+    name: &str,
+    rtype: RecordType,
+    edns: Option<u16>,
+    cookie: bool,
+) -> Vec<u8> {
     let mut q = Vec::new();
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00]); // RD
@@ -49,7 +55,11 @@ fn wire_query(id: u16, name: &str, rtype: RecordType, edns: Option<u16>, cookie:
     q
 }
 
-async fn over_udp(sock: &tokio::net::UdpSocket, server: SocketAddr, q: &[u8]) -> Vec<u8> {
+pub(crate) async fn over_udp(
+    sock: &tokio::net::UdpSocket,
+    server: SocketAddr,
+    q: &[u8],
+) -> Vec<u8> {
     sock.send_to(q, server).await.expect("send");
     let mut buf = vec![0u8; 65535];
     let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
@@ -60,7 +70,7 @@ async fn over_udp(sock: &tokio::net::UdpSocket, server: SocketAddr, q: &[u8]) ->
     buf
 }
 
-async fn over_tcp(stream: &mut tokio::net::TcpStream, q: &[u8]) -> Vec<u8> {
+pub(crate) async fn over_tcp(stream: &mut tokio::net::TcpStream, q: &[u8]) -> Vec<u8> {
     let len = u16::try_from(q.len()).expect("short query");
     // One write: a length prefix sent alone waits on Nagle and the peer's delayed ACK.
     let mut framed = len.to_be_bytes().to_vec();
@@ -74,7 +84,7 @@ async fn over_tcp(stream: &mut tokio::net::TcpStream, q: &[u8]) -> Vec<u8> {
 
 /// Everything a client sees, with names lower-cased and each section sorted (sets are rotated
 /// per query, so their order is not part of the answer).
-fn normalise(bytes: &[u8]) -> String {
+pub(crate) fn normalise(bytes: &[u8]) -> String {
     let m = Message::from_vec(bytes).expect("a DNS message");
     let section = |records: &[hickory_server::proto::rr::Record]| {
         let mut v: Vec<String> = records

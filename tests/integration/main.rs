@@ -6,6 +6,7 @@ mod admin;
 mod answers;
 mod audit;
 mod baddata;
+mod cache;
 mod cli;
 mod crash;
 mod dig;
