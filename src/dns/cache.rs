@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 
-use crate::zone::fast::{Opt, Question};
+use crate::zone::fast::Question;
 
 /// The longest an answer is kept fresh, whatever its TTL says (unbound's `cache-max-ttl`).
 pub(crate) const MAX_TTL: u32 = 86_400;
@@ -201,11 +201,7 @@ impl Entry {
         out: &mut Vec<u8>,
         (now, stale): (u32, bool),
     ) -> Option<u16> {
-        let limit = match q.edns_payload {
-            Some(p) => usize::from(p.clamp(512, crate::zone::fast::MAX_UDP_PAYLOAD)),
-            None => 512,
-        };
-        let opt_len = if q.edns_payload.is_some() { 11 } else { 0 };
+        let (limit, opt_len) = q.udp_room();
         let end = q.end();
         if self.wire.len() + opt_len > limit || self.wire.len() < end {
             return None;
@@ -218,15 +214,9 @@ impl Entry {
         // The question exactly as asked (0x20): the stored one is the same name in lower case.
         out[12..end].copy_from_slice(&query[12..end]);
         self.patch_ttls(out, now, stale);
-        if let Some(payload) = q.edns_payload {
+        if let Some(opt) = q.opt_answer() {
             out[10..12].copy_from_slice(&1u16.to_be_bytes());
-            let opt = Opt {
-                payload,
-                dnssec_ok: q.dnssec_ok,
-                version: 0,
-                rcode_high: 0,
-            };
-            out.extend_from_slice(&opt.answer());
+            out.extend_from_slice(&opt);
         }
         Some(u16::from(self.rcode()))
     }

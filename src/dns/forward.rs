@@ -219,8 +219,9 @@ impl Throttle {
 /// The upstream resolvers and the cache of their answers.
 pub struct Forwarder {
     inner: Arc<Inner>,
-    /// Keys of answers to refresh before they expire, for the prefetch task.
-    prefetch: Option<tokio::sync::mpsc::UnboundedSender<Box<[u8]>>>,
+    /// Keys of answers to fetch again on the side, for the prefetch task: `true` before they
+    /// expire (a prefetch), `false` while they are served stale.
+    prefetch: Option<tokio::sync::mpsc::UnboundedSender<(Box<[u8]>, bool)>>,
 }
 
 /// What a lookup's waiters get: the answer, or why there is none.
@@ -412,11 +413,28 @@ impl Forwarder {
         let stale = match entry.age(now) {
             Age::Fresh => false,
             Age::Stale => true,
+            Age::Expired if self.stale_at_once(&entry, q.key(), now) => true,
             Age::Expired => return None,
         };
         let rcode = entry.answer(q, query, out, (now, stale))?;
         self.count_hit(&entry, q.key(), now, stale);
         Some(rcode)
+    }
+
+    /// Whether an expired answer is given stale at once: when every upstream is down, a
+    /// client waiting out the timeout for each name would see a hang, not an answer. The
+    /// entry is then served stale for [`cache::STALE_TTL`] and refreshed on the side.
+    fn stale_at_once(&self, entry: &Entry, key: &[u8], now: u32) -> bool {
+        let inner = &self.inner;
+        let down = |u: &Upstream| !u.healthy(inner.attempt);
+        if inner.cache.serve_stale == 0 || !inner.upstreams.0.iter().all(down) {
+            return false;
+        }
+        entry.go_stale(now);
+        if let Some(tx) = &self.prefetch {
+            let _ = tx.send((key.into(), false));
+        }
+        true
     }
 
     fn count_hit(&self, entry: &Entry, key: &[u8], now: u32, stale: bool) {
@@ -427,7 +445,8 @@ impl Forwarder {
         }
         counts.hits.fetch_add(1, Ordering::Relaxed);
         if entry.wants_prefetch(now) {
-            let sent = (self.prefetch.as_ref()).is_some_and(|tx| tx.send(key.into()).is_ok());
+            let prefetch = self.prefetch.as_ref();
+            let sent = prefetch.is_some_and(|tx| tx.send((key.into(), true)).is_ok());
             if !sent {
                 entry.prefetch_failed();
             }
@@ -474,13 +493,15 @@ impl Forwarder {
         let cached = inner.cache.get(&key);
         let now = inner.cache.now();
         if let Some(entry) = &cached {
-            match entry.age(now) {
-                Age::Fresh | Age::Stale => {
-                    let stale = entry.age(now) == Age::Stale;
-                    self.count_hit(entry, &key, now, stale);
-                    return Some(forwarded(entry, now, stale));
-                }
-                Age::Expired => {}
+            let stale = match entry.age(now) {
+                Age::Fresh => Some(false),
+                Age::Stale => Some(true),
+                Age::Expired if self.stale_at_once(entry, &key, now) => Some(true),
+                Age::Expired => None,
+            };
+            if let Some(stale) = stale {
+                self.count_hit(entry, &key, now, stale);
+                return Some(forwarded(entry, now, stale));
             }
         }
         inner.cache.counts().misses.fetch_add(1, Ordering::Relaxed);
@@ -692,16 +713,17 @@ impl Inner {
     /// forwarder is dropped.
     async fn prefetcher(
         self: Arc<Self>,
-        mut keys: tokio::sync::mpsc::UnboundedReceiver<Box<[u8]>>,
+        mut keys: tokio::sync::mpsc::UnboundedReceiver<(Box<[u8]>, bool)>,
     ) {
-        while let Some(key) = keys.recv().await {
+        while let Some((key, prefetch)) = keys.recv().await {
             let Some((name, rtype)) = question_of(&key) else {
                 continue;
             };
             match self.join(key.clone(), &name, rtype) {
-                Ok(_) => {
+                Ok(_) if prefetch => {
                     self.prefetches.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok(_) => {}
                 Err(_) => {
                     if let Some(entry) = self.cache.get(&key) {
                         entry.prefetch_failed();

@@ -246,7 +246,8 @@ impl Handler {
         if !fast_path {
             return Udp::Handler;
         }
-        let Some(q) = crate::zone::fast::Question::parse(query) else {
+        let mut lower = [0u8; 257];
+        let Some(q) = crate::zone::fast::Question::parse(query, &mut lower) else {
             return Udp::Handler;
         };
         let forwarder = self.forwarder.load();

@@ -206,7 +206,14 @@ pub fn answer_in(
     out: &mut Vec<u8>,
     forwarding: bool,
 ) -> Option<Counted> {
-    answer_question(view, &Question::parse(query)?, query, out, forwarding)
+    let mut lower = [0u8; 257];
+    answer_question(
+        view,
+        &Question::parse(query, &mut lower)?,
+        query,
+        out,
+        forwarding,
+    )
 }
 
 /// Whether the question is outside every zone of the view (or in a subtree it passes
@@ -241,17 +248,14 @@ pub(crate) fn answer_question(
         },
         None if q.under(&fast.apex)
             && !fast.passthrough.iter().any(|p| q.under(p))
-            && !(fast.explain && q.lower[..9].eq_ignore_ascii_case(b"\x08_explain")) =>
+            && !(fast.explain
+                && (q.lower.get(..9)).is_some_and(|l| l.eq_ignore_ascii_case(b"\x08_explain"))) =>
         {
             (3, 0, (empty, empty), true)
         }
         None => return None,
     };
-    let limit = match q.edns_payload {
-        Some(p) => usize::from(p.clamp(512, MAX_UDP_PAYLOAD)),
-        None => 512,
-    };
-    let opt_len = if q.edns_payload.is_some() { 11 } else { 0 };
+    let (limit, opt_len) = q.udp_room();
     let authority_len = if authority { fast.negative.len() } else { 0 };
     let total = 12 + q.question.len() + records.0.len() + records.1.len() + authority_len + opt_len;
     if total > limit {
@@ -276,14 +280,8 @@ pub(crate) fn answer_question(
     if authority {
         out.extend_from_slice(&fast.negative);
     }
-    if let Some(payload) = q.edns_payload {
-        let opt = Opt {
-            payload,
-            dnssec_ok: q.dnssec_ok,
-            version: 0,
-            rcode_high: 0,
-        };
-        out.extend_from_slice(&opt.answer());
+    if let Some(opt) = q.opt_answer() {
+        out.extend_from_slice(&opt);
     }
     Some(Counted {
         qtype: crate::telemetry::qtype_slot(TYPES[slot]),
@@ -304,12 +302,10 @@ pub struct Counted {
 pub(crate) struct Question<'q> {
     /// The question section as sent (name with the client's casing, type, class).
     pub question: &'q [u8],
-    /// The name in lower case, wire form, then the type: the cache's key.
-    lower: [u8; 257],
+    /// The name in lower case, wire form, then the type: the cache's key. In the caller's
+    /// buffer: the question is moved around, the 257 bytes are not.
+    lower: &'q [u8],
     name_len: usize,
-    /// Offsets in `lower` where labels start, for the apex suffix check.
-    starts: [u8; 128],
-    labels: usize,
     /// The query type.
     pub qtype: u16,
     /// Index into [`TYPES`], for the types our zones' fast path answers.
@@ -383,7 +379,7 @@ impl Opt {
 impl<'q> Question<'q> {
     /// The question of a plain IN-class query for a data type (no meta type, no ANY), with
     /// at most an OPT record after it; `None` for anything else.
-    pub(crate) fn parse(query: &'q [u8]) -> Option<Self> {
+    pub(crate) fn parse(query: &'q [u8], lower: &'q mut [u8; 257]) -> Option<Self> {
         let header = query.get(..12)?;
         // A query (QR 0), opcode QUERY, not truncated; Z clear.
         if header[2] & 0xfa != 0 || header[3] & 0x40 != 0 {
@@ -393,20 +389,16 @@ impl<'q> Question<'q> {
         if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
             return None;
         }
-        let mut lower = [0u8; 257];
-        let mut starts = [0u8; 128];
-        let (mut at, mut len, mut labels) = (12usize, 0usize, 0usize);
+        let (mut at, mut len) = (12usize, 0usize);
         loop {
             let l = usize::from(*query.get(at)?);
             if l == 0 {
                 break;
             }
             // Compression pointers and the reserved label types are the handler's business.
-            if l > 63 || len + l + 2 > 255 || labels >= starts.len() {
+            if l > 63 || len + l + 2 > 255 {
                 return None;
             }
-            starts[labels] = len as u8;
-            labels += 1;
             lower[len] = l as u8;
             let label = query.get(at + 1..at + 1 + l)?;
             for (dst, src) in lower[len + 1..len + 1 + l].iter_mut().zip(label) {
@@ -426,6 +418,7 @@ impl<'q> Question<'q> {
             return None;
         }
         lower[name_len..name_len + 2].copy_from_slice(&qtype.to_be_bytes());
+        let lower: &'q [u8] = &lower[..name_len + 2];
         let question_end = at + 5;
         // Exactly one well-formed OPT record at the root, version 0, nothing after it; anything
         // else (a malformed one gets FORMERR) is the handler's.
@@ -440,8 +433,6 @@ impl<'q> Question<'q> {
             question: &query[12..question_end],
             lower,
             name_len,
-            starts,
-            labels,
             qtype,
             slot,
             edns_payload: opt.map(|o| o.payload),
@@ -449,9 +440,28 @@ impl<'q> Question<'q> {
         })
     }
 
+    /// The most an answer may take over UDP, and the part of it our OPT record takes.
+    pub(crate) fn udp_room(&self) -> (usize, usize) {
+        match self.edns_payload {
+            Some(p) => (usize::from(p.clamp(512, MAX_UDP_PAYLOAD)), 11),
+            None => (512, 0),
+        }
+    }
+
+    /// The OPT record that ends an answer to it, when it had one.
+    pub(crate) fn opt_answer(&self) -> Option<[u8; 11]> {
+        let opt = Opt {
+            payload: self.edns_payload?,
+            dnssec_ok: self.dnssec_ok,
+            version: 0,
+            rcode_high: 0,
+        };
+        Some(opt.answer())
+    }
+
     /// The lower-case name in wire form followed by the type.
     pub(crate) fn key(&self) -> &[u8] {
-        &self.lower[..self.name_len + 2]
+        self.lower
     }
 
     /// Where the question's type and class end in the query.
@@ -462,10 +472,66 @@ impl<'q> Question<'q> {
     /// Whether the name is `apex` or below it, on a label boundary.
     fn under(&self, apex: &[u8]) -> bool {
         let name = &self.lower[..self.name_len];
-        self.starts[..self.labels]
-            .iter()
-            .map(|s| usize::from(*s))
-            .chain([self.name_len - 1])
-            .any(|s| &name[s..] == apex)
+        if apex.len() > name.len() {
+            return false;
+        }
+        // Walk the labels: a suffix of the right length is a candidate only at a label start.
+        let mut at = 0;
+        loop {
+            let rest = &name[at..];
+            if rest.len() == apex.len() {
+                return rest == apex;
+            }
+            match rest.first() {
+                Some(&l) if l > 0 && rest.len() > apex.len() => at += 1 + usize::from(l),
+                _ => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.trim_end_matches('.').split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    #[test]
+    fn a_name_is_under_an_apex_only_on_a_label_boundary() {
+        let apex = b"\x08internal\x00";
+        let cases = [
+            ("internal.", true),
+            ("web.Internal.", true),
+            ("a.b.internal.", true),
+            ("xinternal.", false),
+            ("internal.example.", false),
+            ("nal.", false),
+        ];
+        for (name, want) in cases {
+            let (bytes, mut lower) = (query(name), [0u8; 257]);
+            let q = Question::parse(&bytes, &mut lower).expect("a plain question");
+            assert_eq!(q.under(apex), want, "{name}");
+            assert_eq!(
+                q.key().len(),
+                bytes.len() - 12 - 4 + 2,
+                "{name}: name and type"
+            );
+        }
+        let root = query("internal.")
+            .into_iter()
+            .take(12)
+            .chain([0, 0, 1, 0, 1])
+            .collect::<Vec<_>>();
+        let mut lower = [0u8; 257];
+        let q = Question::parse(&root, &mut lower).expect("the root");
+        assert!(!q.under(apex) && q.under(b"\x00"));
     }
 }

@@ -294,6 +294,12 @@ async fn stale_answers_stand_in_for_a_dead_upstream_for_a_bounded_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(summary(&stale), ["192.0.2.1"]);
+    // Our own names are never stale: answered from the snapshot, authoritatively, with their
+    // own TTL, whatever the upstream does.
+    let own = ask_a(&server, "web.internal.").await;
+    assert_eq!(summary(&own), ["10.0.1.10", "10.0.2.10"]);
+    assert!(own.metadata.authoritative, "{own:?}");
+    assert!(own.answers.iter().all(|r| r.ttl != 30), "{own:?}");
     // A name never seen gets SERVFAIL, within the timeout.
     let m = ask_a(&server, "www.example.test.").await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
