@@ -742,3 +742,26 @@ fn every_key_bound_at_start_is_seen_by_a_reload() {
     let sampled = Config::parse(&path, &demo_with("log", "sample", "10")).expect("sampled");
     assert!(base.restart_needed(&sampled).is_empty());
 }
+
+#[test]
+fn serving_stale_is_a_day_by_default_and_can_be_turned_off() {
+    let inside = "[[views]]\nname = \"in\"\nclients = [\"10.0.0.0/8\"]\nrecursion = true\n";
+    let with = |forwarding: &str| format!("{GOOD}\n{forwarding}\n{inside}");
+    let f = (Config::parse(Path::new("x.toml"), &with(""))
+        .expect("valid")
+        .forwarding)
+        .expect("forwarding defaults");
+    assert_eq!(f.serve_stale, Duration::from_secs(86_400));
+    let off = Config::parse(
+        Path::new("x.toml"),
+        &with("[forwarding]\nserve_stale = \"0s\"\n"),
+    )
+    .expect("valid");
+    assert_eq!(
+        off.forwarding.expect("forwarding").serve_stale,
+        Duration::ZERO
+    );
+    let (_, key, msg) = invalid(&with("[forwarding]\nserve_stale = \"a while\"\n"));
+    assert_eq!(key, "forwarding.serve_stale");
+    assert!(msg.contains("not a duration"), "{msg}");
+}
