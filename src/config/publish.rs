@@ -126,6 +126,10 @@ impl Validator<'_> {
                 Some(f) => *f.get_ref(),
                 None => 0.5,
             };
+            let reconcile_interval = match &p.reconcile_interval {
+                Some(d) => self.duration(&key("reconcile_interval"), d)?,
+                None => super::super::publish::settings::RECONCILE_INTERVAL,
+            };
             out.push(PublishConfig {
                 kind,
                 view,
@@ -136,6 +140,7 @@ impl Validator<'_> {
                 max_changes_per_batch,
                 requests_per_second,
                 max_delete_fraction,
+                reconcile_interval,
                 assume_role: p.assume_role.as_ref().map(|r| r.get_ref().clone()),
                 endpoint_url: p.endpoint_url.as_ref().map(|u| u.get_ref().clone()),
             });

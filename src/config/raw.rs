@@ -72,6 +72,8 @@ pub struct Publish {
     pub requests_per_second: Option<Spanned<f64>>,
     /// Fraction of owned record sets a plan may delete (default 0.5).
     pub max_delete_fraction: Option<Spanned<f64>>,
+    /// How often a full listing of the zone repairs drift between incremental syncs.
+    pub reconcile_interval: Option<Spanned<String>>,
     /// Role ARN to assume.
     pub assume_role: Option<Spanned<String>>,
     /// Endpoint override.

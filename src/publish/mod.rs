@@ -122,6 +122,39 @@ pub struct Report {
     /// Record sets (not ownership records) created less those deleted by the accepted
     /// changes: with the plan's count before, what stabledns owns after the sync.
     pub owned_change: i64,
+    /// The zone was listed (a reconcile), not planned from the last known state.
+    pub listed: bool,
+    /// Calls spent reading the zone (GetHostedZone and the listing).
+    pub listing_calls: u64,
+    /// A change planned from the last known state was refused: someone else changed those
+    /// records, and the next sync lists the zone.
+    pub reconcile: bool,
+    /// The record sets of the changes refused alone.
+    refused: Vec<(String, hickory_proto::rr::RecordType)>,
+}
+
+/// What a zone was last known to hold: its listing at the last reconcile, with every change
+/// it accepted since. A sync planned from it sends only what changed, without listing.
+#[derive(Debug, Clone)]
+pub struct Known {
+    info: provider::ZoneInfo,
+    sets: Vec<plan::RecordSet>,
+    /// Changes refused alone since the last listing: left for the reconcile, so that one
+    /// refused change does not send every later sync back to listing.
+    refused: std::collections::BTreeSet<(String, hickory_proto::rr::RecordType)>,
+}
+
+impl Known {
+    /// The zone after `changes` were accepted.
+    fn apply(sets: &mut Vec<plan::RecordSet>, changes: &[plan::Change]) {
+        for change in changes {
+            let set = change.set();
+            sets.retain(|s| (&s.name, s.rtype) != (&set.name, set.rtype));
+            if !matches!(change, plan::Change::Delete(_)) {
+                sets.push(set.clone());
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -195,8 +228,8 @@ pub async fn sync(
     }
 }
 
-/// One sync through `zone`, whichever provider keeps it: the checks, the plan, the batches
-/// within the provider's limits, each sent (a refused one bisected) unless `dry_run`.
+/// One full sync through `zone`, whichever provider keeps it: the zone listed, then
+/// [`sync_known`].
 pub async fn sync_with(
     zone: &mut impl Provider,
     config: &settings::PublishConfig,
@@ -204,6 +237,27 @@ pub async fn sync_with(
     snapshot: &Snapshot,
     dry_run: bool,
 ) -> Result<Report, PublishError> {
+    let (report, _) = sync_known(zone, config, target, snapshot, None, dry_run).await?;
+    Ok(report)
+}
+
+/// One sync through `zone`: the checks, the plan (against `known`, or a listing without
+/// it), the batches within the provider's limits, each sent (a refused one bisected) unless
+/// `dry_run`. Returns what the zone holds after it, unless a change planned from `known` was
+/// refused: those records were changed by someone else, and the next sync must list.
+///
+/// From `known`, an update is sent as the DELETE of the old records and the CREATE of the new
+/// ones in one batch, not an UPSERT: Route 53 refuses a DELETE that does not match what the
+/// zone holds exactly, and a CREATE of a name that exists, so a hand edit stops the batch
+/// rather than being overwritten unseen.
+pub async fn sync_known(
+    zone: &mut impl Provider,
+    config: &settings::PublishConfig,
+    target: &settings::Target,
+    snapshot: &Snapshot,
+    known: Option<Known>,
+    dry_run: bool,
+) -> Result<(Report, Option<Known>), PublishError> {
     if snapshot.instance_count == 0 {
         return Err(PublishError::Refused(
             "the fleet is empty: nothing is published, and nothing deleted".into(),
@@ -213,7 +267,10 @@ pub async fn sync_with(
         .view(&config.view)
         .ok_or_else(|| PublishError::Refused(format!("no view `{}`", config.view)))?;
     let id = &target.zone_id;
-    let info = zone.info().await?;
+    let (info, known) = match known {
+        Some(k) => (k.info.clone(), Some(k)),
+        None => (zone.info().await?, None),
+    };
     let ascii = |n: &hickory_proto::rr::LowerName| Name::from(n).to_ascii().to_ascii_lowercase();
     let forward = ascii(&snapshot.apex);
     if !target.reverse && info.name != forward {
@@ -246,34 +303,94 @@ pub async fn sync_with(
         )));
     }
     let (want, warnings) = desired(snapshot, &config.view, apex)?;
-    let have = zone.list().await?;
-    let plan = plan::plan(
+    let incremental = known.is_some();
+    let (mut have, mut refused) = match known {
+        Some(k) => (k.sets, k.refused),
+        None => (zone.list().await?, Default::default()),
+    };
+    let listing_calls = if incremental { 0 } else { zone.calls().made };
+    let mut plan = plan::plan(
         &want,
         &have,
         &config.owner_id,
         config.policy,
         config.max_delete_fraction,
     );
+    if incremental {
+        let touches_refused = |unit: &plan::Unit| {
+            (unit.iter()).any(|c| refused.contains(&(c.set().name.clone(), c.set().rtype)))
+        };
+        plan.units.retain(|u| !touches_refused(u));
+        for unit in &mut plan.units {
+            *unit = std::mem::take(unit)
+                .into_iter()
+                .flat_map(|change| match change {
+                    plan::Change::Upsert { old, new } => {
+                        vec![plan::Change::Delete(old), plan::Change::Create(new)]
+                    }
+                    other => vec![other],
+                })
+                .collect();
+        }
+    }
     let batches = plan.batches(zone.limits());
     let mut report = Report {
         zone: id.clone(),
-        zone_name: info.name,
+        zone_name: info.name.clone(),
         private: info.private,
         view: config.view.clone(),
         warnings,
         dry_run,
         planned_batches: batches.len(),
+        listed: !incremental,
+        listing_calls,
         ..Report::default()
     };
     if !dry_run {
         for batch in batches {
-            send_bisecting(zone, batch, &mut report).await?;
+            send_bisecting(zone, batch, &mut report, &mut have).await?;
         }
     }
     report.plan = plan;
     let calls = zone.calls();
     (report.calls, report.retries, report.throttles) = (calls.made, calls.retried, calls.throttled);
-    Ok(report)
+    report.reconcile = incremental && !report.refused.is_empty();
+    refused.extend(report.refused.iter().cloned());
+    let after = (!dry_run && !report.reconcile).then_some(Known {
+        info,
+        sets: have,
+        refused,
+    });
+    Ok((report, after))
+}
+
+/// [`sync_known`] through the configured service: from `known` when given, else listing.
+#[cfg(feature = "route53")]
+pub async fn sync_from(
+    config: &settings::PublishConfig,
+    target: &settings::Target,
+    snapshot: &Snapshot,
+    known: Option<Known>,
+) -> Result<(Report, Option<Known>), PublishError> {
+    match config.kind {
+        settings::Kind::Route53 => {
+            let mut zone = route53::Zone::new(config, &target.zone_id).await;
+            sync_known(&mut zone, config, target, snapshot, known, false).await
+        }
+    }
+}
+
+/// Without Route 53 support in the build, every sync is refused.
+#[cfg(not(feature = "route53"))]
+pub async fn sync_from(
+    config: &settings::PublishConfig,
+    target: &settings::Target,
+    snapshot: &Snapshot,
+    _known: Option<Known>,
+) -> Result<(Report, Option<Known>), PublishError> {
+    sync(config, target, snapshot, false)
+        .await
+        .map(|r| (r, None))
 }
 
 /// Without Route 53 support in the build, every sync is refused.
@@ -295,12 +412,14 @@ async fn send_bisecting(
     zone: &mut impl Provider,
     batch: Vec<plan::Unit>,
     report: &mut Report,
+    have: &mut Vec<plan::RecordSet>,
 ) -> Result<(), PublishError> {
     let mut todo = vec![batch];
     while let Some(mut units) = todo.pop() {
         let changes: Vec<plan::Change> = units.iter().flatten().cloned().collect();
         match zone.apply(&changes).await? {
             Ok(()) => {
+                Known::apply(have, &changes);
                 report.batches += 1;
                 let (c, u, d) = plan::counts(&changes);
                 let a = &mut report.accepted;
@@ -323,6 +442,11 @@ async fn send_bisecting(
                 report
                     .quarantined
                     .push(format!("{}: {message}", what.join(", ")));
+                (report.refused).extend(
+                    changes
+                        .iter()
+                        .map(|c| (c.set().name.clone(), c.set().rtype)),
+                );
             }
             Err(_) => {
                 let second = units.split_off(units.len() / 2);
@@ -334,15 +458,17 @@ async fn send_bisecting(
     Ok(())
 }
 
-/// A sync repairs drift (hand edits to our records) at least this often, even when no new
-/// snapshot was published.
-pub const RESYNC: Duration = Duration::from_secs(600);
+/// The longest a failed sync waits before it is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// Syncs every zone `zones()` names (read again each round: reloads apply) from the published
-/// snapshot: after each new one, and every [`RESYNC`] otherwise. Nothing is published before
-/// `confirmed()` says the inventory has answered (a state file's fleet is not confirmed).
-/// A failed sync is logged, counted and tried again after a backoff (5 s doubling to
-/// [`RESYNC`]); serving and the refresh loop never wait on this.
+/// snapshot: after each new one, from the state the last sync left (no listing, only what
+/// changed), and with a full listing at start, every `reconcile_interval`, after a failure,
+/// and when Route 53 refused a change planned from that state. An unchanged fleet between
+/// reconciles costs no call. Nothing is published before `confirmed()` says the inventory has
+/// answered (a state file's fleet is not confirmed). A failed sync is logged, counted and tried
+/// again after a backoff (5 s doubling to 10 minutes); serving and the refresh loop never wait
+/// on this.
 pub async fn run(
     zones: impl Fn() -> Vec<settings::PublishConfig>,
     confirmed: impl Fn() -> bool,
@@ -351,8 +477,10 @@ pub async fn run(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use tokio::time::Instant;
-    // zone id → the serial last synced and when; and, after failures, when to try again.
+    // zone id → the serial last synced and when the zone was last listed; what it holds; and,
+    // after failures, when to try again.
     let mut done: std::collections::BTreeMap<String, (u32, Instant)> = Default::default();
+    let mut known: std::collections::BTreeMap<String, Known> = Default::default();
     let mut backoff: std::collections::BTreeMap<String, (Duration, Instant)> = Default::default();
     loop {
         tokio::select! {
@@ -367,6 +495,7 @@ pub async fn run(
             .flat_map(|c| c.targets().into_iter().map(|t| t.zone_id))
             .collect();
         done.retain(|id, _| wanted.contains(id));
+        known.retain(|id, _| wanted.contains(id));
         backoff.retain(|id, _| wanted.contains(id));
         if let Ok(mut counts) = stats.0.lock() {
             counts.retain(|id, _| wanted.contains(id));
@@ -382,28 +511,53 @@ pub async fn run(
             .flat_map(|c| c.targets().into_iter().map(move |t| (c, t)))
         {
             let id = &target.zone_id;
-            let due = done
+            let reconcile = done
                 .get(id)
-                .is_none_or(|(serial, at)| *serial != snapshot.serial || at.elapsed() >= RESYNC);
+                .is_none_or(|(_, listed)| listed.elapsed() >= config.reconcile_interval);
+            let due = reconcile
+                || done
+                    .get(id)
+                    .is_some_and(|(serial, _)| *serial != snapshot.serial);
             let waiting = backoff.get(id).is_some_and(|(_, at)| Instant::now() < *at);
             if !due || waiting {
                 continue;
             }
+            let start = if reconcile { None } else { known.remove(id) };
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = sync(config, &target, &snapshot, false) => r,
+                r = sync_from(config, &target, &snapshot, start) => r,
+            };
+            let (result, after) = match result {
+                Ok((report, after)) => (Ok(report), after),
+                Err(e) => (Err(e), None),
             };
             stats.record(id, &result);
             match result {
                 Ok(report) => {
                     report.log(snapshot.serial);
-                    done.insert(id.clone(), (snapshot.serial, Instant::now()));
+                    if report.reconcile {
+                        // Someone changed records we were changing: list the zone at once.
+                        tracing::warn!(zone = %id, "Route 53 refused a change planned from the \
+                            zone's last known state; listing the zone to reconcile");
+                        done.remove(id);
+                    } else {
+                        let listed = match done.get(id) {
+                            Some((_, at)) if !report.listed => *at,
+                            _ => Instant::now(),
+                        };
+                        done.insert(id.clone(), (snapshot.serial, listed));
+                    }
+                    if let Some(after) = after {
+                        known.insert(id.clone(), after);
+                    }
                     backoff.remove(id);
                 }
                 Err(e) => {
+                    // What the zone holds is no longer known: the next sync lists it.
+                    done.remove(id);
                     let wait = backoff
                         .get(id)
-                        .map_or(Duration::from_secs(5), |(w, _)| (*w * 2).min(RESYNC));
+                        .map_or(Duration::from_secs(5), |(w, _)| (*w * 2).min(MAX_BACKOFF));
                     tracing::error!(zone = %id, "publishing failed: {e}; DNS serving continues; \
                         trying again in {wait:?}");
                     backoff.insert(id.clone(), (wait, Instant::now() + wait));

@@ -62,7 +62,6 @@ pub trait Provider {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::publish::plan::is_ownership;
@@ -120,11 +119,8 @@ mod tests {
         }
     }
 
-    /// The sync is the provider's caller, whichever provider it is: the demo's inside view
-    /// goes in within the provider's limits, the one change it refuses is quarantined, and
-    /// a second sync has nothing to do.
-    #[tokio::test]
-    async fn any_provider_gets_the_plan_in_batches_within_its_limits() {
+    /// The demo publishing its inside view to zone `Z1`, and its fleet.
+    async fn demo_publishing() -> (crate::Config, Vec<crate::inventory::Instance>) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join("config/demo.toml")).expect("demo");
         let text = format!(
@@ -133,9 +129,17 @@ mod tests {
         let config =
             crate::Config::parse(&root.join("config/demo.toml"), &text).expect("valid config");
         let source = crate::inventory::Source::from_config(&config.inventory).await;
-        let fleet: Arc<[crate::inventory::Instance]> =
-            source.fetch().await.expect("demo fleet").instances.into();
-        let snapshot = crate::refresh::build_next(&config, &fleet, None).0;
+        let fleet = source.fetch().await.expect("demo fleet").instances;
+        (config, fleet)
+    }
+
+    /// The sync is the provider's caller, whichever provider it is: the demo's inside view
+    /// goes in within the provider's limits, the one change it refuses is quarantined, and
+    /// a second sync has nothing to do.
+    #[tokio::test]
+    async fn any_provider_gets_the_plan_in_batches_within_its_limits() {
+        let (config, fleet) = demo_publishing().await;
+        let snapshot = crate::refresh::build_next(&config, &fleet.into(), None).0;
         let publish = &config.publish[0];
         let target = settings::Target {
             zone_id: "Z1".into(),
@@ -161,5 +165,74 @@ mod tests {
             .await
             .expect("sync");
         assert_eq!(again.sent(), 0, "only the refused change is left to send");
+    }
+
+    /// After a full sync, the next one starts from what it left: no listing, an update sent as
+    /// DELETE and CREATE in one batch, and a refused change asks for a listing.
+    #[tokio::test]
+    async fn a_sync_from_the_last_known_state_lists_nothing() {
+        use crate::publish::sync_known;
+        let (config, fleet) = demo_publishing().await;
+        let snapshot = crate::refresh::build_next(&config, &fleet.clone().into(), None).0;
+        let readdressed = |ip: [u8; 4]| {
+            let mut changed = fleet.clone();
+            let web2 = (changed.iter_mut())
+                .find(|i| i.private_ip == Some(std::net::Ipv4Addr::new(10, 0, 2, 10)))
+                .expect("the instance at 10.0.2.10");
+            web2.private_ip = Some(ip.into());
+            crate::refresh::build_next(&config, &changed.into(), None).0
+        };
+        let (publish, target) = (
+            &config.publish[0],
+            settings::Target {
+                zone_id: "Z1".into(),
+                reverse: false,
+            },
+        );
+        let mut zone = Memory {
+            sets: Vec::new(),
+            refused: "nothing.".into(),
+            calls: Calls::default(),
+            batches: Vec::new(),
+        };
+        let (full, known) = sync_known(&mut zone, publish, &target, &snapshot, None, false)
+            .await
+            .expect("sync");
+        assert!(full.listed && full.listing_calls == 2, "{full:?}");
+        let known = known.expect("a full sync knows the zone");
+
+        let calls = zone.calls.made;
+        let next = readdressed([10, 0, 2, 99]);
+        let (report, known) = sync_known(&mut zone, publish, &target, &next, Some(known), false)
+            .await
+            .expect("sync");
+        assert_eq!(zone.calls.made - calls, 1, "one change call, no listing");
+        assert!(!report.listed && !report.reconcile);
+        let (c, u, d) = report.accepted;
+        assert_eq!((c, u, d), (1, 0, 1), "the update as a DELETE and a CREATE");
+        let web = zone
+            .sets
+            .iter()
+            .find(|s| s.name == "web.internal." && s.values.len() == 2);
+        assert_eq!(
+            web.map(|s| s.values.clone()),
+            Some(vec!["10.0.1.10".into(), "10.0.2.99".into()])
+        );
+
+        zone.refused = "web.internal.".into();
+        let (refused, after) = sync_known(
+            &mut zone,
+            publish,
+            &target,
+            &readdressed([10, 0, 2, 77]),
+            known,
+            false,
+        )
+        .await
+        .expect("sync");
+        assert!(
+            refused.reconcile && after.is_none(),
+            "a refusal asks for a listing"
+        );
     }
 }

@@ -26,6 +26,12 @@ pub struct PublishCounts {
     pub retries: u64,
     /// Calls throttled.
     pub throttles: u64,
+    /// Calls spent reading the zone (listings at reconciles).
+    pub listing_calls: u64,
+    /// Calls spent on changes (and their retries).
+    pub change_calls: u64,
+    /// Syncs that listed the zone.
+    pub listings: u64,
     /// Changes refused alone and left out.
     pub quarantined: u64,
     /// Conflicts at the last sync.
@@ -49,6 +55,9 @@ impl PublishCounts {
         self.batches += report.batches as u64;
         self.retries += report.retries;
         self.throttles += report.throttles;
+        self.listing_calls += report.listing_calls;
+        self.change_calls += report.calls.saturating_sub(report.listing_calls);
+        self.listings += u64::from(report.listed);
         self.quarantined += report.quarantined.len() as u64;
         self.conflicts = report.plan.conflicts.len() as u64;
         self.owned = report.owned_after();
@@ -99,8 +108,9 @@ impl PublishStats {
                 t => format!("synced {}s ago", now.saturating_sub(t)),
             };
             text.push_str(&format!(
-                "publish {zone}: {last}, {} record sets owned, {} conflicts",
-                c.owned, c.conflicts
+                "publish {zone}: {last}, {} record sets owned, {} conflicts, {} calls listing and \
+                 {} changing",
+                c.owned, c.conflicts, c.listing_calls, c.change_calls
             ));
             if let Some(error) = &c.last_error {
                 text.push_str(&format!("; last sync failed: {error}"));
@@ -160,6 +170,24 @@ impl Report for PublishStats {
             "ChangeResourceRecordSets calls Route 53 accepted",
             counter,
             per_zone(|c| c.batches),
+        );
+        out.values(
+            "stabledns_publish_calls",
+            "Route 53 calls by what they were for: reading the zone (listing) or changing it",
+            counter,
+            with(
+                "purpose",
+                &[
+                    ("listing", |c| c.listing_calls),
+                    ("changes", |c| c.change_calls),
+                ],
+            ),
+        );
+        out.values(
+            "stabledns_publish_listings",
+            "Syncs that listed the whole zone (start, reconcile_interval, a refused change)",
+            counter,
+            per_zone(|c| c.listings),
         );
         out.values(
             "stabledns_publish_retries",

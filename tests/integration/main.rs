@@ -15,6 +15,7 @@ mod events;
 mod fastpath;
 mod forwarding;
 mod harness;
+mod incremental;
 mod leaks;
 mod limits;
 mod moto;

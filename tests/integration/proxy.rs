@@ -56,6 +56,9 @@ struct Shared {
     r53_script: Mutex<std::collections::VecDeque<R53Fault>>,
     /// A change batch naming this record set is refused as InvalidChangeBatch.
     r53_reject: Mutex<Option<String>>,
+    /// A name whose DELETEs are refused as Route 53 refuses a DELETE whose values no longer
+    /// match the zone (moto deletes whatever it is given).
+    r53_reject_delete: Mutex<Option<String>>,
     /// ChangeResourceRecordSets calls seen.
     r53_changes: AtomicU64,
     /// Instances whose instance status DescribeInstanceStatus answers as impaired.
@@ -85,6 +88,7 @@ impl Proxy {
             describe_calls: AtomicU64::new(0),
             r53_script: Mutex::new(Default::default()),
             r53_reject: Mutex::new(None),
+            r53_reject_delete: Mutex::new(None),
             r53_changes: AtomicU64::new(0),
             impaired: Mutex::new(Vec::new()),
         });
@@ -112,7 +116,13 @@ impl Proxy {
         *self.shared.r53_reject.lock().expect("reject lock") = Some(name.to_owned());
     }
 
-    /// ChangeResourceRecordSets calls seen.
+    /// Route 53: a batch that DELETEs a record set named `name` is refused, as Route 53 does
+    /// when the values no longer match what the zone holds (someone edited it).
+    pub fn r53_reject_delete(&self, name: &str) {
+        *self.shared.r53_reject_delete.lock().expect("reject lock") = Some(name.to_owned());
+    }
+
+    /// ChangeResourceRecordSets calls seen (faults included).
     pub fn r53_changes(&self) -> u64 {
         self.shared.r53_changes.load(Ordering::Relaxed)
     }
@@ -223,6 +233,25 @@ fn r53_fault(req: &Request, shared: &Shared) -> Option<(&'static str, String)> {
             ));
         }
         None => {}
+    }
+    let stale_delete = shared
+        .r53_reject_delete
+        .lock()
+        .expect("reject lock")
+        .clone();
+    if let Some(name) = stale_delete
+        && req.body.contains(&format!(
+            "<Action>DELETE</Action><ResourceRecordSet><Name>{name}</Name>"
+        ))
+    {
+        let body = format!(
+            "<?xml version=\"1.0\"?><InvalidChangeBatch \
+             xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Messages><Message>\
+             Tried to delete resource record set [name='{name}', type='A'] but the values \
+             provided do not match the current values</Message></Messages>\
+             <RequestId>00000000-0000-0000-0000-000000000000</RequestId></InvalidChangeBatch>"
+        );
+        return Some(("400 Bad Request", body));
     }
     let reject = shared.r53_reject.lock().expect("reject lock").clone()?;
     if !req.body.contains(&format!("<Name>{reject}</Name>")) {

@@ -127,7 +127,7 @@ async fn list_sets(r53: &Client, zone: &str) -> Vec<(String, String, i64, Vec<St
 
 /// The demo with its fleet copied into `dir`, publishing the inside view to `zone` through
 /// `endpoint` (moto, or a proxy in front of it).
-fn write_config(dir: &Path, endpoint: &str, zone: &str, fleet: &serde_json::Value) {
+pub(crate) fn write_config(dir: &Path, endpoint: &str, zone: &str, fleet: &serde_json::Value) {
     let text = std::fs::read_to_string(root().join("config/demo.toml"))
         .expect("demo")
         .replace("path = \"demo-instances.json\"", "path = \"fleet.json\"");
@@ -137,6 +137,23 @@ fn write_config(dir: &Path, endpoint: &str, zone: &str, fleet: &serde_json::Valu
     );
     std::fs::write(dir.join("stabledns.toml"), text).expect("config");
     std::fs::write(dir.join("fleet.json"), fleet.to_string()).expect("fleet");
+}
+
+/// `serve` on the demo with `fleet`, publishing to `zone` through `endpoint`, refreshing
+/// every 200 ms (a test rewrites `fleet.json` with [`write_config`] to change the fleet).
+pub(crate) async fn serve_publishing(
+    dir: &Path,
+    endpoint: &str,
+    zone: &str,
+    fleet: &serde_json::Value,
+) -> crate::harness::TestServer {
+    write_config(dir, endpoint, zone, fleet);
+    let path = dir.join("stabledns.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
+    let config = stabledns::Config::parse(&path, &text).expect("config");
+    crate::harness::TestServer::start(config).await
 }
 
 /// `n` running instances with unique names, in tiers of ten (`SG-T-TIER<k>`, slotted by the
@@ -176,7 +193,7 @@ fn publish(dir: &Path, flag: &str) -> String {
 }
 
 /// Waits (up to 30 s) until the zone holds a record set starting with `line`.
-async fn until_zone_has(r53: &Client, zone: &str, line: &str) {
+pub(crate) async fn until_zone_has(r53: &Client, zone: &str, line: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !has(&list(r53, zone).await, line) {
         assert!(
@@ -187,7 +204,7 @@ async fn until_zone_has(r53: &Client, zone: &str, line: &str) {
     }
 }
 
-fn has(zone: &[String], prefix: &str) -> bool {
+pub(crate) fn has(zone: &[String], prefix: &str) -> bool {
     zone.iter().any(|l| l.starts_with(prefix))
 }
 
@@ -330,7 +347,7 @@ async fn publishes_the_inside_view_and_leaves_other_records_alone() {
     }
 }
 
-fn demo_fleet() -> serde_json::Value {
+pub(crate) fn demo_fleet() -> serde_json::Value {
     let text = std::fs::read_to_string(root().join("config/demo-instances.json")).expect("demo");
     serde_json::from_str(&text).expect("json")
 }
@@ -474,13 +491,7 @@ async fn serve_publishes_every_new_snapshot_and_reports_it() {
     let zone = private_zone(&r53, "internal.").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut fleet = demo_fleet();
-    write_config(dir.path(), &moto.url, &zone, &fleet);
-    let path = dir.path().join("stabledns.toml");
-    let text = std::fs::read_to_string(&path)
-        .expect("config")
-        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
-    let config = stabledns::Config::parse(&path, &text).expect("config");
-    let server = crate::harness::TestServer::start(config).await;
+    let server = serve_publishing(dir.path(), &moto.url, &zone, &fleet).await;
 
     until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
 

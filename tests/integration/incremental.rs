@@ -1,0 +1,179 @@
+//! Incremental Route 53 syncs in `serve`, against moto through the fault proxy: a change to
+//! the fleet costs one change call and no listing; a hand edit to a record we change makes
+//! Route 53 refuse our DELETE (the proxy plays Route 53's exact-match rule, which moto lacks),
+//! and that refusal leads to a listing and a correct zone; an unchanged fleet costs no call.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+
+use crate::admin::{scrape, value};
+use crate::moto::Moto;
+use crate::proxy::Proxy;
+use crate::publish::{
+    client, demo_fleet, has, list, private_zone, serve_publishing, until_zone_has, write_config,
+};
+
+/// The demo fleet with the instance at `old` given the private address `new`.
+fn readdressed(fleet: &mut serde_json::Value, old: &str, new: &str) {
+    let instances = fleet["Reservations"][0]["Instances"]
+        .as_array_mut()
+        .expect("instances");
+    let instance = (instances.iter_mut())
+        .find(|i| i["PrivateIpAddress"] == old)
+        .unwrap_or_else(|| panic!("no instance at {old}"));
+    instance["PrivateIpAddress"] = new.into();
+}
+
+/// An operator's UPSERT of `name`'s A records, as the console does.
+async fn hand_edit(r53: &aws_sdk_route53::Client, zone: &str, name: &str, value: &str) {
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .ttl(60)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .expect("record"),
+        )
+        .build()
+        .expect("set");
+    let change = Change::builder()
+        .action(ChangeAction::Upsert)
+        .resource_record_set(set)
+        .build()
+        .expect("change");
+    let batch = ChangeBatch::builder()
+        .changes(change)
+        .build()
+        .expect("batch");
+    (r53.change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(batch))
+    .send()
+    .await
+    .expect("hand edit");
+}
+
+/// Scrapes until `done` holds for the samples (the zone can show a change before the sync
+/// that made it has counted it).
+async fn scrape_until(
+    admin: std::net::SocketAddr,
+    what: &str,
+    done: impl Fn(&std::collections::BTreeMap<String, f64>) -> bool,
+) -> std::collections::BTreeMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let samples = scrape(admin).await;
+        if done(&samples) {
+            return samples;
+        }
+        let publish: Vec<_> = samples
+            .iter()
+            .filter(|(k, _)| k.contains("publish"))
+            .collect();
+        assert!(Instant::now() < deadline, "never {what}: {publish:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_sent_alone_and_a_hand_edit_it_meets_is_reconciled() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let proxy = Proxy::start(&moto.url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet = demo_fleet();
+    let server = serve_publishing(dir.path(), &proxy.url, &zone, &fleet).await;
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
+
+    // Labels as the exposition orders them: by name.
+    let key =
+        |name: &str, labels: &str| format!("stabledns_publish_{name}{{{labels}zone=\"{zone}\"}}");
+    let listing = key("calls_total", "purpose=\"listing\",");
+    let changes = key("calls_total", "purpose=\"changes\",");
+    let listings = key("listings_total", "");
+    let before = scrape(server.admin()).await;
+    assert_eq!(
+        value(&before, &listings),
+        1.0,
+        "one listing at start: {before:?}"
+    );
+
+    // One instance readdressed: one change call, no listing.
+    readdressed(&mut fleet, "10.0.2.10", "10.0.2.99");
+    write_config(dir.path(), &proxy.url, &zone, &fleet);
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.99").await;
+    let syncs = key("syncs_total", "result=\"ok\",");
+    let after = scrape_until(server.admin(), "a change call", |m| {
+        value(m, &changes) > value(&before, &changes)
+    })
+    .await;
+    assert_eq!(value(&after, &listings), 1.0, "{after:?}");
+    assert_eq!(
+        value(&after, &listing),
+        value(&before, &listing),
+        "no listing: {after:?}"
+    );
+    let sent = value(&after, &changes) - value(&before, &changes);
+    assert!(
+        (1.0..=2.0).contains(&sent),
+        "{sent} change calls for one instance"
+    );
+
+    // Someone edits our record by hand; Route 53 then refuses the DELETE planned from what we
+    // last knew, and the zone is listed and put right.
+    hand_edit(&r53, &zone, "web.internal.", "10.9.9.9").await;
+    proxy.r53_reject_delete("web.internal.");
+    readdressed(&mut fleet, "10.0.2.99", "10.0.2.77");
+    write_config(dir.path(), &proxy.url, &zone, &fleet);
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.77").await;
+    let reconciled = scrape_until(server.admin(), "a second listing", |m| {
+        value(m, &listings) >= 2.0
+    })
+    .await;
+    assert_eq!(
+        value(&reconciled, &listings),
+        2.0,
+        "one more listing: {reconciled:?}"
+    );
+    assert!(
+        value(&reconciled, &key("quarantined_total", "")) >= 1.0,
+        "{reconciled:?}"
+    );
+    let zone_now = list(&r53, &zone).await;
+    assert!(!has(&zone_now, "web.internal. A 10.9.9.9"), "{zone_now:#?}");
+    assert!(
+        has(&zone_now, "db1.internal. CNAME"),
+        "the rest is untouched: {zone_now:#?}"
+    );
+
+    // An unchanged fleet: refreshes go on, and Route 53 hears nothing.
+    let settled = scrape_until(server.admin(), "settled", |m| {
+        value(m, &syncs) > value(&reconciled, &syncs) - 1.0
+    })
+    .await;
+    let calls = proxy.r53_changes();
+    let quiet = value(&settled, &listing);
+    let refreshed = server.successes();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.successes() < refreshed + 5 {
+        assert!(Instant::now() < deadline, "the refresh loop stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        proxy.r53_changes(),
+        calls,
+        "change calls for an unchanged fleet"
+    );
+    assert_eq!(
+        value(&scrape(server.admin()).await, &listing),
+        quiet,
+        "listing calls"
+    );
+    server.stop().await;
+}
