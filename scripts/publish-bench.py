@@ -85,6 +85,72 @@ def publish(binary, d):
     return took, summary, [int(x) for x in sent.groups()]
 
 
+def metrics(admin):
+    import urllib.request
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("stabledns_publish_") and " " in line:
+            k, v = line.rsplit(" ", 1)
+            # Labels in name order, whatever order the exposition wrote them in.
+            if "{" in k:
+                name, labels = k[:-1].split("{", 1)
+                k = name + "{" + "".join(sorted(l + "," for l in labels.split(","))).rstrip(",") + "}"
+            out[k] = float(v)
+    return out
+
+
+def serve_phase(binary, d, zone, n, rps):
+    """`serve` publishing: the start (a full sync), then one replacement sent from the zone's
+    last known state, then an unchanged fleet for a while: calls and seconds for each."""
+    admin = f"127.0.0.1:{bench.free_port()}"
+    text = (d / "stabledns.toml").read_text().replace(
+        'listen = ["127.0.0.1:5353"]', f'listen = ["127.0.0.1:{bench.free_port()}"]')
+    text = text.replace('path = "fleet.json"', 'path = "fleet.json"\nrefresh_interval = "200ms"')
+    (d / "serve.toml").write_text(text + f'\n[admin]\nlisten = "{admin}"\n')
+    (d / "fleet.json").write_text(json.dumps(fleet(n)))
+    log = open(d / "serve.log", "w")
+    proc = subprocess.Popen([binary, "serve", "--config", str(d / "serve.toml")], cwd=d,
+                            stdout=log, stderr=subprocess.STDOUT)
+    key = lambda name, labels="": f'stabledns_publish_{name}{{{labels}zone="{zone}"}}'
+    ok, listing, changes = key("syncs_total", 'result="ok",'), key("calls_total", 'purpose="listing",'), \
+        key("calls_total", 'purpose="changes",')
+
+    def until(cond, seconds=900):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                m = metrics(admin)
+                if cond(m):
+                    return m
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise SystemExit("serve never published; see serve.log")
+
+    try:
+        started = time.perf_counter()
+        first = until(lambda m: m.get(ok, 0) >= 1)
+        start_s = time.perf_counter() - started
+        calls = lambda m: m.get(listing, 0) + m.get(changes, 0)
+        (d / "fleet.json").write_text(json.dumps(fleet(n, True)))
+        started = time.perf_counter()
+        after = until(lambda m: m.get(ok, 0) >= 2)
+        delta_s = time.perf_counter() - started
+        time.sleep(5)  # a bench, not a test: a few refreshes of an unchanged fleet
+        quiet = metrics(admin)
+        return {
+            "start_s": start_s, "start_calls": calls(first),
+            "delta_s": delta_s, "delta_calls": calls(after) - calls(first),
+            "delta_listing": after.get(listing, 0) - first.get(listing, 0),
+            "unchanged_calls": calls(quiet) - calls(after),
+        }
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -133,8 +199,19 @@ def main():
                   f"a sync lists {pages:,.0f} pages ({pages / args.rps / 60:.1f} min); "
                   f"publishing from empty sends {batches:,.0f} batches "
                   f"({(pages + batches) / args.rps / 60:.1f} min with the listing)")
+        # Back to the first fleet in the zone, then serve: it lists once at start and then
+        # sends one replacement from what it knows.
+        (d / "fleet.json").write_text(json.dumps(fleet(args.instances)))
+        publish(args.binary, d)
+        s = serve_phase(args.binary, d, zone, args.instances, args.rps)
+        print(f"serve: start (a full sync) {s['start_s']:.1f} s, {s['start_calls']:.0f} calls; one "
+              f"replacement {s['delta_s']:.2f} s from the fleet file's change to the sync's end "
+              f"(refresh every 200 ms), {s['delta_calls']:.0f} calls ({s['delta_listing']:.0f} "
+              f"listing); an unchanged fleet for 5 s: {s['unchanged_calls']:.0f} calls")
         print("summary " + " ".join(
-            f"{w.replace(' ', '_')}_s={t:.1f} {w.replace(' ', '_')}_calls={c}" for w, t, _, _, c in rows))
+            f"{w.replace(' ', '_')}_s={t:.1f} {w.replace(' ', '_')}_calls={c}" for w, t, _, _, c in rows)
+            + f" publish_delta_calls={s['delta_calls']:.0f} publish_delta_s={s['delta_s']:.2f}"
+            f" unchanged_serve_calls={s['unchanged_calls']:.0f}")
     finally:
         moto.terminate()
         moto.wait()
