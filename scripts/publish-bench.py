@@ -109,7 +109,9 @@ def serve_phase(binary, d, zone, n, rps):
         'listen = ["127.0.0.1:5353"]', f'listen = ["127.0.0.1:{bench.free_port()}"]')
     text = text.replace('path = "fleet.json"', 'path = "fleet.json"\nrefresh_interval = "200ms"')
     (d / "serve.toml").write_text(text + f'\n[admin]\nlisten = "{admin}"\n')
-    (d / "fleet.json").write_text(json.dumps(fleet(n)))
+    # The zone holds the replaced fleet (the last row): serve starts from it and then the
+    # replacement is undone, one instance's names going and coming back.
+    (d / "fleet.json").write_text(json.dumps(fleet(n, True)))
     log = open(d / "serve.log", "w")
     proc = subprocess.Popen([binary, "serve", "--config", str(d / "serve.toml")], cwd=d,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -134,7 +136,7 @@ def serve_phase(binary, d, zone, n, rps):
         first = until(lambda m: m.get(ok, 0) >= 1)
         start_s = time.perf_counter() - started
         calls = lambda m: m.get(listing, 0) + m.get(changes, 0)
-        (d / "fleet.json").write_text(json.dumps(fleet(n, True)))
+        (d / "fleet.json").write_text(json.dumps(fleet(n)))
         started = time.perf_counter()
         after = until(lambda m: m.get(ok, 0) >= 2)
         delta_s = time.perf_counter() - started
@@ -199,10 +201,7 @@ def main():
                   f"a sync lists {pages:,.0f} pages ({pages / args.rps / 60:.1f} min); "
                   f"publishing from empty sends {batches:,.0f} batches "
                   f"({(pages + batches) / args.rps / 60:.1f} min with the listing)")
-        # Back to the first fleet in the zone, then serve: it lists once at start and then
-        # sends one replacement from what it knows.
-        (d / "fleet.json").write_text(json.dumps(fleet(args.instances)))
-        publish(args.binary, d)
+        # serve: it lists once at start and then sends one replacement from what it knows.
         s = serve_phase(args.binary, d, zone, args.instances, args.rps)
         print(f"serve: start (a full sync) {s['start_s']:.1f} s, {s['start_calls']:.0f} calls; one "
               f"replacement {s['delta_s']:.2f} s from the fleet file's change to the sync's end "
