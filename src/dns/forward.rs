@@ -203,11 +203,9 @@ impl Throttle {
     /// `Some(n)` when a line is due: `n` failures since the last one, this one included.
     fn due(&self) -> Option<u64> {
         self.count.fetch_add(1, Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = upstream::unix_ms();
         let until = self.quiet_until.load(Ordering::Relaxed);
-        let next = now + u64::try_from(LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        let next = now.saturating_add(upstream::millis(LOG_INTERVAL));
         (now >= until
             && (self.quiet_until)
                 .compare_exchange(until, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -530,7 +528,7 @@ impl Forwarder {
         })
     }
 
-    /// Refreshes answers that are asked for in the last tenth of their TTL.
+    /// Answers fetched again before they expired.
     pub(crate) fn prefetches(&self) -> u64 {
         self.inner.prefetches.load(Ordering::Relaxed)
     }

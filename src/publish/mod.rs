@@ -210,22 +210,17 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Plans (and unless `dry_run`, sends) one zone's sync from `snapshot`. Refuses an empty
+/// Plans (and unless `dry_run`, sends) one zone's full sync from `snapshot`. Refuses an empty
 /// fleet, a zone whose name is not the snapshot's apex, and private addresses bound for a
 /// public zone.
-#[cfg(feature = "route53")]
 pub async fn sync(
     config: &settings::PublishConfig,
     target: &settings::Target,
     snapshot: &Snapshot,
     dry_run: bool,
 ) -> Result<Report, PublishError> {
-    match config.kind {
-        settings::Kind::Route53 => {
-            let mut zone = route53::Zone::new(config, &target.zone_id).await;
-            sync_with(&mut zone, config, target, snapshot, dry_run).await
-        }
-    }
+    let (report, _) = sync_from(config, target, snapshot, None, dry_run).await?;
+    Ok(report)
 }
 
 /// One full sync through `zone`, whichever provider keeps it: the zone listed, then
@@ -308,6 +303,7 @@ pub async fn sync_known(
         Some(k) => (k.sets, k.refused),
         None => (zone.list().await?, Default::default()),
     };
+    // The provider is made for this sync, so its calls so far are the reading.
     let listing_calls = if incremental { 0 } else { zone.calls().made };
     let mut plan = plan::plan(
         &want,
@@ -371,11 +367,12 @@ pub async fn sync_from(
     target: &settings::Target,
     snapshot: &Snapshot,
     known: Option<Known>,
+    dry_run: bool,
 ) -> Result<(Report, Option<Known>), PublishError> {
     match config.kind {
         settings::Kind::Route53 => {
             let mut zone = route53::Zone::new(config, &target.zone_id).await;
-            sync_known(&mut zone, config, target, snapshot, known, false).await
+            sync_known(&mut zone, config, target, snapshot, known, dry_run).await
         }
     }
 }
@@ -383,24 +380,12 @@ pub async fn sync_from(
 /// Without Route 53 support in the build, every sync is refused.
 #[cfg(not(feature = "route53"))]
 pub async fn sync_from(
-    config: &settings::PublishConfig,
-    target: &settings::Target,
-    snapshot: &Snapshot,
-    _known: Option<Known>,
-) -> Result<(Report, Option<Known>), PublishError> {
-    sync(config, target, snapshot, false)
-        .await
-        .map(|r| (r, None))
-}
-
-/// Without Route 53 support in the build, every sync is refused.
-#[cfg(not(feature = "route53"))]
-pub async fn sync(
     _config: &settings::PublishConfig,
     _target: &settings::Target,
     _snapshot: &Snapshot,
+    _known: Option<Known>,
     _dry_run: bool,
-) -> Result<Report, PublishError> {
+) -> Result<(Report, Option<Known>), PublishError> {
     Err(PublishError::Refused(
         "this build has no Route 53 support (the `route53` feature is off)".into(),
     ))
@@ -525,7 +510,7 @@ pub async fn run(
             let start = if reconcile { None } else { known.remove(id) };
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = sync_from(config, &target, &snapshot, start) => r,
+                r = sync_from(config, &target, &snapshot, start, false) => r,
             };
             let (result, after) = match result {
                 Ok((report, after)) => (Ok(report), after),

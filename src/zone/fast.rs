@@ -311,9 +311,9 @@ pub(crate) struct Question<'q> {
     /// Index into [`TYPES`], for the types our zones' fast path answers.
     slot: Option<usize>,
     /// The client's UDP payload size, when it sent OPT.
-    pub edns_payload: Option<u16>,
+    edns_payload: Option<u16>,
     /// The DO bit of its OPT, copied into ours (RFC 3225 3).
-    pub dnssec_ok: bool,
+    dnssec_ok: bool,
 }
 
 /// A query's OPT record, as far as an answer copies it.

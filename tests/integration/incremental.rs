@@ -5,15 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{ChangeAction, RrType};
 
 use crate::admin::{scrape, value};
 use crate::moto::Moto;
 use crate::proxy::Proxy;
 use crate::publish::{
-    client, demo_fleet, has, list, private_zone, serve_publishing, until_zone_has, write_config,
+    change, client, demo_fleet, has, list, private_zone, serve_publishing, until_zone_has,
+    write_config,
 };
 
 /// The demo fleet with the instance at `old` given the private address `new`.
@@ -25,37 +24,6 @@ fn readdressed(fleet: &mut serde_json::Value, old: &str, new: &str) {
         .find(|i| i["PrivateIpAddress"] == old)
         .unwrap_or_else(|| panic!("no instance at {old}"));
     instance["PrivateIpAddress"] = new.into();
-}
-
-/// An operator's UPSERT of `name`'s A records, as the console does.
-async fn hand_edit(r53: &aws_sdk_route53::Client, zone: &str, name: &str, value: &str) {
-    let set = ResourceRecordSet::builder()
-        .name(name)
-        .r#type(RrType::A)
-        .ttl(60)
-        .resource_records(
-            ResourceRecord::builder()
-                .value(value)
-                .build()
-                .expect("record"),
-        )
-        .build()
-        .expect("set");
-    let change = Change::builder()
-        .action(ChangeAction::Upsert)
-        .resource_record_set(set)
-        .build()
-        .expect("change");
-    let batch = ChangeBatch::builder()
-        .changes(change)
-        .build()
-        .expect("batch");
-    (r53.change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(batch))
-    .send()
-    .await
-    .expect("hand edit");
 }
 
 /// Scrapes until `done` holds for the samples (the zone can show a change before the sync
@@ -127,7 +95,9 @@ async fn a_change_is_sent_alone_and_a_hand_edit_it_meets_is_reconciled() {
 
     // Someone edits our record by hand; Route 53 then refuses the DELETE planned from what we
     // last knew, and the zone is listed and put right.
-    hand_edit(&r53, &zone, "web.internal.", "10.9.9.9").await;
+    // An operator's UPSERT, as the console does.
+    let edit = ("web.internal.", RrType::A, 60);
+    change(&r53, &zone, ChangeAction::Upsert, edit, &["10.9.9.9"]).await;
     proxy.r53_reject_delete("web.internal.");
     readdressed(&mut fleet, "10.0.2.99", "10.0.2.77");
     write_config(dir.path(), &proxy.url, &zone, &fleet);

@@ -49,6 +49,17 @@ pub async fn private_zone(r53: &Client, name: &str) -> String {
 }
 
 async fn put(r53: &Client, zone: &str, name: &str, rtype: RrType, values: &[&str]) {
+    change(r53, zone, ChangeAction::Create, (name, rtype, 300), values).await;
+}
+
+/// One change to `zone` made outside stabledns (an operator, another tool).
+pub(crate) async fn change(
+    r53: &Client,
+    zone: &str,
+    action: ChangeAction,
+    (name, rtype, ttl): (&str, RrType, i64),
+    values: &[&str],
+) {
     let records = values
         .iter()
         .map(|v| ResourceRecord::builder().value(*v).build().expect("record"))
@@ -56,12 +67,12 @@ async fn put(r53: &Client, zone: &str, name: &str, rtype: RrType, values: &[&str
     let set = ResourceRecordSet::builder()
         .name(name)
         .r#type(rtype)
-        .ttl(300)
+        .ttl(ttl)
         .set_resource_records(Some(records))
         .build()
         .expect("set");
     let change = Change::builder()
-        .action(ChangeAction::Create)
+        .action(action)
         .resource_record_set(set)
         .build()
         .expect("change");
@@ -75,7 +86,7 @@ async fn put(r53: &Client, zone: &str, name: &str, rtype: RrType, values: &[&str
         )
         .send()
         .await
-        .expect("put");
+        .expect("change");
 }
 
 /// Every record set: "name TYPE value value".
