@@ -415,10 +415,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let snapshot = load_snapshot_timed(&config, !dry_run).await?.0;
             let mut failed = 0;
             let mut zones = 0;
+            let budgets = stabledns::publish::budget::Budgets::default();
             for publish in &config.publish {
                 for target in publish.targets() {
                     zones += 1;
-                    match stabledns::publish::sync(publish, &target, &snapshot, dry_run).await {
+                    match stabledns::publish::sync(publish, &target, &snapshot, dry_run, &budgets)
+                        .await
+                    {
                         Ok(report) => print!("{report}"),
                         Err(e) => {
                             failed += 1;

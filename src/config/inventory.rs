@@ -278,7 +278,26 @@ impl Validator<'_> {
             }
             None => Duration::from_secs(20),
         };
+        let coalesce = match &e.coalesce {
+            Some(c) => {
+                // "0s" applies every receive on its own.
+                let d = match c.get_ref().trim() {
+                    "0" | "0s" => Duration::ZERO,
+                    _ => self.duration("inventory.events.coalesce", c)?,
+                };
+                if d > Duration::from_secs(10) {
+                    return Err(self.err(
+                        "inventory.events.coalesce",
+                        c.span(),
+                        "at most 10 seconds: every event in a burst waits up to this long".into(),
+                    ));
+                }
+                d
+            }
+            None => crate::inventory::settings::EVENTS_COALESCE,
+        };
         Ok(EventsConfig {
+            coalesce,
             queues,
             endpoint_url: match &e.endpoint_url {
                 Some(u) => Some(self.url("inventory.events.endpoint_url", u)?),

@@ -383,6 +383,8 @@ pub struct Events {
     pub endpoint_url: Option<Spanned<String>>,
     /// SQS long poll, 1 to 20 seconds.
     pub wait: Option<Spanned<String>>,
+    /// Events within this of the last applied batch are applied with the next (0 to 10 s).
+    pub coalesce: Option<Spanned<String>>,
 }
 
 /// `[inventory]`

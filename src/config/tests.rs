@@ -363,6 +363,20 @@ fn event_queues_are_checked() {
     let events = e.events.as_ref().expect("events");
     assert_eq!(events.queues, [("eu-west-1".to_owned(), url.to_owned())]);
     assert_eq!(events.wait, Duration::from_secs(20));
+    assert_eq!(events.coalesce, Duration::from_millis(200));
+    for (text, want) in [("0s", Duration::ZERO), ("1s", Duration::from_secs(1))] {
+        let config = Config::parse(
+            Path::new("/etc/stabledns.toml"),
+            &with(&format!(
+                "queues = {{ eu-west-1 = \"{url}\" }}\ncoalesce = \"{text}\""
+            )),
+        )
+        .expect("valid");
+        let crate::config::SourceConfig::Ec2(e) = &config.inventory.source else {
+            panic!("an ec2 source");
+        };
+        assert_eq!(e.events.as_ref().map(|e| e.coalesce), Some(want), "{text}");
+    }
     for (events, key, why) in [
         ("queues = {}", "inventory.events.queues", "at least one"),
         (
@@ -379,6 +393,16 @@ fn event_queues_are_checked() {
             &format!("queues = {{ eu-west-1 = \"{url}\" }}\nwait = \"30s\""),
             "inventory.events.wait",
             "20 seconds",
+        ),
+        (
+            &format!("queues = {{ eu-west-1 = \"{url}\" }}\ncoalesce = \"1m\""),
+            "inventory.events.coalesce",
+            "10 seconds",
+        ),
+        (
+            &format!("queues = {{ eu-west-1 = \"{url}\" }}\ncoalesce = \"soon\""),
+            "inventory.events.coalesce",
+            "duration",
         ),
     ] {
         let (_, k, msg) = invalid(&with(events));

@@ -13,6 +13,7 @@ use crate::zone::{Snapshot, SnapshotCell, rdata_text};
 use plan::RecordSet;
 use provider::Provider;
 
+pub mod budget;
 pub mod plan;
 pub mod provider;
 #[cfg(feature = "route53")]
@@ -218,8 +219,9 @@ pub async fn sync(
     target: &settings::Target,
     snapshot: &Snapshot,
     dry_run: bool,
+    budgets: &budget::Budgets,
 ) -> Result<Report, PublishError> {
-    let (report, _) = sync_from(config, target, snapshot, None, dry_run).await?;
+    let (report, _) = sync_from(config, target, snapshot, None, dry_run, budgets).await?;
     Ok(report)
 }
 
@@ -368,10 +370,11 @@ pub async fn sync_from(
     snapshot: &Snapshot,
     known: Option<Known>,
     dry_run: bool,
+    budgets: &budget::Budgets,
 ) -> Result<(Report, Option<Known>), PublishError> {
     match config.kind {
         settings::Kind::Route53 => {
-            let mut zone = route53::Zone::new(config, &target.zone_id).await;
+            let mut zone = route53::Zone::new(config, &target.zone_id, budgets.of(config)).await;
             sync_known(&mut zone, config, target, snapshot, known, dry_run).await
         }
     }
@@ -385,6 +388,7 @@ pub async fn sync_from(
     _snapshot: &Snapshot,
     _known: Option<Known>,
     _dry_run: bool,
+    _budgets: &budget::Budgets,
 ) -> Result<(Report, Option<Known>), PublishError> {
     Err(PublishError::Refused(
         "this build has no Route 53 support (the `route53` feature is off)".into(),
@@ -467,6 +471,7 @@ pub async fn run(
     let mut done: std::collections::BTreeMap<String, (u32, Instant)> = Default::default();
     let mut known: std::collections::BTreeMap<String, Known> = Default::default();
     let mut backoff: std::collections::BTreeMap<String, (Duration, Instant)> = Default::default();
+    let budgets = budget::Budgets::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -510,7 +515,7 @@ pub async fn run(
             let start = if reconcile { None } else { known.remove(id) };
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = sync_from(config, &target, &snapshot, start, false) => r,
+                r = sync_from(config, &target, &snapshot, start, false, &budgets) => r,
             };
             let (result, after) = match result {
                 Ok((report, after)) => (Ok(report), after),

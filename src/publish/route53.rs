@@ -14,10 +14,10 @@ use aws_sdk_route53::types::{
     Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 use hickory_proto::rr::RecordType;
-use tokio::time::Instant;
 use tracing::warn;
 
 use super::PublishError;
+use super::budget::Budget;
 use super::plan::{Change, RecordSet};
 use super::provider::{Calls, Limits, Provider, ZoneInfo};
 use super::settings::PublishConfig;
@@ -32,8 +32,8 @@ const TRIES: u32 = 6;
 pub struct Zone {
     client: aws_sdk_route53::Client,
     id: String,
-    interval: Duration,
-    next_call: Instant,
+    /// The account's pace, shared with every other zone there.
+    budget: std::sync::Arc<Budget>,
     /// Calls made, retried and throttled.
     calls: Calls,
     /// `max_changes_per_batch`.
@@ -41,8 +41,9 @@ pub struct Zone {
 }
 
 impl Zone {
-    /// A client for zone `id` with `config`'s account and pace; no network traffic yet.
-    pub async fn new(config: &PublishConfig, id: &str) -> Self {
+    /// A client for zone `id` with `config`'s account, drawing on `budget`; no network
+    /// traffic yet.
+    pub async fn new(config: &PublishConfig, id: &str, budget: std::sync::Arc<Budget>) -> Self {
         // Route 53 is global; its API lives in us-east-1. Retries are ours (`send`), paced and
         // counted, not the SDK's on top of them.
         let timeouts = TimeoutConfig::builder()
@@ -63,8 +64,7 @@ impl Zone {
         Self {
             client: aws_sdk_route53::Client::new(&sdk),
             id: id.to_owned(),
-            interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
-            next_call: Instant::now(),
+            budget,
             calls: Calls::default(),
             max_records: config.max_changes_per_batch,
         }
@@ -72,8 +72,7 @@ impl Zone {
 
     /// Waits for the next call's turn.
     async fn pace(&mut self) {
-        tokio::time::sleep_until(self.next_call).await;
-        self.next_call = Instant::now() + self.interval;
+        self.budget.take().await;
         self.calls.made += 1;
     }
 

@@ -115,6 +115,8 @@ pub struct EventStats {
     pub receive_errors: AtomicU64,
     /// DeleteMessageBatch calls or entries that failed.
     pub delete_errors: AtomicU64,
+    /// Groups of batches applied together (each one read-back and at most one build).
+    pub groups: AtomicU64,
 }
 
 impl Report for EventStats {
@@ -133,6 +135,12 @@ impl Report for EventStats {
                 ("ignored", load(&self.ignored)),
                 ("failed", load(&self.failed)),
             ],
+        );
+        out.counter(
+            "stabledns_event_groups",
+            "Groups of EC2 event batches applied together: each is one read-back and at most \
+             one snapshot build (inventory.events.coalesce)",
+            load(&self.groups),
         );
         out.by(
             Kind::Counter,
@@ -220,7 +228,7 @@ async fn listen(
                 }
             }
         };
-        let mut delete = Vec::new();
+        let mut delete_now = Vec::new();
         let (mut events, mut handles) = (Vec::new(), Vec::new());
         for r in received {
             match r.event {
@@ -230,13 +238,13 @@ async fn listen(
                 }
                 Ok(None) => {
                     add(&counts.ignored, 1);
-                    delete.push(r.handle);
+                    delete_now.push(r.handle);
                 }
                 Err(why) => {
                     // Deleted, or it would come back for ever; the log keeps what it said.
                     add(&counts.malformed, 1);
                     warn!(queue = %queue.url, "not an EC2 event ({why}); deleting the message");
-                    delete.push(r.handle);
+                    delete_now.push(r.handle);
                 }
             }
         }
@@ -245,38 +253,79 @@ async fn listen(
             if to_refresh.send(Batch { events, done }).await.is_err() {
                 return; // the loop has stopped
             }
-            let applied = tokio::select! {
-                a = applied => a.unwrap_or(false),
-                () = shutdown.cancelled() => return,
-            };
-            if applied {
-                delete.extend(handles);
-            }
+            // Not awaited here: the next receive starts while this batch is applied, so the
+            // events of a burst reach the loop together and share one build. The channel's
+            // bound is the backpressure.
+            let (queue, counts) = (queue.clone(), counts.clone());
+            tokio::spawn(async move {
+                if applied.await.unwrap_or(false) {
+                    delete(&queue, &handles, &counts).await;
+                }
+            });
         }
-        if delete.is_empty() {
-            continue;
+        delete(&queue, &delete_now, &counts).await;
+    }
+}
+
+/// Deletes messages, counting and logging what SQS would not delete.
+#[cfg(feature = "ec2")]
+async fn delete(queue: &crate::inventory::events::Queue, handles: &[String], counts: &EventStats) {
+    if handles.is_empty() {
+        return;
+    }
+    match queue.delete(handles).await {
+        Ok(0) => {}
+        Ok(failed) => {
+            add(&counts.delete_errors, failed);
+            warn!(queue = %queue.url, failed, "SQS did not delete every message; they will be read again");
         }
-        match queue.delete(&delete).await {
-            Ok(0) => {}
-            Ok(failed) => {
-                add(&counts.delete_errors, failed);
-                warn!(queue = %queue.url, failed, "SQS did not delete every message; they will be read again");
-            }
-            Err(e) => {
-                add(&counts.delete_errors, 1);
-                warn!(error = %e, "cannot delete EC2 events; they will be read again");
-            }
+        Err(e) => {
+            add(&counts.delete_errors, 1);
+            warn!(error = %e, "cannot delete EC2 events; they will be read again");
         }
     }
 }
 
 impl Refresher {
-    /// Applies a batch: reads the instances it names back (in their regions, under the
-    /// inventory's filters), replaces them in the served fleet, and publishes if the answers
-    /// change. Says whether the messages can go.
-    pub(super) async fn apply_events(&mut self, batch: Batch) {
-        let applied = self.apply_batch(batch.events).await;
-        let _ = batch.done.send(applied);
+    /// Applies batches together: reads the instances they name back (in their regions,
+    /// under the inventory's filters), replaces them in the served fleet, and publishes if the
+    /// answers change: one build for all of them. Tells each batch whether its messages can go.
+    pub(super) async fn apply_events(&mut self, batches: Vec<Batch>) {
+        let (events, done): (Vec<Vec<Event>>, Vec<_>) =
+            batches.into_iter().map(|b| (b.events, b.done)).unzip();
+        let applied = self
+            .apply_batch(events.into_iter().flatten().collect())
+            .await;
+        for done in done {
+            let _ = done.send(applied);
+        }
+    }
+
+    /// The batch `first` and every batch that comes before the coalescing window after the
+    /// last applied batch closes (`last`): a lone event is applied at once, a burst's events
+    /// that arrive while the one before is being applied share the next build.
+    pub(super) async fn gather(
+        &self,
+        first: Batch,
+        batches: &mut mpsc::Receiver<Batch>,
+        last: Option<tokio::time::Instant>,
+    ) -> Vec<Batch> {
+        let window = self
+            .config
+            .inventory
+            .source
+            .events()
+            .map_or(std::time::Duration::ZERO, |e| e.coalesce);
+        let mut group = vec![first];
+        if let Some(until) = last.map(|l| l + window) {
+            while let Ok(Some(batch)) = tokio::time::timeout_at(until, batches.recv()).await {
+                group.push(batch);
+            }
+        }
+        while let Ok(batch) = batches.try_recv() {
+            group.push(batch);
+        }
+        group
     }
 
     #[cfg(not(feature = "ec2"))]

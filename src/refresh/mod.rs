@@ -664,6 +664,8 @@ impl Refresher {
         )
         .await;
         drop(to_refresh);
+        // When the last batch of events was applied: the start of the coalescing window.
+        let mut last_events: Option<tokio::time::Instant> = None;
         let mut delay = if loaded {
             jitter(self.config.inventory.refresh_interval)
         } else {
@@ -679,7 +681,12 @@ impl Refresher {
                 tokio::select! {
                     () = tokio::time::sleep_until(wake) => break,
                     Some(config) = reloads.recv() => self.apply(config).await,
-                    Some(batch) = batches.recv() => self.apply_events(batch).await,
+                    Some(batch) = batches.recv() => {
+                        let group = self.gather(batch, &mut batches, last_events).await;
+                        self.events.groups.fetch_add(1, Ordering::Relaxed);
+                        self.apply_events(group).await;
+                        last_events = Some(tokio::time::Instant::now());
+                    }
                     () = shutdown.cancelled() => return self.save_published().await,
                 }
             }

@@ -409,3 +409,140 @@ async fn the_cloudformation_stack_feeds_eventbridge_events_to_stabledns() {
         "EventBridge's messages parse"
     );
 }
+
+/// Events for `instances`, ten to a SendMessageBatch call (as EventBridge fills a queue in a
+/// burst), with ids from `first`.
+async fn send_burst(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    instances: &[(String, &str)],
+    first: usize,
+    time: jiff::Timestamp,
+) {
+    for (chunk_no, chunk) in instances.chunks(10).enumerate() {
+        let entries = chunk.iter().enumerate().map(|(n, (instance, state))| {
+            let id = format!("burst-{}", first + chunk_no * 10 + n);
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(n.to_string())
+                .message_body(state_change(&id, instance, state, time))
+                .build()
+                .expect("entry")
+        });
+        let sent = sqs
+            .send_message_batch()
+            .queue_url(queue)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .expect("send batch");
+        assert!(sent.failed().is_empty(), "{:?}", sent.failed());
+    }
+}
+
+/// An Auto Scaling group replaced in one go: 100 launches and 100 terminations reach the queue
+/// within a moment. Applied a receive (ten messages) at a time, that was twenty builds and as
+/// many Route 53 syncs; coalesced, it is at most three of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_events_is_a_few_builds_and_a_few_route53_batches() {
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let sqs = sqs(&moto);
+    let r53 = crate::publish::client(&moto);
+    let zone = crate::publish::private_zone(&r53, "internal.").await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("stabledns-burst")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let net = Network::create(&ec2).await;
+    let old = net.launch(&ec2, 100, false, &[], &["SG-T-WEB"]).await;
+    // The window is wider than the default so that a busy machine's slow sends still land in
+    // it; a lone event is never held (the first group below is applied at once).
+    let extra = format!(
+        "refresh_interval = \"1h\"\napi_timeout = \"2s\"\nmax_backoff = \"2s\"\n\
+         [inventory.events]\nqueues = {{ eu-west-1 = \"{queue}\" }}\n\
+         endpoint_url = \"{}\"\nwait = \"1s\"\ncoalesce = \"2s\"\n",
+        moto.url
+    );
+    let text = format!(
+        "{}\n[[publish]]\nkind = \"route53\"\nview = \"inside\"\nhosted_zone_id = \"{zone}\"\n\
+         owner_id = \"tests\"\nrequests_per_second = 50\nendpoint_url = \"{}\"\n",
+        crate::moto::ec2_config_text(&moto.url, &["eu-west-1"], &extra),
+        moto.url
+    );
+    let mut config =
+        stabledns::Config::parse(&crate::harness::root().join("config/test.toml"), &text)
+            .expect("config");
+    config.server.listen = crate::harness::demo_config().server.listen;
+    crate::harness::ephemeral_admin(&mut config);
+    let server = TestServer::start(config).await;
+    let own = |id: &str| format!("{id}.internal. A");
+    crate::publish::until_zone_has(&r53, &zone, &own(&old[99])).await;
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let changes_key =
+        format!("stabledns_publish_calls_total{{purpose=\"changes\",zone=\"{zone}\"}}");
+    let changes_before = value(&scrape(server.admin()).await, &changes_key);
+    let builds_before = count(&server.refresh_stats().builds);
+    let publishes_before = count(&server.refresh_stats().publishes);
+
+    let new = net.launch(&ec2, 100, false, &[], &["SG-T-WEB"]).await;
+    ec2.terminate_instances()
+        .set_instance_ids(Some(old.clone()))
+        .send()
+        .await
+        .expect("terminate");
+    let t = jiff::Timestamp::now();
+    let burst: Vec<(String, &str)> = (new.iter().map(|i| (i.clone(), "running")))
+        .chain(old.iter().map(|i| (i.clone(), "terminated")))
+        .collect();
+    send_burst(&sqs, &queue, &burst, 0, t).await;
+
+    let want: std::collections::BTreeSet<&str> = new.iter().map(String::as_str).collect();
+    until("the new instances served, the old gone", || {
+        let snapshot = server.snapshot();
+        let ids: std::collections::BTreeSet<&str> =
+            snapshot.fleet.iter().map(|i| i.id.as_str()).collect();
+        ids == want
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = crate::publish::list(&r53, &zone).await;
+        let done = new.iter().all(|i| crate::publish::has(&listed, &own(i)))
+            && !old.iter().any(|i| crate::publish::has(&listed, &own(i)));
+        if done {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Route 53 never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = server.event_stats();
+    assert_eq!(count(&events.applied), 200, "every event applied");
+    let groups = count(&events.groups);
+    let published = count(&server.refresh_stats().publishes) - publishes_before;
+    let builds = count(&server.refresh_stats().builds) - builds_before;
+    let changes = value(&scrape(server.admin()).await, &changes_key) - changes_before;
+    eprintln!(
+        "burst: {groups} groups, {published} published, {builds} built, {changes} change calls"
+    );
+    assert!(
+        groups <= 3 && published <= 3,
+        "{groups} groups applied and {published} snapshots published for one burst"
+    );
+    // A group that numbers new tier members builds again from the fleet with their slot tags
+    // written, as every replica reads it: two builds, one published.
+    assert!(
+        builds <= 2 * groups,
+        "{builds} snapshots built for {groups} groups"
+    );
+    assert!(
+        changes <= 3.0,
+        "{changes} Route 53 change calls for one burst"
+    );
+}

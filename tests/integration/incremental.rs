@@ -147,3 +147,52 @@ async fn a_change_is_sent_alone_and_a_hand_edit_it_meets_is_reconciled() {
     );
     server.stop().await;
 }
+
+/// Route 53's request limit is the account's: two zones stabledns keeps there draw from one
+/// budget, so the calls of both together, as the proxy sees them arrive, are spaced at
+/// `requests_per_second`. Each zone pacing alone (as before) sent the second zone's first
+/// call right behind the first zone's last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_zones_in_one_account_share_its_request_budget() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let first = private_zone(&r53, "internal.").await;
+    let second = crate::publish::private_zone_named(&r53, "internal.", "second").await;
+    let proxy = Proxy::start(&moto.url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleet = demo_fleet();
+    write_config(dir.path(), &proxy.url, &first, &fleet);
+    let path = dir.path().join("stabledns.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("requests_per_second = 50", "requests_per_second = 2");
+    let text = format!(
+        "{text}\n[[publish]]\nkind = \"route53\"\nview = \"inside\"\n\
+         hosted_zone_id = \"{second}\"\nowner_id = \"tests\"\nrequests_per_second = 2\n\
+         endpoint_url = \"{}\"\n",
+        proxy.url
+    );
+    let config = stabledns::Config::parse(&path, &text).expect("config");
+    let server = crate::harness::TestServer::start(config).await;
+    until_zone_has(&r53, &first, "web.internal. A 10.0.1.10 10.0.2.10").await;
+    until_zone_has(&r53, &second, "web.internal. A 10.0.1.10 10.0.2.10").await;
+    server.stop().await;
+
+    let calls = proxy.r53_calls();
+    let paths = |id: &str| calls.iter().filter(|(_, p)| p.contains(id)).count();
+    assert!(
+        paths(&first) >= 2 && paths(&second) >= 2,
+        "both zones read and written: {calls:#?}"
+    );
+    // Two a second is 500 ms apart; half of that is left for a busy machine's jitter between
+    // the turn and the request's arrival.
+    for pair in calls.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= Duration::from_millis(250),
+            "{} then {} only {gap:?} apart",
+            pair[0].1,
+            pair[1].1
+        );
+    }
+}

@@ -63,6 +63,8 @@ struct Shared {
     r53_changes: AtomicU64,
     /// Instances whose instance status DescribeInstanceStatus answers as impaired.
     impaired: Mutex<Vec<String>>,
+    /// When each Route 53 request arrived, and its path.
+    r53_calls: Mutex<Vec<(std::time::Instant, String)>>,
 }
 
 /// A running proxy; its task ends with the test's runtime.
@@ -91,6 +93,7 @@ impl Proxy {
             r53_reject_delete: Mutex::new(None),
             r53_changes: AtomicU64::new(0),
             impaired: Mutex::new(Vec::new()),
+            r53_calls: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -136,6 +139,11 @@ impl Proxy {
     /// DescribeInstances requests seen (each page is one).
     pub fn describe_calls(&self) -> u64 {
         self.shared.describe_calls.load(Ordering::Relaxed)
+    }
+
+    /// Every Route 53 request so far, whichever zone: when it arrived, and its path.
+    pub fn r53_calls(&self) -> Vec<(std::time::Instant, String)> {
+        self.shared.r53_calls.lock().expect("calls lock").clone()
     }
 }
 
@@ -279,6 +287,15 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
     let Some(req) = read_request(&mut conn).await else {
         return;
     };
+    let line = req.head.lines().next().unwrap_or_default();
+    if let Some(path) = line
+        .split(' ')
+        .nth(1)
+        .filter(|p| p.starts_with("/2013-04-01/"))
+    {
+        let at = std::time::Instant::now();
+        (shared.r53_calls.lock().expect("calls lock")).push((at, path.to_owned()));
+    }
     let describe = param(&req.body, "Action") == Some("DescribeInstances");
     if describe {
         shared.describe_calls.fetch_add(1, Ordering::Relaxed);

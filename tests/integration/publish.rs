@@ -30,10 +30,16 @@ pub fn client(moto: &Moto) -> Client {
 
 /// A private hosted zone; its id without `/hostedzone/`.
 pub async fn private_zone(r53: &Client, name: &str) -> String {
+    private_zone_named(r53, name, "tests").await
+}
+
+/// Another private hosted zone of the same name (Route 53 keeps them apart by caller
+/// reference and id).
+pub async fn private_zone_named(r53: &Client, name: &str, reference: &str) -> String {
     let out = r53
         .create_hosted_zone()
         .name(name)
-        .caller_reference(format!("tests-{name}"))
+        .caller_reference(format!("{reference}-{name}"))
         .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
         .vpc(
             Vpc::builder()
