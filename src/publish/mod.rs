@@ -132,7 +132,18 @@ pub struct Report {
     pub reconcile: bool,
     /// The record sets of the changes refused alone.
     refused: Vec<(String, hickory_proto::rr::RecordType)>,
+    /// Record sets in the zone after the sync (everyone's, ownership records included), as
+    /// far as stabledns knows: its last listing and every change accepted since.
+    pub record_sets: u64,
+    /// The zone's quota of record sets (Route 53's default when it could not be read).
+    pub record_limit: u64,
+    /// The zone is, or this sync's plan takes it, within a tenth of its quota.
+    pub near_quota: Option<String>,
 }
+
+/// Past this share of its quota, a zone is warned about: Route 53 refuses a batch that would
+/// go over, and a quota increase is a support case that takes days.
+const QUOTA_WARNING: f64 = 0.9;
 
 /// What a zone was last known to hold: its listing at the last reconcile, with every change
 /// it accepted since. A sync planned from it sends only what changed, without listing.
@@ -331,8 +342,12 @@ pub async fn sync_known(
                 .collect();
         }
     }
+    let record_limit = info.record_limit.unwrap_or(provider::DEFAULT_RECORD_LIMIT);
+    let near_quota = near_quota(&plan, have.len(), record_limit);
     let batches = plan.batches(zone.limits());
     let mut report = Report {
+        record_limit,
+        near_quota,
         zone: id.clone(),
         zone_name: info.name.clone(),
         private: info.private,
@@ -350,6 +365,7 @@ pub async fn sync_known(
         }
     }
     report.plan = plan;
+    report.record_sets = have.len() as u64;
     let calls = zone.calls();
     (report.calls, report.retries, report.throttles) = (calls.made, calls.retried, calls.throttled);
     report.reconcile = incremental && !report.refused.is_empty();
@@ -360,6 +376,25 @@ pub async fn sync_known(
         refused,
     });
     Ok((report, after))
+}
+
+/// A warning when the zone, with `plan` applied to the `holding` record sets it has, is
+/// within [`QUOTA_WARNING`] of `limit` record sets. Ownership records count: Route 53 counts
+/// every record set.
+fn near_quota(plan: &plan::Plan, holding: usize, limit: u64) -> Option<String> {
+    let (creates, _, deletes) = plan.counts();
+    let after = (holding + creates).saturating_sub(deletes) as u64;
+    #[allow(clippy::cast_precision_loss)] // record set counts are far below 2^52
+    let share = after as f64 / limit.max(1) as f64;
+    (share >= QUOTA_WARNING).then(|| {
+        format!(
+            "the zone holds {after} record sets after this sync (ownership records included), \
+             {:.0}% of its quota of {limit}: Route 53 refuses changes past it; ask for more \
+             (Service Quotas, \"Records per hosted zone\") or publish fewer names \
+             (naming.instance_id_names = false)",
+            share * 100.0
+        )
+    })
 }
 
 /// [`sync_known`] through the configured service: from `known` when given, else listing.
@@ -472,6 +507,8 @@ pub async fn run(
     let mut known: std::collections::BTreeMap<String, Known> = Default::default();
     let mut backoff: std::collections::BTreeMap<String, (Duration, Instant)> = Default::default();
     let budgets = budget::Budgets::default();
+    // Zones last seen near their quota: warned about again at each listing, not each change.
+    let mut near: std::collections::BTreeSet<String> = Default::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -525,6 +562,16 @@ pub async fn run(
             match result {
                 Ok(report) => {
                     report.log(snapshot.serial);
+                    match &report.near_quota {
+                        Some(why) if report.listed || !near.contains(id) => {
+                            tracing::warn!(zone = %id, "{why}");
+                            near.insert(id.clone());
+                        }
+                        Some(_) => {}
+                        None => {
+                            near.remove(id);
+                        }
+                    }
                     if report.reconcile {
                         // Someone changed records we were changing: list the zone at once.
                         tracing::warn!(zone = %id, "Route 53 refused a change planned from the \

@@ -16,7 +16,13 @@ pub struct ZoneInfo {
     pub name: String,
     /// Answered only inside its networks (a Route 53 private zone).
     pub private: bool,
+    /// How many record sets the zone may hold, when the service says (Route 53's
+    /// GetHostedZoneLimit); else [`DEFAULT_RECORD_LIMIT`] is assumed.
+    pub record_limit: Option<u64>,
 }
+
+/// Route 53's default quota of record sets per hosted zone.
+pub const DEFAULT_RECORD_LIMIT: u64 = 10_000;
 
 /// How much one batch may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +80,19 @@ mod tests {
         refused: String,
         calls: Calls,
         batches: Vec<usize>,
+        limit: Option<u64>,
+    }
+
+    impl Memory {
+        fn new(refused: &str) -> Self {
+            Self {
+                sets: Vec::new(),
+                refused: refused.into(),
+                calls: Calls::default(),
+                batches: Vec::new(),
+                limit: None,
+            }
+        }
     }
 
     impl Provider for Memory {
@@ -82,6 +101,7 @@ mod tests {
             Ok(ZoneInfo {
                 name: "internal.".into(),
                 private: true,
+                record_limit: self.limit,
             })
         }
 
@@ -145,12 +165,7 @@ mod tests {
             zone_id: "Z1".into(),
             reverse: false,
         };
-        let mut zone = Memory {
-            sets: Vec::new(),
-            refused: "db1.internal.".into(),
-            calls: Calls::default(),
-            batches: Vec::new(),
-        };
+        let mut zone = Memory::new("db1.internal.");
         let report = sync_with(&mut zone, publish, &target, &snapshot, false)
             .await
             .expect("sync");
@@ -189,12 +204,7 @@ mod tests {
                 reverse: false,
             },
         );
-        let mut zone = Memory {
-            sets: Vec::new(),
-            refused: "nothing.".into(),
-            calls: Calls::default(),
-            batches: Vec::new(),
-        };
+        let mut zone = Memory::new("nothing.");
         let (full, known) = sync_known(&mut zone, publish, &target, &snapshot, None, false)
             .await
             .expect("sync");
@@ -234,5 +244,34 @@ mod tests {
             refused.reconcile && after.is_none(),
             "a refusal asks for a listing"
         );
+    }
+
+    /// A plan that takes the zone within a tenth of its quota is warned about before it is
+    /// sent, ownership records counted; the zone's holding is counted after it.
+    #[tokio::test]
+    async fn a_zone_near_its_record_quota_is_warned_about() {
+        let (config, fleet) = demo_publishing().await;
+        let snapshot = crate::refresh::build_next(&config, &fleet.into(), None).0;
+        let target = settings::Target {
+            zone_id: "Z1".into(),
+            reverse: false,
+        };
+        let mut roomy = Memory::new("nothing.");
+        let report = sync_with(&mut roomy, &config.publish[0], &target, &snapshot, true)
+            .await
+            .expect("dry run");
+        assert_eq!(report.record_limit, DEFAULT_RECORD_LIMIT);
+        assert!(report.near_quota.is_none(), "{:?}", report.near_quota);
+        let sets = report.plan.counts().0 as u64;
+        for (limit, near) in [(sets, true), (sets * 10 / 9 + 1, false)] {
+            let mut zone = Memory::new("nothing.");
+            zone.limit = Some(limit);
+            let report = sync_with(&mut zone, &config.publish[0], &target, &snapshot, false)
+                .await
+                .expect("sync");
+            assert_eq!(report.near_quota.is_some(), near, "{limit}: {report:?}");
+            assert_eq!(report.record_sets, zone.sets.len() as u64);
+            assert_eq!(report.record_sets, sets, "every set created is held");
+        }
     }
 }

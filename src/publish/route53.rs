@@ -11,7 +11,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_route53::config::http::HttpResponse;
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
-    Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    Change as R53Change, ChangeAction, ChangeBatch, HostedZoneLimitType, ResourceRecord,
+    ResourceRecordSet, RrType,
 };
 use hickory_proto::rr::RecordType;
 use tracing::warn;
@@ -97,10 +98,43 @@ impl Zone {
         if !name.ends_with('.') {
             name.push('.');
         }
+        let private = zone.config().is_some_and(|c| c.private_zone());
+        let record_limit = self.record_limit().await?;
         Ok(ZoneInfo {
             name,
-            private: zone.config().is_some_and(|c| c.private_zone()),
+            private,
+            record_limit,
         })
+    }
+
+    /// The zone's quota of record sets (GetHostedZoneLimit, MAX_RRSETS_BY_ZONE), read with
+    /// every listing. A refusal (no `route53:GetHostedZoneLimit` in the policy) is logged and
+    /// the default assumed: the quota warns, it never stops a sync.
+    async fn record_limit(&mut self) -> Result<Option<u64>, PublishError> {
+        let (client, id) = (self.client.clone(), self.id.clone());
+        let limit = self
+            .call(|| {
+                client
+                    .get_hosted_zone_limit()
+                    .hosted_zone_id(&id)
+                    .r#type(HostedZoneLimitType::MaxRrsetsByZone)
+                    .send()
+            })
+            .await;
+        match limit {
+            Ok(Ok(out)) => Ok(out.limit().and_then(|l| u64::try_from(l.value()).ok())),
+            Ok(Err(message)) => {
+                warn!(zone = %self.id, %message, "cannot read the zone's record quota; \
+                    assuming Route 53's default");
+                Ok(None)
+            }
+            Err(PublishError::Api { message, .. }) => {
+                warn!(zone = %self.id, %message, "cannot read the zone's record quota \
+                    (route53:GetHostedZoneLimit); assuming Route 53's default");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// One call, paced, retried while Route 53 throttles, is busy with the zone's previous

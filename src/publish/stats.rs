@@ -38,6 +38,10 @@ pub struct PublishCounts {
     pub conflicts: u64,
     /// Record sets owned at the last sync.
     pub owned: u64,
+    /// Record sets in the zone (everyone's) after the last sync.
+    pub record_sets: u64,
+    /// The zone's quota of record sets.
+    pub record_limit: u64,
     /// Unix time of the last successful sync (0: never).
     pub last_success_unix: u64,
     /// Why the last sync failed, if it did.
@@ -61,6 +65,8 @@ impl PublishCounts {
         self.quarantined += report.quarantined.len() as u64;
         self.conflicts = report.plan.conflicts.len() as u64;
         self.owned = report.owned_after();
+        self.record_sets = report.record_sets;
+        self.record_limit = report.record_limit;
         self.last_success_unix = now_unix();
         self.last_error = None;
     }
@@ -108,9 +114,9 @@ impl PublishStats {
                 t => format!("synced {}s ago", now.saturating_sub(t)),
             };
             text.push_str(&format!(
-                "publish {zone}: {last}, {} record sets owned, {} conflicts, {} calls listing and \
-                 {} changing",
-                c.owned, c.conflicts, c.listing_calls, c.change_calls
+                "publish {zone}: {last}, {} record sets owned, {} of the zone's quota of {} in use, \
+                 {} conflicts, {} calls listing and {} changing",
+                c.owned, c.record_sets, c.record_limit, c.conflicts, c.listing_calls, c.change_calls
             ));
             if let Some(error) = &c.last_error {
                 text.push_str(&format!("; last sync failed: {error}"));
@@ -218,6 +224,19 @@ impl Report for PublishStats {
             "Record sets stabledns owned in the zone at the last sync",
             gauge,
             per_zone(|c| c.owned),
+        );
+        out.values(
+            "stabledns_publish_zone_record_sets",
+            "Record sets in the zone after the last sync, everyone's, ownership records included",
+            gauge,
+            per_zone(|c| c.record_sets),
+        );
+        out.values(
+            "stabledns_publish_zone_record_limit",
+            "The zone's quota of record sets (GetHostedZoneLimit; Route 53's default 10,000 \
+             when it cannot be read)",
+            gauge,
+            per_zone(|c| c.record_limit),
         );
         out.values(
             "stabledns_publish_last_success_timestamp_seconds",

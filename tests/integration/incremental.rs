@@ -196,3 +196,37 @@ async fn two_zones_in_one_account_share_its_request_budget() {
         );
     }
 }
+
+/// The zone's quota of record sets is read (GetHostedZoneLimit, answered by the proxy as moto
+/// has no such call) and what the zone holds is counted with everyone's records and the
+/// ownership records, as Route 53 counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zone_s_record_quota_is_read_and_its_use_counted() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let proxy = Proxy::start(&moto.url).await;
+    proxy.r53_record_limit(40);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve_publishing(dir.path(), &proxy.url, &zone, &demo_fleet()).await;
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
+    let held = list(&r53, &zone).await.len();
+    let key = |name: &str| format!("stabledns_publish_zone_record_{name}{{zone=\"{zone}\"}}");
+    let metrics = scrape_until(server.admin(), "the quota counted", |m| {
+        value(m, &key("sets")) > 0.0
+    })
+    .await;
+    assert_eq!(value(&metrics, &key("limit")), 40.0, "{metrics:?}");
+    #[allow(clippy::cast_precision_loss)]
+    let held = held as f64;
+    assert_eq!(
+        value(&metrics, &key("sets")),
+        held,
+        "SOA, NS, our sets and their ownership records"
+    );
+    let (_, ready) = crate::admin::http_get(server.admin(), "/readyz").await;
+    assert!(
+        ready.contains(&format!("{held} of the zone's quota of 40 in use")),
+        "{ready}"
+    );
+}

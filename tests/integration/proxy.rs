@@ -65,6 +65,8 @@ struct Shared {
     impaired: Mutex<Vec<String>>,
     /// When each Route 53 request arrived, and its path.
     r53_calls: Mutex<Vec<(std::time::Instant, String)>>,
+    /// The record quota GetHostedZoneLimit answers with (moto has no such call).
+    r53_record_limit: Mutex<Option<u64>>,
 }
 
 /// A running proxy; its task ends with the test's runtime.
@@ -94,6 +96,7 @@ impl Proxy {
             r53_changes: AtomicU64::new(0),
             impaired: Mutex::new(Vec::new()),
             r53_calls: Mutex::new(Vec::new()),
+            r53_record_limit: Mutex::new(None),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -139,6 +142,11 @@ impl Proxy {
     /// DescribeInstances requests seen (each page is one).
     pub fn describe_calls(&self) -> u64 {
         self.shared.describe_calls.load(Ordering::Relaxed)
+    }
+
+    /// Answers GetHostedZoneLimit with this quota of record sets for every zone.
+    pub fn r53_record_limit(&self, limit: u64) {
+        *self.shared.r53_record_limit.lock().expect("limit lock") = Some(limit);
     }
 
     /// Every Route 53 request so far, whichever zone: when it arrived, and its path.
@@ -299,6 +307,19 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
     let describe = param(&req.body, "Action") == Some("DescribeInstances");
     if describe {
         shared.describe_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    let limit = *shared.r53_record_limit.lock().expect("limit lock");
+    if let Some(limit) = limit
+        && line.contains("/hostedzonelimit/")
+    {
+        // Route 53's own shape; Count is what the zone holds, which stabledns counts itself.
+        let body = format!(
+            "<?xml version=\"1.0\"?><GetHostedZoneLimitResponse \
+             xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Limit>\
+             <Type>MAX_RRSETS_BY_ZONE</Type><Value>{limit}</Value></Limit><Count>0</Count>\
+             </GetHostedZoneLimitResponse>"
+        );
+        return respond(&mut conn, "200 OK", &body).await;
     }
     if let Some((status, body)) = r53_fault(&req, &shared) {
         return respond(&mut conn, status, &body).await;
