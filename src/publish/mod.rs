@@ -1,6 +1,10 @@
 //! Publishing: one view's answers kept in a Route 53 private hosted zone, the way external-dns
-//! does for Kubernetes, but reconciling: every sync lists the zone, plans the difference
-//! through ownership records ([`plan`]) and sends only that.
+//! does for Kubernetes, but reconciling: a sync plans the difference between the snapshot and
+//! what the zone holds through ownership records ([`plan`]) and sends only that. What the zone
+//! holds comes from a listing at start and every `reconcile_interval`, and in between from
+//! the state the last sync left ([`Known`]); a change Route 53 refuses because someone else
+//! changed those records has just them read back. Every zone of one account draws on one
+//! request budget ([`budget`]).
 //!
 //! It reads the snapshot DNS answering reads and never names on its own. Route 53 is the only
 //! AWS service here; [`route53`] is the only code that talks to it.
@@ -128,8 +132,11 @@ pub struct Report {
     /// Calls spent reading the zone (GetHostedZone and the listing).
     pub listing_calls: u64,
     /// A change planned from the last known state was refused: someone else changed those
-    /// records, and the next sync lists the zone.
+    /// records. They were read back (`reread`) and the zone is synced again from there, or,
+    /// when too many were refused, the next sync lists the whole zone.
     pub reconcile: bool,
+    /// Record sets read back one by one after Route 53 refused changes to them.
+    pub reread: usize,
     /// The record sets of the changes refused alone.
     refused: Vec<(String, hickory_proto::rr::RecordType)>,
     /// Record sets in the zone after the sync (everyone's, ownership records included), as
@@ -154,7 +161,14 @@ pub struct Known {
     /// Changes refused alone since the last listing: left for the reconcile, so that one
     /// refused change does not send every later sync back to listing.
     refused: std::collections::BTreeSet<(String, hickory_proto::rr::RecordType)>,
+    /// Record sets read back after a refusal since the last listing: refused again, they are
+    /// left for the listing rather than read and refused for ever.
+    reread: std::collections::BTreeSet<(String, hickory_proto::rr::RecordType)>,
 }
+
+/// Past this many record sets refused in one sync, the zone is listed rather than read back
+/// set by set (two calls each, with the ownership record, against a page of 300 per call).
+const MAX_REREAD: usize = 100;
 
 impl Known {
     /// The zone after `changes` were accepted.
@@ -312,9 +326,9 @@ pub async fn sync_known(
     }
     let (want, warnings) = desired(snapshot, &config.view, apex)?;
     let incremental = known.is_some();
-    let (mut have, mut refused) = match known {
-        Some(k) => (k.sets, k.refused),
-        None => (zone.list().await?, Default::default()),
+    let (mut have, mut refused, mut reread) = match known {
+        Some(k) => (k.sets, k.refused, k.reread),
+        None => (zone.list().await?, Default::default(), Default::default()),
     };
     // The provider is made for this sync, so its calls so far are the reading.
     let listing_calls = if incremental { 0 } else { zone.calls().made };
@@ -365,15 +379,45 @@ pub async fn sync_known(
         }
     }
     report.plan = plan;
+    let mut must_list = false;
+    if incremental && !report.refused.is_empty() && !dry_run {
+        // Someone else changed records we were changing. Those already read back once since
+        // the last listing are refused for a reason of their own: left for the listing. The
+        // others are read back (a page of one each, with their ownership records) and
+        // planned again from what the zone really holds; too many of them, and the whole
+        // zone is listed instead.
+        let keys: std::collections::BTreeSet<_> = report.refused.iter().cloned().collect();
+        let (again, fresh): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|key| reread.contains(key));
+        refused.extend(again);
+        if fresh.len() > MAX_REREAD {
+            report.reconcile = true;
+            must_list = true;
+        } else if !fresh.is_empty() {
+            let mut keys = fresh.clone();
+            keys.extend(fresh.iter().map(|(name, rtype)| {
+                (plan::ownership_name(name, *rtype), hickory_proto::rr::RecordType::TXT)
+            }));
+            let before = zone.calls().made;
+            let now = zone.read(&keys).await?;
+            report.listing_calls += zone.calls().made - before;
+            have.retain(|s| !keys.contains(&(s.name.clone(), s.rtype)));
+            have.extend(now);
+            report.reread = fresh.len();
+            report.reconcile = true;
+            reread.extend(fresh);
+        }
+    } else {
+        refused.extend(report.refused.iter().cloned());
+    }
     report.record_sets = have.len() as u64;
     let calls = zone.calls();
     (report.calls, report.retries, report.throttles) = (calls.made, calls.retried, calls.throttled);
-    report.reconcile = incremental && !report.refused.is_empty();
-    refused.extend(report.refused.iter().cloned());
-    let after = (!dry_run && !report.reconcile).then_some(Known {
+    let after = (!dry_run && !must_list).then_some(Known {
         info,
         sets: have,
         refused,
+        reread,
     });
     Ok((report, after))
 }
@@ -509,6 +553,8 @@ pub async fn run(
     let budgets = budget::Budgets::default();
     // Zones last seen near their quota: warned about again at each listing, not each change.
     let mut near: std::collections::BTreeSet<String> = Default::default();
+    // Zones whose refused record sets were read back: synced again next round, unlisted.
+    let mut again: std::collections::BTreeSet<String> = Default::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -523,6 +569,7 @@ pub async fn run(
             .collect();
         done.retain(|id, _| wanted.contains(id));
         known.retain(|id, _| wanted.contains(id));
+        again.retain(|id| wanted.contains(id));
         backoff.retain(|id, _| wanted.contains(id));
         if let Ok(mut counts) = stats.0.lock() {
             counts.retain(|id, _| wanted.contains(id));
@@ -542,6 +589,7 @@ pub async fn run(
                 .get(id)
                 .is_none_or(|(_, listed)| listed.elapsed() >= config.reconcile_interval);
             let due = reconcile
+                || again.contains(id)
                 || done
                     .get(id)
                     .is_some_and(|(serial, _)| *serial != snapshot.serial);
@@ -572,12 +620,22 @@ pub async fn run(
                             near.remove(id);
                         }
                     }
-                    if report.reconcile {
-                        // Someone changed records we were changing: list the zone at once.
-                        tracing::warn!(zone = %id, "Route 53 refused a change planned from the \
+                    again.remove(id);
+                    if report.reconcile && after.is_none() {
+                        // Someone changed many records we were changing: list the zone now.
+                        tracing::warn!(zone = %id, "Route 53 refused changes planned from the \
                             zone's last known state; listing the zone to reconcile");
                         done.remove(id);
                     } else {
+                        if report.reconcile {
+                            // Only those record sets were read back; the next round plans them
+                            // again from what the zone holds.
+                            tracing::warn!(zone = %id, record_sets = report.reread,
+                                "Route 53 refused changes planned from the zone's last known \
+                                state (someone else changed those records); read them back to \
+                                sync them again");
+                            again.insert(id.clone());
+                        }
                         let listed = match done.get(id) {
                             Some((_, at)) if !report.listed => *at,
                             _ => Instant::now(),

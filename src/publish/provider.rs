@@ -7,6 +7,8 @@
 use std::future::Future;
 
 use super::PublishError;
+use hickory_proto::rr::RecordType;
+
 use super::plan::{Change, RecordSet};
 
 /// What the zone is.
@@ -51,6 +53,13 @@ pub trait Provider {
 
     /// Every record set the zone holds, its own (SOA, NS) included.
     fn list(&mut self) -> impl Future<Output = Result<Vec<RecordSet>, PublishError>> + Send;
+
+    /// Just these record sets, by (name, type), those the zone holds: what a sync reads back
+    /// after a refused change rather than listing the zone.
+    fn read(
+        &mut self,
+        keys: &[(String, RecordType)],
+    ) -> impl Future<Output = Result<Vec<RecordSet>, PublishError>> + Send;
 
     /// Applies one batch, all of it or none: `Ok(Err(why))` when the provider refuses it as
     /// invalid (the sync then splits it until the refused change is alone).
@@ -108,6 +117,17 @@ mod tests {
         async fn list(&mut self) -> Result<Vec<RecordSet>, PublishError> {
             self.calls.made += 1;
             Ok(self.sets.clone())
+        }
+
+        async fn read(
+            &mut self,
+            keys: &[(String, RecordType)],
+        ) -> Result<Vec<RecordSet>, PublishError> {
+            self.calls.made += keys.len() as u64;
+            Ok((self.sets.iter())
+                .filter(|s| keys.contains(&(s.name.clone(), s.rtype)))
+                .cloned()
+                .collect())
         }
 
         async fn apply(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
@@ -229,21 +249,30 @@ mod tests {
             Some(vec!["10.0.1.10".into(), "10.0.2.99".into()])
         );
 
+        // A refused change: that record set and its ownership record are read back (two
+        // calls, no listing), and the next sync plans it again from there; refused again, it
+        // is left for the listing rather than read back for ever.
         zone.refused = "web.internal.".into();
-        let (refused, after) = sync_known(
-            &mut zone,
-            publish,
-            &target,
-            &readdressed([10, 0, 2, 77]),
-            known,
-            false,
-        )
-        .await
-        .expect("sync");
-        assert!(
-            refused.reconcile && after.is_none(),
-            "a refusal asks for a listing"
-        );
+        let moved = readdressed([10, 0, 2, 77]);
+        let calls = zone.calls.made;
+        let (refused, after) = sync_known(&mut zone, publish, &target, &moved, known, false)
+            .await
+            .expect("sync");
+        assert!(refused.reconcile && refused.reread == 1, "{refused:?}");
+        assert!(!refused.listed);
+        assert_eq!(refused.listing_calls, 2, "the set and its ownership record");
+        assert!(zone.calls.made - calls >= 3, "changes, then two reads");
+        let again = after.expect("still known: only that set was read back");
+        let (twice, after) = sync_known(&mut zone, publish, &target, &moved, Some(again), false)
+            .await
+            .expect("sync");
+        assert!(!twice.reconcile && twice.reread == 0, "{twice:?}");
+        assert_eq!(twice.quarantined.len(), 1);
+        let calls = zone.calls.made;
+        let (third, _) = sync_known(&mut zone, publish, &target, &moved, after, false)
+            .await
+            .expect("sync");
+        assert_eq!(zone.calls.made, calls, "left for the listing: {third:?}");
     }
 
     /// A plan that takes the zone within a tenth of its quota is warned about before it is

@@ -198,27 +198,7 @@ impl Zone {
                 .call(|| call.clone().send())
                 .await?
                 .map_err(|message| self.api_error(message))?;
-            for set in page.resource_record_sets() {
-                let Ok(rtype) = set.r#type().as_str().parse::<RecordType>() else {
-                    continue;
-                };
-                let simple = set.set_identifier().is_none() && set.alias_target().is_none();
-                let mut values: Vec<String> = if simple {
-                    set.resource_records()
-                        .iter()
-                        .map(|r| r.value().to_owned())
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                values.sort();
-                out.push(RecordSet {
-                    name: unescape(&set.name().to_ascii_lowercase()),
-                    rtype,
-                    ttl: set.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
-                    values,
-                });
-            }
+            out.extend(page.resource_record_sets().iter().filter_map(to_set));
             match (
                 page.is_truncated(),
                 page.next_record_name(),
@@ -227,6 +207,29 @@ impl Zone {
                 (true, Some(name), Some(rtype)) => start = Some((name.to_owned(), rtype.clone())),
                 _ => break,
             }
+        }
+        Ok(out)
+    }
+
+    /// Each of `keys` that the zone holds: a page of one record set starting at it, kept when
+    /// it is that set (Route 53 lists in order, from the start name and type on).
+    async fn read_sets(
+        &mut self,
+        keys: &[(String, RecordType)],
+    ) -> Result<Vec<RecordSet>, PublishError> {
+        let mut out = Vec::new();
+        for (name, rtype) in keys {
+            let call = (self.client.list_resource_record_sets())
+                .hosted_zone_id(&self.id)
+                .start_record_name(name)
+                .start_record_type(RrType::from(rtype.to_string().as_str()))
+                .max_items(1);
+            let page = self
+                .call(|| call.clone().send())
+                .await?
+                .map_err(|message| self.api_error(message))?;
+            let first = page.resource_record_sets().first().and_then(to_set);
+            out.extend(first.filter(|s| (&s.name, s.rtype) == (name, *rtype)));
         }
         Ok(out)
     }
@@ -266,6 +269,10 @@ impl Provider for Zone {
         self.list_sets().await
     }
 
+    async fn read(&mut self, keys: &[(String, RecordType)]) -> Result<Vec<RecordSet>, PublishError> {
+        self.read_sets(keys).await
+    }
+
     async fn apply(&mut self, batch: &[Change]) -> Result<Result<(), String>, PublishError> {
         self.send(batch).await
     }
@@ -282,6 +289,27 @@ impl Provider for Zone {
     fn calls(&self) -> Calls {
         self.calls
     }
+}
+
+/// A listed record set as the plan sees it. Sets with a routing policy or an alias get no
+/// values: they are never ours, and only their names and types matter.
+fn to_set(set: &ResourceRecordSet) -> Option<RecordSet> {
+    let rtype = set.r#type().as_str().parse::<RecordType>().ok()?;
+    let simple = set.set_identifier().is_none() && set.alias_target().is_none();
+    let mut values: Vec<String> = if simple {
+        (set.resource_records().iter())
+            .map(|r| r.value().to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    values.sort();
+    Some(RecordSet {
+        name: unescape(&set.name().to_ascii_lowercase()),
+        rtype,
+        ttl: set.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
+        values,
+    })
 }
 
 /// The messages of Route 53's `<InvalidChangeBatch>` error document, if `body` is one.

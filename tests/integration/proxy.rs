@@ -56,9 +56,9 @@ struct Shared {
     r53_script: Mutex<std::collections::VecDeque<R53Fault>>,
     /// A change batch naming this record set is refused as InvalidChangeBatch.
     r53_reject: Mutex<Option<String>>,
-    /// A name whose DELETEs are refused as Route 53 refuses a DELETE whose values no longer
-    /// match the zone (moto deletes whatever it is given).
-    r53_reject_delete: Mutex<Option<String>>,
+    /// Route 53's rule that a DELETE must match the record set exactly, which moto lacks (it
+    /// deletes whatever it is given): a batch with a DELETE that does not is refused whole.
+    r53_exact_deletes: std::sync::atomic::AtomicBool,
     /// ChangeResourceRecordSets calls seen.
     r53_changes: AtomicU64,
     /// Instances whose instance status DescribeInstanceStatus answers as impaired.
@@ -92,7 +92,7 @@ impl Proxy {
             describe_calls: AtomicU64::new(0),
             r53_script: Mutex::new(Default::default()),
             r53_reject: Mutex::new(None),
-            r53_reject_delete: Mutex::new(None),
+            r53_exact_deletes: std::sync::atomic::AtomicBool::new(false),
             r53_changes: AtomicU64::new(0),
             impaired: Mutex::new(Vec::new()),
             r53_calls: Mutex::new(Vec::new()),
@@ -122,10 +122,10 @@ impl Proxy {
         *self.shared.r53_reject.lock().expect("reject lock") = Some(name.to_owned());
     }
 
-    /// Route 53: a batch that DELETEs a record set named `name` is refused, as Route 53 does
-    /// when the values no longer match what the zone holds (someone edited it).
-    pub fn r53_reject_delete(&self, name: &str) {
-        *self.shared.r53_reject_delete.lock().expect("reject lock") = Some(name.to_owned());
+    /// Plays Route 53's exact-match DELETE rule from now on: a change batch holding a DELETE
+    /// whose values are not the zone's current ones is refused whole, as InvalidChangeBatch.
+    pub fn r53_exact_deletes(&self) {
+        (self.shared.r53_exact_deletes).store(true, Ordering::Relaxed);
     }
 
     /// ChangeResourceRecordSets calls seen (faults included).
@@ -218,6 +218,90 @@ fn r53_error_xml(code: &str, message: &str) -> String {
     )
 }
 
+/// The DELETEs of a change batch document: (name, type, values sorted).
+fn deletes(body: &str) -> Vec<(String, String, Vec<String>)> {
+    let tag = |text: &str, name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_owned())
+    };
+    body.split("<Change>")
+        .skip(1)
+        .filter(|c| c.contains("<Action>DELETE</Action>"))
+        .filter_map(|c| {
+            let mut values: Vec<String> = (c.split("<Value>").skip(1))
+                .filter_map(|v| v.split_once("</Value>").map(|(v, _)| v.to_owned()))
+                .collect();
+            values.sort();
+            Some((tag(c, "Name")?, tag(c, "Type")?, values))
+        })
+        .collect()
+}
+
+/// The values of record set (`name`, `rtype`) in the zone at `path` (`/2013-04-01/hostedzone/
+/// ID/rrset`), as moto holds them; `None` when there is no such set. `auth` is the change's
+/// own Authorization header: moto tells services apart by the signature's scope.
+async fn current_values(
+    upstream: &str,
+    (path, auth): (&str, &str),
+    name: &str,
+    rtype: &str,
+) -> Option<Vec<String>> {
+    let path = path.trim_end_matches('/');
+    let request = format!(
+        "GET {path}?name={name}&type={rtype}&maxitems=1 HTTP/1.1\r\nhost: {upstream}\r\n\
+         authorization: {auth}\r\nconnection: close\r\n\r\n"
+    );
+    let mut up = TcpStream::connect(upstream).await.ok()?;
+    up.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response).await.ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let set = text.split("<ResourceRecordSet>").nth(1)?;
+    let same = set.contains(&format!("<Name>{name}</Name>"))
+        && set.contains(&format!("<Type>{rtype}</Type>"));
+    if !same {
+        return None;
+    }
+    let mut values: Vec<String> = (set.split("<Value>").skip(1))
+        .filter_map(|v| v.split_once("</Value>").map(|(v, _)| v.to_owned()))
+        .collect();
+    values.sort();
+    Some(values)
+}
+
+/// Route 53's answer to a batch whose DELETE does not match the zone, if this one has one.
+async fn stale_delete(req: &Request, shared: &Shared) -> Option<String> {
+    if !shared.r53_exact_deletes.load(Ordering::Relaxed) {
+        return None;
+    }
+    let line = req.head.lines().next().unwrap_or_default();
+    let path = line.split(' ').nth(1)?;
+    if !(line.starts_with("POST ") && path.contains("/rrset")) {
+        return None;
+    }
+    for (name, rtype, values) in deletes(&req.body) {
+        let auth = header(&req.head, "authorization").unwrap_or_default();
+        let now = current_values(&shared.upstream, (path, auth), &name, &rtype).await;
+        if now.as_ref() != Some(&values) {
+            let why = if now.is_some() {
+                "the values provided do not match the current values"
+            } else {
+                "it was not found"
+            };
+            return Some(format!(
+                "<?xml version=\"1.0\"?><InvalidChangeBatch \
+                 xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Messages><Message>\
+                 Tried to delete resource record set [name='{name}', type='{rtype}'] but \
+                 {why}</Message></Messages>\
+                 <RequestId>00000000-0000-0000-0000-000000000000</RequestId></InvalidChangeBatch>"
+            ));
+        }
+    }
+    None
+}
+
 /// What the Route 53 faults say about a request, if it is a ChangeResourceRecordSets call
 /// they answer: (status, body).
 fn r53_fault(req: &Request, shared: &Shared) -> Option<(&'static str, String)> {
@@ -249,25 +333,6 @@ fn r53_fault(req: &Request, shared: &Shared) -> Option<(&'static str, String)> {
             ));
         }
         None => {}
-    }
-    let stale_delete = shared
-        .r53_reject_delete
-        .lock()
-        .expect("reject lock")
-        .clone();
-    if let Some(name) = stale_delete
-        && req.body.contains(&format!(
-            "<Action>DELETE</Action><ResourceRecordSet><Name>{name}</Name>"
-        ))
-    {
-        let body = format!(
-            "<?xml version=\"1.0\"?><InvalidChangeBatch \
-             xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Messages><Message>\
-             Tried to delete resource record set [name='{name}', type='A'] but the values \
-             provided do not match the current values</Message></Messages>\
-             <RequestId>00000000-0000-0000-0000-000000000000</RequestId></InvalidChangeBatch>"
-        );
-        return Some(("400 Bad Request", body));
     }
     let reject = shared.r53_reject.lock().expect("reject lock").clone()?;
     if !req.body.contains(&format!("<Name>{reject}</Name>")) {
@@ -323,6 +388,9 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
     }
     if let Some((status, body)) = r53_fault(&req, &shared) {
         return respond(&mut conn, status, &body).await;
+    }
+    if let Some(body) = stale_delete(&req, &shared).await {
+        return respond(&mut conn, "400 Bad Request", &body).await;
     }
     let mode = shared.mode.lock().expect("mode lock").clone();
     let next_token = param(&req.body, "NextToken").map(str::to_owned);
