@@ -396,7 +396,10 @@ pub async fn sync_known(
         } else if !fresh.is_empty() {
             let mut keys = fresh.clone();
             keys.extend(fresh.iter().map(|(name, rtype)| {
-                (plan::ownership_name(name, *rtype), hickory_proto::rr::RecordType::TXT)
+                (
+                    plan::ownership_name(name, *rtype),
+                    hickory_proto::rr::RecordType::TXT,
+                )
             }));
             let before = zone.calls().made;
             let now = zone.read(&keys).await?;

@@ -269,7 +269,10 @@ impl Provider for Zone {
         self.list_sets().await
     }
 
-    async fn read(&mut self, keys: &[(String, RecordType)]) -> Result<Vec<RecordSet>, PublishError> {
+    async fn read(
+        &mut self,
+        keys: &[(String, RecordType)],
+    ) -> Result<Vec<RecordSet>, PublishError> {
         self.read_sets(keys).await
     }
 

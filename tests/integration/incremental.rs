@@ -232,3 +232,83 @@ async fn the_zone_s_record_quota_is_read_and_its_use_counted() {
         "{ready}"
     );
 }
+
+/// kill -9 after a snapshot is published (and written to the state file) but before Route 53
+/// took its change: the change call is held at the proxy when the process dies. The next start
+/// serves the state file's fleet, lists the zone and sends what is missing, so the zone
+/// converges on the fleet, with nothing of the old answer left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_a_snapshot_and_its_sync_converges_after_restart() {
+    let moto = Moto::start();
+    let r53 = client(&moto);
+    let zone = private_zone(&r53, "internal.").await;
+    let proxy = Proxy::start(&moto.url).await;
+    proxy.r53_exact_deletes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fleet = demo_fleet();
+    write_config(dir.path(), &proxy.url, &zone, &fleet);
+    let path = dir.path().join("stabledns.toml");
+    let state = dir.path().join("state.json");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"")
+        .replace(
+            "[inventory]\n",
+            &format!("[inventory]\nstate_file = \"{}\"\n", state.display()),
+        );
+    std::fs::write(&path, text).expect("config");
+    let serve = || {
+        crate::harness::Logged::spawn(
+            std::process::Command::new(env!("CARGO_BIN_EXE_stabledns"))
+                .arg("serve")
+                .arg("--config")
+                .arg(&path)
+                .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+                .args(["--upstream", "127.0.0.1:9"])
+                .env("RUST_LOG", "info"),
+        )
+    };
+    let mut first = serve();
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
+
+    proxy.r53_hold(true);
+    let calls = proxy.r53_changes();
+    readdressed(&mut fleet, "10.0.2.10", "10.0.2.99");
+    std::fs::write(dir.path().join("fleet.json"), fleet.to_string()).expect("fleet");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let saved = std::fs::read_to_string(&state).unwrap_or_default();
+        if proxy.r53_changes() > calls && saved.contains("10.0.2.99") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no held change call and saved snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("reaped");
+    assert!(
+        has(
+            &list(&r53, &zone).await,
+            "web.internal. A 10.0.1.10 10.0.2.10"
+        ),
+        "the change never reached the zone"
+    );
+
+    proxy.r53_hold(false);
+    let second = serve();
+    until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.99").await;
+    let now = list(&r53, &zone).await;
+    assert!(
+        !has(&now, "web.internal. A 10.0.1.10 10.0.2.10"),
+        "{now:#?}"
+    );
+    let web: Vec<&String> = now
+        .iter()
+        .filter(|l| l.starts_with("web.internal. A "))
+        .collect();
+    assert_eq!(web.len(), 1, "{web:?}");
+    second.stop();
+}

@@ -67,6 +67,8 @@ struct Shared {
     r53_calls: Mutex<Vec<(std::time::Instant, String)>>,
     /// The record quota GetHostedZoneLimit answers with (moto has no such call).
     r53_record_limit: Mutex<Option<u64>>,
+    /// ChangeResourceRecordSets calls are accepted and never answered (nor forwarded).
+    r53_hold: std::sync::atomic::AtomicBool,
 }
 
 /// A running proxy; its task ends with the test's runtime.
@@ -97,6 +99,7 @@ impl Proxy {
             impaired: Mutex::new(Vec::new()),
             r53_calls: Mutex::new(Vec::new()),
             r53_record_limit: Mutex::new(None),
+            r53_hold: std::sync::atomic::AtomicBool::new(false),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -142,6 +145,12 @@ impl Proxy {
     /// DescribeInstances requests seen (each page is one).
     pub fn describe_calls(&self) -> u64 {
         self.shared.describe_calls.load(Ordering::Relaxed)
+    }
+
+    /// Holds every ChangeResourceRecordSets call from now on (`true`): counted, never
+    /// answered, never applied; `false` lets the next ones through.
+    pub fn r53_hold(&self, hold: bool) {
+        self.shared.r53_hold.store(hold, Ordering::Relaxed);
     }
 
     /// Answers GetHostedZoneLimit with this quota of record sets for every zone.
@@ -388,6 +397,13 @@ async fn serve(mut conn: TcpStream, shared: Arc<Shared>) {
     }
     if let Some((status, body)) = r53_fault(&req, &shared) {
         return respond(&mut conn, status, &body).await;
+    }
+    if line.starts_with("POST ")
+        && line.contains("/rrset")
+        && shared.r53_hold.load(Ordering::Relaxed)
+    {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return;
     }
     if let Some(body) = stale_delete(&req, &shared).await {
         return respond(&mut conn, "400 Bad Request", &body).await;
