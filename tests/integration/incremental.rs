@@ -174,7 +174,9 @@ async fn two_zones_in_one_account_share_its_request_budget() {
          endpoint_url = \"{}\"\n",
         proxy.url
     );
-    let config = stabledns::Config::parse(&path, &text).expect("config");
+    let mut config = stabledns::Config::parse(&path, &text).expect("config");
+    config.server.listen = crate::harness::demo_config().server.listen;
+    crate::harness::ephemeral_admin(&mut config);
     let server = crate::harness::TestServer::start(config).await;
     until_zone_has(&r53, &first, "web.internal. A 10.0.1.10 10.0.2.10").await;
     until_zone_has(&r53, &second, "web.internal. A 10.0.1.10 10.0.2.10").await;

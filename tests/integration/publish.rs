@@ -169,7 +169,10 @@ pub(crate) async fn serve_publishing(
     let text = std::fs::read_to_string(&path)
         .expect("config")
         .replace("refresh_interval = \"30s\"", "refresh_interval = \"200ms\"");
-    let config = stabledns::Config::parse(&path, &text).expect("config");
+    let mut config = stabledns::Config::parse(&path, &text).expect("config");
+    // Tests run side by side: no fixed ports.
+    config.server.listen = crate::harness::demo_config().server.listen;
+    crate::harness::ephemeral_admin(&mut config);
     crate::harness::TestServer::start(config).await
 }
 
