@@ -387,29 +387,7 @@ impl Refresher {
                 warn!("{why}");
             }
             changed_at = changed_at.max(fetched.changed_at);
-            let mut found: HashMap<String, Instance> = fetched
-                .instances
-                .into_iter()
-                .map(|i| (i.id.clone(), i))
-                .collect();
-            // In place, so the next full read finds the fleet unchanged; health is the full
-            // refresh's to read, so an instance keeps what it had.
-            fleet.retain_mut(|inst| {
-                if inst.region.as_deref() != Some(region.as_str()) || !ids.contains(&inst.id) {
-                    return true;
-                }
-                match found.remove(&inst.id) {
-                    Some(mut now) => {
-                        now.impaired = inst.impaired;
-                        *inst = now;
-                        true
-                    }
-                    None => false, // gone, stopped or filtered out
-                }
-            });
-            let mut launched: Vec<Instance> = found.into_values().collect();
-            launched.sort_by(|a, b| a.id.cmp(&b.id));
-            fleet.extend(launched);
+            read_back(&mut fleet, region, ids, fetched.instances);
         }
         let outcome = self.consider(fleet.into(), false, changed_at).await;
         add(&counts.applied, news.len());
@@ -419,6 +397,37 @@ impl Refresher {
         info!(events = news.len(), ?outcome, "applied EC2 events");
         true
     }
+}
+
+/// Puts what an event read back into the served fleet: the instances of `region` named in
+/// `ids` are replaced in place by their `found` state (keeping their health, which is the full
+/// refresh's to read) or dropped when not found (gone, stopped, filtered out); the rest of
+/// `found` are launches, appended by id. In place, so the next full read finds the fleet
+/// unchanged.
+pub fn read_back(
+    fleet: &mut Vec<crate::inventory::Instance>,
+    region: &str,
+    ids: &std::collections::BTreeSet<String>,
+    found: Vec<crate::inventory::Instance>,
+) {
+    let mut found: HashMap<String, crate::inventory::Instance> =
+        found.into_iter().map(|i| (i.id.clone(), i)).collect();
+    fleet.retain_mut(|inst| {
+        if inst.region.as_deref() != Some(region) || !ids.contains(&inst.id) {
+            return true;
+        }
+        match found.remove(&inst.id) {
+            Some(mut now) => {
+                now.impaired = inst.impaired;
+                *inst = now;
+                true
+            }
+            None => false,
+        }
+    });
+    let mut launched: Vec<crate::inventory::Instance> = found.into_values().collect();
+    launched.sort_by(|a, b| a.id.cmp(&b.id));
+    fleet.extend(launched);
 }
 
 #[cfg(test)]

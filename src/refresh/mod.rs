@@ -28,6 +28,8 @@ use crate::naming;
 use crate::state;
 use crate::zone::{self, Snapshot, SnapshotCell};
 
+#[cfg(test)]
+mod agree;
 pub mod events;
 mod slots;
 
