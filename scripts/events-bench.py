@@ -20,6 +20,7 @@ import base64
 import collections
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -183,7 +184,11 @@ def main():
     args = ap.parse_args()
     port, dns_port = bench.free_port(), bench.free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    moto = subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(port)],
+    # moto's recorder appends to a file (`moto_recording` in the working directory unless
+    # told otherwise): one of its own per run, or earlier runs' calls are counted too.
+    scratch = Path(tempfile.mkdtemp())
+    env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(scratch / "moto_recording"))
+    moto = subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(port)], cwd=scratch, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = None
     try:
@@ -223,8 +228,9 @@ def main():
             except dns.exception.Timeout:
                 pass
             time.sleep(0.1)
-        urllib.request.urlopen(urllib.request.Request(
-            f"{endpoint}/moto-api/recorder/start-recording", method="POST")).read()
+        for op in ("reset-recording", "start-recording"):
+            urllib.request.urlopen(urllib.request.Request(
+                f"{endpoint}/moto-api/recorder/{op}", method="POST")).read()
         started = time.perf_counter()
         launched, terminated = [], []
         for n in range(args.events // 2):

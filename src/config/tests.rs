@@ -363,7 +363,7 @@ fn event_queues_are_checked() {
     let events = e.events.as_ref().expect("events");
     assert_eq!(events.queues, [("eu-west-1".to_owned(), url.to_owned())]);
     assert_eq!(events.wait, Duration::from_secs(20));
-    assert_eq!(events.coalesce, Duration::from_millis(200));
+    assert_eq!(events.coalesce, Duration::from_millis(50));
     for (text, want) in [("0s", Duration::ZERO), ("1s", Duration::from_secs(1))] {
         let config = Config::parse(
             Path::new("/etc/stabledns.toml"),

@@ -123,6 +123,10 @@ fn is_instance_id(s: &str) -> bool {
 #[cfg(feature = "ec2")]
 pub use queue::{Queue, Received};
 
+/// Messages one receive asks for: SQS's maximum. A receive that brings this many says that
+/// more are waiting: a burst.
+pub const RECEIVE_MAX: usize = 10;
+
 #[cfg(feature = "ec2")]
 mod queue {
     use std::time::Duration;
@@ -137,7 +141,7 @@ mod queue {
     use crate::inventory::InventoryError;
 
     /// Messages one receive asks for: SQS's maximum.
-    const BATCH: i32 = 10;
+    const BATCH: i32 = super::RECEIVE_MAX as i32;
 
     /// One region's event queue.
     #[derive(Debug, Clone)]

@@ -104,14 +104,14 @@ pub struct EventsConfig {
     pub endpoint_url: Option<String>,
     /// Long poll of one receive.
     pub wait: Duration,
-    /// Events that arrive within this of the last applied batch wait for it to pass and are
-    /// applied together: one build for a burst, while a lone event is applied at once.
+    /// In a burst, receives that follow each other within this are applied together: one
+    /// build for a burst, while a lone event is applied at once.
     pub coalesce: Duration,
 }
 
-/// The default `inventory.events.coalesce`. An Auto Scaling replacement of 100 instances
-/// reaches SQS as a burst over a few hundred milliseconds; applied a receive (ten messages) at
-/// a time it would cost ten builds and ten Route 53 batches. A lone event is never held back
-/// (the window only starts after an apply), so this adds nothing to its latency, and a burst's
-/// stragglers wait at most this long.
-pub const EVENTS_COALESCE: Duration = Duration::from_millis(200);
+/// The default `inventory.events.coalesce`. A burst (an Auto Scaling group replacing 100
+/// instances is 200 events over a few hundred milliseconds) shows itself by full receives
+/// (ten messages): each receive that follows within this of the one before joins the group,
+/// so twenty receives that arrive some milliseconds apart are one build, not twenty. Events
+/// that come one at a time never wait for it.
+pub const EVENTS_COALESCE: Duration = Duration::from_millis(50);

@@ -39,6 +39,8 @@ const REMEMBERED_INSTANCES: usize = 200_000;
 pub struct Batch {
     events: Vec<Event>,
     done: oneshot::Sender<bool>,
+    /// The receive brought as many messages as it may: more are waiting (a burst).
+    full: bool,
 }
 
 /// What the loop has applied: event ids (duplicates) and each instance's latest change (late
@@ -228,6 +230,7 @@ async fn listen(
                 }
             }
         };
+        let full = received.len() >= crate::inventory::events::RECEIVE_MAX;
         let mut delete_now = Vec::new();
         let (mut events, mut handles) = (Vec::new(), Vec::new());
         for r in received {
@@ -250,7 +253,7 @@ async fn listen(
         }
         if !events.is_empty() {
             let (done, applied) = oneshot::channel();
-            if to_refresh.send(Batch { events, done }).await.is_err() {
+            if to_refresh.send(Batch { events, done, full }).await.is_err() {
                 return; // the loop has stopped
             }
             // Not awaited here: the next receive starts while this batch is applied, so the
@@ -301,14 +304,14 @@ impl Refresher {
         }
     }
 
-    /// The batch `first` and every batch that comes before the coalescing window after the
-    /// last applied batch closes (`last`): a lone event is applied at once, a burst's events
-    /// that arrive while the one before is being applied share the next build.
+    /// The batch `first` and those to apply with it: every batch already waiting (they came
+    /// while the last group was applied), and, in a burst (a full receive, or batches
+    /// waiting), every batch that follows within the coalescing window of the one before, for
+    /// at most ten windows. An event on its own is applied at once.
     pub(super) async fn gather(
         &self,
         first: Batch,
         batches: &mut mpsc::Receiver<Batch>,
-        last: Option<tokio::time::Instant>,
     ) -> Vec<Batch> {
         let window = self
             .config
@@ -317,13 +320,19 @@ impl Refresher {
             .events()
             .map_or(std::time::Duration::ZERO, |e| e.coalesce);
         let mut group = vec![first];
-        if let Some(until) = last.map(|l| l + window) {
-            while let Ok(Some(batch)) = tokio::time::timeout_at(until, batches.recv()).await {
-                group.push(batch);
-            }
-        }
         while let Ok(batch) = batches.try_recv() {
             group.push(batch);
+        }
+        let burst = group.len() > 1 || group.iter().any(|b| b.full);
+        if burst && !window.is_zero() {
+            let cap = tokio::time::Instant::now() + window * 10;
+            loop {
+                let until = (tokio::time::Instant::now() + window).min(cap);
+                match tokio::time::timeout_at(until, batches.recv()).await {
+                    Ok(Some(batch)) => group.push(batch),
+                    _ => break,
+                }
+            }
         }
         group
     }

@@ -666,8 +666,6 @@ impl Refresher {
         )
         .await;
         drop(to_refresh);
-        // When the last batch of events was applied: the start of the coalescing window.
-        let mut last_events: Option<tokio::time::Instant> = None;
         let mut delay = if loaded {
             jitter(self.config.inventory.refresh_interval)
         } else {
@@ -684,10 +682,9 @@ impl Refresher {
                     () = tokio::time::sleep_until(wake) => break,
                     Some(config) = reloads.recv() => self.apply(config).await,
                     Some(batch) = batches.recv() => {
-                        let group = self.gather(batch, &mut batches, last_events).await;
+                        let group = self.gather(batch, &mut batches).await;
                         self.events.groups.fetch_add(1, Ordering::Relaxed);
                         self.apply_events(group).await;
-                        last_events = Some(tokio::time::Instant::now());
                     }
                     () = shutdown.cancelled() => return self.save_published().await,
                 }
