@@ -31,6 +31,7 @@ use crate::zone::{self, Snapshot, SnapshotCell};
 #[cfg(test)]
 mod agree;
 pub mod events;
+mod saver;
 mod slots;
 
 use slots::remembers_slots;
@@ -219,6 +220,8 @@ pub struct Refresher {
     /// The skipped-instance warnings of the last fetch: each is logged when it first
     /// appears, not at every refresh (the metric counts them all the while).
     skipped_said: std::collections::HashSet<String>,
+    /// The state file's writer, started with the first write.
+    saver: Option<saver::Saver>,
 }
 
 impl Refresher {
@@ -236,6 +239,7 @@ impl Refresher {
             departed: Departures::default(),
             seen: events::Seen::default(),
             skipped_said: Default::default(),
+            saver: None,
         }
     }
 
@@ -543,24 +547,25 @@ impl Refresher {
         if let Some(published) = self.cell.load().filter(|_| self.notify) {
             crate::dns::notify::announce(&published, &self.metrics, &self.cell);
         }
-        self.save_state(serial, instances, slots).await;
+        self.save_state(serial, instances, slots);
     }
 
-    /// Writes the state file, if one is configured; failures are logged, not fatal.
-    async fn save_state(&self, serial: u32, instances: Arc<[Instance]>, slots: naming::Slots) {
+    /// Hands the state to the state file's writer, if one is configured (failures are logged,
+    /// not fatal), and says which write that is.
+    fn save_state(&mut self, serial: u32, instances: Arc<[Instance]>, slots: naming::Slots) -> u64 {
         let Some(path) = self.config.inventory.state_file.clone() else {
-            return;
+            return 0;
         };
         let departed = self.departed.lock().map(|d| d.clone()).unwrap_or_default();
-        let written = tokio::task::spawn_blocking(move || {
-            state::save(&path, serial, &instances, &slots, &departed)
+        let saver = self.saver.get_or_insert_with(saver::Saver::start);
+        saver.save(saver::Pending {
+            seq: 0,
+            path,
+            serial,
+            instances,
+            slots,
+            departed,
         })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => error!("{e}; the next start cannot serve before the API answers"),
-            Err(e) => error!("failed to write the state file: {e}"),
-        }
     }
 
     /// Applies a reloaded config: a new inventory source if it changed, and the published
@@ -597,10 +602,12 @@ impl Refresher {
 
     /// Writes the published snapshot's fleet to the state file (at shutdown), so the next
     /// start serves exactly what this process served last.
-    pub async fn save_published(&self) {
+    pub async fn save_published(&mut self) {
         if let Some(current) = self.cell.load() {
-            self.save_state(current.serial, current.fleet.clone(), current.slots.clone())
-                .await;
+            let seq = self.save_state(current.serial, current.fleet.clone(), current.slots.clone());
+            if let Some(saver) = &mut self.saver {
+                saver.flush(seq).await;
+            }
         }
     }
 
