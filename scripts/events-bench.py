@@ -21,6 +21,7 @@ import collections
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -279,7 +280,14 @@ def main():
                   f"({pages} for the full read), {sqs_h:,.0f} SQS calls/h ({idle:.0f} idle long "
                   f"polls)")
         per_event = ec2_per_event
-        print(f"summary fleet={args.fleet + 1} events={len(everything)} median_ms={statistics.median(everything) * 1000:.0f} "
+        # The server's own figure for each event: the snapshot builds it cost.
+        builds = [float(m) / 1000 for m in
+                  re.findall(r'applied EC2 events.*build_ms="?([0-9.]+)', (d / "stabledns.log").read_text())]
+        if builds:
+            print(f"snapshot builds per event: median {ms(statistics.median(builds))}, "
+                  f"p99 {ms(pct(builds, 99))} ({len(builds)} groups)")
+        build_delta = statistics.median(builds) if builds else float("nan")
+        print(f"summary fleet={args.fleet + 1} build_delta_s={build_delta:.3f} events={len(everything)} median_ms={statistics.median(everything) * 1000:.0f} "
               f"p99_ms={pct(everything, 99) * 1000:.0f} ec2_calls_per_event={per_event:.2f} "
               f"polling_calls_per_hour={polling:.0f}")
     finally:

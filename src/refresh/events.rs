@@ -398,12 +398,19 @@ impl Refresher {
             changed_at = changed_at.max(fetched.changed_at);
             read_back(&mut fleet, region, ids, fetched.instances);
         }
+        self.building = std::time::Duration::ZERO;
         let outcome = self.consider(fleet.into(), false, changed_at).await;
+        let build_ms = std::mem::take(&mut self.building).as_secs_f64() * 1000.0;
         add(&counts.applied, news.len());
         for e in &news {
             self.seen.remember(e);
         }
-        info!(events = news.len(), ?outcome, "applied EC2 events");
+        info!(
+            events = news.len(),
+            ?outcome,
+            build_ms = format!("{build_ms:.1}"),
+            "applied EC2 events"
+        );
         true
     }
 }

@@ -222,6 +222,9 @@ pub struct Refresher {
     skipped_said: std::collections::HashSet<String>,
     /// The state file's writer, started with the first write.
     saver: Option<saver::Saver>,
+    /// Time spent building snapshots since the caller last took it: what an event's log line
+    /// reports (the figure incremental snapshots are measured by).
+    building: Duration,
 }
 
 impl Refresher {
@@ -240,6 +243,7 @@ impl Refresher {
             seen: events::Seen::default(),
             skipped_said: Default::default(),
             saver: None,
+            building: Duration::ZERO,
         }
     }
 
@@ -494,15 +498,22 @@ impl Refresher {
     /// [`build_next`] on a blocking thread: seconds of CPU at 100k instances, kept off the
     /// runtime's workers, which answer queries. `None` when the runtime is shutting down.
     async fn build_next(
-        &self,
+        &mut self,
         fleet: &Arc<[Instance]>,
         previous: Option<Arc<Snapshot>>,
     ) -> Option<(Snapshot, bool)> {
         let (config, fleet) = (self.config.clone(), fleet.clone());
         self.stats.builds.fetch_add(1, Ordering::Relaxed);
-        let built =
-            tokio::task::spawn_blocking(move || build_next(&config, &fleet, previous.as_deref()))
-                .await;
+        let built = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let built = build_next(&config, &fleet, previous.as_deref());
+            (built, started.elapsed())
+        })
+        .await
+        .map(|(built, took)| {
+            self.building += took;
+            built
+        });
         match built {
             Ok(built) => Some(built),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
