@@ -551,10 +551,6 @@ impl Refresher {
         let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
-        if let Some(published) = self.cell.load() {
-            // Rendered here, off the runtime, rather than by the first scrape of /metrics.
-            tokio::task::spawn_blocking(move || published.content_hash());
-        }
         if let Some(published) = self.cell.load().filter(|_| self.notify) {
             crate::dns::notify::announce(&published, &self.metrics, &self.cell);
         }

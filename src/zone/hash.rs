@@ -8,7 +8,8 @@ impl Snapshot {
     /// replicas serving the same data give the same hash, whatever their serials, so a
     /// dashboard sees replicas that disagree. FNV-1a over the master files, an algorithm
     /// fixed here so that two builds of stabledns agree too. Rendering every zone is not for
-    /// the query path: it is computed once per snapshot, on first use.
+    /// the query path: it is computed once per snapshot, on first use (a scrape or `/readyz`,
+    /// off the runtime), not at every publish.
     pub fn content_hash(&self) -> u64 {
         *self.content_hash.get_or_init(|| {
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -34,6 +35,13 @@ impl Snapshot {
             }
             hash
         })
+    }
+}
+
+impl Snapshot {
+    /// Whether [`Snapshot::content_hash`] is worked out already (then it costs nothing).
+    pub fn content_hash_known(&self) -> bool {
+        self.content_hash.get().is_some()
     }
 }
 
