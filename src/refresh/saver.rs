@@ -1,8 +1,8 @@
 //! The state file, written beside the refresh loop rather than in it: a publish hands the new
 //! state over and goes on. At 100,000 instances the file is about a quarter of a second of
 //! JSON, which the next EC2 event used to wait for before it could be applied. One write at a
-//! time, the newest state next: a state that a newer one replaced before its turn is never
-//! written. Shutdown waits for the last one.
+//! time, the newest state next, and at most one every [`SPACING`]: a state that a newer one
+//! replaced before its turn is never written. Shutdown waits for the last one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +13,11 @@ use tracing::error;
 use crate::inventory::Instance;
 use crate::naming::Slots;
 use crate::state;
+
+/// The least time between two writes. The file is a cache for restarts (the next start serves
+/// it, then reads the fleet): a crash loses at most this much of it, while events one after
+/// another at 100,000 instances would otherwise write a quarter of a second of JSON each.
+pub(super) const SPACING: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One state to write.
 #[derive(Debug)]
@@ -32,6 +37,8 @@ pub(super) struct Saver {
     next: watch::Sender<Option<Arc<Pending>>>,
     written: watch::Receiver<u64>,
     seq: u64,
+    /// Cuts the pause between writes short: someone waits for the newest.
+    hurry: Arc<tokio::sync::Notify>,
 }
 
 impl Saver {
@@ -39,6 +46,8 @@ impl Saver {
     pub(super) fn start() -> Self {
         let (next, mut pending) = watch::channel::<Option<Arc<Pending>>>(None);
         let (done, written) = watch::channel(0u64);
+        let hurry = Arc::new(tokio::sync::Notify::new());
+        let hurried = hurry.clone();
         tokio::spawn(async move {
             while pending.changed().await.is_ok() {
                 let Some(p) = pending.borrow_and_update().clone() else {
@@ -57,12 +66,18 @@ impl Saver {
                     Err(e) => error!("failed to write the state file: {e}"),
                 }
                 let _ = done.send(seq);
+                // A state handed over meanwhile is written after the pause, the newest then.
+                tokio::select! {
+                    () = tokio::time::sleep(SPACING) => {}
+                    () = hurried.notified() => {}
+                }
             }
         });
         Self {
             next,
             written,
             seq: 0,
+            hurry,
         }
     }
 
@@ -77,6 +92,7 @@ impl Saver {
 
     /// Waits until the state `seq`, or a newer one, is written (or failed to be).
     pub(super) async fn flush(&mut self, seq: u64) {
+        self.hurry.notify_one();
         let _ = self.written.wait_for(|w| *w >= seq).await;
     }
 }
