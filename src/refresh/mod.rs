@@ -535,7 +535,18 @@ impl Refresher {
         if let Some(prev) = previous {
             snapshot.link_history(prev);
         }
-        log_publish(previous, &snapshot);
+        let slots = snapshot.slots.clone();
+        self.cell.store(snapshot);
+        self.stats.publishes.fetch_add(1, Ordering::Relaxed);
+        let Some(published) = self.cell.load() else {
+            return;
+        };
+        if self.notify {
+            crate::dns::notify::announce(&published, &self.metrics, &self.cell);
+        }
+        // After the swap: the log and the departures say what is served now, and answers do
+        // not wait for them (60 ms at 100,000 instances).
+        log_publish(previous, &published);
         if let Some(prev) = previous
             && self.config.inventory.state_file.is_some()
             && let Ok(mut departed) = self.departed.lock()
@@ -547,12 +558,6 @@ impl Refresher {
                 &instances,
                 jiff::Timestamp::now(),
             );
-        }
-        let slots = snapshot.slots.clone();
-        self.cell.store(snapshot);
-        self.stats.publishes.fetch_add(1, Ordering::Relaxed);
-        if let Some(published) = self.cell.load().filter(|_| self.notify) {
-            crate::dns::notify::announce(&published, &self.metrics, &self.cell);
         }
         self.save_state(serial, instances, slots);
     }
