@@ -39,7 +39,8 @@ import dns.message
 import dns.query
 import dns.rcode
 
-CONFIG = """
+# The zone and the naming rule; each run adds its inventory.
+ZONE = """
 [server]
 listen = ["127.0.0.1:{dns_port}"]
 
@@ -53,6 +54,13 @@ hostmaster = "hostmaster.internal."
 name = "ns1.internal."
 addresses = ["127.0.0.1"]
 
+[[naming.rules]]
+kind = "tag"
+tag = "Name"
+single = true
+"""
+
+INVENTORY = """
 [inventory]
 source = "ec2"
 endpoint_url = "{endpoint}"
@@ -63,36 +71,13 @@ refresh_interval = "1h"
 queues = {{ eu-west-1 = "{queue}" }}
 endpoint_url = "{endpoint}"
 wait = "{wait}s"
-
-[[naming.rules]]
-kind = "tag"
-tag = "Name"
-single = true
 """
 
 SEED = """
-[server]
-listen = ["127.0.0.1:{dns_port}"]
-
-[zone]
-apex = "internal."
-
-[zone.soa]
-hostmaster = "hostmaster.internal."
-
-[[zone.nameservers]]
-name = "ns1.internal."
-addresses = ["127.0.0.1"]
-
 [inventory]
 source = "file"
 path = "{fleet}"
 state_file = "{state_file}"
-
-[[naming.rules]]
-kind = "tag"
-tag = "Name"
-single = true
 """
 
 
@@ -101,7 +86,7 @@ def seed_state(binary, d, n, dns_port):
     fleet, state = d / "seed-fleet.json", d / "state.json"
     fleet.write_text(json.dumps(bench.fleet(n)))
     config = d / "seed.toml"
-    config.write_text(SEED.format(dns_port=dns_port, fleet=fleet, state_file=state))
+    config.write_text(ZONE.format(dns_port=dns_port) + SEED.format(fleet=fleet, state_file=state))
     server = subprocess.Popen([binary, "serve", "--config", str(config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -214,8 +199,8 @@ def main():
             seeded = seed_state(args.binary, d, args.fleet, dns_port)
             state = f'state_file = "{seeded}"\n'
         config = d / "stabledns.toml"
-        config.write_text(CONFIG.format(dns_port=dns_port, endpoint=endpoint, queue=queue,
-                                        wait=args.wait, state=state))
+        config.write_text(ZONE.format(dns_port=dns_port) + INVENTORY.format(
+            endpoint=endpoint, queue=queue, wait=args.wait, state=state))
         log = open(d / "stabledns.log", "w")
         server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
                                   stdout=log, stderr=subprocess.STDOUT)

@@ -49,6 +49,17 @@ pub fn state_change(id: &str, instance: &str, state: &str, time: jiff::Timestamp
     )
 }
 
+/// A queue by name (moto gives the same URL again for the same name).
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
+}
+
 fn ips(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -84,14 +95,7 @@ async fn events_move_names_within_seconds_of_a_launch_stop_and_termination() {
     let moto = Moto::start();
     let ec2 = moto.client("eu-west-1");
     let sqs = sqs(&moto);
-    let queue = sqs
-        .create_queue()
-        .queue_name("stabledns-events")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
+    let queue = queue(&sqs, "stabledns-events").await;
     let net = Network::create(&ec2).await;
     let prod = [("Env", "prod")];
     let web = net.launch(&ec2, 1, false, &prod, &["SG-T-WEB"]).await;
@@ -218,14 +222,7 @@ async fn events_move_names_within_seconds_of_a_launch_stop_and_termination() {
     })
     .await;
     wait_for(addr, "web.internal.", RecordType::A, &[&ip2], SOON).await;
-    let again = sqs
-        .create_queue()
-        .queue_name("stabledns-events")
-        .send()
-        .await
-        .expect("create queue again")
-        .queue_url
-        .expect("queue url");
+    let again = self::queue(&sqs, "stabledns-events").await;
     assert_eq!(again, queue, "moto names queues by account and name");
     let web3 = net.launch(&ec2, 1, false, &prod, &["SG-T-WEB"]).await[0].clone();
     let ip3 = private_ip(&ec2, &web3).await;
@@ -449,14 +446,7 @@ async fn a_burst_of_events_is_a_few_builds_and_a_few_route53_batches() {
     let sqs = sqs(&moto);
     let r53 = crate::publish::client(&moto);
     let zone = crate::publish::private_zone(&r53, "internal.").await;
-    let queue = sqs
-        .create_queue()
-        .queue_name("stabledns-burst")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
+    let queue = queue(&sqs, "stabledns-burst").await;
     let net = Network::create(&ec2).await;
     let old = net.launch(&ec2, 100, false, &[], &["SG-T-WEB"]).await;
     // The window is wider than the default so that a busy machine's slow sends still land in

@@ -48,14 +48,32 @@ async fn scrape_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_is_sent_alone_and_a_hand_edit_it_meets_is_reconciled() {
+/// moto with a private zone `internal.`, and the fault proxy in front playing Route 53's
+/// exact-match DELETE rule: (moto, its Route 53 client, the zone's id, the proxy, a folder).
+async fn route53() -> (
+    Moto,
+    aws_sdk_route53::Client,
+    String,
+    Proxy,
+    tempfile::TempDir,
+) {
     let moto = Moto::start();
     let r53 = client(&moto);
     let zone = private_zone(&r53, "internal.").await;
     let proxy = Proxy::start(&moto.url).await;
     proxy.r53_exact_deletes();
-    let dir = tempfile::tempdir().expect("tempdir");
+    (
+        moto,
+        r53,
+        zone,
+        proxy,
+        tempfile::tempdir().expect("tempdir"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_sent_alone_and_a_hand_edit_it_meets_is_reconciled() {
+    let (_moto, r53, zone, proxy, dir) = route53().await;
     let mut fleet = demo_fleet();
     let server = serve_publishing(dir.path(), &proxy.url, &zone, &fleet).await;
     until_zone_has(&r53, &zone, "web.internal. A 10.0.1.10 10.0.2.10").await;
@@ -241,12 +259,7 @@ async fn the_zone_s_record_quota_is_read_and_its_use_counted() {
 /// converges on the fleet, with nothing of the old answer left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_between_a_snapshot_and_its_sync_converges_after_restart() {
-    let moto = Moto::start();
-    let r53 = client(&moto);
-    let zone = private_zone(&r53, "internal.").await;
-    let proxy = Proxy::start(&moto.url).await;
-    proxy.r53_exact_deletes();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (_moto, r53, zone, proxy, dir) = route53().await;
     let mut fleet = demo_fleet();
     write_config(dir.path(), &proxy.url, &zone, &fleet);
     let path = dir.path().join("stabledns.toml");
