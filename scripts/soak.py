@@ -54,6 +54,7 @@ refresh_interval = "{refresh}"
 api_timeout = "60s"
 max_removed_fraction = 1.0
 
+{events}
 [[naming.rules]]
 kind = "security_group"
 pattern = "^SG-T-(?P<name>.+)$"
@@ -94,6 +95,18 @@ def instance_ids(client):
     return ids
 
 
+def state_change(instance, state):
+    """An EC2 state-change event as EventBridge puts it on a queue."""
+    return json.dumps({
+        "version": "0", "id": f"soak-{instance}-{state}",
+        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance}"],
+        "detail": {"instance-id": instance, "state": state},
+    })
+
+
 def metric(admin, name):
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
     m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
@@ -107,6 +120,9 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--moto", required=True)
     ap.add_argument("--refresh", default="5s")
+    ap.add_argument("--events", action="store_true",
+                    help="changes reach stabledns as EC2 events on an SQS queue (the full read "
+                         "hourly), not by its refresh")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="stabledns-soak-"))
@@ -129,7 +145,16 @@ def main():
               flush=True)
 
         config = root / "soak.toml"
-        config.write_text(CONFIG.format(port=port, admin=admin, moto=url, refresh=args.refresh))
+        events, queue, sqs = "", None, None
+        if args.events:
+            sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=url,
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            queue = sqs.create_queue(QueueName="stabledns-soak")["QueueUrl"]
+            events = (f'[inventory.events]\nqueues = {{ us-east-1 = "{queue}" }}\n'
+                      f'endpoint_url = "{url}"\nwait = "1s"\n')
+        refresh = "1h" if args.events else args.refresh
+        config.write_text(CONFIG.format(port=port, admin=admin, moto=url, refresh=refresh,
+                                        events=events))
         env = dict(os.environ, RUST_LOG="warn")
         server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
@@ -169,7 +194,13 @@ def main():
                     new = client.run_instances(ImageId="ami-12345678", MinCount=5, MaxCount=5,
                                                SubnetId=subnet, SecurityGroupIds=[rng.choice(groups)],
                                                InstanceType="t3.micro")
-                    live.extend(i["InstanceId"] for i in new["Instances"])
+                    born = [i["InstanceId"] for i in new["Instances"]]
+                    live.extend(born)
+                    if sqs:
+                        entries = [{"Id": str(k), "MessageBody": state_change(iid, state)}
+                                   for k, (iid, state) in enumerate(
+                                       [(g, "terminated") for g in gone] + [(b, "running") for b in born])]
+                        sqs.send_message_batch(QueueUrl=queue, Entries=entries)
                     changes[0] += 1
                 except Exception as e:  # noqa: BLE001 (moto hiccup: try again next round)
                     print(f"changer: {e}", flush=True)
@@ -218,7 +249,7 @@ def main():
         step = max(1, len(rss) // 20)
         print("RSS MB every {} s: {}".format(step, " ".join(f"{r:.0f}" for r in rss[::step])))
         ok = lost == 0 and servfail == 0 and floor_growth < 5
-        print(f"summary seconds={args.seconds} instances={args.instances} rate={rate} sent={sent} lost={lost} "
+        print(f"summary seconds={args.seconds} instances={args.instances} events={args.events} rate={rate} sent={sent} lost={lost} "
               f"servfail={servfail} publishes={publishes:.0f} rss_start_mb={warm[0]:.0f} "
               f"rss_end_mb={warm[-1]:.0f} rss_growth_pct={growth:.1f} rss_floor_growth_pct={floor_growth:.1f} "
               f"goals={'met' if ok else 'NOT met'}")
