@@ -503,7 +503,7 @@ fn whole(zone: crate::zone::ZoneContents) -> Vec<Record> {
 
 /// The net change of a chain of diffs: a record removed and added back (or added and removed
 /// again) on the way cancels out. Records compare with their TTLs (a TTL change is a change).
-fn condense(diffs: &[crate::zone::Diff]) -> (Vec<&Record>, Vec<&Record>) {
+fn condense(diffs: &[std::sync::Arc<crate::zone::Diff>]) -> (Vec<&Record>, Vec<&Record>) {
     let key = |r: &Record| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data);
     let mut net: std::collections::BTreeMap<String, (i32, &Record)> = Default::default();
     for d in diffs {
@@ -542,11 +542,13 @@ mod tests {
 
     #[test]
     fn a_chain_of_diffs_condenses_to_the_net_change() {
-        let diff = |from, to, removed: Vec<Record>, added: Vec<Record>| crate::zone::Diff {
-            from,
-            to,
-            removed,
-            added,
+        let diff = |from, to, removed: Vec<Record>, added: Vec<Record>| {
+            std::sync::Arc::new(crate::zone::Diff {
+                from,
+                to,
+                removed,
+                added,
+            })
         };
         // web moves 10.0.0.1 -> .2 -> .3; db is added then removed again; x changes its TTL.
         let mut x_long = a("x.internal.", "10.9.9.9");

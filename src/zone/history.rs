@@ -21,9 +21,10 @@ pub struct Diff {
     pub added: Vec<Record>,
 }
 
-/// The recent diffs of a view, oldest first; not part of what a view answers.
+/// The recent diffs of a view, oldest first; not part of what a view answers. Each diff is
+/// shared by the histories of the snapshots after it, not copied into each.
 #[derive(Debug, Clone, Default)]
-pub struct History(pub Arc<[Diff]>);
+pub struct History(pub Arc<[Arc<Diff>]>);
 
 /// Diffs kept per view for IXFR; a secondary further behind gets a full transfer.
 const HISTORY_DIFFS: usize = 16;
@@ -50,21 +51,16 @@ impl Snapshot {
                 continue;
             };
             let (removed, added) = before.diff(view);
-            let mut kept: Vec<Diff> = Vec::new();
+            let mut kept: Vec<Arc<Diff>> = Vec::new();
             if removed.len() + added.len() <= HISTORY_MAX_RECORDS {
                 let skip = before.history.0.len().saturating_sub(HISTORY_DIFFS - 1);
-                kept.extend(before.history.0.iter().skip(skip).map(|d| Diff {
-                    from: d.from,
-                    to: d.to,
-                    removed: d.removed.clone(),
-                    added: d.added.clone(),
-                }));
-                kept.push(Diff {
+                kept.extend(before.history.0.iter().skip(skip).cloned());
+                kept.push(Arc::new(Diff {
                     from: previous.serial,
                     to: self.serial,
                     removed,
                     added,
-                });
+                }));
             }
             view.history = History(kept.into());
         }
