@@ -132,6 +132,17 @@ def until(port, name, want, since, limit=60.0):
     raise SystemExit(f"{name} did not answer {want} within {limit} s")
 
 
+def until_route53(r53, zone, name, present, since, limit=60.0):
+    """Seconds from `since` until the zone holds `name` (or, not `present`, no longer does)."""
+    while time.perf_counter() - since < limit:
+        sets = r53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=name,
+                                             MaxItems="1")["ResourceRecordSets"]
+        if (bool(sets) and sets[0]["Name"] == name) == present:
+            return time.perf_counter() - since
+        time.sleep(0.05)
+    raise SystemExit(f"Route 53 never {'had' if present else 'dropped'} {name} within {limit} s")
+
+
 def calls(endpoint):
     """stabledns's API calls in moto's recording, by operation."""
     with urllib.request.urlopen(f"{endpoint}/moto-api/recorder/download-recording") as r:
@@ -167,6 +178,9 @@ def main():
     ap.add_argument("--wait", type=int, default=20, help="SQS long poll, seconds")
     ap.add_argument("--fleet", type=int, default=0,
                     help="instances served beside moto's, from a state file (e.g. 100000)")
+    ap.add_argument("--route53", action="store_true",
+                    help="also publish to a private zone in moto and time each event until "
+                         "Route 53 has it")
     args = ap.parse_args()
     port, dns_port = bench.free_port(), bench.free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -199,8 +213,18 @@ def main():
             seeded = seed_state(args.binary, d, args.fleet, dns_port)
             state = f'state_file = "{seeded}"\n'
         config = d / "stabledns.toml"
+        publish, r53, zone = "", None, None
+        if args.route53:
+            r53 = boto3.client("route53", endpoint_url=endpoint, region_name="us-east-1")
+            zone = r53.create_hosted_zone(
+                Name="internal.", CallerReference="events-bench",
+                HostedZoneConfig={"PrivateZone": True},
+                VPC={"VPCRegion": "eu-west-1", "VPCId": vpc})["HostedZone"]["Id"].split("/")[-1]
+            publish = (f'\n[[publish]]\nkind = "route53"\nview = "inside"\n'
+                       f'hosted_zone_id = "{zone}"\nrequests_per_second = 5\n'
+                       f'endpoint_url = "{endpoint}"\n')
         config.write_text(ZONE.format(dns_port=dns_port) + INVENTORY.format(
-            endpoint=endpoint, queue=queue, wait=args.wait, state=state))
+            endpoint=endpoint, queue=queue, wait=args.wait, state=state) + publish)
         log = open(d / "stabledns.log", "w")
         server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
                                   stdout=log, stderr=subprocess.STDOUT)
@@ -218,7 +242,7 @@ def main():
             urllib.request.urlopen(urllib.request.Request(
                 f"{endpoint}/moto-api/recorder/{op}", method="POST")).read()
         started = time.perf_counter()
-        launched, terminated = [], []
+        launched, terminated, in_route53 = [], [], []
         for n in range(args.events // 2):
             name = f"lat{n}"
             inst = ec2.run_instances(
@@ -228,11 +252,16 @@ def main():
             iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
             # From the moment the event is on the queue (SendMessage returned).
             sqs.send_message(QueueUrl=queue, MessageBody=event(2 * n, iid, "running"))
-            launched.append(until(dns_port, f"{name}.internal.", [ip], time.perf_counter()))
+            sent = time.perf_counter()
+            launched.append(until(dns_port, f"{name}.internal.", [ip], sent))
+            if r53:
+                in_route53.append(until_route53(r53, zone, f"{name}.internal.", True, sent))
             ec2.terminate_instances(InstanceIds=[iid])
             sqs.send_message(QueueUrl=queue, MessageBody=event(2 * n + 1, iid, "terminated"))
-            terminated.append(until(dns_port, f"{name}.internal.", "NXDOMAIN",
-                                    time.perf_counter()))
+            sent = time.perf_counter()
+            terminated.append(until(dns_port, f"{name}.internal.", "NXDOMAIN", sent))
+            if r53:
+                in_route53.append(until_route53(r53, zone, f"{name}.internal.", False, sent))
         took = time.perf_counter() - started
         counts = calls(endpoint)
         everything = launched + terminated
@@ -246,7 +275,8 @@ def main():
         print("stabledns API calls meanwhile: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         ec2_calls = sum(v for k, v in counts.items() if k.startswith("Describe"))
         ec2_per_event = ec2_calls / len(everything)
-        sqs_per_event = (sum(counts.values()) - ec2_calls) / len(everything)
+        sqs_calls = sum(v for k, v in counts.items() if "Message" in k)
+        sqs_per_event = sqs_calls / len(everything)
         print(f"  per event: {ec2_per_event:.2f} EC2 calls, {sqs_per_event:.2f} SQS calls (events "
               f"one at a time, the worst case: events that arrive together share one receive, "
               f"one read and one delete)")
@@ -265,6 +295,12 @@ def main():
                   f"({pages} for the full read), {sqs_h:,.0f} SQS calls/h ({idle:.0f} idle long "
                   f"polls)")
         per_event = ec2_per_event
+        route53_p99 = float("nan")
+        if in_route53:
+            route53_p99 = pct(in_route53, 99)
+            print(f"event to Route 53 (the record there, or gone): median "
+                  f"{ms(statistics.median(in_route53))}, p99 {ms(route53_p99)}, "
+                  f"max {ms(max(in_route53))}")
         # The server's own figure for each event: the snapshot builds it cost.
         builds = [float(m) / 1000 for m in
                   re.findall(r'applied EC2 events.*build_ms="?([0-9.]+)', (d / "stabledns.log").read_text())]
@@ -272,7 +308,8 @@ def main():
             print(f"snapshot builds per event: median {ms(statistics.median(builds))}, "
                   f"p99 {ms(pct(builds, 99))} ({len(builds)} groups)")
         build_delta = statistics.median(builds) if builds else float("nan")
-        print(f"summary fleet={args.fleet + 1} build_delta_s={build_delta:.3f} events={len(everything)} median_ms={statistics.median(everything) * 1000:.0f} "
+        print(f"summary fleet={args.fleet + 1} build_delta_s={build_delta:.3f} "
+              f"route53_p99_s={route53_p99:.2f} events={len(everything)} median_ms={statistics.median(everything) * 1000:.0f} "
               f"p99_ms={pct(everything, 99) * 1000:.0f} ec2_calls_per_event={per_event:.2f} "
               f"polling_calls_per_hour={polling:.0f}")
     finally:
