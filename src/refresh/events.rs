@@ -304,10 +304,7 @@ impl Refresher {
         }
     }
 
-    /// The batch `first` and those to apply with it: every batch already waiting (they came
-    /// while the last group was applied), and, in a burst (a full receive, or batches
-    /// waiting), every batch that follows within the coalescing window of the one before, for
-    /// at most ten windows. An event on its own is applied at once.
+    /// The batch `first` and those to apply with it ([`gather`]), under the configured window.
     pub(super) async fn gather(
         &self,
         first: Batch,
@@ -319,22 +316,7 @@ impl Refresher {
             .source
             .events()
             .map_or(std::time::Duration::ZERO, |e| e.coalesce);
-        let mut group = vec![first];
-        while let Ok(batch) = batches.try_recv() {
-            group.push(batch);
-        }
-        let burst = group.len() > 1 || group.iter().any(|b| b.full);
-        if burst && !window.is_zero() {
-            let cap = tokio::time::Instant::now() + window * 10;
-            loop {
-                let until = (tokio::time::Instant::now() + window).min(cap);
-                match tokio::time::timeout_at(until, batches.recv()).await {
-                    Ok(Some(batch)) => group.push(batch),
-                    _ => break,
-                }
-            }
-        }
-        group
+        gather(first, batches, window).await
     }
 
     #[cfg(not(feature = "ec2"))]
@@ -415,6 +397,33 @@ impl Refresher {
     }
 }
 
+/// The batch `first` and those to apply with it: every batch already waiting (they came while
+/// the last group was applied), and, in a burst (a full receive, or batches waiting), every
+/// batch that follows within `window` of the one before, for at most ten windows. An event on
+/// its own is applied at once.
+async fn gather(
+    first: Batch,
+    batches: &mut mpsc::Receiver<Batch>,
+    window: std::time::Duration,
+) -> Vec<Batch> {
+    let mut group = vec![first];
+    while let Ok(batch) = batches.try_recv() {
+        group.push(batch);
+    }
+    let burst = group.len() > 1 || group.iter().any(|b| b.full);
+    if burst && !window.is_zero() {
+        let cap = tokio::time::Instant::now() + window * 10;
+        loop {
+            let until = (tokio::time::Instant::now() + window).min(cap);
+            match tokio::time::timeout_at(until, batches.recv()).await {
+                Ok(Some(batch)) => group.push(batch),
+                _ => break,
+            }
+        }
+    }
+    group
+}
+
 /// Puts what an event read back into the served fleet: the instances of `region` named in
 /// `ids` are replaced in place by their `found` state (keeping their health, which is the full
 /// refresh's to read) or dropped when not found (gone, stopped, filtered out); the rest of
@@ -483,6 +492,41 @@ mod tests {
             Verdict::New,
             "another instance"
         );
+    }
+
+    fn batch(full: bool) -> Batch {
+        let (done, _) = oneshot::channel();
+        Batch {
+            events: vec![event("e", "i-1", "2026-12-01T18:00:00Z")],
+            done,
+            full,
+        }
+    }
+
+    /// A lone event is not held for the window, however long; a burst (a full receive) takes
+    /// in what follows within it.
+    #[tokio::test]
+    async fn a_lone_event_goes_at_once_and_a_burst_waits_for_its_tail() {
+        let window = std::time::Duration::from_secs(30);
+        let (tx, mut rx) = mpsc::channel(16);
+        let lone = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            gather(batch(false), &mut rx, window),
+        )
+        .await
+        .expect("a lone event waited for the window");
+        assert_eq!(lone.len(), 1);
+
+        // Three more receives come while the first full one waits; then the queue falls
+        // quiet, and the channel closing ends the wait as a quiet window would.
+        let sender = tokio::spawn(async move {
+            for full in [true, true, false] {
+                tx.send(batch(full)).await.expect("send");
+            }
+        });
+        let burst = gather(batch(true), &mut rx, window).await;
+        sender.await.expect("sender");
+        assert_eq!(burst.len(), 4);
     }
 
     #[test]
