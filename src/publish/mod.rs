@@ -394,17 +394,25 @@ pub async fn sync_known(
             report.reconcile = true;
             must_list = true;
         } else if !fresh.is_empty() {
-            let mut keys = fresh.clone();
-            keys.extend(fresh.iter().map(|(name, rtype)| {
-                (
-                    plan::ownership_name(name, *rtype),
-                    hickory_proto::rr::RecordType::TXT,
-                )
-            }));
+            // Each set with its ownership record (an ownership record's own is no such thing).
+            let mut keys: std::collections::BTreeSet<_> = fresh.iter().cloned().collect();
+            keys.extend(
+                (fresh.iter())
+                    .filter(|(name, _)| !name.starts_with(plan::OWNERSHIP_PREFIX))
+                    .map(|(name, rtype)| {
+                        (
+                            plan::ownership_name(name, *rtype),
+                            hickory_proto::rr::RecordType::TXT,
+                        )
+                    }),
+            );
+            let keys: Vec<_> = keys.into_iter().collect();
             let before = zone.calls().made;
             let now = zone.read(&keys).await?;
             report.listing_calls += zone.calls().made - before;
-            have.retain(|s| !keys.contains(&(s.name.clone(), s.rtype)));
+            let gone: std::collections::HashSet<(&str, hickory_proto::rr::RecordType)> =
+                keys.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+            have.retain(|s| !gone.contains(&(s.name.as_str(), s.rtype)));
             have.extend(now);
             report.reread = fresh.len();
             report.reconcile = true;

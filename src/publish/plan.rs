@@ -157,17 +157,20 @@ pub fn counts<'a>(changes: impl IntoIterator<Item = &'a Change>) -> (usize, usiz
     n
 }
 
+/// How every ownership TXT's name starts: `_`, which no naming rule can make.
+pub const OWNERSHIP_PREFIX: &str = "_stabledns-";
+
 /// The name of the ownership TXT of a record set.
 pub fn ownership_name(name: &str, rtype: RecordType) -> String {
     format!(
-        "_stabledns-{}.{name}",
+        "{OWNERSHIP_PREFIX}{}.{name}",
         rtype.to_string().to_ascii_lowercase()
     )
 }
 
 /// Whether a set is one of our ownership TXTs (named by [`ownership_name`]).
 pub fn is_ownership(set: &RecordSet) -> bool {
-    set.rtype == RecordType::TXT && set.name.starts_with("_stabledns-")
+    set.rtype == RecordType::TXT && set.name.starts_with(OWNERSHIP_PREFIX)
 }
 
 /// The ownership TXT's value (quoted, as Route 53 holds TXT values).
@@ -177,7 +180,7 @@ pub fn ownership_value(owner: &str) -> String {
 
 /// (owner, name, type) of a stabledns ownership TXT; `None` for any other record set.
 fn owner_of(set: &RecordSet) -> Option<(&str, &str, RecordType)> {
-    let rest = set.name.strip_prefix("_stabledns-")?;
+    let rest = set.name.strip_prefix(OWNERSHIP_PREFIX)?;
     let (rtype, name) = rest.split_once('.')?;
     let rtype: RecordType = rtype.to_ascii_uppercase().parse().ok()?;
     let owner = set
