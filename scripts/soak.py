@@ -159,7 +159,7 @@ def main():
         server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
         procs.append(server)
-        deadline = time.time() + 300
+        deadline = time.time() + 300 + args.instances // 100  # moto lists 10,000 in ~30 s
         while metric_safe(admin, "stabledns_instances") < args.instances:
             if time.time() > deadline or server.poll() is not None:
                 raise SystemExit(f"stabledns did not load the fleet; see {root / 'server.log'}")
