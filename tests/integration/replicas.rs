@@ -717,7 +717,9 @@ impl Unbound {
                 .arg(&file),
         );
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let deadline = tokio::time::Instant::now() + SOON;
+        // unbound's start and its first recursion through both replicas: a minute, as a CI
+        // run once took past 20 s here with the whole suite on two cores.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let out = tokio::task::spawn_blocking(move || {
                 dig(
