@@ -45,6 +45,18 @@ def free_port():
     raise SystemExit("no free loopback port")
 
 
+def state_change(event_id, instance, state, region):
+    """An "EC2 Instance State-change Notification" as EventBridge puts it on an SQS queue."""
+    return json.dumps({
+        "version": "0", "id": event_id,
+        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:123456789012:instance/{instance}"],
+        "detail": {"instance-id": instance, "state": state},
+    })
+
+
 def fleet(n, seed=1):
     """n instances: unique Name tags, tiers of ten by security group, 60% with public names."""
     rng = random.Random(seed)

@@ -102,14 +102,7 @@ def seed_state(binary, d, n, dns_port):
 
 
 def event(n, instance, state):
-    return json.dumps({
-        "version": "0", "id": f"bench-{n}",
-        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
-        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": "eu-west-1",
-        "resources": [f"arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"],
-        "detail": {"instance-id": instance, "state": state},
-    })
+    return bench.state_change(f"bench-{n}", instance, state, "eu-west-1")
 
 
 def answer(port, name):

@@ -95,18 +95,6 @@ def instance_ids(client):
     return ids
 
 
-def state_change(instance, state):
-    """An EC2 state-change event as EventBridge puts it on a queue."""
-    return json.dumps({
-        "version": "0", "id": f"soak-{instance}-{state}",
-        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
-        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": "us-east-1",
-        "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance}"],
-        "detail": {"instance-id": instance, "state": state},
-    })
-
-
 def metric(admin, name):
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
     m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
@@ -197,7 +185,7 @@ def main():
                     born = [i["InstanceId"] for i in new["Instances"]]
                     live.extend(born)
                     if sqs:
-                        entries = [{"Id": str(k), "MessageBody": state_change(iid, state)}
+                        entries = [{"Id": str(k), "MessageBody": bench.state_change(f"soak-{iid}-{state}", iid, state, "us-east-1")}
                                    for k, (iid, state) in enumerate(
                                        [(g, "terminated") for g in gone] + [(b, "running") for b in born])]
                         sqs.send_message_batch(QueueUrl=queue, Entries=entries)
