@@ -1,10 +1,15 @@
 //! Claims: every value a rule turned into a name, gathered per name, then settled into one
 //! [`HostName`](super::HostName) (a single-instance name to the newest launch, a tier to all).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::rules::How;
-use super::{Backing, HostName, Via, quoted, vias_text};
+use super::rules::{How, rule_values};
+use super::via::claim_text;
+use super::{
+    Backing, HostName, Limits, MAX_NAMES_PER_TAG, Rules, Via, normalize, plain_name, quoted,
+    vias_text,
+};
 use crate::inventory::Instance;
 
 /// One instance's claims on a name: each via, and whether a single-instance rule made it.
@@ -197,5 +202,61 @@ impl Claims {
             out.push("the name itself".to_owned());
         }
         Some(out)
+    }
+}
+
+/// Every name one instance claims, each as the rules read it: `claim` hears the name (normalised
+/// and within the zone's limits), its via, how its rule names, and the lower-cased value when
+/// it had to change to become the name. Values that cannot be names are `warnings`. What
+/// [`assign`](super::assign) gathers and the claim index of [`super::delta`] keeps.
+pub(super) fn each(
+    inst: &Instance,
+    rules: &Rules,
+    limits: &Limits,
+    rule_tags: &[Option<String>],
+    warnings: &mut Vec<String>,
+    mut claim: impl FnMut(Cow<'_, str>, Via, How, Option<String>),
+) {
+    let claimed = |via: &Via, value: &str| claim_text(via, inst, value, rule_tags);
+    let mut too_many = |key: &str, n: usize| {
+        warnings.push(format!(
+            "{}: tag {key} holds {n} names; only the first {MAX_NAMES_PER_TAG} are used",
+            inst.id
+        ));
+    };
+    let mut values = Vec::new();
+    rule_values(inst, rules, &mut values, &mut too_many);
+    for (value, via, how) in values {
+        // Most values are names already, but for case (`host-1`, instance ids, `WEB`): those
+        // skip normalising and its allocations.
+        let (name, lower) = if let Some(name) = plain_name(value) {
+            (name, None)
+        } else {
+            match normalize(value) {
+                Ok(n) => (Cow::Owned(n), Some(value.to_lowercase())),
+                Err(why) => {
+                    let via = claimed(&via, value);
+                    warnings.push(format!("{}: {via}: {why}; skipped", inst.id));
+                    continue;
+                }
+            }
+        };
+        if let Some(why) = limits.refuses(&name) {
+            warnings.push(format!(
+                "{}: {}: {why}; skipped",
+                inst.id,
+                claimed(&via, value)
+            ));
+            continue;
+        }
+        let altered = lower.filter(|lower| *name != **lower);
+        if altered.is_some() {
+            warnings.push(format!(
+                "{}: {} became `{name}` (not only lower-cased)",
+                inst.id,
+                claimed(&via, value)
+            ));
+        }
+        claim(name, via, how, altered);
     }
 }

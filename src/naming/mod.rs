@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::inventory::Instance;
 
 mod claims;
+pub mod delta;
 mod normalize;
 mod rotation;
 mod rules;
@@ -37,7 +38,7 @@ pub use normalize::normalize;
 use normalize::plain_name;
 pub use rotation::Rotation;
 use rotation::rotate;
-use rules::{How, rule_values};
+use rules::rule_values;
 pub use rules::{Limits, MAX_NAMES_PER_TAG, Rule, RuleKind, Rules};
 pub use services::Service;
 use services::services;
@@ -108,13 +109,38 @@ pub struct Naming {
 /// Names a fleet. `previous` holds the slot numbers the last refresh gave, so instances keep
 /// theirs. Backings refer to instances by their index in `instances`.
 pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
+    assign_part(instances, None, rules, limits, previous)
+}
+
+/// A part of a fleet to name: the instances at `positions` (ascending), claiming only `names`.
+/// When every claimant of those names is among the instances, each name comes out as naming
+/// the whole fleet makes it (see [`delta`]).
+pub(crate) struct Part<'a> {
+    positions: &'a [u32],
+    names: &'a rustc_hash::FxHashSet<String>,
+}
+
+/// [`assign`] over the whole fleet, or over a [`Part`] of it; backings keep fleet indices.
+fn assign_part(
+    instances: &[Instance],
+    part: Option<&Part<'_>>,
+    rules: &Rules,
+    limits: &Limits,
+    previous: &Slots,
+) -> Naming {
     // Hashed while claiming (hundreds of thousands of names), sorted once at the end.
     let mut claims: rustc_hash::FxHashMap<String, Claims> = Default::default();
     let mut warnings = Vec::new();
     let rule_tags = rules.tags();
 
-    let named: Vec<(u32, &Instance)> = (0u32..)
-        .zip(instances)
+    let named: Vec<(u32, &Instance)> = match part {
+        None => (0u32..).zip(instances).collect(),
+        Some(part) => (part.positions.iter())
+            .filter_map(|&i| instances.get(i as usize).map(|inst| (i, inst)))
+            .collect(),
+    };
+    let named: Vec<(u32, &Instance)> = named
+        .into_iter()
         .filter(|(_, i)| rules.unnamed_because(i).is_none())
         .collect();
 
@@ -124,37 +150,9 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
         .map(|(n, _)| *n)
         .collect();
     for &(index, inst) in &named {
-        let claimed = |via: &Via, value: &str| claim_text(via, inst, value, &rule_tags);
-        let mut claim = |value: &str, via: Via, how: How, warnings: &mut Vec<String>| {
-            // Most values are names already, but for case (`host-1`, instance ids, `WEB`):
-            // those skip normalising and its allocations.
-            let (name, lower) = if let Some(name) = plain_name(value) {
-                (name, None)
-            } else {
-                match normalize(value) {
-                    Ok(n) => (Cow::Owned(n), Some(value.to_lowercase())),
-                    Err(why) => {
-                        let via = claimed(&via, value);
-                        warnings.push(format!("{}: {via}: {why}; skipped", inst.id));
-                        return;
-                    }
-                }
-            };
-            if let Some(why) = limits.refuses(&name) {
-                warnings.push(format!(
-                    "{}: {}: {why}; skipped",
-                    inst.id,
-                    claimed(&via, value)
-                ));
+        let claim = |name: Cow<'_, str>, via, how, altered| {
+            if part.is_some_and(|p| !p.names.contains(name.as_ref())) {
                 return;
-            }
-            let altered = lower.filter(|lower| *name != **lower);
-            if altered.is_some() {
-                warnings.push(format!(
-                    "{}: {} became `{name}` (not only lower-cased)",
-                    inst.id,
-                    claimed(&via, value)
-                ));
             }
             // The key is allocated only for a name not claimed before (a tier's first member).
             let c = match claims.get_mut(name.as_ref()) {
@@ -163,18 +161,7 @@ pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: 
             };
             c.add(index, via, how, altered);
         };
-
-        let mut too_many = |key: &str, n: usize| {
-            warnings.push(format!(
-                "{}: tag {key} holds {n} names; only the first {MAX_NAMES_PER_TAG} are used",
-                inst.id
-            ));
-        };
-        let mut values = Vec::new();
-        rule_values(inst, rules, &mut values, &mut too_many);
-        for (value, via, how) in values {
-            claim(value, via, how, &mut warnings);
-        }
+        claims::each(inst, rules, limits, &rule_tags, &mut warnings, claim);
     }
 
     let fleet = instances;

@@ -14,6 +14,18 @@ pub struct Rotation {
     pub failing_open: u32,
 }
 
+impl Rotation {
+    /// What one named instance adds to the counts: drained (the tag wins), impaired or none.
+    pub(super) fn of_instance(inst: &Instance, rules: &Rules) -> Rotation {
+        let drained = rules.tagged_drain(inst);
+        Rotation {
+            drained: u32::from(drained),
+            impaired: u32::from(!drained && inst.impaired),
+            failing_open: 0,
+        }
+    }
+}
+
 /// Takes drained and impaired instances out of every tier (a name a tier rule made), but
 /// never the last ones: a tier whose every member is out answers them all, as Route 53's
 /// health checks fail open, because an empty answer is cached as NXDOMAIN or NODATA and
@@ -26,11 +38,12 @@ pub(super) fn rotate(
     let mut rotation = Rotation::default();
     let mut out: rustc_hash::FxHashMap<u32, String> = Default::default();
     for &(i, inst) in named {
-        let why = if rules.tagged_drain(inst) {
-            rotation.drained += 1;
+        let counted = Rotation::of_instance(inst, rules);
+        rotation.drained += counted.drained;
+        rotation.impaired += counted.impaired;
+        let why = if counted.drained > 0 {
             format!("drained: tag {}=true", rules.drain_tag)
-        } else if inst.impaired {
-            rotation.impaired += 1;
+        } else if counted.impaired > 0 {
             "impaired: EC2 reports its status impaired".to_owned()
         } else {
             continue;

@@ -14,9 +14,11 @@ use std::sync::Arc;
 use hickory_proto::rr::LowerName;
 use serde_json::{Value, json};
 
+use super::slots::remembers_slots;
 use super::{build_next, events::read_back, same_answers};
 use crate::config::Config;
 use crate::inventory::Instance;
+use crate::naming;
 use crate::zone::Snapshot;
 
 /// The demo's naming and views over an `ec2` inventory: slot numbers carry over from the
@@ -42,7 +44,18 @@ struct World {
     instances: BTreeMap<String, Value>,
 }
 
-const NAMES: &[&str] = &["web", "api", "db-primary", "Cache", "worker_1", "x"];
+// `1.web` and `2.q` are also slot names of the `web` and `q` tiers (the rule wins).
+const NAMES: &[&str] = &[
+    "web",
+    "api",
+    "db-primary",
+    "Cache",
+    "worker_1",
+    "x",
+    "1.web",
+    "2.q",
+];
+const SLOT_TAGS: &[&str] = &["1", "2", "3", "9", "x"];
 const GROUPS: &[&str] = &[
     "SG-T-WEB", "SG-T-DB", "SG-I-DB1", "SG-I-DB2", "SG-T-Q", "other",
 ];
@@ -113,8 +126,9 @@ impl World {
             return vec![self.launch()];
         }
         let id = ids[self.rng.usize(..ids.len())].clone();
-        let op = self.rng.u8(..7);
+        let op = self.rng.u8(..8);
         let (name, group) = (self.pick(NAMES), self.pick(GROUPS));
+        let slot = self.pick(SLOT_TAGS);
         let drain = if self.rng.bool() { "true" } else { "false" };
         let Some(instance) = self.instances.get_mut(&id) else {
             return Vec::new();
@@ -127,7 +141,8 @@ impl World {
             2 => instance["State"]["Name"] = json!("running"),
             3 => set_tag(instance, "Name", name),
             4 => set_tag(instance, "stabledns:drain", drain),
-            5 => {
+            5 => set_tag(instance, "stabledns:slot:web", slot),
+            6 => {
                 let groups = instance["SecurityGroups"].as_array_mut().expect("groups");
                 groups.push(json!({"GroupId": format!("sg-{id}-{group}"), "GroupName": group}));
             }
@@ -218,6 +233,8 @@ fn first_difference(a: &[String], b: &[String]) -> String {
     )
 }
 
+/// Also the incremental naming: the names a change touches, named again from their claimants
+/// alone ([`naming::delta`]), applied to the last naming, equal naming the whole fleet.
 #[test]
 fn the_fleet_events_leave_builds_what_a_full_read_builds() {
     let config = config();
@@ -225,18 +242,46 @@ fn the_fleet_events_leave_builds_what_a_full_read_builds() {
         let mut world = World::new(seed);
         let first: Arc<[Instance]> = world.read(None).into();
         let (mut served, _) = build_next(&config, &first, None);
+        let limits = crate::zone::naming_limits(&config.zone);
+        let mut index = naming::delta::ClaimIndex::new(&first, &config.naming, &limits);
+        let mut named = naming::assign(&first, &config.naming, &limits, &naming::Slots::new());
         for step in 0..30 {
             let touched: BTreeSet<String> = (0..world.rng.usize(1..4))
                 .flat_map(|_| world.change())
                 .collect();
             // The events path: what was touched, read back into the served fleet.
             let mut fleet = served.fleet.to_vec();
-            read_back(
+            let changed = read_back(
                 &mut fleet,
                 "eu-west-1",
                 &touched,
                 world.read(Some(&touched)),
             );
+            // Naming only the change gives what naming the whole fleet gives.
+            let previous = if remembers_slots(&config) {
+                served.slots.clone()
+            } else {
+                naming::Slots::new()
+            };
+            let delta = naming::delta::rename(
+                &mut index,
+                &served.fleet,
+                &fleet,
+                &changed,
+                &config.naming,
+                &limits,
+                &previous,
+            );
+            named.apply(&delta, &fleet);
+            let mut full = naming::assign(&fleet, &config.naming, &limits, &previous);
+            (named.warnings, full.warnings) = (Vec::new(), Vec::new());
+            assert!(
+                named == full,
+                "seed {seed}, step {step} (touched {touched:?}, changed positions {changed:?}): \
+                 naming the change gave\n{named:#?}\nnaming the fleet gave\n{full:#?}"
+            );
+            let fresh = naming::delta::ClaimIndex::new(&fleet, &config.naming, &limits);
+            assert_eq!(index.entries(), fresh.entries(), "seed {seed}, step {step}");
             let (by_events, _) = build_next(&config, &fleet.into(), Some(&served));
             // A full read of the same fleet, in another order.
             let mut listed = world.read(None);

@@ -426,33 +426,49 @@ async fn gather(
 
 /// Puts what an event read back into the served fleet: the instances of `region` named in
 /// `ids` are replaced in place by their `found` state (keeping their health, which is the full
-/// refresh's to read) or dropped when not found (gone, stopped, filtered out); the rest of
-/// `found` are launches, appended by id. In place, so the next full read finds the fleet
-/// unchanged.
+/// refresh's to read) or dropped when not found (gone, stopped, filtered out), the last
+/// instance taking the dropped one's place; the rest of `found` are launches, appended by id.
+/// No other instance moves, so names can be made again for the changed positions alone
+/// ([`crate::naming::delta`]); it returns them. The next full read, in whatever order, finds
+/// the fleet unchanged.
 pub fn read_back(
     fleet: &mut Vec<crate::inventory::Instance>,
     region: &str,
     ids: &std::collections::BTreeSet<String>,
     found: Vec<crate::inventory::Instance>,
-) {
+) -> std::collections::BTreeSet<u32> {
     let mut found: HashMap<String, crate::inventory::Instance> =
         found.into_iter().map(|i| (i.id.clone(), i)).collect();
-    fleet.retain_mut(|inst| {
+    let position = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
+    let mut changed = std::collections::BTreeSet::new();
+    let mut at = 0;
+    while let Some(inst) = fleet.get_mut(at) {
         if inst.region.as_deref() != Some(region) || !ids.contains(&inst.id) {
-            return true;
+            at += 1;
+            continue;
         }
+        changed.insert(position(at));
         match found.remove(&inst.id) {
             Some(mut now) => {
                 now.impaired = inst.impaired;
                 *inst = now;
-                true
+                at += 1;
             }
-            None => false,
+            None => {
+                // The last instance fills the hole, so no other one moves; it is looked at
+                // next, as it may be one of `ids` too.
+                changed.insert(position(fleet.len() - 1));
+                fleet.swap_remove(at);
+            }
         }
-    });
+    }
     let mut launched: Vec<crate::inventory::Instance> = found.into_values().collect();
     launched.sort_by(|a, b| a.id.cmp(&b.id));
-    fleet.extend(launched);
+    for inst in launched {
+        changed.insert(position(fleet.len()));
+        fleet.push(inst);
+    }
+    changed
 }
 
 #[cfg(test)]
