@@ -598,7 +598,7 @@ async fn load_snapshot_timed(
         .and_then(|p| stabledns::state::load(p).ok().flatten())
         .map(|saved| stabledns::refresh::from_state(config, saved));
     let changed_at = fetched.changed_at;
-    let mut fleet: std::sync::Arc<[stabledns::inventory::Instance]> = fetched.instances.into();
+    let mut fleet = stabledns::inventory::fleet(fetched.instances);
     let (mut snapshot, mut changed) =
         stabledns::refresh::build_next(config, &fleet, previous.as_ref());
     if write_tags {

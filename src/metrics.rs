@@ -90,7 +90,6 @@ impl prometheus_client::collector::Collector for Collected {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::Config;
@@ -105,7 +104,7 @@ mod tests {
         let source = crate::inventory::Source::from_config(&config.inventory).await;
         let fetched = source.fetch().await.expect("demo fleet");
         let cell = crate::zone::SnapshotCell::default();
-        let fleet: Arc<[crate::inventory::Instance]> = fetched.instances.into();
+        let fleet = crate::inventory::fleet(fetched.instances);
         cell.store(crate::refresh::build_next(&config, &fleet, None).0);
         let forwarding = config.forwarding.as_ref().expect("the demo forwards");
         let forwarder = arc_swap::ArcSwapOption::from_pointee(

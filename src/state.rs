@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,12 +64,12 @@ const DEPARTED_MAX: usize = 10_000;
 /// is older than 90 days or beyond the newest 10,000.
 pub fn record_departures(
     history: &mut Vec<Departed>,
-    before: &[Instance],
+    before: &[Arc<Instance>],
     names: &dyn Fn(&Instance) -> Vec<String>,
-    after: &[Instance],
+    after: &[Arc<Instance>],
     now: jiff::Timestamp,
 ) {
-    let holding = |i: &&Instance| {
+    let holding = |i: &&Arc<Instance>| {
         i.state.holds_addresses()
             && (i.private_ip.is_some() || i.public_ip.is_some() || !i.ipv6.is_empty())
     };
@@ -82,7 +83,7 @@ pub fn record_departures(
         .filter(holding)
         .filter(|i| !still.contains(i.id.as_str()))
         .map(|i| Departed {
-            instance: i.clone(),
+            instance: Instance::clone(i),
             departed_at: now,
             names: names(i),
         })
@@ -180,7 +181,7 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
 pub fn save(
     path: &Path,
     serial: u32,
-    instances: &[Instance],
+    instances: &[Arc<Instance>],
     slots: &Slots,
     departed: &[Departed],
 ) -> Result<(), StateError> {
@@ -230,14 +231,27 @@ struct SavedRef<'a> {
     version: u32,
     serial: u32,
     saved_at: jiff::Timestamp,
-    instances: &'a [Instance],
+    #[serde(serialize_with = "shared_instances")]
+    instances: &'a [Arc<Instance>],
     slots: &'a Slots,
     departed: &'a [Departed],
+}
+
+/// The instances of a fleet, written as the owned ones they are read back as.
+fn shared_instances<S: serde::Serializer>(
+    instances: &&[Arc<Instance>],
+    out: S,
+) -> Result<S::Ok, S::Error> {
+    out.collect_seq(instances.iter().map(|i| &**i))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared(fleet: &[Instance]) -> Vec<Arc<Instance>> {
+        fleet.iter().cloned().map(Arc::new).collect()
+    }
 
     fn demo() -> Vec<Instance> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-instances.json");
@@ -260,7 +274,7 @@ mod tests {
             departed_at: jiff::Timestamp::UNIX_EPOCH,
             names: vec!["db1.internal.".into()],
         }];
-        save(&path, 42, &fleet, &slots, &departed).expect("saves");
+        save(&path, 42, &shared(&fleet), &slots, &departed).expect("saves");
         let saved = load(&path).expect("loads").expect("present");
         assert_eq!(saved.serial, 42);
         assert_eq!(saved.instances, fleet);
@@ -286,21 +300,21 @@ mod tests {
         let now = jiff::Timestamp::now();
         let mut history = Vec::new();
         let none = |_: &Instance| Vec::new();
-        record_departures(&mut history, &fleet, &none, &fleet, now);
+        record_departures(&mut history, &shared(&fleet), &none, &shared(&fleet), now);
         assert!(history.is_empty(), "nothing left");
 
         // One instance gone, one terminated: both departed, each once.
         let mut after = fleet[2..].to_vec();
         after[0].state = crate::inventory::InstanceState::Terminated;
-        record_departures(&mut history, &fleet, &none, &after, now);
+        record_departures(&mut history, &shared(&fleet), &none, &shared(&after), now);
         let ids: Vec<&str> = history.iter().map(|d| d.instance.id.as_str()).collect();
         assert_eq!(ids, [&fleet[0].id, &fleet[1].id, &fleet[2].id]);
-        record_departures(&mut history, &fleet, &none, &after, now);
+        record_departures(&mut history, &shared(&fleet), &none, &shared(&after), now);
         assert_eq!(history.len(), 3, "a departure seen again is listed once");
 
         // Departures older than the horizon are forgotten.
         let later = now + DEPARTED_FOR + jiff::SignedDuration::from_secs(1);
-        record_departures(&mut history, &after, &none, &after, later);
+        record_departures(&mut history, &shared(&after), &none, &shared(&after), later);
         assert!(history.is_empty(), "{history:?}");
     }
 }

@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -160,7 +161,7 @@ const ADMIN_PORTS: [(i32, &str); 11] = [
 /// serves it under ([`Snapshot::own_names`]), each departure by the names it had then.
 /// `fleet` may hold more than the snapshot's (stopped instances keep their addresses).
 pub fn findings(
-    fleet: &[Instance],
+    fleet: &[Arc<Instance>],
     firewall: &Firewall,
     rules: &Rules,
     snapshot: &Snapshot,
@@ -178,7 +179,7 @@ pub fn findings(
 /// The audit's findings, most severe first. `names` maps an instance id to its stable names
 /// (the first is the one reported).
 pub fn audit(
-    fleet: &[Instance],
+    fleet: &[Arc<Instance>],
     firewall: &Firewall,
     rules: &Rules,
     names: &HashMap<String, Vec<String>>,
@@ -430,7 +431,7 @@ fn stale_departed(
     ip: IpAddr,
     d: &Departed,
     by_name: &HashMap<&str, usize>,
-    fleet: &[Instance],
+    fleet: &[Arc<Instance>],
     rules: &Rules,
 ) -> Finding {
     let old = &d.instance;
@@ -467,7 +468,7 @@ fn stale_departed(
 /// The convention's findings: each instance in a tier group, the admin group (a tier group
 /// named `admin`, when there is one) and a group of its own; each instance group with exactly
 /// one member; each tier group with some; every referenced group still there.
-fn convention(fleet: &[Instance], firewall: &Firewall, rules: &Rules) -> Vec<Finding> {
+fn convention(fleet: &[Arc<Instance>], firewall: &Firewall, rules: &Rules) -> Vec<Finding> {
     // The label the naming rules make of a group name (normalised as naming does, so
     // `SG-T-ÄDMIN` is the tier DNS serves), by whether the rule names single instances.
     let capture = |name: &str, single: bool| {
@@ -501,6 +502,7 @@ fn convention(fleet: &[Instance], firewall: &Firewall, rules: &Rules) -> Vec<Fin
         .any(|g| capture(&g.name, false).as_deref() == Some("admin"));
     let live: Vec<&Instance> = fleet
         .iter()
+        .map(|i| &**i)
         .filter(|i| rules.states.contains(&i.state))
         .collect();
     let mut members: HashMap<&str, usize> = HashMap::new();
@@ -741,7 +743,7 @@ mod tests {
         };
         let mut r = rules();
         r.states = [crate::inventory::InstanceState::Running].into();
-        let found = audit(&[bastion], &firewall, &r, &HashMap::new(), &[]);
+        let found = audit(&[Arc::new(bastion)], &firewall, &r, &HashMap::new(), &[]);
         let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
         // It answers admin.<apex>: no "answers no role's name". It still has no group of its own.
         assert_eq!(ids, ["convention:i-bastion:no-own"], "{found:#?}");
@@ -883,7 +885,7 @@ mod tests {
             [("i-new".to_owned(), vec!["web1.internal.".to_owned()])].into();
         let mut r = rules();
         r.states = [crate::inventory::InstanceState::Running].into();
-        let found = audit(&[new], &firewall, &r, &names, &departed);
+        let found = audit(&[Arc::new(new)], &firewall, &r, &names, &departed);
         let stale: Vec<&Finding> = found.iter().filter(|f| f.kind == Kind::Stale).collect();
         assert_eq!(stale.len(), 2, "{found:#?}");
         let public = stale

@@ -3,6 +3,7 @@
 //! Instances are called by the names the served snapshot answers for them; [`audit`] is also
 //! what `stabledns audit` runs.
 
+use crate::inventory::Fleet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tracing::{info, warn};
 
 use super::stats::AuditStats;
 use crate::config::Config;
-use crate::inventory::{Instance, Source, settings::SourceConfig};
+use crate::inventory::{Source, settings::SourceConfig};
 use crate::state::Departed;
 use crate::zone::{Snapshot, SnapshotCell};
 
@@ -110,8 +111,8 @@ pub async fn audit(
         .await
         .map_err(read("the security groups"))?;
     let every = source.fetch_every_state().await;
-    let fleet: Arc<[Instance]> = match (every, names) {
-        (Ok(f), _) => f.instances.into(),
+    let fleet: Fleet = match (every, names) {
+        (Ok(f), _) => crate::inventory::fleet(f.instances),
         // Serving, a failed read leaves the served fleet: the audit still runs.
         (Err(e), Names::Served(s)) => {
             warn!("the audit reads the served fleet: listing every state failed: {e}");

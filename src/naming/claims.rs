@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::rules::{How, rule_values};
 use super::via::claim_text;
@@ -63,7 +64,7 @@ impl Claims {
     pub(super) fn settle(
         mut self,
         name: String,
-        fleet: &[Instance],
+        fleet: &[Arc<Instance>],
         rule_tags: &[Option<String>],
         warnings: &mut Vec<String>,
     ) -> HostName {
@@ -145,7 +146,7 @@ impl Claims {
 
     /// Sorts the claimants by id, merging an instance listed twice (the same id from two
     /// sources; the later entry in the fleet is the one kept, as in every id lookup).
-    fn sort_instances(&mut self, fleet: &[Instance]) {
+    fn sort_instances(&mut self, fleet: &[Arc<Instance>]) {
         let id = |i: u32| fleet[i as usize].id.as_str();
         self.by_instance
             .sort_by(|a, b| id(a.0).cmp(id(b.0)).then(b.0.cmp(&a.0)));
@@ -177,7 +178,7 @@ impl Claims {
 
     /// The distinct values (lower-cased) that collapse onto this name, with their instances,
     /// when there is more than one.
-    fn collisions(&self, fleet: &[Instance]) -> Option<Vec<String>> {
+    fn collisions(&self, fleet: &[Arc<Instance>]) -> Option<Vec<String>> {
         let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (value, i) in &self.altered {
             values

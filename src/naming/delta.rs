@@ -16,6 +16,7 @@
 //! large as the fleet: still right, only not cheap.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -59,7 +60,7 @@ fn claimed(
 
 impl ClaimIndex {
     /// The index of a whole fleet.
-    pub fn new(fleet: &[Instance], rules: &Rules, limits: &Limits) -> Self {
+    pub fn new(fleet: &[Arc<Instance>], rules: &Rules, limits: &Limits) -> Self {
         let tags = rules.tags();
         let mut index = Self {
             table: HashTable::with_capacity(fleet.len() * 3),
@@ -135,8 +136,8 @@ pub struct Delta {
 /// numbers naming `new` in full would be given.
 pub fn rename(
     index: &mut ClaimIndex,
-    old: &[Instance],
-    new: &[Instance],
+    old: &[Arc<Instance>],
+    new: &[Arc<Instance>],
     changed: &BTreeSet<u32>,
     rules: &Rules,
     limits: &Limits,
@@ -211,7 +212,7 @@ pub fn rename(
         }
     }
 
-    let part = |fleet: &[Instance], at: BTreeSet<u32>| {
+    let part = |fleet: &[Arc<Instance>], at: BTreeSet<u32>| {
         let positions: Vec<u32> = at.into_iter().collect();
         let part = Part {
             positions: &positions,
@@ -242,7 +243,7 @@ fn moved(total: u32, before: u32, after: u32) -> u32 {
 impl Naming {
     /// The naming of the changed fleet `fleet`: `delta` applied to this, the naming of the
     /// fleet before. Its warnings are the delta's.
-    pub fn apply(&mut self, delta: &Delta, fleet: &[Instance]) {
+    pub fn apply(&mut self, delta: &Delta, fleet: &[Arc<Instance>]) {
         let touched = &delta.touched;
         let part = &delta.part;
         self.names.retain(|h| !touched.contains(&h.name));

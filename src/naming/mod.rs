@@ -19,6 +19,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::Arc;
+
 use crate::inventory::Instance;
 
 mod claims;
@@ -108,7 +110,12 @@ pub struct Naming {
 
 /// Names a fleet. `previous` holds the slot numbers the last refresh gave, so instances keep
 /// theirs. Backings refer to instances by their index in `instances`.
-pub fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
+pub fn assign(
+    instances: &[Arc<Instance>],
+    rules: &Rules,
+    limits: &Limits,
+    previous: &Slots,
+) -> Naming {
     assign_part(instances, None, rules, limits, previous)
 }
 
@@ -122,7 +129,7 @@ pub(crate) struct Part<'a> {
 
 /// [`assign`] over the whole fleet, or over a [`Part`] of it; backings keep fleet indices.
 fn assign_part(
-    instances: &[Instance],
+    instances: &[Arc<Instance>],
     part: Option<&Part<'_>>,
     rules: &Rules,
     limits: &Limits,
@@ -134,9 +141,9 @@ fn assign_part(
     let rule_tags = rules.tags();
 
     let named: Vec<(u32, &Instance)> = match part {
-        None => (0u32..).zip(instances).collect(),
+        None => (0u32..).zip(instances.iter().map(|i| &**i)).collect(),
         Some(part) => (part.positions.iter())
-            .filter_map(|&i| instances.get(i as usize).map(|inst| (i, inst)))
+            .filter_map(|&i| instances.get(i as usize).map(|inst| (i, &**inst)))
             .collect(),
     };
     let named: Vec<(u32, &Instance)> = named
@@ -286,6 +293,15 @@ mod tests {
     }
 
     /// name → (backing ids, single)
+    fn shared(fleet: &[Instance]) -> Vec<Arc<Instance>> {
+        fleet.iter().cloned().map(Arc::new).collect()
+    }
+
+    /// [`super::assign`] over owned instances, as the tests build them.
+    fn assign(instances: &[Instance], rules: &Rules, limits: &Limits, previous: &Slots) -> Naming {
+        super::assign(&shared(instances), rules, limits, previous)
+    }
+
     fn table(n: &Naming, fleet: &[Instance]) -> BTreeMap<String, (Vec<String>, bool)> {
         n.names
             .iter()
@@ -817,7 +833,7 @@ mod tests {
         assert_eq!(slots_of(&fresh, "db"), want);
         assert_eq!(slots_of(&old, "db"), want);
         assert_eq!(fresh.slot_fixes, SlotFixes::default());
-        assert!(slot_tag_writes(&fresh.slots, &fleet).is_empty());
+        assert!(slot_tag_writes(&fresh.slots, &shared(&fleet)).is_empty());
         // Untagged i-d during the overlap and after: every replica gives it the same number,
         // and the writes say which tag to set.
         let (r, fleet) = db_tier(&[
@@ -827,7 +843,7 @@ mod tests {
         ]);
         let n = assign(&fleet, &r, &limits(), &other);
         assert_eq!(slots_of(&n, "db")[2], ("i-d".into(), 2));
-        let writes = slot_tag_writes(&n.slots, &fleet);
+        let writes = slot_tag_writes(&n.slots, &shared(&fleet));
         assert_eq!(writes.len(), 1);
         assert_eq!(
             (
@@ -869,7 +885,7 @@ mod tests {
             "{:?}",
             three.contested
         );
-        let writes = slot_tag_writes(&n.slots, &fleet);
+        let writes = slot_tag_writes(&n.slots, &shared(&fleet));
         assert_eq!(
             writes
                 .iter()
@@ -1070,7 +1086,7 @@ mod tests {
             inst("i-stop", InstanceState::Stopped, &[("Name", "web")], &[]),
             inst("i-ns", InstanceState::Running, &[("Name", "ns1")], &[]),
         ];
-        let c = claimants("web", &fleet, &rules(), &limits());
+        let c = claimants("web", &shared(&fleet), &rules(), &limits());
         let got: Vec<(&str, &str, bool)> = c
             .iter()
             .map(|c| {
@@ -1095,7 +1111,7 @@ mod tests {
                 .unwrap_or_default()
                 .contains("stopped")
         );
-        let reserved = claimants("ns1", &fleet, &rules(), &limits());
+        let reserved = claimants("ns1", &shared(&fleet), &rules(), &limits());
         assert!(
             reserved[0]
                 .dropped
@@ -1103,6 +1119,6 @@ mod tests {
                 .unwrap_or_default()
                 .contains("nameserver")
         );
-        assert!(claimants("nope", &fleet, &rules(), &limits()).is_empty());
+        assert!(claimants("nope", &shared(&fleet), &rules(), &limits()).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 use super::HostName;
 use crate::inventory::Instance;
+use std::sync::Arc;
 
 /// A service an instance offers (from the SRV tag), published under each of its tiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct Service {
 pub(super) fn services(
     names: &[HostName],
     named: &[(u32, &Instance)],
-    fleet: &[Instance],
+    fleet: &[Arc<Instance>],
     tag: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<Service> {

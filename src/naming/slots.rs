@@ -3,6 +3,7 @@
 //! naming: the caller writes the tags [`slot_tag_writes`] lists.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{Backing, HostName, Limits, Rules, Slots, Via, quoted};
 use crate::inventory::{Instance, TagWrite};
@@ -56,7 +57,7 @@ pub const MAX_TAG_KEY_LEN: usize = 128;
 /// keeps the numbers.
 pub(super) fn assign_slots(
     names: &[HostName],
-    fleet: &[Instance],
+    fleet: &[Arc<Instance>],
     rules: &Rules,
     previous: &Slots,
     warnings: &mut Vec<String>,
@@ -171,9 +172,9 @@ pub struct SlotFixes {
 
 /// The slot tags `fleet` lacks (or holds with another value) for the numbers in `slots`.
 /// Tiers whose key would be longer than EC2 accepts are left out: the rule numbers them alone.
-pub fn slot_tag_writes(slots: &Slots, fleet: &[Instance]) -> Vec<TagWrite> {
+pub fn slot_tag_writes(slots: &Slots, fleet: &[Arc<Instance>]) -> Vec<TagWrite> {
     let by_id: rustc_hash::FxHashMap<&str, &Instance> =
-        fleet.iter().map(|i| (i.id.as_str(), i)).collect();
+        fleet.iter().map(|i| (i.id.as_str(), &**i)).collect();
     let mut out = Vec::new();
     for (tier, members) in slots {
         let key = slot_tag(tier);
@@ -203,7 +204,7 @@ pub fn slot_tag_writes(slots: &Slots, fleet: &[Instance]) -> Vec<TagWrite> {
 pub(super) fn add_slot_names(
     names: &mut Vec<HostName>,
     slots: &Slots,
-    fleet: &[Instance],
+    fleet: &[Arc<Instance>],
     limits: &Limits,
     warnings: &mut Vec<String>,
 ) {

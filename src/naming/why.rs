@@ -1,6 +1,7 @@
 //! Why a name is or is not made: the claims on it, for `stabledns why`.
 
 use super::{Instance, Limits, Rules, claim_text, normalize, rule_values};
+use std::sync::Arc;
 
 /// An instance that has a value a rule would turn into a name, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct Claimant {
 /// expects is missing. A scan of the fleet: a troubleshooting path, never a query's.
 pub fn claimants(
     name: &str,
-    instances: &[Instance],
+    instances: &[Arc<Instance>],
     rules: &Rules,
     limits: &Limits,
 ) -> Vec<Claimant> {

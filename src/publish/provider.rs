@@ -179,7 +179,7 @@ mod tests {
     #[tokio::test]
     async fn any_provider_gets_the_plan_in_batches_within_its_limits() {
         let (config, fleet) = demo_publishing().await;
-        let snapshot = crate::refresh::build_next(&config, &fleet.into(), None).0;
+        let snapshot = crate::refresh::build_next(&config, &crate::inventory::fleet(fleet), None).0;
         let publish = &config.publish[0];
         let target = settings::Target {
             zone_id: "Z1".into(),
@@ -208,14 +208,15 @@ mod tests {
     async fn a_sync_from_the_last_known_state_lists_nothing() {
         use crate::publish::sync_known;
         let (config, fleet) = demo_publishing().await;
-        let snapshot = crate::refresh::build_next(&config, &fleet.clone().into(), None).0;
+        let snapshot =
+            crate::refresh::build_next(&config, &crate::inventory::fleet(fleet.clone()), None).0;
         let readdressed = |ip: [u8; 4]| {
             let mut changed = fleet.clone();
             let web2 = (changed.iter_mut())
                 .find(|i| i.private_ip == Some(std::net::Ipv4Addr::new(10, 0, 2, 10)))
                 .expect("the instance at 10.0.2.10");
             web2.private_ip = Some(ip.into());
-            crate::refresh::build_next(&config, &changed.into(), None).0
+            crate::refresh::build_next(&config, &crate::inventory::fleet(changed), None).0
         };
         let (publish, target) = (
             &config.publish[0],
@@ -280,7 +281,7 @@ mod tests {
     #[tokio::test]
     async fn a_zone_near_its_record_quota_is_warned_about() {
         let (config, fleet) = demo_publishing().await;
-        let snapshot = crate::refresh::build_next(&config, &fleet.into(), None).0;
+        let snapshot = crate::refresh::build_next(&config, &crate::inventory::fleet(fleet), None).0;
         let target = settings::Target {
             zone_id: "Z1".into(),
             reverse: false,

@@ -8,8 +8,8 @@
 //! This is the check an incremental snapshot has to pass too: whatever way the next snapshot
 //! is made, it must be the one a full build gives.
 
+use crate::inventory::Fleet;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use hickory_proto::rr::LowerName;
 use serde_json::{Value, json};
@@ -240,7 +240,7 @@ fn the_fleet_events_leave_builds_what_a_full_read_builds() {
     let config = config();
     for seed in 0..40 {
         let mut world = World::new(seed);
-        let first: Arc<[Instance]> = world.read(None).into();
+        let first: Fleet = crate::inventory::fleet(world.read(None));
         let (mut served, _) = build_next(&config, &first, None);
         let limits = crate::zone::naming_limits(&config.zone);
         let mut index = naming::delta::ClaimIndex::new(&first, &config.naming, &limits);
@@ -286,7 +286,8 @@ fn the_fleet_events_leave_builds_what_a_full_read_builds() {
             // A full read of the same fleet, in another order.
             let mut listed = world.read(None);
             world.rng.shuffle(&mut listed);
-            let (by_listing, _) = build_next(&config, &listed.into(), Some(&served));
+            let (by_listing, _) =
+                build_next(&config, &crate::inventory::fleet(listed), Some(&served));
             let (a, b) = (shown(&by_events), shown(&by_listing));
             assert!(
                 a == b && same_answers(&by_events, &by_listing),

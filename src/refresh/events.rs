@@ -362,7 +362,7 @@ impl Refresher {
             // Nothing served yet: the first refresh reads every instance anyway.
             return true;
         };
-        let mut fleet: Vec<Instance> = previous.fleet.to_vec();
+        let mut fleet: Vec<Arc<Instance>> = previous.fleet.to_vec();
         let mut changed_at = None;
         for (region, ids) in &wanted {
             let list: Vec<String> = ids.iter().cloned().collect();
@@ -432,7 +432,7 @@ async fn gather(
 /// ([`crate::naming::delta`]); it returns them. The next full read, in whatever order, finds
 /// the fleet unchanged.
 pub fn read_back(
-    fleet: &mut Vec<crate::inventory::Instance>,
+    fleet: &mut Vec<Arc<crate::inventory::Instance>>,
     region: &str,
     ids: &std::collections::BTreeSet<String>,
     found: Vec<crate::inventory::Instance>,
@@ -451,7 +451,7 @@ pub fn read_back(
         match found.remove(&inst.id) {
             Some(mut now) => {
                 now.impaired = inst.impaired;
-                *inst = now;
+                *inst = Arc::new(now);
                 at += 1;
             }
             None => {
@@ -466,7 +466,7 @@ pub fn read_back(
     launched.sort_by(|a, b| a.id.cmp(&b.id));
     for inst in launched {
         changed.insert(position(fleet.len()));
-        fleet.push(inst);
+        fleet.push(Arc::new(inst));
     }
     changed
 }

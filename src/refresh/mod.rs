@@ -14,6 +14,7 @@
 //!   publish through the same build and valve; the refresh stays, and repairs what an event
 //!   missed.
 
+use crate::inventory::Fleet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,7 +45,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// numbers to keep (the previous snapshot's).
 pub fn build_snapshot(
     config: &Config,
-    instances: &Arc<[Instance]>,
+    instances: &Fleet,
     serial: u32,
     slots: &naming::Slots,
 ) -> Snapshot {
@@ -59,7 +60,7 @@ pub fn build_snapshot(
 
 /// The state file's fleet as the snapshot it was published as: its serial and slot numbers.
 pub fn from_state(config: &Config, saved: state::Saved) -> Snapshot {
-    let fleet: Arc<[Instance]> = saved.instances.into();
+    let fleet: Fleet = crate::inventory::fleet(saved.instances);
     let slots = if remembers_slots(config) {
         saved.slots
     } else {
@@ -70,11 +71,7 @@ pub fn from_state(config: &Config, saved: state::Saved) -> Snapshot {
 
 /// The snapshot a fetched fleet gives after `previous`, with `previous`'s serial and slots
 /// kept, and whether any answer changed (then [`stamp`] gives it the next serial).
-pub fn build_next(
-    config: &Config,
-    fleet: &Arc<[Instance]>,
-    previous: Option<&Snapshot>,
-) -> (Snapshot, bool) {
+pub fn build_next(config: &Config, fleet: &Fleet, previous: Option<&Snapshot>) -> (Snapshot, bool) {
     // Built once, with the old serial so an unchanged fleet compares equal; a changed one is
     // re-stamped instead of built again.
     let empty = naming::Slots::new();
@@ -128,7 +125,10 @@ pub fn stamp(
 /// The newest change time in a fleet as read: every instance's launch (or last start), and
 /// `read`, what the source saw beyond the kept instances (stops and terminations, from their
 /// state transition reasons).
-pub fn newest_change(fleet: &[Instance], read: Option<jiff::Timestamp>) -> Option<jiff::Timestamp> {
+pub fn newest_change(
+    fleet: &[Arc<Instance>],
+    read: Option<jiff::Timestamp>,
+) -> Option<jiff::Timestamp> {
     fleet.iter().filter_map(|i| i.launch_time).max().max(read)
 }
 
@@ -325,14 +325,17 @@ impl Refresher {
     }
 
     async fn fetch_and_publish(&mut self) -> Result<Outcome, InventoryError> {
-        let (instances, changed_at): (Arc<[Instance]>, _) = match self.source.fetch().await {
+        let (instances, changed_at): (Fleet, _) = match self.source.fetch().await {
             Ok(fetched) => {
                 for why in newly_said(&mut self.skipped_said, &fetched.skipped) {
                     warn!("{why}");
                 }
                 (self.stats.skipped_instances)
                     .store(fetched.skipped.len() as u64, Ordering::Relaxed);
-                (fetched.instances.into(), fetched.changed_at)
+                (
+                    crate::inventory::fleet(fetched.instances),
+                    fetched.changed_at,
+                )
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -347,11 +350,7 @@ impl Refresher {
     }
 
     /// [`tag_slots`], counted.
-    async fn write_slot_tags(
-        &self,
-        fleet: &Arc<[Instance]>,
-        built: &Snapshot,
-    ) -> Option<Arc<[Instance]>> {
+    async fn write_slot_tags(&self, fleet: &Fleet, built: &Snapshot) -> Option<Fleet> {
         let tagged = tag_slots(&self.config, &self.source, fleet, built).await;
         let stats = &self.stats;
         (stats.slot_tags_written).fetch_add(tagged.written as u64, Ordering::Relaxed);
@@ -364,7 +363,7 @@ impl Refresher {
     /// data served (an event's partial read does not).
     async fn consider(
         &mut self,
-        instances: Arc<[Instance]>,
+        instances: Fleet,
         full: bool,
         changed_at: Option<jiff::Timestamp>,
     ) -> Outcome {
@@ -473,7 +472,7 @@ impl Refresher {
     /// runtime's workers, which answer queries. `None` when the runtime is shutting down.
     async fn build_next(
         &mut self,
-        fleet: &Arc<[Instance]>,
+        fleet: &Fleet,
         previous: Option<Arc<Snapshot>>,
     ) -> Option<(Snapshot, bool)> {
         let (config, fleet) = (self.config.clone(), fleet.clone());
@@ -501,7 +500,7 @@ impl Refresher {
         &mut self,
         previous: Option<&Snapshot>,
         mut snapshot: Snapshot,
-        instances: Arc<[Instance]>,
+        instances: Fleet,
         newest: Option<jiff::Timestamp>,
     ) {
         stamp(&mut snapshot, previous, newest);
@@ -538,7 +537,7 @@ impl Refresher {
 
     /// Hands the state to the state file's writer, if one is configured (failures are logged,
     /// not fatal), and says which write that is.
-    fn save_state(&mut self, serial: u32, instances: Arc<[Instance]>, slots: naming::Slots) -> u64 {
+    fn save_state(&mut self, serial: u32, instances: Fleet, slots: naming::Slots) -> u64 {
         let Some(path) = self.config.inventory.state_file.clone() else {
             return 0;
         };
@@ -716,7 +715,7 @@ impl Refresher {
 /// Whether two fleets hold the same instances, in any order: events update the served fleet
 /// in place and append launches, so the next full read lists the same fleet in the API's
 /// order, which must not cost a build.
-fn same_fleet(served: &[Instance], fetched: &[Instance]) -> bool {
+fn same_fleet(served: &[Arc<Instance>], fetched: &[Arc<Instance>]) -> bool {
     if served.len() != fetched.len() {
         return false;
     }
@@ -724,11 +723,13 @@ fn same_fleet(served: &[Instance], fetched: &[Instance]) -> bool {
         return true;
     }
     let by_id: rustc_hash::FxHashMap<&str, &Instance> =
-        served.iter().map(|i| (i.id.as_str(), i)).collect();
+        served.iter().map(|i| (i.id.as_str(), &**i)).collect();
     let distinct: rustc_hash::FxHashSet<&str> = fetched.iter().map(|i| i.id.as_str()).collect();
     by_id.len() == served.len()
         && distinct.len() == fetched.len()
-        && fetched.iter().all(|i| by_id.get(i.id.as_str()) == Some(&i))
+        && fetched
+            .iter()
+            .all(|i| by_id.get(i.id.as_str()) == Some(&&**i))
 }
 
 /// The lines of `now` that `said` does not hold yet; `said` becomes `now`, so a line that goes
@@ -827,7 +828,7 @@ mod tests {
     fn restamping_a_serial_equals_building_with_it() {
         let (config, fleet) = demo();
         let slots = naming::Slots::new();
-        let fleet: Arc<[Instance]> = fleet.into();
+        let fleet: Fleet = crate::inventory::fleet(fleet);
         let mut restamped = build_snapshot(&config, &fleet, 5, &slots);
         restamped.set_serial(9);
         let built = build_snapshot(&config, &fleet, 9, &slots);
@@ -844,9 +845,9 @@ mod tests {
         // Backings index their snapshot's fleet: the comparison must go by instance id, or an
         // API that pages in another order would publish a new serial with nothing changed.
         let (config, mut fleet) = demo();
-        let first: Arc<[Instance]> = fleet.clone().into();
+        let first: Fleet = crate::inventory::fleet(fleet.clone());
         fleet.reverse();
-        let reversed: Arc<[Instance]> = fleet.into();
+        let reversed: Fleet = crate::inventory::fleet(fleet);
         let (before, _) = build_next(&config, &first, None);
         let (after, changed) = build_next(&config, &reversed, Some(&before));
         assert!(
@@ -855,7 +856,7 @@ mod tests {
         );
         assert_eq!(before.names(), after.names());
         // And a real change is still one: the same order, one instance less.
-        let fewer: Arc<[Instance]> = first[1..].to_vec().into();
+        let fewer: Fleet = first[1..].to_vec().into();
         assert!(build_next(&config, &fewer, Some(&before)).1);
     }
 

@@ -4,13 +4,13 @@
 //! time, the newest state next, and at most one every [`SPACING`]: a state that a newer one
 //! replaced before its turn is never written. Shutdown waits for the last one.
 
+use crate::inventory::Fleet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tracing::error;
 
-use crate::inventory::Instance;
 use crate::naming::Slots;
 use crate::state;
 
@@ -26,7 +26,7 @@ pub(super) struct Pending {
     pub(super) seq: u64,
     pub(super) path: PathBuf,
     pub(super) serial: u32,
-    pub(super) instances: Arc<[Instance]>,
+    pub(super) instances: Fleet,
     pub(super) slots: Slots,
     pub(super) departed: Vec<state::Departed>,
 }

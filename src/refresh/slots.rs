@@ -1,12 +1,13 @@
 //! Slot numbers and the fleet: which mode is in force, whose numbers count, and writing the
 //! slot tags a build needs (naming decides the numbers; this is the I/O around it).
 
+use crate::inventory::Fleet;
 use std::sync::Arc;
 
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::inventory::{Instance, Source};
+use crate::inventory::Source;
 use crate::naming;
 use crate::zone::Snapshot;
 
@@ -45,7 +46,7 @@ pub fn slot_mode(config: &Config) -> (String, bool) {
 #[derive(Debug, Default)]
 pub struct Tagged {
     /// The fleet with the tags that were written, when any were.
-    pub fleet: Option<Arc<[Instance]>>,
+    pub fleet: Option<Fleet>,
     /// Tags written.
     pub written: usize,
     /// CreateTags calls that failed.
@@ -61,7 +62,7 @@ pub struct Tagged {
 pub async fn tag_slots(
     config: &Config,
     source: &Source,
-    fleet: &Arc<[Instance]>,
+    fleet: &Fleet,
     built: &Snapshot,
 ) -> Tagged {
     if config.naming.slot_store != naming::SlotStore::Tags || !source.writes_tags() {
@@ -106,7 +107,9 @@ pub async fn tag_slots(
     for w in &done {
         info!(instance = %w.instance, "slot tag written: {}={}", w.key, w.value);
         if let Some(&i) = index.get(w.instance.as_str()) {
-            patched[i].tags.insert(w.key.clone(), w.value.clone());
+            Arc::make_mut(&mut patched[i])
+                .tags
+                .insert(w.key.clone(), w.value.clone());
         }
     }
     tagged.fleet = Some(patched.into());

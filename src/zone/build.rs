@@ -1,5 +1,6 @@
 //! Building a [`Snapshot`] from the fleet and its names. Pure: the caller passes the serial.
 
+use crate::inventory::Fleet;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,11 +28,11 @@ use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
 pub fn build(
     zone: &ZoneConfig,
     views_in: &[ViewPolicy],
-    fleet: &Arc<[Instance]>,
+    fleet: &Fleet,
     mut naming: Naming,
     serial: u32,
 ) -> Snapshot {
-    let instances: &[Instance] = fleet;
+    let instances: &[Arc<Instance>] = fleet;
     let apex = LowerName::from(&zone.apex);
     // Moved, not copied: the naming pass is the build's, and its slots live on in the
     // snapshot.
@@ -181,7 +182,7 @@ pub fn build(
 struct Context<'a> {
     zone: &'a ZoneConfig,
     naming: &'a Naming,
-    fleet: &'a [Instance],
+    fleet: &'a [Arc<Instance>],
     /// Each instance's public DNS name in wire form (by fleet index): CNAME targets.
     public_wire: &'a [Option<Vec<u8>>],
     primary: &'a FxHashMap<u32, (NameId, bool)>,
@@ -357,7 +358,7 @@ impl ViewBuilder<'_> {
         self.policy.is_outside() && naming.inside_only_instances.contains(&instance)
     }
 
-    fn finish(self, store: &Arc<Store>, fleet: &Arc<[Instance]>) -> ViewZone {
+    fn finish(self, store: &Arc<Store>, fleet: &Fleet) -> ViewZone {
         let fast = match self.zones.first() {
             Some(forward) => {
                 // A reverse zone under the forward apex would make "not in the table" mean
@@ -714,7 +715,7 @@ fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> N
         .iter()
         .filter_map(|b| {
             let i = b.instance as usize;
-            Some((i, ctx.fleet.get(i)?))
+            Some((i, &**ctx.fleet.get(i)?))
         })
         .collect();
     let tier = backing.len() > 1;

@@ -2,6 +2,7 @@
 //! the fleet by instance id and by public DNS name. Names are the store's; instances are
 //! indices into the fleet, so none of this copies a string per name.
 
+use crate::inventory::Fleet;
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -11,7 +12,6 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use super::store::{NameId, Store, hash_name};
-use crate::inventory::Instance;
 use crate::naming::Backing;
 
 /// Every host name (view-independent) and the fleet's indexes.
@@ -19,7 +19,7 @@ use crate::naming::Backing;
 pub(crate) struct Hosts {
     store: Arc<Store>,
     /// The fleet the backings index.
-    fleet: Arc<[Instance]>,
+    fleet: Fleet,
     /// Sorted by wire name, so two snapshots compare in one merge.
     names: Vec<(NameId, Arc<[Backing]>)>,
     /// Index into the fleet, by instance id.
@@ -38,7 +38,7 @@ impl Hosts {
     pub(crate) fn new(
         store: Arc<Store>,
         mut names: Vec<(NameId, Arc<[Backing]>)>,
-        fleet: Arc<[Instance]>,
+        fleet: Fleet,
         public: Vec<Option<NameId>>,
         mut own: Vec<(u32, u8, NameId)>,
     ) -> Self {

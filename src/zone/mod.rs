@@ -14,6 +14,7 @@
 //! few lines in [`ViewZone::lookup`]. A view serves the forward zone and any reverse zones it
 //! is configured with; finding the zone is a walk over those few apexes, not over names.
 
+use crate::inventory::Fleet;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -60,7 +61,7 @@ pub struct Snapshot {
     pub contested: HashMap<LowerName, Vec<String>>,
     /// The fleet this snapshot was built from (shared, not copied), for `_explain` answers
     /// and the state file.
-    pub fleet: Arc<[Instance]>,
+    pub fleet: Fleet,
     /// Tier slot numbers, kept by the next refresh and in the state file.
     pub slots: Slots,
     /// The tag each naming rule reads, by rule index: what tag vias are read back with.
@@ -120,14 +121,14 @@ impl Snapshot {
 
     /// An instance of the fleet by id.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
-        self.hosts.by_id(id).map(|i| &self.fleet[i])
+        self.hosts.by_id(id).map(|i| &*self.fleet[i])
     }
 
     /// The instance whose public DNS name this is: CNAME targets chased from the inventory.
     pub fn by_public_name(&self, name: &Name) -> Option<&Instance> {
         let mut buf = [0u8; 256];
         let wire = store::wire_into(name, &mut buf);
-        self.hosts.by_public(wire).map(|i| &self.fleet[i])
+        self.hosts.by_public(wire).map(|i| &*self.fleet[i])
     }
 
     /// The names instance `id` has alone, as served (fully qualified, A-labels): those its
@@ -195,7 +196,7 @@ pub struct ViewZone {
     pub policy: ViewPolicy,
     store: Arc<Store>,
     /// The fleet the backings index (the snapshot's, shared).
-    fleet: Arc<[Instance]>,
+    fleet: Fleet,
     /// By the node's lower-case wire name: where that name starts in the store (compared in
     /// place while probing) and the node's index in `nodes`.
     index: HashTable<(u32, u32)>,
@@ -256,7 +257,7 @@ pub(crate) struct Node {
 /// Whether two nodes' backings name the same instances for the same reasons. Backings index
 /// their own snapshot's fleet, so instances compare by id: a fleet listed in another order
 /// backs the same names.
-fn same_backing(fa: &[Instance], a: &[Backing], fb: &[Instance], b: &[Backing]) -> bool {
+fn same_backing(fa: &[Arc<Instance>], a: &[Backing], fb: &[Arc<Instance>], b: &[Backing]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
             x.via == y.via && fa[x.instance as usize].id == fb[y.instance as usize].id

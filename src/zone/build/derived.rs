@@ -23,7 +23,7 @@ impl ViewBuilder<'_> {
         &mut self,
         store: &mut StoreBuilder,
         naming: &Naming,
-        fleet: &[Instance],
+        fleet: &[Arc<Instance>],
         warnings: &mut Vec<String>,
     ) {
         let z = self.zone;
@@ -114,7 +114,7 @@ impl ViewBuilder<'_> {
         store: &mut StoreBuilder,
         naming: &Naming,
         primary: &FxHashMap<u32, (NameId, bool)>,
-        fleet: &[Instance],
+        fleet: &[Arc<Instance>],
         warnings: &mut Vec<String>,
     ) {
         let policy = self.policy;
