@@ -458,7 +458,7 @@ fn ixfr_records(
     if theirs == Some(snapshot.serial) || ahead || request.protocol() == Protocol::Udp {
         return Some((vec![soa.clone()], Outcome::Current));
     }
-    let diffs = &view.history.0;
+    let diffs = &view.history().0;
     let start = theirs.and_then(|serial| diffs.iter().position(|d| d.from == serial));
     let chained = start.is_some_and(|i| {
         diffs[i..].windows(2).all(|w| w[0].to == w[1].from)

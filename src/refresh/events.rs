@@ -362,6 +362,7 @@ impl Refresher {
             // Nothing served yet: the first refresh reads every instance anyway.
             return true;
         };
+        let started = std::time::Instant::now();
         let mut fleet: Vec<Arc<Instance>> = previous.fleet.to_vec();
         let mut changed_at = None;
         for (region, ids) in &wanted {
@@ -380,6 +381,7 @@ impl Refresher {
             changed_at = changed_at.max(fetched.changed_at);
             read_back(&mut fleet, region, ids, fetched.instances);
         }
+        let read_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.building = std::time::Duration::ZERO;
         let outcome = self.consider(fleet.into(), false, changed_at).await;
         let build_ms = std::mem::take(&mut self.building).as_secs_f64() * 1000.0;
@@ -390,7 +392,9 @@ impl Refresher {
         info!(
             events = news.len(),
             ?outcome,
+            read_ms = format!("{read_ms:.1}"),
             build_ms = format!("{build_ms:.1}"),
+            took_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
             "applied EC2 events"
         );
         true

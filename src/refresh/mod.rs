@@ -199,6 +199,9 @@ pub struct Refresher {
     /// Time spent building snapshots since the caller last took it: what an event's log line
     /// reports (the figure incremental snapshots are measured by).
     building: Duration,
+    /// What the last publish does after its swap (IXFR diff, log, departures, NOTIFY), off
+    /// the loop: the next publish waits for it, as its history extends this one's.
+    after: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Refresher {
@@ -218,6 +221,7 @@ impl Refresher {
             skipped_said: Default::default(),
             saver: None,
             building: Duration::ZERO,
+            after: None,
         }
     }
 
@@ -434,6 +438,7 @@ impl Refresher {
             // The same answers from another fleet (a tag no rule reads, a slot tag just
             // written): served from now on, so the next read of this fleet costs no build and
             // the fleet that `_explain` and the state file show is the one read.
+            self.settle().await; // `prev`'s history, linked after its swap
             snapshot.keep_history(prev);
             let hash = prev.content_hash.get().copied();
             if let Some(hash) = hash {
@@ -446,8 +451,7 @@ impl Refresher {
         }
         self.held = None;
         let newest = newest_change(&instances, changed_at);
-        self.publish(previous.as_deref(), snapshot, instances, newest)
-            .await;
+        self.publish(previous, snapshot, instances, newest).await;
         self.confirmed(full);
         Outcome::Published
     }
@@ -494,45 +498,71 @@ impl Refresher {
         }
     }
 
-    /// Gives `snapshot` the next serial, publishes it, logs the change and writes the state
-    /// file.
+    /// Gives `snapshot` the next serial, publishes it and writes the state file; then, off the
+    /// loop, links its IXFR history, logs the change, records departures and sends NOTIFY.
     async fn publish(
         &mut self,
-        previous: Option<&Snapshot>,
+        previous: Option<Arc<Snapshot>>,
         mut snapshot: Snapshot,
         instances: Fleet,
         newest: Option<jiff::Timestamp>,
     ) {
-        stamp(&mut snapshot, previous, newest);
+        // The last publish's history is what this one's extends.
+        self.settle().await;
+        stamp(&mut snapshot, previous.as_deref(), newest);
         let serial = snapshot.serial;
-        if let Some(prev) = previous {
-            snapshot.link_history(prev);
-        }
         let slots = snapshot.slots.clone();
         self.cell.store(snapshot);
         self.stats.publishes.fetch_add(1, Ordering::Relaxed);
         let Some(published) = self.cell.load() else {
             return;
         };
-        if self.notify {
-            crate::dns::notify::announce(&published, &self.metrics, &self.cell);
-        }
-        // After the swap: the log and the departures say what is served now, and answers do
-        // not wait for them (60 ms at 100,000 instances).
-        log_publish(previous, &published);
-        if let Some(prev) = previous
-            && self.config.inventory.state_file.is_some()
-            && let Ok(mut departed) = self.departed.lock()
-        {
-            state::record_departures(
-                &mut departed,
-                &prev.fleet,
-                &|i| prev.own_names(&i.id),
-                &instances,
-                jiff::Timestamp::now(),
-            );
-        }
+        // After the swap: answers do not wait for what reads every name of both snapshots
+        // (90 ms at 100,000 instances), and neither does the next EC2 event, whose build
+        // overlaps it. NOTIFY goes out once the diff is there for the secondaries it calls.
+        let departed = (self.config.inventory.state_file.is_some()).then(|| self.departed.clone());
+        let notify = self
+            .notify
+            .then(|| (self.metrics.clone(), self.cell.clone()));
+        let shown = published.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            if let Some(prev) = &previous {
+                published.link_history(prev);
+            }
+            log_publish(previous.as_deref(), &published);
+            if let (Some(prev), Some(departed)) = (&previous, departed)
+                && let Ok(mut departed) = departed.lock()
+            {
+                state::record_departures(
+                    &mut departed,
+                    &prev.fleet,
+                    &|i| prev.own_names(&i.id),
+                    &published.fleet,
+                    jiff::Timestamp::now(),
+                );
+            }
+        });
+        self.after = Some(tokio::spawn(async move {
+            if let Err(e) = work.await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            if let Some((metrics, cell)) = notify {
+                crate::dns::notify::announce(&shown, &metrics, &cell);
+            }
+        }));
         self.save_state(serial, instances, slots);
+    }
+
+    /// Waits for the last publish's work after its swap.
+    async fn settle(&mut self) {
+        if let Some(after) = self.after.take()
+            && let Err(e) = after.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
     }
 
     /// Hands the state to the state file's writer, if one is configured (failures are logged,
@@ -582,12 +612,14 @@ impl Refresher {
             return;
         }
         let newest = newest_change(&fleet, None);
-        self.publish(Some(&previous), snapshot, fleet, newest).await;
+        self.publish(Some(previous), snapshot, fleet, newest).await;
     }
 
     /// Writes the published snapshot's fleet to the state file (at shutdown), so the next
     /// start serves exactly what this process served last.
     pub async fn save_published(&mut self) {
+        // Its departures go into the file too.
+        self.settle().await;
         if let Some(current) = self.cell.load() {
             let seq = self.save_state(current.serial, current.fleet.clone(), current.slots.clone());
             if let Some(saver) = &mut self.saver {

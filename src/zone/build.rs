@@ -404,7 +404,7 @@ impl ViewBuilder<'_> {
             passthrough: self.passthrough,
             over_cap: self.over_cap,
             fast,
-            history: super::History::default(),
+            history: std::sync::OnceLock::new(),
         }
     }
 

@@ -35,26 +35,32 @@ impl Snapshot {
     /// Gives each view `previous`'s history unchanged: for a snapshot that answers exactly as
     /// `previous` does, under its serial (built from a fleet that differs only where no answer
     /// shows it, such as a tag no rule reads).
-    pub fn keep_history(&mut self, previous: &Snapshot) {
-        for view in &mut self.views {
+    pub fn keep_history(&self, previous: &Snapshot) {
+        for view in &self.views {
             if let Some(before) = previous.view(&view.name) {
-                view.history = History(before.history.0.clone());
+                let _ = view.history.set(before.history().clone());
             }
         }
     }
 
     /// Gives each view the history of `previous`'s view of the same name plus the diff from
-    /// it to this one, so secondaries can catch up by IXFR. Call after [`Snapshot::set_serial`].
-    pub fn link_history(&mut self, previous: &Snapshot) {
-        for view in &mut self.views {
+    /// it to this one, so secondaries can catch up by IXFR. Call after [`Snapshot::set_serial`];
+    /// a view's history is set once, so a second call changes nothing.
+    ///
+    /// The refresh calls it after the swap: the diff reads every name of both snapshots (40 ms
+    /// at 100,000 instances), and answers need not wait for it. Until then an IXFR gets the
+    /// whole zone (RFC 1995 4), and NOTIFY goes out after it.
+    pub fn link_history(&self, previous: &Snapshot) {
+        for view in &self.views {
             let Some(before) = previous.view(&view.name) else {
                 continue;
             };
             let (removed, added) = before.diff(view);
             let mut kept: Vec<Arc<Diff>> = Vec::new();
             if removed.len() + added.len() <= HISTORY_MAX_RECORDS {
-                let skip = before.history.0.len().saturating_sub(HISTORY_DIFFS - 1);
-                kept.extend(before.history.0.iter().skip(skip).cloned());
+                let history = before.history();
+                let skip = history.0.len().saturating_sub(HISTORY_DIFFS - 1);
+                kept.extend(history.0.iter().skip(skip).cloned());
                 kept.push(Arc::new(Diff {
                     from: previous.serial,
                     to: self.serial,
@@ -62,12 +68,19 @@ impl Snapshot {
                     added,
                 }));
             }
-            view.history = History(kept.into());
+            let _ = view.history.set(History(kept.into()));
         }
     }
 }
 
 impl ViewZone {
+    /// The changes that led to this snapshot, oldest first; none until
+    /// [`Snapshot::link_history`] ran.
+    pub fn history(&self) -> &History {
+        static NONE: std::sync::LazyLock<History> = std::sync::LazyLock::new(History::default);
+        self.history.get().unwrap_or(&NONE)
+    }
+
     /// Records (SOAs left out) in `self` and not in `next`, and in `next` and not in `self`;
     /// a record whose TTL changed is in both. An RRset diff: names whose sets are the same
     /// bytes cost a hash lookup and a comparison, and only changed sets become records.

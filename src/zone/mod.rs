@@ -211,8 +211,9 @@ pub struct ViewZone {
     pub over_cap: usize,
     /// What the UDP fast path needs beyond the nodes.
     pub(crate) fast: fast::FastZone,
-    /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]).
-    pub history: History,
+    /// The changes that led to this snapshot, for IXFR (see [`Snapshot::link_history`]): set
+    /// once, after the snapshot is served.
+    history: std::sync::OnceLock<History>,
 }
 
 /// What a transfer of one zone sends.
