@@ -125,6 +125,8 @@ pub struct Delta {
     pub touched: FxHashSet<String>,
     /// The touched names as naming the whole changed fleet makes them.
     pub part: Naming,
+    /// The touched names as they were named before the change.
+    pub was: Naming,
     /// Each changed position, and whether its instance (if any) is inside-only now.
     pub inside_only: Vec<(u32, bool)>,
     before: Counts,
@@ -229,6 +231,7 @@ pub fn rename(
     Delta {
         touched,
         part,
+        was,
         inside_only,
         before,
         after,
@@ -240,6 +243,44 @@ fn moved(total: u32, before: u32, after: u32) -> u32 {
     total.saturating_sub(before).saturating_add(after)
 }
 
+impl Delta {
+    /// The rotation and slot counts of the whole naming after the change, from those before.
+    pub fn counts(&self, rotation: Rotation, fixes: SlotFixes) -> (Rotation, SlotFixes) {
+        let (b, a) = (&self.before, &self.after);
+        let r = Rotation {
+            drained: moved(rotation.drained, b.rotation.drained, a.rotation.drained),
+            impaired: moved(rotation.impaired, b.rotation.impaired, a.rotation.impaired),
+            failing_open: moved(
+                rotation.failing_open,
+                b.rotation.failing_open,
+                a.rotation.failing_open,
+            ),
+        };
+        let f = SlotFixes {
+            duplicate: moved(
+                fixes.duplicate,
+                b.slot_fixes.duplicate,
+                a.slot_fixes.duplicate,
+            ),
+            invalid: moved(fixes.invalid, b.slot_fixes.invalid, a.slot_fixes.invalid),
+            above_size: moved(
+                fixes.above_size,
+                b.slot_fixes.above_size,
+                a.slot_fixes.above_size,
+            ),
+        };
+        (r, f)
+    }
+
+    /// The slot numbers after the change, from those before.
+    pub fn slots(&self, before: &Slots) -> Slots {
+        let mut slots = before.clone();
+        slots.retain(|tier, _| !self.touched.contains(tier));
+        slots.extend(self.part.slots.clone());
+        slots
+    }
+}
+
 impl Naming {
     /// The naming of the changed fleet `fleet`: `delta` applied to this, the naming of the
     /// fleet before. Its warnings are the delta's.
@@ -249,8 +290,7 @@ impl Naming {
         self.names.retain(|h| !touched.contains(&h.name));
         self.names.extend(part.names.iter().cloned());
         self.names.sort_by(|a, b| a.name.cmp(&b.name));
-        self.slots.retain(|tier, _| !touched.contains(tier));
-        self.slots.extend(part.slots.clone());
+        self.slots = delta.slots(&self.slots);
         self.services.retain(|s| !touched.contains(&s.tier));
         self.services.extend(part.services.iter().cloned());
         let id = |i: u32| fleet.get(i as usize).map(|inst| inst.id.as_str());
@@ -264,22 +304,7 @@ impl Naming {
                 self.inside_only_instances.remove(&at);
             }
         }
-        let (b, a) = (&delta.before, &delta.after);
-        let (r, f) = (&mut self.rotation, &mut self.slot_fixes);
-        r.drained = moved(r.drained, b.rotation.drained, a.rotation.drained);
-        r.impaired = moved(r.impaired, b.rotation.impaired, a.rotation.impaired);
-        r.failing_open = moved(
-            r.failing_open,
-            b.rotation.failing_open,
-            a.rotation.failing_open,
-        );
-        f.duplicate = moved(f.duplicate, b.slot_fixes.duplicate, a.slot_fixes.duplicate);
-        f.invalid = moved(f.invalid, b.slot_fixes.invalid, a.slot_fixes.invalid);
-        f.above_size = moved(
-            f.above_size,
-            b.slot_fixes.above_size,
-            a.slot_fixes.above_size,
-        );
+        (self.rotation, self.slot_fixes) = delta.counts(self.rotation, self.slot_fixes);
         self.warnings = part.warnings.clone();
     }
 }

@@ -6,23 +6,26 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hashbrown::HashTable;
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
 use super::fast::FastZone;
 use super::settings::ZoneConfig;
-use super::store::{
-    NameId, SetId, Store, StoreBuilder, hash_name, push_plain_labels, push_record, push_rr,
-    wire_name,
-};
+use super::store::{NameId, SetId, Store, StoreBuilder, push_plain_labels, wire_name};
 use super::{Node, Pick, Snapshot, ViewZone, ZoneCut};
 
 mod derived;
+mod patch;
+mod sets;
 use crate::inventory::Instance;
 use crate::naming::{Backing, HostName, Naming, Via};
-use crate::view::{AddressKind, Selector, SingleMode, TierMode, ViewPolicy};
+use crate::view::{Selector, ViewPolicy};
+pub use patch::patch;
+pub use sets::is_public;
+use sets::{
+    NewSet, NewSets, Wire, address_record, address_sets, fqdn, host_rrsets, view_addresses,
+};
 
 /// Builds every view's answers for one fleet.
 pub fn build(
@@ -51,62 +54,16 @@ pub fn build(
     let mut owners: Vec<(NameId, &HostName)> = Vec::with_capacity(naming.names.len());
     let mut wire = Vec::with_capacity(256);
     for host in &naming.names {
-        wire.clear();
-        let owner = match push_plain_labels(&host.name, &mut wire) {
-            Some(()) => {
-                wire.extend_from_slice(&apex_wire);
-                (wire.len() <= 255).then_some(&wire[..])
-            }
-            // Not a name naming makes; hickory says what is wrong with it.
-            None => match under(&host.name, &zone.apex) {
-                Ok(name) => {
-                    wire = wire_name(&name);
-                    Some(&wire[..])
-                }
-                Err(e) => {
-                    warnings.push(format!(
-                        "{}: cannot be a name in {}: {e}",
-                        host.name, zone.apex
-                    ));
-                    continue;
-                }
-            },
-        };
-        let Some(owner) = owner else {
-            warnings.push(format!(
-                "{}: cannot be a name in {}: longer than 255 bytes",
-                host.name, zone.apex
-            ));
-            continue;
-        };
-        if passthrough_wire.iter().any(|p| wire_under(owner, p)) {
-            warnings.push(format!(
-                "{}.{}: lies in a subtree that is not ours (zone.passthrough or AWS's own \
-                 domains); skipped",
-                host.name, zone.apex
-            ));
-            continue;
+        match owner_wire(&host.name, zone, &apex_wire, &passthrough_wire, &mut wire) {
+            Ok(()) => owners.push((store.intern(&wire), host)),
+            Err(why) => warnings.push(why),
         }
-        owners.push((store.intern(owner), host));
     }
     let primary = primary_names(&owners);
 
     // Each instance's public DNS name parsed and encoded once, not once per name and view;
     // by fleet index, as backings refer to instances.
-    let public_wire: Vec<Option<Vec<u8>>> = instances
-        .iter()
-        .map(|i| {
-            let text = i.public_dns_name.as_deref()?.trim_end_matches('.');
-            let mut wire = Vec::with_capacity(text.len() + 2);
-            match push_plain_labels(text, &mut wire) {
-                Some(()) if wire.len() < 255 => {
-                    wire.push(0);
-                    Some(wire)
-                }
-                _ => Some(wire_name(&fqdn(text)?)),
-            }
-        })
-        .collect();
+    let public_wire: Vec<Option<Vec<u8>>> = instances.iter().map(|i| public_wire(i)).collect();
     // The instances behind each name, shared by every view that shows them all.
     let shared: Vec<Arc<[Backing]>> = owners
         .iter()
@@ -178,6 +135,55 @@ pub fn build(
     }
 }
 
+/// The owner name of a host name in lower-case wire form, into `wire`; why it cannot be one
+/// (the name does not fit, or lies in a subtree that is not ours).
+fn owner_wire(
+    name: &str,
+    zone: &ZoneConfig,
+    apex_wire: &[u8],
+    passthrough_wire: &[Vec<u8>],
+    wire: &mut Vec<u8>,
+) -> Result<(), String> {
+    wire.clear();
+    match push_plain_labels(name, wire) {
+        Some(()) => {
+            wire.extend_from_slice(apex_wire);
+            if wire.len() > 255 {
+                return Err(format!(
+                    "{name}: cannot be a name in {}: longer than 255 bytes",
+                    zone.apex
+                ));
+            }
+        }
+        // Not a name naming makes; hickory says what is wrong with it.
+        None => match under(name, &zone.apex) {
+            Ok(full) => *wire = wire_name(&full),
+            Err(e) => return Err(format!("{name}: cannot be a name in {}: {e}", zone.apex)),
+        },
+    }
+    if passthrough_wire.iter().any(|p| wire_under(wire, p)) {
+        return Err(format!(
+            "{name}.{}: lies in a subtree that is not ours (zone.passthrough or AWS's own \
+             domains); skipped",
+            zone.apex
+        ));
+    }
+    Ok(())
+}
+
+/// An instance's public DNS name in lower-case wire form: a CNAME target.
+fn public_wire(inst: &Instance) -> Option<Vec<u8>> {
+    let text = inst.public_dns_name.as_deref()?.trim_end_matches('.');
+    let mut wire = Vec::with_capacity(text.len() + 2);
+    match push_plain_labels(text, &mut wire) {
+        Some(()) if wire.len() < 255 => {
+            wire.push(0);
+            Some(wire)
+        }
+        _ => Some(wire_name(&fqdn(text)?)),
+    }
+}
+
 /// What every view's build reads.
 struct Context<'a> {
     zone: &'a ZoneConfig,
@@ -213,6 +219,7 @@ fn build_view<'a>(
         zones: Vec::new(),
         passthrough: ctx.passthrough.clone(),
         capped: Vec::new(),
+        parents: Default::default(),
         over_cap: 0,
         empty: ctx.empty.clone(),
     };
@@ -238,7 +245,8 @@ fn build_view<'a>(
         } else {
             shared.clone()
         };
-        let rrsets = host_rrsets(&backing, ctx, policy);
+        let public = |i: usize| ctx.public_wire[i].as_ref();
+        let rrsets = host_rrsets(&backing, ctx.fleet, zone.record_ttl, &public, policy);
         if rrsets.is_empty() {
             // Nothing this view may show (e.g. no public address for an outside view): the
             // name does not exist here rather than leaking another view's answer.
@@ -318,38 +326,11 @@ struct ViewBuilder<'a> {
     passthrough: Arc<[LowerName]>,
     /// Sets larger than `max_records_per_rrset`, for the warnings.
     capped: Vec<String>,
+    /// Names with a name directly below them, deeper than the apex's children.
+    parents: rustc_hash::FxHashSet<Vec<u8>>,
     /// Records past the cap, which transfers leave out (answers rotate them in).
     over_cap: usize,
     empty: Arc<[Backing]>,
-}
-
-/// An RRset on its way into the store: its records in answer-section wire form, inline for
-/// the common one-record set (an A record is 16 bytes, a CNAME to an EC2 name about 60).
-struct NewSet {
-    rtype: RecordType,
-    pick: Pick,
-    count: usize,
-    wire: Wire,
-}
-
-/// A set's wire bytes while building.
-type Wire = smallvec::SmallVec<[u8; 64]>;
-
-/// The sets of one name: most have one, and none needs a heap allocation for it.
-type NewSets = smallvec::SmallVec<[NewSet; 2]>;
-
-impl NewSet {
-    /// A set of records hickory encodes (the zone's own, SRV): the rare types.
-    fn of(rtype: RecordType, pick: Pick, records: &[Record]) -> Self {
-        let mut wire = Vec::new();
-        let count = records.iter().filter(|r| push_record(&mut wire, r)).count();
-        Self {
-            rtype,
-            pick,
-            count,
-            wire: Wire::from_vec(wire),
-        }
-    }
 }
 
 impl ViewBuilder<'_> {
@@ -381,25 +362,14 @@ impl ViewBuilder<'_> {
             }
             None => FastZone::default(),
         };
-        let mut index = HashTable::with_capacity(self.nodes.len());
-        for (i, node) in self.nodes.iter().enumerate() {
-            let entry = (store.name_start(node.name), i as u32);
-            index.insert_unique(hash_name(store.name(node.name)), entry, |&(_, i)| {
-                hash_name(store.name(self.nodes[i as usize].name))
-            });
-        }
-        let mut nodes = self.nodes;
-        let mut set_refs = self.set_refs;
-        nodes.shrink_to_fit();
-        set_refs.shrink_to_fit();
+        let mut base = super::Layer::new(store.clone(), self.nodes, self.set_refs);
+        base.parents = self.parents;
         ViewZone {
             name: self.policy.name.clone(),
             policy: self.policy.clone(),
-            store: store.clone(),
             fleet: fleet.clone(),
-            index,
-            nodes,
-            set_refs,
+            base: Arc::new(base),
+            top: None,
             zones: self.zones,
             passthrough: self.passthrough,
             over_cap: self.over_cap,
@@ -507,32 +477,23 @@ impl ViewBuilder<'_> {
         backing: Arc<[Backing]>,
     ) {
         let cap = self.zone.max_records_per_rrset;
-        sets.sort_by_key(|s| u16::from(s.rtype));
-        let first = self.set_refs.len() as u32;
-        for set in &mut sets {
-            // One CNAME picked per answer is one record however many members there are.
-            if set.count > usize::from(cap) && set.pick != Pick::One {
-                self.over_cap += set.count - usize::from(cap);
-                self.capped.push(format!(
-                    "{} {}: {} records, more than zone.max_records_per_rrset ({cap}): each \
-                     answer carries {cap}, rotated per query, and transfers the first {cap}; \
-                     every member keeps its own names (slots, instance ids)",
-                    store.store().hickory_name(name),
-                    set.rtype,
-                    set.count
-                ));
-                set.pick = Pick::Window(cap);
-            }
-            let count = u32::try_from(set.count).unwrap_or(u32::MAX);
-            self.set_refs
-                .push(store.set(set.rtype, set.pick, count, &set.wire));
-        }
+        let (over, capped) = (&mut self.over_cap, &mut self.capped);
+        let first = push_sets(
+            store,
+            &mut self.set_refs,
+            &mut sets,
+            cap,
+            name,
+            over,
+            capped,
+        );
         let node = Node {
             name,
             first,
             sets: sets.len() as u16,
             forward: self.in_forward(store, name),
             backing,
+            gone: false,
         };
         match self.by_name.get(name) {
             Some(i) => self.nodes[i as usize] = node,
@@ -558,6 +519,7 @@ impl ViewBuilder<'_> {
             if parent.len() <= apex.len() {
                 break;
             }
+            self.parents.insert(parent.to_vec());
             let id = store.intern(parent);
             if self.by_name.get(id).is_some() {
                 break; // its ancestors are there already
@@ -570,6 +532,7 @@ impl ViewBuilder<'_> {
                 sets: 0,
                 forward,
                 backing: self.empty.clone(),
+                gone: false,
             });
         }
     }
@@ -593,6 +556,40 @@ impl ViewBuilder<'_> {
         let id = store.find(wire)?;
         self.by_name.get(id).map(|i| &self.nodes[i as usize])
     }
+}
+
+/// Stores a name's sets (sorted by type) and appends their ids to `set_refs`; where they
+/// start there. A set over `cap` records is handed out `cap` at a time and counted in
+/// `over_cap`, and `capped` says so.
+fn push_sets(
+    store: &mut StoreBuilder,
+    set_refs: &mut Vec<SetId>,
+    sets: &mut NewSets,
+    cap: u16,
+    name: NameId,
+    over_cap: &mut usize,
+    capped: &mut Vec<String>,
+) -> u32 {
+    sets.sort_by_key(|s| u16::from(s.rtype));
+    let first = set_refs.len() as u32;
+    for set in sets.iter_mut() {
+        // One CNAME picked per answer is one record however many members there are.
+        if set.count > usize::from(cap) && set.pick != Pick::One {
+            *over_cap += set.count - usize::from(cap);
+            capped.push(format!(
+                "{} {}: {} records, more than zone.max_records_per_rrset ({cap}): each \
+                 answer carries {cap}, rotated per query, and transfers the first {cap}; \
+                 every member keeps its own names (slots, instance ids)",
+                store.store().hickory_name(name),
+                set.rtype,
+                set.count
+            ));
+            set.pick = Pick::Window(cap);
+        }
+        let count = u32::try_from(set.count).unwrap_or(u32::MAX);
+        set_refs.push(store.set(set.rtype, set.pick, count, &set.wire));
+    }
+    first
 }
 
 /// A view's node index by name id while it is built.
@@ -629,149 +626,6 @@ fn is_label_start(wire: &[u8], at: usize) -> bool {
 /// SOA timers are unsigned 32-bit on the wire; hickory models them as i32.
 fn clamp(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
-}
-
-/// Whether an address may be shown to outside clients.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64))
-        }
-        IpAddr::V6(v6) => {
-            !(v6.is_unique_local()
-                || v6.is_loopback()
-                || v6.is_unicast_link_local()
-                || v6.is_unspecified())
-        }
-    }
-}
-
-fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
-    let rdata = match ip {
-        IpAddr::V4(v4) => RData::A(A(v4)),
-        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
-    };
-    Record::from_rdata(owner.clone(), ttl, rdata)
-}
-
-/// An A set and an AAAA set, in that (type) order, from sorted addresses; a set of several
-/// is rotated per query.
-fn address_sets(ips: &[IpAddr], ttl: u32) -> NewSets {
-    let mut a = Wire::new();
-    let mut aaaa = Wire::new();
-    for ip in ips {
-        match ip {
-            IpAddr::V4(v4) => push_rr(&mut a, RecordType::A, ttl, &v4.octets()),
-            IpAddr::V6(v6) => push_rr(&mut aaaa, RecordType::AAAA, ttl, &v6.octets()),
-        }
-    }
-    [(RecordType::A, a, 16), (RecordType::AAAA, aaaa, 28)]
-        .into_iter()
-        .filter(|(_, wire, _)| !wire.is_empty())
-        .map(|(rtype, wire, rr_len)| {
-            let count = wire.len() / rr_len;
-            NewSet {
-                rtype,
-                pick: if count > 1 { Pick::Rotate } else { Pick::All },
-                count,
-                wire,
-            }
-        })
-        .collect()
-}
-
-/// The addresses of one instance that a view may show, sorted.
-fn view_addresses(inst: &Instance, kind: AddressKind) -> Addresses {
-    let mut ips = Addresses::new();
-    let v4 = match kind {
-        AddressKind::Private => inst.private_ip,
-        AddressKind::Public => inst.public_ip,
-    };
-    ips.extend(v4.map(IpAddr::V4));
-    // EC2's IPv6 addresses are global, but an instance without a public IPv4 lives on a
-    // private subnet: showing its address outside tells the world it exists. Outside views
-    // answer IPv6 only for publicly addressed instances, and never a unique-local address.
-    let public = kind == AddressKind::Public;
-    let v6 = inst
-        .ipv6
-        .iter()
-        .filter(|ip| !public || (inst.public_ip.is_some() && !ip.is_unique_local()));
-    ips.extend(v6.copied().map(IpAddr::V6));
-    ips.sort_unstable();
-    ips.dedup();
-    ips
-}
-
-/// Addresses of a name while building: inline for a handful.
-type Addresses = smallvec::SmallVec<[IpAddr; 4]>;
-
-fn host_rrsets(backing: &[Backing], ctx: &Context<'_>, policy: &ViewPolicy) -> NewSets {
-    let ttl = ctx.zone.record_ttl;
-    let backing: smallvec::SmallVec<[(usize, &Instance); 4]> = backing
-        .iter()
-        .filter_map(|b| {
-            let i = b.instance as usize;
-            Some((i, &**ctx.fleet.get(i)?))
-        })
-        .collect();
-    let tier = backing.len() > 1;
-    let public_name = |&(i, _): &(usize, &Instance)| ctx.public_wire[i].as_ref();
-    let cnames = |targets: &[&Vec<u8>], pick| {
-        let mut wire = Wire::with_capacity(targets.iter().map(|t| 12 + t.len()).sum());
-        for target in targets {
-            push_rr(&mut wire, RecordType::CNAME, ttl, target);
-        }
-        smallvec::smallvec![NewSet {
-            rtype: RecordType::CNAME,
-            pick,
-            count: targets.len(),
-            wire,
-        }]
-    };
-    if let ([only], SingleMode::Cname, false) = (backing.as_slice(), policy.single, tier)
-        && let Some(target) = public_name(only)
-    {
-        return cnames(&[target], Pick::All);
-    }
-    if tier && policy.tiers == TierMode::Cname {
-        // Only members this view may show: an outside view needs a public address behind it.
-        let targets: Vec<&Vec<u8>> = backing
-            .iter()
-            .filter(|(_, i)| !policy.is_outside() || i.public_ip.is_some())
-            .filter_map(public_name)
-            .collect();
-        if !targets.is_empty() {
-            let pick = if targets.len() > 1 {
-                Pick::One
-            } else {
-                Pick::All
-            };
-            return cnames(&targets, pick);
-        }
-    }
-    // Sorted and deduplicated: the same set in the same order every build, so a rebuild of an
-    // unchanged fleet gives identical answers.
-    let mut ips: Addresses = match backing.as_slice() {
-        [(_, only)] => view_addresses(only, policy.addresses),
-        _ => backing
-            .iter()
-            .flat_map(|(_, inst)| view_addresses(inst, policy.addresses))
-            .collect(),
-    };
-    ips.sort_unstable();
-    ips.dedup();
-    address_sets(&ips, ttl)
-}
-
-/// An AWS DNS name as an absolute name; `None` if it is not a valid name.
-fn fqdn(s: &str) -> Option<Name> {
-    let mut name = Name::from_ascii(s.trim_end_matches('.')).ok()?;
-    name.set_fqdn(true);
-    Some(name.to_lowercase())
 }
 
 /// What the zone's shape allows naming rules to produce.

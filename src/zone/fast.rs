@@ -24,7 +24,7 @@ use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::store::wire_name;
-use super::{Node, Pick, Snapshot, ViewZone};
+use super::{NodeRef, Pick, Snapshot, ViewZone};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
 /// which avoids IP fragmentation on every common path.
@@ -41,7 +41,7 @@ const TYPE_CODES: [u16; 3] = [A, AAAA, CNAME];
 /// What one view's fast path needs besides the nodes: the zone's shape and the negative
 /// answer's SOA in wire form. The answers themselves are the store's sets, already in
 /// answer-section form.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FastZone {
     /// Off when the zone's shape does not allow it (a reverse zone under the forward apex).
     enabled: bool,
@@ -120,7 +120,7 @@ fn standalone(buf: &mut Vec<u8>) -> BinEncoder<'_> {
 
 /// The answer section for one question at a node: `(count, tail, head)`, copied in that order
 /// (a rotation's tail from a random start, then its head); `None` when it is the handler's.
-fn pick_answer<'v>(view: &'v ViewZone, node: &Node, slot: usize) -> Option<Answer<'v>> {
+fn pick_answer<'v>(view: &ViewZone, node: NodeRef<'v>, slot: usize) -> Option<Answer<'v>> {
     // Types compared as their codes: `RecordType::from(u16)` is a long match.
     let qtype = TYPE_CODES[slot];
     let mut sets = view.node_sets(node);

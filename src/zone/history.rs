@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record};
 
-use super::{Snapshot, ViewZone, same_set};
+use super::{Snapshot, ViewZone};
 
 /// How one serial's zone became the next: the records removed and added (SOAs left out).
 #[derive(Debug)]
@@ -97,20 +97,17 @@ impl ViewZone {
 /// The records `a` transfers that `b` does not (a TTL change counts), SOAs left out.
 fn missing_from(a: &ViewZone, b: &ViewZone) -> Vec<Record> {
     let mut out = Vec::new();
-    for node in &a.nodes {
-        let other = b.node(a.store.name(node.name));
+    for node in a.live() {
+        let other = b.node(node.wire_name());
         let mut owner: Option<Name> = None;
-        for set in a.node_sets(node) {
-            let theirs = other.and_then(|o| b.node_sets(o).find(|s| s.rtype() == set.rtype()));
-            if theirs
-                .is_some_and(|t| t.transferred() == set.transferred() && same_set(a, set, b, t))
-            {
+        for set in node.sets() {
+            let theirs = other.and_then(|o| o.sets().find(|s| s.code() == set.code()));
+            if theirs.is_some_and(|t| t.transferred() == set.transferred() && set.same(&t)) {
                 continue;
             }
-            let owner = owner.get_or_insert_with(|| a.store.hickory_name(node.name));
-            let ours = a.store.records(set, owner, set.transferred());
-            let theirs =
-                theirs.map_or_else(Vec::new, |t| b.store.records(t, owner, t.transferred()));
+            let owner = owner.get_or_insert_with(|| node.owner());
+            let ours = set.records(owner, set.transferred());
+            let theirs = theirs.map_or_else(Vec::new, |t| t.records(owner, t.transferred()));
             out.extend(
                 ours.into_iter()
                     .filter(|r| !theirs.iter().any(|t| t == r && t.ttl == r.ttl)),

@@ -1,6 +1,10 @@
 //! A snapshot's view-independent tables: every host name with the instances behind it, and
 //! the fleet by instance id and by public DNS name. Names are the store's; instances are
 //! indices into the fleet, so none of this copies a string per name.
+//!
+//! Like a view's names, in two layers: the tables a full build made, and over them what
+//! changed since (see `layer`). Fleet positions do not move between the two, so a base entry
+//! that no change touched still names the right instance.
 
 use crate::inventory::Fleet;
 use std::collections::BTreeMap;
@@ -9,7 +13,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::store::{NameId, Store, hash_name};
 use crate::naming::Backing;
@@ -17,6 +21,30 @@ use crate::naming::Backing;
 /// Every host name (view-independent) and the fleet's indexes.
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
+    base: Arc<Base>,
+    top: Option<Arc<Top>>,
+    /// The fleet every backing indexes (the base's positions, changed ones replaced).
+    fleet: Fleet,
+}
+
+/// What changed since the base: each entry replaces the base's.
+#[derive(Debug, Default)]
+pub(crate) struct Top {
+    /// By lower-case wire name: the instances behind the name now, or none when it is gone.
+    pub(crate) names: BTreeMap<Vec<u8>, Option<Arc<[Backing]>>>,
+    /// Fleet position by instance id, for every id at a changed position (none: gone).
+    pub(crate) ids: FxHashMap<String, Option<u32>>,
+    /// Fleet position by public DNS name (lower-case wire), the same way.
+    pub(crate) public: FxHashMap<Vec<u8>, Option<u32>>,
+    /// The names an instance has alone, with their rank, for instances whose names changed.
+    pub(crate) own: FxHashMap<u32, Vec<(u8, String)>>,
+    /// How many host names there are.
+    pub(crate) len: usize,
+}
+
+/// The tables of a full build.
+#[derive(Debug, Default)]
+struct Base {
     store: Arc<Store>,
     /// The fleet the backings index.
     fleet: Fleet,
@@ -37,52 +65,66 @@ pub(crate) struct Hosts {
 impl Hosts {
     pub(crate) fn new(
         store: Arc<Store>,
-        mut names: Vec<(NameId, Arc<[Backing]>)>,
+        names: Vec<(NameId, Arc<[Backing]>)>,
         fleet: Fleet,
         public: Vec<Option<NameId>>,
-        mut own: Vec<(u32, u8, NameId)>,
+        own: Vec<(u32, u8, NameId)>,
     ) -> Self {
-        own.sort_unstable();
-        names.sort_by(|(a, _), (b, _)| store.name(*a).cmp(store.name(*b)));
-        let mut by_id = HashTable::with_capacity(fleet.len());
-        for (i, inst) in fleet.iter().enumerate() {
-            let hash = FxBuildHasher.hash_one(inst.id.as_str());
-            by_id.insert_unique(hash, i as u32, |&i| {
-                FxBuildHasher.hash_one(fleet[i as usize].id.as_str())
-            });
-        }
-        let mut by_public = HashTable::new();
-        for (i, name) in public.iter().enumerate() {
-            if let Some(name) = name {
-                by_public.insert_unique(hash_name(store.name(*name)), i as u32, |&i| {
-                    public[i as usize].map_or(0, |n| hash_name(store.name(n)))
-                });
-            }
-        }
         Self {
-            store,
+            base: Arc::new(Base::new(store, names, fleet.clone(), public, own)),
+            top: None,
             fleet,
-            names,
-            by_id,
-            by_public,
-            public,
-            own,
         }
+    }
+
+    /// These tables with `top` over their base (which must hold everything this one's top
+    /// held, and more), for `fleet`.
+    pub(crate) fn topped(&self, top: Top, fleet: Fleet) -> Self {
+        Self {
+            base: self.base.clone(),
+            top: Some(Arc::new(top)),
+            fleet,
+        }
+    }
+
+    /// What is over the base now: the start of the next top.
+    pub(crate) fn top(&self) -> Option<&Top> {
+        self.top.as_deref()
+    }
+
+    /// The instances behind a name (lower-case wire), if it is one.
+    pub(crate) fn get(&self, wire: &[u8]) -> Option<&[Backing]> {
+        if let Some(top) = &self.top
+            && let Some(entry) = top.names.get(wire)
+        {
+            return entry.as_deref();
+        }
+        let base = &self.base;
+        (base.names)
+            .binary_search_by(|(n, _)| base.store.name(*n).cmp(wire))
+            .ok()
+            .map(|i| &base.names[i].1[..])
     }
 
     /// The names the instance at fleet index `instance` has alone, fully qualified (A-labels):
     /// those a rule made first, then its slots, its id's last; shortest first within each.
     pub(crate) fn own_names(&self, instance: usize) -> Vec<String> {
-        let at = self
-            .own
-            .partition_point(|&(i, _, _)| (i as usize) < instance);
-        let mut names: Vec<(u8, String)> = self.own[at..]
-            .iter()
-            .take_while(|&&(i, _, _)| i as usize == instance)
-            .map(|&(_, rank, n)| (rank, self.store.hickory_name(n).to_ascii()))
-            .collect();
+        let mut names = self.own_ranked(instance);
         names.sort_by(|(ra, a), (rb, b)| (ra, a.len(), a).cmp(&(rb, b.len(), b)));
         names.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// [`Hosts::own_names`] with each name's rank (0 a rule made it, 1 a slot, 2 the id),
+    /// unsorted.
+    pub(crate) fn own_ranked(&self, instance: usize) -> Vec<(u8, String)> {
+        let top = self.top.as_ref().and_then(|t| {
+            let at = u32::try_from(instance).ok()?;
+            t.own.get(&at)
+        });
+        match top {
+            Some(own) => own.clone(),
+            None => self.base.own_ranked(instance),
+        }
     }
 
     /// The id of the instance behind a backing.
@@ -92,36 +134,55 @@ impl Hosts {
 
     /// How many host names there are.
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.top.as_ref().map_or(self.base.names.len(), |t| t.len)
     }
 
     /// The fleet index of an instance id.
     pub(crate) fn by_id(&self, id: &str) -> Option<usize> {
-        let hash = FxBuildHasher.hash_one(id);
-        (self.by_id)
-            .find(hash, |&i| self.fleet[i as usize].id == id)
-            .map(|&i| i as usize)
+        if let Some(top) = &self.top
+            && let Some(at) = top.ids.get(id)
+        {
+            return at.map(|i| i as usize);
+        }
+        self.base.by_id(id)
     }
 
     /// The fleet index of the instance whose public DNS name is `wire` (lower case).
     pub(crate) fn by_public(&self, wire: &[u8]) -> Option<usize> {
-        let store = &self.store;
-        (self.by_public)
-            .find(hash_name(wire), |&i| {
-                self.public[i as usize].is_some_and(|n| store.name(n) == wire)
-            })
-            .map(|&i| i as usize)
+        if let Some(top) = &self.top
+            && let Some(at) = top.public.get(wire)
+        {
+            return at.map(|i| i as usize);
+        }
+        self.base.by_public(wire)
+    }
+
+    /// Every name and the instances behind it, sorted by wire name: the base's that the top
+    /// does not replace, merged with the top's that are not gone.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], &[Backing])> {
+        let base = &*self.base;
+        let top = self.top.as_deref();
+        let kept = (base.names.iter())
+            .map(move |(n, b)| (base.store.name(*n), &b[..]))
+            .filter(move |(wire, _)| top.is_none_or(|t| !t.names.contains_key(*wire)));
+        let over = (top.into_iter())
+            .flat_map(|t| t.names.iter())
+            .filter_map(|(wire, b)| Some((&wire[..], b.as_deref()?)));
+        Merged {
+            a: kept.peekable(),
+            b: over.peekable(),
+        }
     }
 
     /// Every name, fully qualified, with the instance ids behind it: for `check`, logs and
     /// tests, not for the query path.
     pub(crate) fn to_map(&self) -> BTreeMap<String, Vec<String>> {
-        self.names.iter().map(|(n, b)| self.entry(*n, b)).collect()
+        self.entries().map(|(n, b)| self.entry(n, b)).collect()
     }
 
-    fn entry(&self, name: NameId, backing: &[Backing]) -> (String, Vec<String>) {
+    fn entry(&self, wire: &[u8], backing: &[Backing]) -> (String, Vec<String>) {
         let ids = backing.iter().map(|b| self.id(b).to_owned()).collect();
-        (self.store.hickory_name(name).to_ascii(), ids)
+        (wire_text(wire), ids)
     }
 
     /// The names whose instances differ between `self` and `next` (or that only one has),
@@ -161,9 +222,9 @@ impl Hosts {
     /// A hash of every name and its instances: the same fleet of names hashes the same.
     pub(crate) fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
-        for (name, backing) in &self.names {
-            self.store.name(*name).hash(&mut h);
-            for b in backing.iter() {
+        for (name, backing) in self.entries() {
+            name.hash(&mut h);
+            for b in backing {
                 self.id(b).hash(&mut h);
             }
             0xffu8.hash(&mut h);
@@ -176,32 +237,118 @@ impl Hosts {
     fn merge<'s>(
         &'s self,
         next: &'s Hosts,
-        mut f: impl FnMut(Option<(NameId, &'s [Backing])>, Option<(NameId, &'s [Backing])>),
+        mut f: impl FnMut(Option<(&'s [u8], &'s [Backing])>, Option<(&'s [u8], &'s [Backing])>),
     ) {
-        let (mut i, mut j) = (0, 0);
-        while i < self.names.len() || j < next.names.len() {
-            let a = self.names.get(i).map(|(n, b)| (*n, &b[..]));
-            let b = next.names.get(j).map(|(n, b)| (*n, &b[..]));
-            let order = match (a, b) {
-                (Some((x, _)), Some((y, _))) => self.store.name(x).cmp(next.store.name(y)),
+        let (mut mine, mut theirs) = (self.entries().peekable(), next.entries().peekable());
+        loop {
+            let order = match (mine.peek(), theirs.peek()) {
+                (Some((x, _)), Some((y, _))) => x.cmp(y),
                 (Some(_), None) => std::cmp::Ordering::Less,
-                _ => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => return,
             };
             match order {
-                std::cmp::Ordering::Less => {
-                    f(a, None);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    f(None, b);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    f(a, b);
-                    i += 1;
-                    j += 1;
-                }
+                std::cmp::Ordering::Less => f(mine.next(), None),
+                std::cmp::Ordering::Greater => f(None, theirs.next()),
+                std::cmp::Ordering::Equal => f(mine.next(), theirs.next()),
             }
         }
+    }
+}
+
+/// Two iterators sorted by name, merged (no name is in both).
+struct Merged<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'s, A, B> Iterator for Merged<A, B>
+where
+    A: Iterator<Item = (&'s [u8], &'s [Backing])>,
+    B: Iterator<Item = (&'s [u8], &'s [Backing])>,
+{
+    type Item = (&'s [u8], &'s [Backing]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some((x, _)), Some((y, _))) if y < x => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+/// A lower-case wire name as fully qualified text (A-labels).
+pub(crate) fn wire_text(wire: &[u8]) -> String {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    hickory_proto::rr::Name::read(&mut BinDecoder::new(wire))
+        .unwrap_or_default()
+        .to_ascii()
+}
+
+impl Base {
+    fn new(
+        store: Arc<Store>,
+        mut names: Vec<(NameId, Arc<[Backing]>)>,
+        fleet: Fleet,
+        public: Vec<Option<NameId>>,
+        mut own: Vec<(u32, u8, NameId)>,
+    ) -> Self {
+        own.sort_unstable();
+        names.sort_by(|(a, _), (b, _)| store.name(*a).cmp(store.name(*b)));
+        let mut by_id = HashTable::with_capacity(fleet.len());
+        for (i, inst) in fleet.iter().enumerate() {
+            let hash = FxBuildHasher.hash_one(inst.id.as_str());
+            by_id.insert_unique(hash, i as u32, |&i| {
+                FxBuildHasher.hash_one(fleet[i as usize].id.as_str())
+            });
+        }
+        let mut by_public = HashTable::new();
+        for (i, name) in public.iter().enumerate() {
+            if let Some(name) = name {
+                by_public.insert_unique(hash_name(store.name(*name)), i as u32, |&i| {
+                    public[i as usize].map_or(0, |n| hash_name(store.name(n)))
+                });
+            }
+        }
+        Self {
+            store,
+            fleet,
+            names,
+            by_id,
+            by_public,
+            public,
+            own,
+        }
+    }
+
+    /// The names the instance at fleet index `instance` has alone, with their ranks.
+    fn own_ranked(&self, instance: usize) -> Vec<(u8, String)> {
+        let at = self
+            .own
+            .partition_point(|&(i, _, _)| (i as usize) < instance);
+        self.own[at..]
+            .iter()
+            .take_while(|&&(i, _, _)| i as usize == instance)
+            .map(|&(_, rank, n)| (rank, self.store.hickory_name(n).to_ascii()))
+            .collect()
+    }
+
+    /// The fleet index of an instance id.
+    fn by_id(&self, id: &str) -> Option<usize> {
+        let hash = FxBuildHasher.hash_one(id);
+        (self.by_id)
+            .find(hash, |&i| self.fleet[i as usize].id == id)
+            .map(|&i| i as usize)
+    }
+
+    /// The fleet index of the instance whose public DNS name is `wire` (lower case).
+    fn by_public(&self, wire: &[u8]) -> Option<usize> {
+        let store = &self.store;
+        (self.by_public)
+            .find(hash_name(wire), |&i| {
+                self.public[i as usize].is_some_and(|n| store.name(n) == wire)
+            })
+            .map(|&i| i as usize)
     }
 }

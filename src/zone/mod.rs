@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
-use hashbrown::HashTable;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::inventory::Instance;
@@ -32,13 +31,15 @@ pub mod fast;
 mod hash;
 mod history;
 mod hosts;
+mod layer;
 mod render;
 pub mod settings;
 mod store;
 
-use store::{NameId, SetId, SetInfo, Store, hash_name};
+use layer::{Layer, NodeRef, SetRef};
+use store::NameId;
 
-pub use build::{build, is_public, naming_limits};
+pub use build::{build, is_public, naming_limits, patch};
 pub use history::{Diff, History};
 pub use render::{Row, ZoneSet, rdata_text};
 
@@ -194,15 +195,12 @@ pub struct ViewZone {
     pub name: String,
     /// How it answers (recursion, CNAME chasing, explain).
     pub policy: ViewPolicy,
-    store: Arc<Store>,
     /// The fleet the backings index (the snapshot's, shared).
     fleet: Fleet,
-    /// By the node's lower-case wire name: where that name starts in the store (compared in
-    /// place while probing) and the node's index in `nodes`.
-    index: HashTable<(u32, u32)>,
-    nodes: Vec<Node>,
-    /// Each node's sets, sorted by type, back to back.
-    set_refs: Vec<SetId>,
+    /// The names a full build made (the store's, shared by every view).
+    base: Arc<Layer>,
+    /// The names changed since, over the base: a lookup tries it first (see [`layer`]).
+    top: Option<Arc<Layer>>,
     /// The forward zone first, then the reverse zones.
     zones: Vec<ZoneCut>,
     /// Subtrees under the apex that are not ours (`zone.passthrough`, AWS's own domains).
@@ -227,7 +225,7 @@ pub struct ZoneContents {
 
 /// A zone the view is authoritative for. Its SOA lives here rather than in the store, so a
 /// new serial changes a few records per view and never the shared store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ZoneCut {
     apex: LowerName,
     /// The apex in the store.
@@ -253,6 +251,8 @@ pub(crate) struct Node {
     /// The instances behind the name and the rules that made it (none for the zone's own
     /// names).
     backing: Arc<[Backing]>,
+    /// In a top layer: the name is gone (the base's node for it is not served).
+    gone: bool,
 }
 
 /// Whether two nodes' backings name the same instances for the same reasons. Backings index
@@ -324,7 +324,7 @@ pub enum Lookup<'a> {
 
 /// A set at a node: stored, or the zone's SOA (which lives in its [`ZoneCut`]).
 enum SetAt<'a> {
-    Stored(&'a SetInfo),
+    Stored(SetRef<'a>),
     Soa(&'a ZoneCut),
 }
 
@@ -359,7 +359,7 @@ impl ViewZone {
             return Lookup::NxDomain(negative_soa);
         };
         // RFC 1034 3.6.2: a CNAME owner has no other data, and answers every type with it.
-        if let Some(only) = self.node_sets(node).next()
+        if let Some(only) = node.sets().next()
             && node.sets == 1
             && only.code() == u16::from(RecordType::CNAME)
         {
@@ -395,7 +395,7 @@ impl ViewZone {
                     _ => &[],
                 };
                 Lookup::Answer {
-                    answers: self.store.records(set, &owner, usize::MAX),
+                    answers: set.records(&owner, usize::MAX),
                     additionals,
                     pick: set.pick(),
                 }
@@ -403,46 +403,62 @@ impl ViewZone {
         }
     }
 
-    /// The node at a lower-case wire name: the query path's one hash lookup.
+    /// The node at a lower-case wire name: the query path's hash lookup (two while a top
+    /// layer is over the base).
     #[inline]
-    pub(crate) fn node(&self, wire: &[u8]) -> Option<&Node> {
-        let store = &self.store;
-        (self.index)
-            .find(hash_name(wire), |&(start, _)| store.name_is(start, wire))
-            .map(|&(_, i)| &self.nodes[i as usize])
+    pub(crate) fn node(&self, wire: &[u8]) -> Option<NodeRef<'_>> {
+        if let Some(top) = &self.top
+            && let Some(node) = top.find(wire)
+        {
+            return (!node.gone).then(|| top.at(node));
+        }
+        self.base.find(wire).map(|node| self.base.at(node))
     }
 
-    fn node_of(&self, name: &LowerName) -> Option<&Node> {
+    fn node_of(&self, name: &LowerName) -> Option<NodeRef<'_>> {
         let mut buf = [0u8; 256];
         self.node(store::wire_into(name, &mut buf))
     }
 
     /// A node's stored sets, in type order.
     #[inline]
-    pub(crate) fn node_sets(&self, node: &Node) -> impl Iterator<Item = &SetInfo> {
-        let refs = &self.set_refs[node.first as usize..][..usize::from(node.sets)];
-        refs.iter().map(|&id| self.store.set(id))
+    pub(crate) fn node_sets<'a>(&self, node: NodeRef<'a>) -> impl Iterator<Item = SetRef<'a>> {
+        node.sets()
     }
 
     /// A set's records in answer-section wire form.
     #[inline]
-    pub(crate) fn wire(&self, set: &SetInfo) -> &[u8] {
-        self.store.wire(set)
+    pub(crate) fn wire<'a>(&self, set: SetRef<'a>) -> &'a [u8] {
+        set.wire()
+    }
+
+    /// Every node served: the base's that the top does not replace, then the top's that are
+    /// not tombstones. A scan, for the slow paths (transfers, comparisons, listings).
+    fn live(&self) -> impl Iterator<Item = NodeRef<'_>> {
+        let top = self.top.as_deref();
+        let base = &*self.base;
+        let kept = base
+            .nodes
+            .iter()
+            .map(move |n| base.at(n))
+            .filter(move |n| top.is_none_or(|t| t.find(n.wire_name()).is_none()));
+        let over = top
+            .into_iter()
+            .flat_map(|t| t.nodes.iter().filter(|n| !n.gone).map(move |n| t.at(n)));
+        kept.chain(over)
     }
 
     /// A node's sets in type order, its zone's SOA (which lives in the zone cut) included at
     /// an apex. Allocates nothing: the handler's lookups go through here.
-    fn sets_at(&self, node: &Node) -> impl Iterator<Item = SetAt<'_>> {
-        let refs = &self.set_refs[node.first as usize..][..usize::from(node.sets)];
+    fn sets_at<'a>(&'a self, node: NodeRef<'a>) -> impl Iterator<Item = SetAt<'a>> {
         let soa = u16::from(RecordType::SOA);
-        let (before, after) =
-            refs.split_at(refs.partition_point(|&id| self.store.set(id).code() < soa));
-        let apex = self.zones.iter().find(|z| z.apex_id == node.name);
-        let store = &*self.store;
-        let stored = move |&id: &SetId| SetAt::Stored(store.set(id));
-        (before.iter().map(stored))
+        let below = node.sets().take_while(move |s| s.code() < soa);
+        let above = node.sets().skip_while(move |s| s.code() < soa);
+        // Zone apexes are the base's: a top never holds one.
+        let apex = (self.zones.iter()).find(|z| node.is_in(&self.base) && z.apex_id == node.name);
+        (below.map(SetAt::Stored))
             .chain(apex.map(SetAt::Soa))
-            .chain(after.iter().map(stored))
+            .chain(above.map(SetAt::Stored))
     }
 
     /// The records of the zone whose apex is `apex`, for AXFR; `None` if this view does not
@@ -460,24 +476,21 @@ impl ViewZone {
 
     /// The nodes with data whose home is `zone` (not a zone cut below it), with their
     /// owner names: what a transfer of `zone` walks.
-    fn zone_nodes<'z>(&'z self, zone: &'z ZoneCut) -> impl Iterator<Item = (&'z Node, Name)> {
-        self.nodes
-            .iter()
-            .filter(|n| n.sets > 0)
-            .filter_map(move |node| {
-                let owner = self.store.hickory_name(node.name);
-                let home = self.zone_for(&LowerName::from(&owner));
-                home.is_some_and(|z| z.apex == zone.apex)
-                    .then_some((node, owner))
-            })
+    fn zone_nodes<'z>(&'z self, zone: &'z ZoneCut) -> impl Iterator<Item = (NodeRef<'z>, Name)> {
+        self.live().filter(|n| n.sets > 0).filter_map(move |node| {
+            let owner = node.owner();
+            let home = self.zone_for(&LowerName::from(&owner));
+            home.is_some_and(|z| z.apex == zone.apex)
+                .then_some((node, owner))
+        })
     }
 
     /// Every record a transfer of `zone` carries, its SOA left out, unsorted.
     fn zone_records(&self, zone: &ZoneCut) -> Vec<Record> {
         let mut records = Vec::new();
         for (node, owner) in self.zone_nodes(zone) {
-            for set in self.node_sets(node) {
-                records.extend(self.store.records(set, &owner, set.transferred()));
+            for set in node.sets() {
+                records.extend(set.records(&owner, set.transferred()));
             }
         }
         records
@@ -489,25 +502,36 @@ impl ViewZone {
     }
 
     /// Whether `self` and `other` give every client the same answers and transfers: the
-    /// publish-if-changed test. Counters and history are not answers. Builds are
-    /// deterministic (names in naming's order), so equal zones have their nodes in the same
-    /// order, and one pass over both compares them.
+    /// publish-if-changed test. Counters and history are not answers. Full builds are
+    /// deterministic (names in naming's order), so two without a top layer have equal nodes
+    /// in the same order and one pass over both compares them; otherwise each node served is
+    /// looked up in the other.
     pub fn same_answers(&self, other: &ViewZone) -> bool {
+        let same_node = |a: NodeRef<'_>, b: NodeRef<'_>| {
+            a.wire_name() == b.wire_name()
+                && a.sets == b.sets
+                && same_backing(&self.fleet, &a.backing, &other.fleet, &b.backing)
+                && a.sets().zip(b.sets()).all(|(x, y)| x.same(&y))
+        };
+        let nodes = || match (&self.top, &other.top) {
+            (None, None) => {
+                let (x, y) = (&*self.base, &*other.base);
+                x.nodes.len() == y.nodes.len()
+                    && (x.nodes.iter().zip(&y.nodes)).all(|(a, b)| same_node(x.at(a), y.at(b)))
+            }
+            _ => {
+                self.live().count() == other.live().count()
+                    && self
+                        .live()
+                        .all(|a| other.node(a.wire_name()).is_some_and(|b| same_node(a, b)))
+            }
+        };
         self.name == other.name
             && self.policy == other.policy
             && self.zones == other.zones
             && self.passthrough == other.passthrough
             && self.fast == other.fast
-            && self.nodes.len() == other.nodes.len()
-            && self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
-                self.store.name(a.name) == other.store.name(b.name)
-                    && a.sets == b.sets
-                    && same_backing(&self.fleet, &a.backing, &other.fleet, &b.backing)
-                    && self
-                        .node_sets(a)
-                        .zip(other.node_sets(b))
-                        .all(|(x, y)| same_set(self, x, other, y))
-            })
+            && nodes()
     }
 
     /// Whether the view has `name` (with records, or as a parent of names that have some).
@@ -551,21 +575,18 @@ impl ViewZone {
 
     /// The instances behind a name and why, if the view has the name.
     pub fn backing(&self, name: &LowerName) -> Option<&[Backing]> {
-        self.node_of(name).map(|n| &n.backing[..])
+        self.node_of(name).map(|n| &n.node.backing[..])
     }
 
     /// How many names have data (not counting empty non-terminals).
     pub fn name_count(&self) -> usize {
-        self.nodes
-            .iter()
-            .filter(|n| n.sets > 0 || self.zones.iter().any(|z| z.apex_id == n.name))
+        self.live()
+            .filter(|n| {
+                n.sets > 0
+                    || (n.is_in(&self.base) && self.zones.iter().any(|z| z.apex_id == n.name))
+            })
             .count()
     }
-}
-
-/// Whether two stored sets hand out the same records.
-fn same_set(a: &ViewZone, x: &SetInfo, b: &ViewZone, y: &SetInfo) -> bool {
-    x.rtype() == y.rtype() && x.pick() == y.pick() && a.wire(x) == b.wire(y)
 }
 
 /// Where the current snapshot lives. Readers `load` without a lock; the refresh loop `store`s

@@ -4,7 +4,7 @@
 
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use super::{Node, Pick, SetAt, ViewZone};
+use super::{NodeRef, Pick, SetAt, ViewZone};
 
 /// One record set of a zone, as a transfer carries it ([`ViewZone::zone_sets`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +71,7 @@ impl ViewZone {
         let Some(node) = self.node_of(name) else {
             return Vec::new();
         };
-        self.node_sets(node)
+        node.sets()
             .filter_map(|s| match s.pick() {
                 Pick::Window(n) => Some(format!(
                     "{name} {}: {} records, more than max_records_per_rrset ({n}): each answer \
@@ -85,12 +85,12 @@ impl ViewZone {
     }
 
     /// The record sets at a node in presentation form (type, data).
-    fn texts(&self, node: &Node) -> Vec<(RecordType, Vec<String>)> {
-        let owner = self.store.hickory_name(node.name);
+    fn texts(&self, node: NodeRef<'_>) -> Vec<(RecordType, Vec<String>)> {
+        let owner = node.owner();
         self.sets_at(node)
             .map(|set| {
                 let records = match set {
-                    SetAt::Stored(s) => self.store.records(s, &owner, usize::MAX),
+                    SetAt::Stored(s) => s.records(&owner, usize::MAX),
                     SetAt::Soa(zone) => vec![zone.soa.clone()],
                 };
                 let texts = records.iter().map(|r| rdata_text(&r.data)).collect();
@@ -108,8 +108,8 @@ impl ViewZone {
     /// Every name with data, sorted, for `stabledns names`: not for the query path.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows: Vec<Row> = Vec::new();
-        for node in &self.nodes {
-            let name = self.store.hickory_name(node.name).to_string();
+        for node in self.live() {
+            let name = node.owner().to_string();
             for (rtype, targets) in self.texts(node) {
                 rows.push(Row {
                     name: name.clone(),
@@ -141,8 +141,8 @@ impl ViewZone {
         let mut sets = Vec::new();
         for (node, owner) in self.zone_nodes(zone) {
             let text = owner.to_ascii();
-            for set in self.node_sets(node) {
-                let records = self.store.records(set, &owner, set.transferred());
+            for set in node.sets() {
+                let records = set.records(&owner, set.transferred());
                 sets.push(ZoneSet {
                     ttl: records.first().map_or(0, |r| r.ttl),
                     rdata: records.into_iter().map(|r| r.data).collect(),

@@ -1,0 +1,206 @@
+//! A view's names in layers: the base a full build makes, and over it at most one small top
+//! layer holding the names that changed since (a node per changed name, or a tombstone for a
+//! name gone). A lookup probes the top, then the base: two hash probes at most, and one while
+//! there is no top. Each layer has its own store, so a top is made without copying the base.
+
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use hickory_proto::rr::{Name, Record};
+
+use super::Node;
+use super::store::{SetId, SetInfo, Store, hash_name};
+
+/// Nodes, their sets and the index from wire name to node, over one store.
+#[derive(Debug)]
+pub(crate) struct Layer {
+    pub(super) store: Arc<Store>,
+    /// By the node's lower-case wire name: where that name starts in the store (compared in
+    /// place while probing) and the node's index in `nodes`.
+    index: HashTable<(u32, u32)>,
+    pub(super) nodes: Vec<Node>,
+    /// Each node's sets, sorted by type, back to back.
+    set_refs: Vec<SetId>,
+    /// Names other names lie directly below, when that is not the zone's apex (wire form):
+    /// a change to one of these may add or remove an empty non-terminal.
+    pub(super) parents: rustc_hash::FxHashSet<Vec<u8>>,
+}
+
+impl Layer {
+    /// A layer of `nodes`, indexed.
+    pub(super) fn new(store: Arc<Store>, mut nodes: Vec<Node>, mut set_refs: Vec<SetId>) -> Self {
+        let mut index = HashTable::with_capacity(nodes.len());
+        for (i, node) in nodes.iter().enumerate() {
+            let entry = (store.name_start(node.name), i as u32);
+            index.insert_unique(hash_name(store.name(node.name)), entry, |&(_, i)| {
+                hash_name(store.name(nodes[i as usize].name))
+            });
+        }
+        nodes.shrink_to_fit();
+        set_refs.shrink_to_fit();
+        Self {
+            store,
+            index,
+            nodes,
+            set_refs,
+            parents: Default::default(),
+        }
+    }
+
+    /// The node at a lower-case wire name, a tombstone included.
+    #[inline]
+    pub(super) fn find(&self, wire: &[u8]) -> Option<&Node> {
+        let store = &self.store;
+        (self.index)
+            .find(hash_name(wire), |&(start, _)| store.name_is(start, wire))
+            .map(|&(_, i)| &self.nodes[i as usize])
+    }
+
+    /// A node of this layer.
+    pub(super) fn at<'a>(&'a self, node: &'a Node) -> NodeRef<'a> {
+        NodeRef { layer: self, node }
+    }
+}
+
+/// A node and the layer it lives in, whose store its name and sets are in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeRef<'a> {
+    pub(super) layer: &'a Layer,
+    pub(super) node: &'a Node,
+}
+
+impl std::ops::Deref for NodeRef<'_> {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        self.node
+    }
+}
+
+impl<'a> NodeRef<'a> {
+    /// Its lower-case wire name.
+    pub(crate) fn wire_name(&self) -> &'a [u8] {
+        self.layer.store.name(self.node.name)
+    }
+
+    /// Its name, for the slow paths.
+    pub(crate) fn owner(&self) -> Name {
+        self.layer.store.hickory_name(self.node.name)
+    }
+
+    /// Its stored sets, in type order.
+    #[inline]
+    pub(crate) fn sets(&self) -> impl Iterator<Item = SetRef<'a>> + use<'a> {
+        let layer = self.layer;
+        let refs = &layer.set_refs[self.node.first as usize..][..usize::from(self.node.sets)];
+        refs.iter().map(move |&id| SetRef {
+            info: layer.store.set(id),
+            store: &layer.store,
+        })
+    }
+
+    /// Whether it lives in `layer`.
+    pub(super) fn is_in(&self, layer: &Layer) -> bool {
+        std::ptr::eq(self.layer, layer)
+    }
+}
+
+/// A stored set and the store its records are in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SetRef<'a> {
+    info: &'a SetInfo,
+    store: &'a Store,
+}
+
+impl std::ops::Deref for SetRef<'_> {
+    type Target = SetInfo;
+
+    fn deref(&self) -> &SetInfo {
+        self.info
+    }
+}
+
+impl<'a> SetRef<'a> {
+    /// Its records in answer-section wire form.
+    #[inline]
+    pub(crate) fn wire(&self) -> &'a [u8] {
+        self.store.wire(self.info)
+    }
+
+    /// Its first `n` records as hickory records owned by `owner`.
+    pub(crate) fn records(&self, owner: &Name, n: usize) -> Vec<Record> {
+        self.store.records(self.info, owner, n)
+    }
+
+    /// Whether two sets hand out the same records.
+    pub(crate) fn same(&self, other: &SetRef<'_>) -> bool {
+        self.code() == other.code() && self.pick() == other.pick() && self.wire() == other.wire()
+    }
+}
+
+/// A top layer made from two full builds, for tests of the layered reads: `base` answering
+/// as `next` does.
+#[cfg(test)]
+impl super::ViewZone {
+    pub(crate) fn topped_as(&self, next: &super::ViewZone) -> super::ViewZone {
+        use super::store::StoreBuilder;
+        let mut store = StoreBuilder::default();
+        let (mut nodes, mut set_refs) = (Vec::new(), Vec::new());
+        let mut put = |n: NodeRef<'_>, gone: bool| {
+            let first = set_refs.len() as u32;
+            for set in n.sets().filter(|_| !gone) {
+                set_refs.push(store.set(set.rtype(), set.pick(), set.count(), set.wire()));
+            }
+            nodes.push(Node {
+                name: store.intern(n.wire_name()),
+                first,
+                sets: if gone { 0 } else { n.sets },
+                forward: n.forward,
+                backing: if gone {
+                    Arc::from([])
+                } else {
+                    n.backing.clone()
+                },
+                gone,
+            });
+        };
+        let base = &*self.base;
+        for n in next.live() {
+            let same = base
+                .find(n.wire_name())
+                .map(|b| base.at(b))
+                .is_some_and(|b| {
+                    b.sets == n.sets
+                        && b.backing == n.backing
+                        && b.sets().zip(n.sets()).all(|(x, y)| x.same(&y))
+                });
+            if !same {
+                put(n, false);
+            }
+        }
+        for n in base.nodes.iter().map(|n| base.at(n)) {
+            if next.node(n.wire_name()).is_none() {
+                put(n, true);
+            }
+        }
+        let top = Layer::new(Arc::new(store.finish()), nodes, set_refs);
+        let mut zones = next.zones.clone();
+        for zone in &mut zones {
+            if let Some(ours) = self.zones.iter().find(|z| z.apex == zone.apex) {
+                zone.apex_id = ours.apex_id;
+            }
+        }
+        super::ViewZone {
+            name: next.name.clone(),
+            policy: next.policy.clone(),
+            fleet: next.fleet.clone(),
+            base: self.base.clone(),
+            top: Some(Arc::new(top)),
+            zones,
+            passthrough: next.passthrough.clone(),
+            over_cap: next.over_cap,
+            fast: next.fast.clone(),
+            history: std::sync::OnceLock::new(),
+        }
+    }
+}
