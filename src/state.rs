@@ -61,27 +61,27 @@ const DEPARTED_MAX: usize = 10_000;
 
 /// Adds to `history` the instances of `before` that held addresses and no longer do in
 /// `after` (gone, or terminated), each with the names `names` says it had, then forgets what
-/// is older than 90 days or beyond the newest 10,000.
-pub fn record_departures(
+/// is older than 90 days or beyond the newest 10,000. `find` is `after`'s instance by id.
+///
+/// Only the instances not at the same place in both fleets are looked up: an event replaces
+/// a few in place, so its departures cost what it changed, not a pass over the fleet.
+pub fn record_departures<'f>(
     history: &mut Vec<Departed>,
     before: &[Arc<Instance>],
     names: &dyn Fn(&Instance) -> Vec<String>,
     after: &[Arc<Instance>],
+    find: &dyn Fn(&str) -> Option<&'f Instance>,
     now: jiff::Timestamp,
 ) {
-    let holding = |i: &&Arc<Instance>| {
+    let holding = |i: &Instance| {
         i.state.holds_addresses()
             && (i.private_ip.is_some() || i.public_ip.is_some() || !i.ipv6.is_empty())
     };
-    let still: std::collections::HashSet<&str> = after
-        .iter()
-        .filter(holding)
-        .map(|i| i.id.as_str())
-        .collect();
-    let gone: Vec<Departed> = before
-        .iter()
-        .filter(holding)
-        .filter(|i| !still.contains(i.id.as_str()))
+    let gone: Vec<Departed> = (before.iter().enumerate())
+        .filter(|(at, i)| after.get(*at).is_none_or(|a| !Arc::ptr_eq(a, i)))
+        .map(|(_, i)| i)
+        .filter(|i| holding(i))
+        .filter(|i| !find(&i.id).is_some_and(holding))
         .map(|i| Departed {
             instance: Instance::clone(i),
             departed_at: now,
@@ -249,6 +249,11 @@ fn shared_instances<S: serde::Serializer>(
 mod tests {
     use super::*;
 
+    /// An instance of `fleet` by id.
+    fn find<'f>(fleet: &'f [Instance]) -> impl Fn(&str) -> Option<&'f Instance> {
+        move |id| fleet.iter().find(|i| i.id == id)
+    }
+
     fn shared(fleet: &[Instance]) -> Vec<Arc<Instance>> {
         fleet.iter().cloned().map(Arc::new).collect()
     }
@@ -300,21 +305,49 @@ mod tests {
         let now = jiff::Timestamp::now();
         let mut history = Vec::new();
         let none = |_: &Instance| Vec::new();
-        record_departures(&mut history, &shared(&fleet), &none, &shared(&fleet), now);
+        record_departures(
+            &mut history,
+            &shared(&fleet),
+            &none,
+            &shared(&fleet),
+            &find(&fleet),
+            now,
+        );
         assert!(history.is_empty(), "nothing left");
 
         // One instance gone, one terminated: both departed, each once.
         let mut after = fleet[2..].to_vec();
         after[0].state = crate::inventory::InstanceState::Terminated;
-        record_departures(&mut history, &shared(&fleet), &none, &shared(&after), now);
+        record_departures(
+            &mut history,
+            &shared(&fleet),
+            &none,
+            &shared(&after),
+            &find(&after),
+            now,
+        );
         let ids: Vec<&str> = history.iter().map(|d| d.instance.id.as_str()).collect();
         assert_eq!(ids, [&fleet[0].id, &fleet[1].id, &fleet[2].id]);
-        record_departures(&mut history, &shared(&fleet), &none, &shared(&after), now);
+        record_departures(
+            &mut history,
+            &shared(&fleet),
+            &none,
+            &shared(&after),
+            &find(&after),
+            now,
+        );
         assert_eq!(history.len(), 3, "a departure seen again is listed once");
 
         // Departures older than the horizon are forgotten.
         let later = now + DEPARTED_FOR + jiff::SignedDuration::from_secs(1);
-        record_departures(&mut history, &shared(&after), &none, &shared(&after), later);
+        record_departures(
+            &mut history,
+            &shared(&after),
+            &none,
+            &shared(&after),
+            &find(&after),
+            later,
+        );
         assert!(history.is_empty(), "{history:?}");
     }
 }

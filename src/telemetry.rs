@@ -472,6 +472,8 @@ pub struct RefreshStats {
     pub publishes: AtomicU64,
     /// Snapshots built: a refresh that finds the served fleet again builds none.
     pub builds: AtomicU64,
+    /// Snapshots made by patching the served one with a change that EC2 events brought.
+    pub patches: AtomicU64,
     /// Instances the last fetch skipped as unusable.
     pub skipped_instances: AtomicU64,
     /// When the API last confirmed the published data (Unix ms; 0 = never).
@@ -545,6 +547,11 @@ impl Report for RefreshStats {
             "stabledns_snapshots_built",
             "Snapshots built (a refresh that finds the served fleet builds none)",
             load(&self.builds),
+        );
+        out.counter(
+            "stabledns_snapshots_patched",
+            "Snapshots made from the served one and an EC2 event's change, not built in full",
+            load(&self.patches),
         );
         out.gauge(
             "stabledns_inventory_skipped_instances",

@@ -395,6 +395,16 @@ fn walk(config: &Config, seeds: u64) -> usize {
             if let Some((p, says)) = &made {
                 patched += 1;
                 patch_agrees(p, *says, &by_events, changes, &at);
+                // IXFR: the patched snapshot's diff from the served one is the full build's.
+                p.link_history(&served);
+                by_events.link_history(&served);
+                for (x, y) in p.views.iter().zip(&by_events.views) {
+                    let (x, y) = (x.history().0.last(), y.history().0.last());
+                    let records = |d: Option<&std::sync::Arc<crate::zone::Diff>>| {
+                        d.map(|d| (d.removed.clone(), d.added.clone()))
+                    };
+                    assert_eq!(records(x), records(y), "{at}: IXFR diff");
+                }
             }
             // A full read of the same fleet, in another order.
             let mut listed = world.read(None);

@@ -365,6 +365,7 @@ impl Refresher {
         let started = std::time::Instant::now();
         let mut fleet: Vec<Arc<Instance>> = previous.fleet.to_vec();
         let mut changed_at = None;
+        let mut moved = BTreeSet::new();
         for (region, ids) in &wanted {
             let list: Vec<String> = ids.iter().cloned().collect();
             let fetched = match ec2.describe_ids(region, &list).await {
@@ -379,11 +380,13 @@ impl Refresher {
                 warn!("{why}");
             }
             changed_at = changed_at.max(fetched.changed_at);
-            read_back(&mut fleet, region, ids, fetched.instances);
+            moved.append(&mut read_back(&mut fleet, region, ids, fetched.instances));
         }
         let read_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.building = std::time::Duration::ZERO;
-        let outcome = self.consider(fleet.into(), false, changed_at).await;
+        let outcome = self
+            .consider(fleet.into(), false, changed_at, Some(&moved))
+            .await;
         let build_ms = std::mem::take(&mut self.building).as_secs_f64() * 1000.0;
         add(&counts.applied, news.len());
         for e in &news {

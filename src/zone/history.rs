@@ -97,7 +97,7 @@ impl ViewZone {
 /// The records `a` transfers that `b` does not (a TTL change counts), SOAs left out.
 fn missing_from(a: &ViewZone, b: &ViewZone) -> Vec<Record> {
     let mut out = Vec::new();
-    for node in a.live() {
+    for node in a.differing(b) {
         let other = b.node(node.wire_name());
         let mut owner: Option<Name> = None;
         for set in node.sets() {

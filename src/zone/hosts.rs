@@ -233,12 +233,25 @@ impl Hosts {
     }
 
     /// Walks both sorted name lists together, calling `f` once per name with each side's
-    /// entry.
+    /// entry; when both share a base, only the names their tops hold (no other can differ).
     fn merge<'s>(
         &'s self,
         next: &'s Hosts,
         mut f: impl FnMut(Option<(&'s [u8], &'s [Backing])>, Option<(&'s [u8], &'s [Backing])>),
     ) {
+        if Arc::ptr_eq(&self.base, &next.base) {
+            let tops = [self.top.as_deref(), next.top.as_deref()];
+            let names: std::collections::BTreeSet<&[u8]> = (tops.into_iter().flatten())
+                .flat_map(|t| t.names.keys().map(|k| &k[..]))
+                .collect();
+            for name in names {
+                let (a, b) = (self.get(name), next.get(name));
+                if a.is_some() || b.is_some() {
+                    f(a.map(|a| (name, a)), b.map(|b| (name, b)));
+                }
+            }
+            return;
+        }
         let (mut mine, mut theirs) = (self.entries().peekable(), next.entries().peekable());
         loop {
             let order = match (mine.peek(), theirs.peek()) {

@@ -138,6 +138,24 @@ impl<'a> SetRef<'a> {
     }
 }
 
+impl super::ViewZone {
+    /// The nodes of `self` that may differ from `other`'s: every node served, or, when both
+    /// share a base, those at the names either top holds (no other can differ).
+    pub(super) fn differing<'a>(
+        &'a self,
+        other: &'a super::ViewZone,
+    ) -> Box<dyn Iterator<Item = NodeRef<'a>> + 'a> {
+        if !Arc::ptr_eq(&self.base, &other.base) {
+            return Box::new(self.live());
+        }
+        let tops = [self.top.as_deref(), other.top.as_deref()];
+        let names: std::collections::BTreeSet<&[u8]> = (tops.into_iter().flatten())
+            .flat_map(|t| t.nodes.iter().map(|n| t.at(n).wire_name()))
+            .collect();
+        Box::new(names.into_iter().filter_map(|name| self.node(name)))
+    }
+}
+
 /// A top layer made from two full builds, for tests of the layered reads: `base` answering
 /// as `next` does.
 #[cfg(test)]

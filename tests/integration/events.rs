@@ -90,6 +90,103 @@ async fn messages_left(sqs: &aws_sdk_sqs::Client, queue: &str) -> u64 {
         .sum()
 }
 
+/// Without reverse zones, slots or SRV records, an event's change is patched into the served
+/// snapshot: no full build, and the answers, the serial and the metrics move as with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_s_change_is_patched_into_the_served_snapshot() {
+    let moto = Moto::start();
+    let ec2 = moto.client("eu-west-1");
+    let sqs = sqs(&moto);
+    let queue = queue(&sqs, "stabledns-patch").await;
+    let net = Network::create(&ec2).await;
+    let api = [("Env", "prod"), ("Name", "api")];
+    let first = net.launch(&ec2, 2, false, &api, &[]).await;
+    let (ip0, ip1) = (
+        private_ip(&ec2, &first[0]).await,
+        private_ip(&ec2, &first[1]).await,
+    );
+    let extra = format!(
+        "refresh_interval = \"1h\"\napi_timeout = \"2s\"\nmax_backoff = \"2s\"\n\
+         [[inventory.filters]]\nname = \"tag:Env\"\nvalues = [\"prod\"]\n[inventory.events]\nqueues = {{ eu-west-1 = \"{queue}\" }}\n\
+         endpoint_url = \"{}\"\nwait = \"1s\"\n",
+        moto.url
+    );
+    let mut config = ec2_config(&moto.url, &["eu-west-1"], &extra);
+    for view in &mut config.views {
+        view.reverse.clear();
+    }
+    for rule in &mut config.naming.rules {
+        rule.slots = false;
+    }
+    let server = TestServer::start(config).await;
+    let addr = server.addr();
+    wait_for(addr, "api.internal.", RecordType::A, &[&ip0, &ip1], SOON).await;
+    let stats = server.refresh_stats();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let (builds, serial) = (count(&stats.builds), server.running_serial());
+    let t0 = jiff::Timestamp::now();
+    let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+
+    // A launch joins the tier and gets its own name.
+    let new = net.launch(&ec2, 1, true, &api, &[]).await[0].clone();
+    let ip2 = private_ip(&ec2, &new).await;
+    send(&sqs, &queue, &state_change("p1", &new, "running", at(1))).await;
+    wait_for(
+        addr,
+        "api.internal.",
+        RecordType::A,
+        &[&ip0, &ip1, &ip2],
+        SOON,
+    )
+    .await;
+    let own = format!("{new}.internal.");
+    assert_eq!(
+        summary(&ask(addr, &own, RecordType::A).await).len(),
+        2,
+        "CNAME and address"
+    );
+
+    // A termination leaves the tier, and its name is gone.
+    ec2.terminate_instances()
+        .instance_ids(&first[0])
+        .send()
+        .await
+        .expect("terminate");
+    send(
+        &sqs,
+        &queue,
+        &state_change("p2", &first[0], "terminated", at(2)),
+    )
+    .await;
+    wait_for(addr, "api.internal.", RecordType::A, &[&ip1, &ip2], SOON).await;
+    let gone = format!("{}.internal.", first[0]);
+    wait_for(addr, &gone, RecordType::A, &["Non-Existent Domain"], SOON).await;
+
+    assert_eq!(
+        count(&stats.builds),
+        builds,
+        "no full build for either event"
+    );
+    assert_eq!(count(&stats.patches), 2);
+    assert_ne!(
+        server.running_serial(),
+        serial,
+        "a changed zone has a new serial"
+    );
+    let snapshot = server.snapshot();
+    assert_eq!(
+        snapshot.instance(&new).map(|i| i.id.as_str()),
+        Some(new.as_str())
+    );
+    assert!(
+        snapshot.instance(&first[0]).is_none(),
+        "the terminated one is gone"
+    );
+    let samples = scrape(server.admin()).await;
+    assert_eq!(value(&samples, "stabledns_snapshots_patched_total{}"), 2.0);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_move_names_within_seconds_of_a_launch_stop_and_termination() {
     let moto = Moto::start();
