@@ -313,8 +313,9 @@ fn the_fleet_events_leave_builds_what_a_full_read_builds() {
 
 /// Changes a patch covers ([`crate::zone::patch`]) are patched: the patched snapshot, with
 /// top layers over top layers, equals the full build of the same fleet in everything shown,
-/// and says whether an answer changed as comparing them does. Without reverse zones, slots
-/// or SRV records most changes are patched; with slots and SRV records, some.
+/// and says whether an answer changed as comparing them does. Slot names and names with a
+/// dot bring empty non-terminals that come and go. Without reverse zones or SRV records every
+/// change is patched; with SRV records, those that touch no tier offering one.
 #[test]
 fn a_patched_snapshot_is_the_full_build() {
     let mut config = config();
@@ -322,13 +323,13 @@ fn a_patched_snapshot_is_the_full_build() {
         view.reverse.clear();
     }
     let some = walk(&config, 20);
-    assert!(some >= 25, "only {some} of 600 changes were patched");
+    assert!(some >= 80, "only {some} of 600 changes were patched");
     for rule in &mut config.naming.rules {
         rule.slots = false;
     }
     config.naming.srv_tag = "not-in-this-fleet".into();
     let most = walk(&config, 20);
-    assert!(most >= 100, "only {most} of 600 changes were patched");
+    assert!(most >= 500, "only {most} of 600 changes were patched");
 }
 
 /// Random fleets changed step by step as EC2 events change them, each step checked against

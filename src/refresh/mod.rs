@@ -30,12 +30,13 @@ use crate::state;
 use crate::zone::{self, Snapshot, SnapshotCell};
 
 pub mod events;
+mod incremental;
 mod log;
+mod publishing;
 mod saver;
 mod slots;
 
 pub use log::diff;
-use log::log_publish;
 use slots::remembers_slots;
 pub use slots::{Tagged, slot_mode, tag_slots};
 
@@ -500,74 +501,6 @@ impl Refresher {
         }
     }
 
-    /// The served snapshot patched with the change at positions `moved` of `fleet` (see
-    /// [`zone::patch`]), on a blocking thread; `None` when a full build has to make it. The
-    /// claim index of the served fleet is kept from one event to the next (made again after
-    /// a full build, at the first event that needs it).
-    async fn patch_next(
-        &mut self,
-        fleet: &Fleet,
-        previous: Option<Arc<Snapshot>>,
-        moved: &BTreeSet<u32>,
-    ) -> Option<(Snapshot, bool)> {
-        let prev = previous?;
-        if let Some(indexing) = self.indexing.take() {
-            match indexing.await {
-                Ok(made) => self.claims = Some(made),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => {}
-            }
-        }
-        let index = (self.claims.take())
-            .filter(|(of, _)| Arc::ptr_eq(of, &prev.fleet))
-            .map(|(_, index)| index);
-        let (config, fleet, moved) = (self.config.clone(), fleet.clone(), moved.clone());
-        let made = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let limits = zone::naming_limits(&config.zone);
-            let rules = &config.naming;
-            let mut index = index
-                .unwrap_or_else(|| naming::delta::ClaimIndex::new(&prev.fleet, rules, &limits));
-            let empty = naming::Slots::new();
-            let slots = if remembers_slots(&config) {
-                &prev.slots
-            } else {
-                &empty
-            };
-            let delta = naming::delta::rename(
-                &mut index,
-                &prev.fleet,
-                &fleet,
-                &moved,
-                rules,
-                &limits,
-                slots,
-            );
-            let patched = zone::patch(
-                &prev,
-                &config.zone,
-                &config.views,
-                rules,
-                &fleet,
-                &delta,
-                &moved,
-            );
-            (fleet, index, patched, started.elapsed())
-        })
-        .await;
-        let (fleet, index, patched, took) = match made {
-            Ok(made) => made,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => return None,
-        };
-        self.building += took;
-        self.claims = Some((fleet, index));
-        if patched.is_some() {
-            self.stats.patches.fetch_add(1, Ordering::Relaxed);
-        }
-        patched
-    }
-
     /// [`build_next`] on a blocking thread: seconds of CPU at 100k instances, kept off the
     /// runtime's workers, which answer queries. `None` when the runtime is shutting down.
     async fn build_next(
@@ -591,91 +524,6 @@ impl Refresher {
             Ok(built) => Some(built),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => None,
-        }
-    }
-
-    /// Gives `snapshot` the next serial, publishes it and writes the state file; then, off the
-    /// loop, links its IXFR history, logs the change, records departures and sends NOTIFY.
-    async fn publish(
-        &mut self,
-        previous: Option<Arc<Snapshot>>,
-        mut snapshot: Snapshot,
-        instances: Fleet,
-        newest: Option<jiff::Timestamp>,
-    ) {
-        // The last publish's history is what this one's extends.
-        self.settle().await;
-        stamp(&mut snapshot, previous.as_deref(), newest);
-        let serial = snapshot.serial;
-        let slots = snapshot.slots.clone();
-        self.cell.store(snapshot);
-        self.stats.publishes.fetch_add(1, Ordering::Relaxed);
-        let Some(published) = self.cell.load() else {
-            return;
-        };
-        // After the swap: answers do not wait for what reads every name of both snapshots
-        // (90 ms at 100,000 instances), and neither does the next EC2 event, whose build
-        // overlaps it. NOTIFY goes out once the diff is there for the secondaries it calls.
-        self.index_soon(&published.fleet);
-        let departed = (self.config.inventory.state_file.is_some()).then(|| self.departed.clone());
-        let notify = self
-            .notify
-            .then(|| (self.metrics.clone(), self.cell.clone()));
-        let shown = published.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            if let Some(prev) = &previous {
-                published.link_history(prev);
-            }
-            log_publish(previous.as_deref(), &published);
-            if let (Some(prev), Some(departed)) = (&previous, departed)
-                && let Ok(mut departed) = departed.lock()
-            {
-                state::record_departures(
-                    &mut departed,
-                    &prev.fleet,
-                    &|i| prev.own_names(&i.id),
-                    &published.fleet,
-                    &|id| published.instance(id),
-                    jiff::Timestamp::now(),
-                );
-            }
-        });
-        self.after = Some(tokio::spawn(async move {
-            if let Err(e) = work.await
-                && e.is_panic()
-            {
-                std::panic::resume_unwind(e.into_panic());
-            }
-            if let Some((metrics, cell)) = notify {
-                crate::dns::notify::announce(&shown, &metrics, &cell);
-            }
-        }));
-        self.save_state(serial, instances, slots);
-    }
-
-    /// Starts making the claim index of a served fleet that has none, when EC2 events will
-    /// change it: off the loop, so the first event need not wait for all of it.
-    fn index_soon(&mut self, fleet: &Fleet) {
-        let indexed = (self.claims.as_ref()).is_some_and(|(of, _)| Arc::ptr_eq(of, fleet));
-        if self.config.inventory.source.events().is_none() || indexed {
-            return;
-        }
-        let (config, fleet) = (self.config.clone(), fleet.clone());
-        self.claims = None;
-        self.indexing = Some(tokio::task::spawn_blocking(move || {
-            let limits = zone::naming_limits(&config.zone);
-            let index = naming::delta::ClaimIndex::new(&fleet, &config.naming, &limits);
-            (fleet, index)
-        }));
-    }
-
-    /// Waits for the last publish's work after its swap.
-    async fn settle(&mut self) {
-        if let Some(after) = self.after.take()
-            && let Err(e) = after.await
-            && e.is_panic()
-        {
-            std::panic::resume_unwind(e.into_panic());
         }
     }
 

@@ -219,7 +219,6 @@ fn build_view<'a>(
         zones: Vec::new(),
         passthrough: ctx.passthrough.clone(),
         capped: Vec::new(),
-        parents: Default::default(),
         over_cap: 0,
         empty: ctx.empty.clone(),
     };
@@ -326,8 +325,6 @@ struct ViewBuilder<'a> {
     passthrough: Arc<[LowerName]>,
     /// Sets larger than `max_records_per_rrset`, for the warnings.
     capped: Vec<String>,
-    /// Names with a name directly below them, deeper than the apex's children.
-    parents: rustc_hash::FxHashSet<Vec<u8>>,
     /// Records past the cap, which transfers leave out (answers rotate them in).
     over_cap: usize,
     empty: Arc<[Backing]>,
@@ -362,8 +359,9 @@ impl ViewBuilder<'_> {
             }
             None => FastZone::default(),
         };
+        let apexes: Vec<&[u8]> = self.zones.iter().map(|z| store.name(z.apex_id)).collect();
         let mut base = super::Layer::new(store.clone(), self.nodes, self.set_refs);
-        base.parents = self.parents;
+        base.children = super::layer::child_counts(&base, &apexes);
         ViewZone {
             name: self.policy.name.clone(),
             policy: self.policy.clone(),
@@ -519,7 +517,6 @@ impl ViewBuilder<'_> {
             if parent.len() <= apex.len() {
                 break;
             }
-            self.parents.insert(parent.to_vec());
             let id = store.intern(parent);
             if self.by_name.get(id).is_some() {
                 break; // its ancestors are there already

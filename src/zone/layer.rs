@@ -21,9 +21,10 @@ pub(crate) struct Layer {
     pub(super) nodes: Vec<Node>,
     /// Each node's sets, sorted by type, back to back.
     set_refs: Vec<SetId>,
-    /// Names other names lie directly below, when that is not the zone's apex (wire form):
-    /// a change to one of these may add or remove an empty non-terminal.
-    pub(super) parents: rustc_hash::FxHashSet<Vec<u8>>,
+    /// How many nodes lie directly below a name that is not a zone's apex (wire form): a
+    /// base's counts, a top's changes to them. A name with none and no data does not exist;
+    /// one with some and no data is an empty non-terminal.
+    pub(super) children: rustc_hash::FxHashMap<Vec<u8>, i32>,
 }
 
 impl Layer {
@@ -43,7 +44,7 @@ impl Layer {
             index,
             nodes,
             set_refs,
-            parents: Default::default(),
+            children: Default::default(),
         }
     }
 
@@ -60,6 +61,27 @@ impl Layer {
     pub(super) fn at<'a>(&'a self, node: &'a Node) -> NodeRef<'a> {
         NodeRef { layer: self, node }
     }
+}
+
+/// The parent of a wire name (its first label off).
+pub(super) fn parent(wire: &[u8]) -> Option<&[u8]> {
+    let skip = 1 + usize::from(*wire.first()?);
+    (wire.len() > skip).then(|| &wire[skip..])
+}
+
+/// How many nodes of `layer` lie directly below each name that is not one of `apexes`.
+pub(super) fn child_counts(layer: &Layer, apexes: &[&[u8]]) -> rustc_hash::FxHashMap<Vec<u8>, i32> {
+    let mut counts: rustc_hash::FxHashMap<Vec<u8>, i32> = Default::default();
+    for node in &layer.nodes {
+        let wire = layer.store.name(node.name);
+        if apexes.contains(&wire) {
+            continue;
+        }
+        if let Some(up) = parent(wire).filter(|up| !apexes.contains(up)) {
+            *counts.entry(up.to_vec()).or_default() += 1;
+        }
+    }
+    counts
 }
 
 /// A node and the layer it lives in, whose store its name and sets are in.

@@ -6,8 +6,7 @@
 //! Not every change is covered yet; those that are not get a full build, which is always
 //! right (the caller's choice, `None` here):
 //! - a view with reverse zones: PTR records follow each instance's best name, across names;
-//! - SRV records under a touched tier: their targets are other names' addresses;
-//! - a touched name with a dot in it, or one other names lie below: empty non-terminals.
+//! - SRV records under a touched tier: their targets are other names' addresses.
 //!
 //! A top layer grows with every patch over the same base (a change copies the last top, not
 //! the base); past [`MAX_TOP`] nodes or a sixteenth of the base the next change is a full
@@ -18,7 +17,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{owner_wire, public_wire, push_sets, rank};
 use crate::inventory::{Fleet, Instance};
@@ -26,7 +25,7 @@ use crate::naming::delta::Delta;
 use crate::naming::{Backing, HostName, Rules};
 use crate::view::ViewPolicy;
 use crate::zone::hosts::Top as HostsTop;
-use crate::zone::layer::{Layer, NodeRef};
+use crate::zone::layer::{Layer, NodeRef, parent};
 use crate::zone::settings::ZoneConfig;
 use crate::zone::store::{StoreBuilder, wire_name};
 use crate::zone::{Node, Pick, Snapshot, ViewZone};
@@ -76,18 +75,12 @@ pub fn patch(
     let mut touched: Vec<Touched<'_>> = Vec::with_capacity(named.len());
     let mut wire = Vec::with_capacity(256);
     for name in named {
-        if name.contains('.') {
-            return None;
-        }
         let host = (delta.part.names)
             .binary_search_by(|h| h.name.as_str().cmp(name))
             .ok()
             .map(|i| &delta.part.names[i]);
         match owner_wire(name, zone, &apex_wire, &passthrough, &mut wire) {
             Ok(()) => {
-                if prev.views.iter().any(|v| v.base.parents.contains(&wire)) {
-                    return None;
-                }
                 touched.push(Touched {
                     wire: wire.clone(),
                     host,
@@ -106,8 +99,13 @@ pub fn patch(
         if policy.name != before.name {
             return None;
         }
-        let (view, changed_here) =
-            patch_view(before, policy, zone, rules, fleet, &touched, &mut warnings)?;
+        let inputs = Inputs {
+            zone,
+            rules,
+            fleet,
+            apex: &apex_wire,
+        };
+        let (view, changed_here) = patch_view(before, policy, &inputs, &touched, &mut warnings)?;
         any_change |= changed_here;
         out_views.push(view);
     }
@@ -148,17 +146,45 @@ pub fn patch(
     Some((snapshot, any_change))
 }
 
-/// One view with the touched names built again over its base, and whether any of them
-/// answers differently now; `None` when its top would outgrow what a top is for.
+/// What every view's patch reads.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    zone: &'a ZoneConfig,
+    rules: &'a Rules,
+    fleet: &'a Fleet,
+    /// The forward zone's apex in wire form.
+    apex: &'a [u8],
+}
+
+/// What a name is after the change, in one view.
+enum Now {
+    /// Records (its sets, stored at `first` in the top's set list) and its instances.
+    Data(Node),
+    /// No records, names below it: an empty non-terminal.
+    Empty,
+    /// Nothing.
+    Gone,
+}
+
+/// One view with the touched names built again over its base, and whether any answer in it
+/// changed; `None` when its top would outgrow what a top is for.
+///
+/// A name exists when it has records or names below it (RFC 8020); each layer counts the
+/// names directly below a name, so the touched names and their ancestors, deepest first,
+/// settle which empty non-terminals appear and go.
 fn patch_view(
     before: &ViewZone,
     policy: &ViewPolicy,
-    zone: &ZoneConfig,
-    rules: &Rules,
-    fleet: &Fleet,
+    at: &Inputs<'_>,
     touched: &[Touched<'_>],
     warnings: &mut Vec<String>,
 ) -> Option<(ViewZone, bool)> {
+    let Inputs {
+        zone,
+        rules,
+        fleet,
+        apex,
+    } = *at;
     let cap = zone.max_records_per_rrset;
     let mut store = StoreBuilder::default();
     let (mut nodes, mut set_refs) = (Vec::new(), Vec::new());
@@ -166,13 +192,15 @@ fn patch_view(
     let mut capped = Vec::new();
     let mut changed = false;
     let empty: Arc<[Backing]> = Arc::from([]);
+    let base = &*before.base;
+    // The touched names' records now, and the ancestors whose existence may follow them.
+    let mut now: FxHashMap<&[u8], Now> = FxHashMap::default();
+    let mut candidates: Vec<&[u8]> = Vec::with_capacity(touched.len());
     for t in touched {
-        let was = before.node(&t.wire);
-        if let Some(was) = was {
+        if let Some(was) = before.node(&t.wire) {
             over_cap = over_cap.saturating_sub(over(was, cap));
         }
-        let base = before.base.find(&t.wire).map(|n| before.base.at(n));
-        match t
+        let state = match t
             .host
             .and_then(|h| host_sets(h, policy, zone, rules, fleet))
         {
@@ -187,15 +215,59 @@ fn patch_view(
                     &mut over_cap,
                     &mut capped,
                 );
-                let node = Node {
+                Now::Data(Node {
                     name,
                     first,
                     sets: sets.len() as u16,
                     forward: true,
                     backing,
                     gone: false,
-                };
-                let sets_now: Vec<_> = set_refs[first as usize..].to_vec();
+                })
+            }
+            None => Now::Gone,
+        };
+        now.insert(&t.wire, state);
+        let mut at: &[u8] = &t.wire;
+        candidates.push(at);
+        while let Some(up) = parent(at).filter(|up| up.len() > apex.len()) {
+            candidates.push(up);
+            at = up;
+        }
+    }
+    candidates.sort_unstable_by(|a, b| labels(b).cmp(&labels(a)).then(a.cmp(b)));
+    candidates.dedup();
+    let mut below: FxHashMap<Vec<u8>, i32> = before
+        .top
+        .as_ref()
+        .map_or_else(Default::default, |t| t.children.clone());
+    let under = |below: &FxHashMap<Vec<u8>, i32>, w: &[u8]| {
+        base.children.get(w).copied().unwrap_or(0) + below.get(w).copied().unwrap_or(0)
+    };
+    let mut settled: Vec<(&[u8], Now)> = Vec::new();
+    for c in candidates {
+        let was = before.node(c);
+        let state = match now.remove(c) {
+            Some(Now::Data(node)) => Now::Data(node),
+            // An ancestor not touched: its records stay.
+            None if was.is_some_and(|w| w.sets > 0) => continue,
+            _ if under(&below, c) > 0 => Now::Empty,
+            _ => Now::Gone,
+        };
+        let exists = !matches!(state, Now::Gone);
+        if was.is_some() != exists
+            && let Some(up) = parent(c).filter(|up| up.len() > apex.len())
+        {
+            *below.entry(up.to_vec()).or_default() += if exists { 1 } else { -1 };
+        }
+        settled.push((c, state));
+    }
+    for (wire, state) in &settled {
+        let was = before.node(wire);
+        let on_base = base.find(wire).map(|n| base.at(n));
+        match state {
+            Now::Data(node) => {
+                let sets_now: Vec<_> =
+                    set_refs[node.first as usize..][..usize::from(node.sets)].to_vec();
                 // Answers compare instances by id (the one at a position may have moved
                 // there); a base node stands for this one only with the same positions.
                 let same_instances = |o: &NodeRef<'_>| {
@@ -223,17 +295,31 @@ fn patch_view(
                     })
                 };
                 changed |= !same_as(was, true);
-                if same_as(base, false) {
-                    set_refs.truncate(first as usize); // the base answers it
-                } else {
-                    nodes.push(node);
+                if !same_as(on_base, false) {
+                    nodes.push(Node {
+                        backing: node.backing.clone(),
+                        ..*node
+                    });
                 }
             }
-            None => {
-                changed |= was.is_some();
-                if base.is_some() {
+            Now::Empty => {
+                changed |= was.is_none_or(|w| w.sets != 0);
+                if on_base.is_none_or(|b| b.sets != 0) {
                     nodes.push(Node {
-                        name: store.intern(&t.wire),
+                        name: store.intern(wire),
+                        first: set_refs.len() as u32,
+                        sets: 0,
+                        forward: true,
+                        backing: empty.clone(),
+                        gone: false,
+                    });
+                }
+            }
+            Now::Gone => {
+                changed |= was.is_some();
+                if on_base.is_some() {
+                    nodes.push(Node {
+                        name: store.intern(wire),
                         first: set_refs.len() as u32,
                         sets: 0,
                         forward: true,
@@ -246,7 +332,7 @@ fn patch_view(
     }
     // The last top's other names carry over, copied: a top is small.
     if let Some(top) = &before.top {
-        let redone: FxHashSet<&[u8]> = touched.iter().map(|t| &t.wire[..]).collect();
+        let redone: FxHashSet<&[u8]> = settled.iter().map(|(w, _)| *w).collect();
         for node in &top.nodes {
             let n = top.at(node);
             if redone.contains(n.wire_name()) {
@@ -271,8 +357,12 @@ fn patch_view(
     }
     let name = &policy.name;
     warnings.extend(capped.into_iter().map(|c| format!("view {name}: {c}")));
-    let top = (!nodes.is_empty())
-        .then(|| Arc::new(Layer::new(Arc::new(store.finish()), nodes, set_refs)));
+    below.retain(|_, n| *n != 0);
+    let top = (!nodes.is_empty() || !below.is_empty()).then(|| {
+        let mut top = Layer::new(Arc::new(store.finish()), nodes, set_refs);
+        top.children = below;
+        Arc::new(top)
+    });
     let view = ViewZone {
         name: before.name.clone(),
         policy: before.policy.clone(),
@@ -286,6 +376,16 @@ fn patch_view(
         history: std::sync::OnceLock::new(),
     };
     Some((view, changed))
+}
+
+/// How many labels a wire name has.
+fn labels(wire: &[u8]) -> usize {
+    let (mut n, mut at) = (0, 0);
+    while let Some(&len) = wire.get(at).filter(|&&l| l > 0) {
+        n += 1;
+        at += 1 + usize::from(len);
+    }
+    n
 }
 
 /// Records past the cap at a node (what `over_cap` counts).
