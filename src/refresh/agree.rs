@@ -314,8 +314,8 @@ fn the_fleet_events_leave_builds_what_a_full_read_builds() {
 /// Changes a patch covers ([`crate::zone::patch`]) are patched: the patched snapshot, with
 /// top layers over top layers, equals the full build of the same fleet in everything shown,
 /// and says whether an answer changed as comparing them does. Slot names and names with a
-/// dot bring empty non-terminals that come and go. Without reverse zones or SRV records every
-/// change is patched; with SRV records, those that touch no tier offering one.
+/// dot bring empty non-terminals that come and go; SRV records follow their tiers' names.
+/// Without reverse zones nearly every change is patched.
 #[test]
 fn a_patched_snapshot_is_the_full_build() {
     let mut config = config();
@@ -323,7 +323,7 @@ fn a_patched_snapshot_is_the_full_build() {
         view.reverse.clear();
     }
     let some = walk(&config, 20);
-    assert!(some >= 80, "only {some} of 600 changes were patched");
+    assert!(some >= 350, "only {some} of 600 changes were patched");
     for rule in &mut config.naming.rules {
         rule.slots = false;
     }

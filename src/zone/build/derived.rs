@@ -43,22 +43,10 @@ impl ViewBuilder<'_> {
             if self.hides(naming, svc.instance) {
                 continue;
             }
-            let public_name = inst.public_dns_name.as_deref().and_then(fqdn);
-            let target = match (self.policy.single, public_name) {
-                (SingleMode::Cname, Some(name)) => Some(name),
-                _ => {
-                    let slot = naming
-                        .slots
-                        .get(&svc.tier)
-                        .and_then(|m| m.get(&inst.id))
-                        .and_then(|n| under(&format!("{n}.{}", svc.tier), &z.apex).ok());
-                    let id = under(&inst.id, &z.apex).ok();
-                    [slot, id]
-                        .into_iter()
-                        .flatten()
-                        .find(|n| self.has_addresses(store, &wire_name(n)))
-                }
-            };
+            let slot = naming.slots.get(&svc.tier).and_then(|m| m.get(&inst.id));
+            let target = srv_target(self.policy, z, inst, &svc.tier, slot, &|w| {
+                self.has_addresses(store, w)
+            });
             let Some(target) = target else {
                 warnings.push(format!(
                     "{}: no name with addresses to be the target of {} in view {}; skipped",
@@ -95,7 +83,7 @@ impl ViewBuilder<'_> {
         }
     }
 
-    fn has_addresses(&self, store: &StoreBuilder, name: &[u8]) -> bool {
+    pub(super) fn has_addresses(&self, store: &StoreBuilder, name: &[u8]) -> bool {
         self.node(store, name).is_some_and(|n| {
             let refs = &self.set_refs[n.first as usize..][..usize::from(n.sets)];
             refs.iter().any(|&id| {
@@ -175,6 +163,32 @@ impl ViewBuilder<'_> {
                 let apex = apex.clone();
                 self.insert(store, &apex, name, smallvec::smallvec![set], backing);
             }
+        }
+    }
+}
+
+/// The target of an instance's SRV record under `tier` in one view: must have addresses of its
+/// own (RFC 2782: not a CNAME): the public DNS name where the view answers single instances by
+/// CNAME (AWS's resolver gives the right address), else the instance's slot name (`slot`) or
+/// id name, the first that `has_addresses` in the view.
+pub(super) fn srv_target(
+    policy: &crate::view::ViewPolicy,
+    zone: &crate::zone::settings::ZoneConfig,
+    inst: &Instance,
+    tier: &str,
+    slot: Option<&u32>,
+    has_addresses: &dyn Fn(&[u8]) -> bool,
+) -> Option<Name> {
+    let public_name = inst.public_dns_name.as_deref().and_then(fqdn);
+    match (policy.single, public_name) {
+        (SingleMode::Cname, Some(name)) => Some(name),
+        _ => {
+            let slot = slot.and_then(|n| under(&format!("{n}.{tier}"), &zone.apex).ok());
+            let id = under(&inst.id, &zone.apex).ok();
+            [slot, id]
+                .into_iter()
+                .flatten()
+                .find(|n| has_addresses(&wire_name(n)))
         }
     }
 }

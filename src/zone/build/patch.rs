@@ -6,7 +6,7 @@
 //! Not every change is covered yet; those that are not get a full build, which is always
 //! right (the caller's choice, `None` here):
 //! - a view with reverse zones: PTR records follow each instance's best name, across names;
-//! - SRV records under a touched tier: their targets are other names' addresses.
+//! - SRV records under a touched tier that has no records of its own in a view.
 //!
 //! A top layer grows with every patch over the same base (a change copies the last top, not
 //! the base); past [`MAX_TOP`] nodes or a sixteenth of the base the next change is a full
@@ -52,11 +52,7 @@ pub fn patch(
     delta: &Delta,
     changed: &BTreeSet<u32>,
 ) -> Option<(Snapshot, bool)> {
-    if views.len() != prev.views.len()
-        || views.iter().any(|v| !v.reverse.is_empty())
-        || !delta.part.services.is_empty()
-        || !delta.was.services.is_empty()
-    {
+    if views.len() != prev.views.len() || views.iter().any(|v| !v.reverse.is_empty()) {
         return None;
     }
     let mut warnings = delta.part.warnings.clone();
@@ -93,6 +89,14 @@ pub fn patch(
             }
         }
     }
+    // The SRV owners under the touched tiers, before and after.
+    let srv_owners: Vec<(Vec<u8>, &str)> = (delta.was.services.iter())
+        .chain(&delta.part.services)
+        .map(|s| s.owner.as_str())
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .filter_map(|owner| Some((wire_name(&super::under(owner, &zone.apex).ok()?), owner)))
+        .collect();
     let mut any_change = false;
     let mut out_views = Vec::with_capacity(views.len());
     for (policy, before) in views.iter().zip(&prev.views) {
@@ -104,6 +108,8 @@ pub fn patch(
             rules,
             fleet,
             apex: &apex_wire,
+            part: &delta.part,
+            srv_owners: &srv_owners,
         };
         let (view, changed_here) = patch_view(before, policy, &inputs, &touched, &mut warnings)?;
         any_change |= changed_here;
@@ -154,6 +160,10 @@ struct Inputs<'a> {
     fleet: &'a Fleet,
     /// The forward zone's apex in wire form.
     apex: &'a [u8],
+    /// The touched names as named now: their SRV records and slot numbers.
+    part: &'a crate::naming::Naming,
+    /// The SRV owners under the touched tiers (wire form, and as naming spells them).
+    srv_owners: &'a [(Vec<u8>, &'a str)],
 }
 
 /// What a name is after the change, in one view.
@@ -184,6 +194,7 @@ fn patch_view(
         rules,
         fleet,
         apex,
+        ..
     } = *at;
     let cap = zone.max_records_per_rrset;
     let mut store = StoreBuilder::default();
@@ -227,8 +238,41 @@ fn patch_view(
             None => Now::Gone,
         };
         now.insert(&t.wire, state);
-        let mut at: &[u8] = &t.wire;
-        candidates.push(at);
+        candidates.push(&t.wire);
+    }
+    // SRV records after the names: their targets are names with addresses, as now.
+    for (wire, sets, backing) in srv_sets(before, policy, at, &now, &store, &set_refs, warnings)? {
+        if let Some(was) = before.node(wire) {
+            over_cap = over_cap.saturating_sub(over(was, cap));
+        }
+        let state = match sets {
+            Some(mut sets) => {
+                let name = store.intern(wire);
+                let first = push_sets(
+                    &mut store,
+                    &mut set_refs,
+                    &mut sets,
+                    cap,
+                    name,
+                    &mut over_cap,
+                    &mut capped,
+                );
+                Now::Data(Node {
+                    name,
+                    first,
+                    sets: sets.len() as u16,
+                    forward: true,
+                    backing,
+                    gone: false,
+                })
+            }
+            None => Now::Gone,
+        };
+        now.insert(wire, state);
+        candidates.push(wire);
+    }
+    for i in 0..candidates.len() {
+        let mut at = candidates[i];
         while let Some(up) = parent(at).filter(|up| up.len() > apex.len()) {
             candidates.push(up);
             at = up;
@@ -376,6 +420,80 @@ fn patch_view(
         history: std::sync::OnceLock::new(),
     };
     Some((view, changed))
+}
+
+/// An SRV owner (wire form), its set if it has one, and the instances behind it.
+type OwnerSets<'w> = (&'w [u8], Option<super::NewSets>, Arc<[Backing]>);
+
+/// The SRV sets of the owners under the touched tiers in one view, from the names' new
+/// state (`now`, then the view before): each owner's set and backing, or no set when none
+/// of its records has a target here. `None` (a full build) when a tier with SRV records has
+/// no records of its own in the view: whether it exists through other names alone is not
+/// worked out here.
+fn srv_sets<'w>(
+    before: &ViewZone,
+    policy: &ViewPolicy,
+    at: &Inputs<'w>,
+    now: &FxHashMap<&[u8], Now>,
+    store: &StoreBuilder,
+    set_refs: &[crate::zone::store::SetId],
+    warnings: &mut Vec<String>,
+) -> Option<Vec<OwnerSets<'w>>> {
+    use hickory_proto::rr::rdata::SRV;
+    use hickory_proto::rr::{RData, Record, RecordType};
+    let address = |t: RecordType| matches!(t, RecordType::A | RecordType::AAAA);
+    let has_addresses = |w: &[u8]| match now.get(w) {
+        Some(Now::Data(node)) => set_refs[node.first as usize..][..usize::from(node.sets)]
+            .iter()
+            .any(|&id| address(store.store().set(id).rtype())),
+        Some(_) => false,
+        None => before
+            .node(w)
+            .is_some_and(|n| n.sets().any(|s| address(s.rtype()))),
+    };
+    let mut out = Vec::with_capacity(at.srv_owners.len());
+    for (wire, owner) in at.srv_owners {
+        let mut records = Vec::new();
+        let mut backing = Vec::new();
+        for svc in at.part.services.iter().filter(|s| s.owner == *owner) {
+            let tier = wire_name(&super::under(&svc.tier, &at.zone.apex).ok()?);
+            if !matches!(now.get(&tier[..]), Some(Now::Data(_))) {
+                return None;
+            }
+            let Some(inst) = at.fleet.get(svc.instance as usize) else {
+                continue;
+            };
+            if policy.is_outside() && inside_only(inst, at.rules) {
+                continue;
+            }
+            let slot = at.part.slots.get(&svc.tier).and_then(|m| m.get(&inst.id));
+            let target =
+                super::derived::srv_target(policy, at.zone, inst, &svc.tier, slot, &has_addresses);
+            let Some(target) = target else {
+                warnings.push(format!(
+                    "{}: no name with addresses to be the target of {} in view {}; skipped",
+                    inst.id, svc.owner, policy.name
+                ));
+                continue;
+            };
+            let name = decoded(wire);
+            let rdata = RData::SRV(SRV::new(0, 0, svc.port, target));
+            records.push(Record::from_rdata(name, at.zone.record_ttl, rdata));
+            backing.push(Backing {
+                instance: svc.instance,
+                via: smallvec::smallvec![crate::naming::Via::Service { port: svc.port }],
+            });
+        }
+        let pick = if records.len() > 1 {
+            Pick::Rotate
+        } else {
+            Pick::All
+        };
+        let sets = (!records.is_empty())
+            .then(|| smallvec::smallvec![super::NewSet::of(RecordType::SRV, pick, &records)]);
+        out.push((&wire[..], sets, backing.into()));
+    }
+    Some(out)
 }
 
 /// How many labels a wire name has.
