@@ -12,6 +12,23 @@ use crate::inventory::Fleet;
 use crate::naming;
 use crate::zone::{self, Snapshot};
 
+/// The served fleet's indexes: which positions claim each name, and hold each address.
+#[derive(Debug)]
+pub(super) struct Indexes {
+    claims: naming::delta::ClaimIndex,
+    addresses: zone::AddressIndex,
+}
+
+impl Indexes {
+    fn new(fleet: &Fleet, config: &crate::config::Config) -> Self {
+        let limits = zone::naming_limits(&config.zone);
+        Self {
+            claims: naming::delta::ClaimIndex::new(fleet, &config.naming, &limits),
+            addresses: zone::AddressIndex::new(fleet),
+        }
+    }
+}
+
 impl Refresher {
     /// The served snapshot patched with the change at positions `moved` of `fleet` (see
     /// [`zone::patch`]), on a blocking thread; `None` when a full build has to make it. The
@@ -39,8 +56,7 @@ impl Refresher {
             let started = std::time::Instant::now();
             let limits = zone::naming_limits(&config.zone);
             let rules = &config.naming;
-            let mut index = index
-                .unwrap_or_else(|| naming::delta::ClaimIndex::new(&prev.fleet, rules, &limits));
+            let mut index = index.unwrap_or_else(|| Indexes::new(&prev.fleet, &config));
             let empty = naming::Slots::new();
             let slots = if remembers_slots(&config) {
                 &prev.slots
@@ -48,7 +64,7 @@ impl Refresher {
                 &empty
             };
             let delta = naming::delta::rename(
-                &mut index,
+                &mut index.claims,
                 &prev.fleet,
                 &fleet,
                 &moved,
@@ -56,6 +72,7 @@ impl Refresher {
                 &limits,
                 slots,
             );
+            index.addresses.update(&prev.fleet, &fleet, &moved);
             let patched = zone::patch(
                 &prev,
                 &config.zone,
@@ -64,6 +81,7 @@ impl Refresher {
                 &fleet,
                 &delta,
                 &moved,
+                &index.addresses,
             );
             (fleet, index, patched, started.elapsed())
         })
@@ -91,8 +109,7 @@ impl Refresher {
         let (config, fleet) = (self.config.clone(), fleet.clone());
         self.claims = None;
         self.indexing = Some(tokio::task::spawn_blocking(move || {
-            let limits = zone::naming_limits(&config.zone);
-            let index = naming::delta::ClaimIndex::new(&fleet, &config.naming, &limits);
+            let index = Indexes::new(&fleet, &config);
             (fleet, index)
         }));
     }

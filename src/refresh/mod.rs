@@ -206,10 +206,10 @@ pub struct Refresher {
     after: Option<tokio::task::JoinHandle<()>>,
     /// Which fleet positions claim which names, for the fleet it was made from: what an
     /// EC2 event's change is named from (see [`naming::delta`]).
-    claims: Option<(Fleet, naming::delta::ClaimIndex)>,
+    claims: Option<(Fleet, incremental::Indexes)>,
     /// The claim index of a fully built fleet being made, after its publish: the next event
     /// would otherwise wait for it (45 ms at 100,000 instances).
-    indexing: Option<tokio::task::JoinHandle<(Fleet, naming::delta::ClaimIndex)>>,
+    indexing: Option<tokio::task::JoinHandle<(Fleet, incremental::Indexes)>>,
 }
 
 impl Refresher {

@@ -102,7 +102,13 @@ pub fn build(
     let own = owners
         .iter()
         .filter_map(|(owner, host)| match &host.backing[..] {
-            [only] if host.single => Some((only.instance, rank(only), *owner)),
+            [only] => Some((
+                only.instance,
+                rank(only),
+                host.single,
+                host.inside_only,
+                *owner,
+            )),
             _ => None,
         })
         .collect();

@@ -36,11 +36,27 @@ pub(crate) struct Top {
     pub(crate) ids: FxHashMap<String, Option<u32>>,
     /// Fleet position by public DNS name (lower-case wire), the same way.
     pub(crate) public: FxHashMap<Vec<u8>, Option<u32>>,
-    /// The names an instance has alone, with their rank, for instances whose names changed.
-    pub(crate) own: FxHashMap<u32, Vec<(u8, String)>>,
+    /// The names backed by an instance alone, for instances whose names changed.
+    pub(crate) own: FxHashMap<u32, Vec<Own>>,
     /// How many host names there are.
     pub(crate) len: usize,
 }
+
+/// A name backed by one instance alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Own {
+    /// 0 a rule made it, 1 a slot, 2 the instance id.
+    pub(crate) rank: u8,
+    /// Made by single-instance rules (or the id): the instance's own, not a tier of one.
+    pub(crate) single: bool,
+    /// Never shown outside.
+    pub(crate) inside_only: bool,
+    /// Fully qualified, A-labels.
+    pub(crate) name: String,
+}
+
+/// An entry of a full build's own names: fleet index, rank, single, inside-only, name.
+pub(crate) type OwnEntry = (u32, u8, bool, bool, NameId);
 
 /// The tables of a full build.
 #[derive(Debug, Default)]
@@ -59,7 +75,7 @@ struct Base {
     /// The names each instance has alone (single-instance rules, its slots, its id), sorted
     /// by fleet index, each with its rank (0 a rule made it, 1 a slot, 2 the id): what the
     /// audit calls an instance.
-    own: Vec<(u32, u8, NameId)>,
+    own: Vec<OwnEntry>,
 }
 
 impl Hosts {
@@ -68,7 +84,7 @@ impl Hosts {
         names: Vec<(NameId, Arc<[Backing]>)>,
         fleet: Fleet,
         public: Vec<Option<NameId>>,
-        own: Vec<(u32, u8, NameId)>,
+        own: Vec<OwnEntry>,
     ) -> Self {
         Self {
             base: Arc::new(Base::new(store, names, fleet.clone(), public, own)),
@@ -110,13 +126,22 @@ impl Hosts {
     /// those a rule made first, then its slots, its id's last; shortest first within each.
     pub(crate) fn own_names(&self, instance: usize) -> Vec<String> {
         let mut names = self.own_ranked(instance);
-        names.sort_by(|(ra, a), (rb, b)| (ra, a.len(), a).cmp(&(rb, b.len(), b)));
-        names.into_iter().map(|(_, n)| n).collect()
+        names.retain(|o| o.single);
+        names.sort_by(|a, b| best(a).cmp(&best(b)));
+        names.into_iter().map(|o| o.name).collect()
     }
 
-    /// [`Hosts::own_names`] with each name's rank (0 a rule made it, 1 a slot, 2 the id),
+    /// The name of the instance at `instance` for PTR answers: of the names it backs alone,
+    /// the one a rule made, else its slot, else its id; shortest first, then alphabetically.
+    pub(crate) fn primary(&self, instance: usize) -> Option<Own> {
+        self.own_ranked(instance)
+            .into_iter()
+            .min_by(|a, b| best(a).cmp(&best(b)))
+    }
+
+    /// Every name backed by the instance at `instance` alone (tiers of one included),
     /// unsorted.
-    pub(crate) fn own_ranked(&self, instance: usize) -> Vec<(u8, String)> {
+    pub(crate) fn own_ranked(&self, instance: usize) -> Vec<Own> {
         let top = self.top.as_ref().and_then(|t| {
             let at = u32::try_from(instance).ok()?;
             t.own.get(&at)
@@ -269,6 +294,12 @@ impl Hosts {
     }
 }
 
+/// The order names are preferred in for an instance: rank, then the shortest, then
+/// alphabetically (every name ends in the apex, so this is the order of the relative names).
+fn best(o: &Own) -> (u8, usize, &str) {
+    (o.rank, o.name.len(), &o.name)
+}
+
 /// Two iterators sorted by name, merged (no name is in both).
 struct Merged<A: Iterator, B: Iterator> {
     a: std::iter::Peekable<A>,
@@ -305,7 +336,7 @@ impl Base {
         mut names: Vec<(NameId, Arc<[Backing]>)>,
         fleet: Fleet,
         public: Vec<Option<NameId>>,
-        mut own: Vec<(u32, u8, NameId)>,
+        mut own: Vec<OwnEntry>,
     ) -> Self {
         own.sort_unstable();
         names.sort_by(|(a, _), (b, _)| store.name(*a).cmp(store.name(*b)));
@@ -335,15 +366,18 @@ impl Base {
         }
     }
 
-    /// The names the instance at fleet index `instance` has alone, with their ranks.
-    fn own_ranked(&self, instance: usize) -> Vec<(u8, String)> {
-        let at = self
-            .own
-            .partition_point(|&(i, _, _)| (i as usize) < instance);
+    /// The names backed by the instance at fleet index `instance` alone.
+    fn own_ranked(&self, instance: usize) -> Vec<Own> {
+        let at = self.own.partition_point(|&(i, ..)| (i as usize) < instance);
         self.own[at..]
             .iter()
-            .take_while(|&&(i, _, _)| i as usize == instance)
-            .map(|&(_, rank, n)| (rank, self.store.hickory_name(n).to_ascii()))
+            .take_while(|&&(i, ..)| i as usize == instance)
+            .map(|&(_, rank, single, inside_only, n)| Own {
+                rank,
+                single,
+                inside_only,
+                name: self.store.hickory_name(n).to_ascii(),
+            })
             .collect()
     }
 

@@ -26,6 +26,7 @@ use crate::inventory::Instance;
 use crate::naming::{Backing, Slots};
 use crate::view::ViewPolicy;
 
+mod addresses;
 mod build;
 pub mod fast;
 mod hash;
@@ -39,6 +40,7 @@ mod store;
 use layer::{Layer, NodeRef, SetRef};
 use store::NameId;
 
+pub use addresses::AddressIndex;
 pub use build::{build, is_public, naming_limits, patch};
 pub use history::{Diff, History};
 pub use render::{Row, ZoneSet, rdata_text};

@@ -194,7 +194,7 @@ pub(super) fn srv_target(
 }
 
 /// The reverse zone of a network on an octet (IPv4) or nibble (IPv6) boundary.
-fn reverse_zone(net: &IpNet) -> Option<Name> {
+pub(super) fn reverse_zone(net: &IpNet) -> Option<Name> {
     let text = match net {
         IpNet::V4(v4) => {
             if v4.prefix_len() % 8 != 0 {

@@ -3,10 +3,13 @@
 //! it shares with the served snapshot, and the view-independent tables the same way. What the
 //! change did not touch is neither read nor copied: the cost follows the change, not the fleet.
 //!
-//! Not every change is covered yet; those that are not get a full build, which is always
-//! right (the caller's choice, `None` here):
-//! - a view with reverse zones: PTR records follow each instance's best name, across names;
-//! - SRV records under a touched tier that has no records of its own in a view.
+//! PTR records follow the instances whose names or place changed (every instance holding one
+//! of their addresses is found through an [`AddressIndex`](crate::zone::AddressIndex)); SRV
+//! records the touched tiers; empty non-terminals the touched names (see `patch_view`).
+//!
+//! A few changes get a full build instead, which is always right (`None` here): SRV records
+//! under a tier with no records of its own in a view, and a name for PTR records whose
+//! existence in a view hangs on empty non-terminals alone.
 //!
 //! A top layer grows with every patch over the same base (a change copies the last top, not
 //! the base); past [`MAX_TOP`] nodes or a sixteenth of the base the next change is a full
@@ -24,7 +27,7 @@ use crate::inventory::{Fleet, Instance};
 use crate::naming::delta::Delta;
 use crate::naming::{Backing, HostName, Rules};
 use crate::view::ViewPolicy;
-use crate::zone::hosts::Top as HostsTop;
+use crate::zone::hosts::{Own, Top as HostsTop};
 use crate::zone::layer::{Layer, NodeRef, parent};
 use crate::zone::settings::ZoneConfig;
 use crate::zone::store::{StoreBuilder, wire_name};
@@ -43,6 +46,7 @@ struct Touched<'a> {
 /// fleet into `fleet`, which differs from it at the positions `changed`), under prev's serial,
 /// and whether any answer changed; `None` when a full build has to make it (see the module
 /// comment). `zone` and `views` must be the ones `prev` was built with.
+#[allow(clippy::too_many_arguments)] // the change, and what it is named and answered by
 pub fn patch(
     prev: &Snapshot,
     zone: &ZoneConfig,
@@ -51,8 +55,9 @@ pub fn patch(
     fleet: &Fleet,
     delta: &Delta,
     changed: &BTreeSet<u32>,
+    addresses: &crate::zone::AddressIndex,
 ) -> Option<(Snapshot, bool)> {
-    if views.len() != prev.views.len() || views.iter().any(|v| !v.reverse.is_empty()) {
+    if views.len() != prev.views.len() {
         return None;
     }
     let mut warnings = delta.part.warnings.clone();
@@ -97,6 +102,12 @@ pub fn patch(
         .into_iter()
         .filter_map(|owner| Some((wire_name(&super::under(owner, &zone.apex).ok()?), owner)))
         .collect();
+    let mut affected: BTreeSet<u32> = changed.clone();
+    affected.extend(alone(&delta.was).chain(alone(&delta.part)));
+    let hosts = prev.hosts.topped(
+        hosts_top(prev, fleet, changed, &affected, &touched),
+        fleet.clone(),
+    );
     let mut any_change = false;
     let mut out_views = Vec::with_capacity(views.len());
     for (policy, before) in views.iter().zip(&prev.views) {
@@ -110,15 +121,14 @@ pub fn patch(
             apex: &apex_wire,
             part: &delta.part,
             srv_owners: &srv_owners,
+            hosts: &hosts,
+            addresses,
+            affected: &affected,
         };
         let (view, changed_here) = patch_view(before, policy, &inputs, &touched, &mut warnings)?;
         any_change |= changed_here;
         out_views.push(view);
     }
-    let hosts = prev.hosts.topped(
-        hosts_top(prev, fleet, delta, changed, &touched),
-        fleet.clone(),
-    );
     let mut contested = prev.contested.clone();
     for t in &touched {
         let name = LowerName::from(decoded(&t.wire));
@@ -164,6 +174,12 @@ struct Inputs<'a> {
     part: &'a crate::naming::Naming,
     /// The SRV owners under the touched tiers (wire form, and as naming spells them).
     srv_owners: &'a [(Vec<u8>, &'a str)],
+    /// The view-independent tables after the change: each instance's name for PTR records.
+    hosts: &'a crate::zone::hosts::Hosts,
+    /// Which positions of the changed fleet hold an address.
+    addresses: &'a crate::zone::AddressIndex,
+    /// The positions whose instance changed, or whose names did.
+    affected: &'a BTreeSet<u32>,
 }
 
 /// What a name is after the change, in one view.
@@ -196,90 +212,55 @@ fn patch_view(
         apex,
         ..
     } = *at;
-    let cap = zone.max_records_per_rrset;
-    let mut store = StoreBuilder::default();
-    let (mut nodes, mut set_refs) = (Vec::new(), Vec::new());
-    let mut over_cap = before.over_cap;
-    let mut capped = Vec::new();
+    let mut top = TopBuilder {
+        store: StoreBuilder::default(),
+        set_refs: Vec::new(),
+        cap: zone.max_records_per_rrset,
+        over_cap: before.over_cap,
+        capped: Vec::new(),
+    };
+    let mut nodes = Vec::new();
     let mut changed = false;
     let empty: Arc<[Backing]> = Arc::from([]);
     let base = &*before.base;
-    // The touched names' records now, and the ancestors whose existence may follow them.
+    // Declared before `now`, which borrows their names.
+    let ptrs: Vec<(Vec<u8>, usize)>;
+    // The touched names' records now, and the ancestors whose existence may follow them;
+    // each name with its zone's apex length and whether that is the forward zone.
     let mut now: FxHashMap<&[u8], Now> = FxHashMap::default();
-    let mut candidates: Vec<&[u8]> = Vec::with_capacity(touched.len());
+    let mut candidates: Vec<(&[u8], usize, bool)> = Vec::with_capacity(touched.len());
     for t in touched {
-        if let Some(was) = before.node(&t.wire) {
-            over_cap = over_cap.saturating_sub(over(was, cap));
-        }
-        let state = match t
+        let sets = t
             .host
-            .and_then(|h| host_sets(h, policy, zone, rules, fleet))
-        {
-            Some((mut sets, backing)) => {
-                let name = store.intern(&t.wire);
-                let first = push_sets(
-                    &mut store,
-                    &mut set_refs,
-                    &mut sets,
-                    cap,
-                    name,
-                    &mut over_cap,
-                    &mut capped,
-                );
-                Now::Data(Node {
-                    name,
-                    first,
-                    sets: sets.len() as u16,
-                    forward: true,
-                    backing,
-                    gone: false,
-                })
-            }
-            None => Now::Gone,
-        };
-        now.insert(&t.wire, state);
-        candidates.push(&t.wire);
+            .and_then(|h| host_sets(h, policy, zone, rules, fleet));
+        now.insert(&t.wire, top.data(before, &t.wire, sets, true));
+        candidates.push((&t.wire, apex.len(), true));
     }
     // SRV records after the names: their targets are names with addresses, as now.
-    for (wire, sets, backing) in srv_sets(before, policy, at, &now, &store, &set_refs, warnings)? {
-        if let Some(was) = before.node(wire) {
-            over_cap = over_cap.saturating_sub(over(was, cap));
-        }
-        let state = match sets {
-            Some(mut sets) => {
-                let name = store.intern(wire);
-                let first = push_sets(
-                    &mut store,
-                    &mut set_refs,
-                    &mut sets,
-                    cap,
-                    name,
-                    &mut over_cap,
-                    &mut capped,
-                );
-                Now::Data(Node {
-                    name,
-                    first,
-                    sets: sets.len() as u16,
-                    forward: true,
-                    backing,
-                    gone: false,
-                })
-            }
-            None => Now::Gone,
-        };
-        now.insert(wire, state);
-        candidates.push(wire);
+    let srv = srv_sets(before, policy, at, &now, &top, warnings)?;
+    for (wire, sets) in srv {
+        now.insert(wire, top.data(before, wire, sets, true));
+        candidates.push((wire, apex.len(), true));
+    }
+    // PTR records last: they point at names as they are now.
+    let made: Vec<Option<Sets>>;
+    (ptrs, made) = ptr_sets(before, policy, at, &now)?
+        .into_iter()
+        .map(|(wire, apex_len, sets)| ((wire, apex_len), sets))
+        .unzip();
+    for ((wire, apex_len), sets) in ptrs.iter().zip(made) {
+        now.insert(wire, top.data(before, wire, sets, false));
+        candidates.push((wire, *apex_len, false));
     }
     for i in 0..candidates.len() {
-        let mut at = candidates[i];
-        while let Some(up) = parent(at).filter(|up| up.len() > apex.len()) {
-            candidates.push(up);
-            at = up;
+        let (mut name, apex_len, forward) = candidates[i];
+        while let Some(up) = parent(name).filter(|up| up.len() > apex_len) {
+            candidates.push((up, apex_len, forward));
+            name = up;
         }
     }
-    candidates.sort_unstable_by(|a, b| labels(b).cmp(&labels(a)).then(a.cmp(b)));
-    candidates.dedup();
+    candidates.sort_unstable_by(|a, b| labels(b.0).cmp(&labels(a.0)).then(a.0.cmp(b.0)));
+    candidates.dedup_by(|a, b| a.0 == b.0);
     let mut below: FxHashMap<Vec<u8>, i32> = before
         .top
         .as_ref()
@@ -287,8 +268,8 @@ fn patch_view(
     let under = |below: &FxHashMap<Vec<u8>, i32>, w: &[u8]| {
         base.children.get(w).copied().unwrap_or(0) + below.get(w).copied().unwrap_or(0)
     };
-    let mut settled: Vec<(&[u8], Now)> = Vec::new();
-    for c in candidates {
+    let mut settled: Vec<(&[u8], bool, Now)> = Vec::new();
+    for (c, apex_len, forward) in candidates {
         let was = before.node(c);
         let state = match now.remove(c) {
             Some(Now::Data(node)) => Now::Data(node),
@@ -298,14 +279,30 @@ fn patch_view(
             _ => Now::Gone,
         };
         let exists = !matches!(state, Now::Gone);
-        if was.is_some() != exists
-            && let Some(up) = parent(c).filter(|up| up.len() > apex.len())
-        {
-            *below.entry(up.to_vec()).or_default() += if exists { 1 } else { -1 };
+        if was.is_some() != exists {
+            // A name that is some instance's name for PTR records, with no records here but
+            // names below it: its PTR records follow it, which the PTR pass did not see.
+            if !policy.reverse.is_empty()
+                && !matches!(state, Now::Data(_))
+                && was.is_none_or(|w| w.sets == 0)
+                && at.hosts.get(c).is_some()
+            {
+                return None;
+            }
+            if let Some(up) = parent(c).filter(|up| up.len() > apex_len) {
+                *below.entry(up.to_vec()).or_default() += if exists { 1 } else { -1 };
+            }
         }
-        settled.push((c, state));
+        settled.push((c, forward, state));
     }
-    for (wire, state) in &settled {
+    let TopBuilder {
+        mut store,
+        mut set_refs,
+        over_cap,
+        capped,
+        ..
+    } = top;
+    for (wire, forward, state) in &settled {
         let was = before.node(wire);
         let on_base = base.find(wire).map(|n| base.at(n));
         match state {
@@ -353,7 +350,7 @@ fn patch_view(
                         name: store.intern(wire),
                         first: set_refs.len() as u32,
                         sets: 0,
-                        forward: true,
+                        forward: *forward,
                         backing: empty.clone(),
                         gone: false,
                     });
@@ -366,7 +363,7 @@ fn patch_view(
                         name: store.intern(wire),
                         first: set_refs.len() as u32,
                         sets: 0,
-                        forward: true,
+                        forward: *forward,
                         backing: empty.clone(),
                         gone: true,
                     });
@@ -376,7 +373,7 @@ fn patch_view(
     }
     // The last top's other names carry over, copied: a top is small.
     if let Some(top) = &before.top {
-        let redone: FxHashSet<&[u8]> = settled.iter().map(|(w, _)| *w).collect();
+        let redone: FxHashSet<&[u8]> = settled.iter().map(|(w, ..)| *w).collect();
         for node in &top.nodes {
             let n = top.at(node);
             if redone.contains(n.wire_name()) {
@@ -422,8 +419,163 @@ fn patch_view(
     Some((view, changed))
 }
 
-/// An SRV owner (wire form), its set if it has one, and the instances behind it.
-type OwnerSets<'w> = (&'w [u8], Option<super::NewSets>, Arc<[Backing]>);
+/// A name's sets in one view and the instances behind it.
+type Sets = (super::NewSets, Arc<[Backing]>);
+
+/// A PTR owner (wire form), its reverse zone's apex length, and its set if it has one.
+type PtrOwner = (Vec<u8>, usize, Option<Sets>);
+
+/// The PTR sets of the addresses whose owner may have changed in one view (those of the
+/// instances whose place or names changed, before and after), from the names' new state:
+/// of the instances holding the address, the first by id whose name for PTR records the view
+/// shows. Each owner (wire form) with its reverse zone's apex length. `None` (a full build)
+/// when whether such a name exists hangs on empty non-terminals this patch settles later.
+fn ptr_sets(
+    before: &ViewZone,
+    policy: &ViewPolicy,
+    at: &Inputs<'_>,
+    now: &FxHashMap<&[u8], Now>,
+) -> Option<Vec<PtrOwner>> {
+    use hickory_proto::rr::RecordType;
+    if policy.reverse.is_empty() {
+        return Some(Vec::new());
+    }
+    let nets: Vec<(ipnet::IpNet, usize)> = (policy.reverse.iter())
+        .filter_map(|n| Some((*n, wire_name(&super::derived::reverse_zone(n)?).len())))
+        .collect();
+    let mut ancestors: FxHashSet<&[u8]> = FxHashSet::default();
+    for mut name in now.keys().copied() {
+        while let Some(up) = parent(name) {
+            ancestors.insert(up);
+            name = up;
+        }
+    }
+    let exists = |w: &[u8]| match now.get(w) {
+        Some(Now::Data(_)) => Some(true),
+        Some(_) => None,
+        None => match before.node(w) {
+            Some(n) if n.sets > 0 => Some(true),
+            Some(_) => None,
+            None if ancestors.contains(w) => None,
+            None => Some(false),
+        },
+    };
+    let kind = policy.addresses;
+    let mut ips = BTreeSet::new();
+    for &p in at.affected {
+        for inst in [before.fleet.get(p as usize), at.fleet.get(p as usize)]
+            .into_iter()
+            .flatten()
+        {
+            let shown = super::view_addresses(inst, kind);
+            ips.extend(
+                shown
+                    .into_iter()
+                    .filter(|ip| nets.iter().any(|(n, _)| n.contains(ip))),
+            );
+        }
+    }
+    let mut out = Vec::with_capacity(ips.len());
+    for ip in ips {
+        let apex_len = nets.iter().find(|(n, _)| n.contains(&ip))?.1;
+        let mut holders: Vec<u32> = (at.addresses.positions(&ip))
+            .filter(|&p| {
+                (at.fleet.get(p as usize))
+                    .is_some_and(|i| super::view_addresses(i, kind).contains(&ip))
+            })
+            .collect();
+        holders.sort_by(|a, b| at.fleet[*a as usize].id.cmp(&at.fleet[*b as usize].id));
+        holders.dedup();
+        let mut sets = None;
+        for p in holders {
+            let Some(primary) = at.hosts.primary(p as usize) else {
+                continue;
+            };
+            let hidden = primary.inside_only || inside_only(&at.fleet[p as usize], at.rules);
+            if policy.is_outside() && hidden {
+                continue;
+            }
+            let target = wire_name(&Name::from_ascii(&primary.name).ok()?);
+            if !exists(&target)? {
+                continue;
+            }
+            let mut wire = super::Wire::new();
+            crate::zone::store::push_rr(&mut wire, RecordType::PTR, at.zone.record_ttl, &target);
+            let set = super::NewSet {
+                rtype: RecordType::PTR,
+                pick: Pick::All,
+                count: 1,
+                wire,
+            };
+            let backing = Arc::from([Backing {
+                instance: p,
+                via: smallvec::smallvec![crate::naming::Via::Address],
+            }]);
+            sets = Some((smallvec::smallvec![set], backing));
+            break;
+        }
+        out.push((wire_name(&Name::from(ip)), apex_len, sets));
+    }
+    Some(out)
+}
+
+/// An SRV owner (wire form), and its set if it has one.
+type OwnerSets<'w> = (&'w [u8], Option<Sets>);
+
+/// The top layer of one view while a patch makes it: the names' sets, stored.
+struct TopBuilder {
+    store: StoreBuilder,
+    set_refs: Vec<crate::zone::store::SetId>,
+    cap: u16,
+    over_cap: usize,
+    capped: Vec<String>,
+}
+
+impl TopBuilder {
+    /// The name at `wire` with `sets` (or none), stored: what it is now. Its records past the
+    /// cap before are taken out of the count, its records past the cap now put in.
+    fn data(&mut self, before: &ViewZone, wire: &[u8], sets: Option<Sets>, forward: bool) -> Now {
+        if let Some(was) = before.node(wire) {
+            self.over_cap = self.over_cap.saturating_sub(over(was, self.cap));
+        }
+        let Some((mut sets, backing)) = sets else {
+            return Now::Gone;
+        };
+        let name = self.store.intern(wire);
+        let first = push_sets(
+            &mut self.store,
+            &mut self.set_refs,
+            &mut sets,
+            self.cap,
+            name,
+            &mut self.over_cap,
+            &mut self.capped,
+        );
+        Now::Data(Node {
+            name,
+            first,
+            sets: sets.len() as u16,
+            forward,
+            backing,
+            gone: false,
+        })
+    }
+
+    /// Whether a name stored here has addresses.
+    fn has_addresses(&self, node: &Node) -> bool {
+        self.set_refs[node.first as usize..][..usize::from(node.sets)]
+            .iter()
+            .any(|&id| is_address(self.store.store().set(id).rtype()))
+    }
+}
+
+/// Whether records of this type are addresses.
+fn is_address(t: hickory_proto::rr::RecordType) -> bool {
+    matches!(
+        t,
+        hickory_proto::rr::RecordType::A | hickory_proto::rr::RecordType::AAAA
+    )
+}
 
 /// The SRV sets of the owners under the touched tiers in one view, from the names' new
 /// state (`now`, then the view before): each owner's set and backing, or no set when none
@@ -435,21 +587,17 @@ fn srv_sets<'w>(
     policy: &ViewPolicy,
     at: &Inputs<'w>,
     now: &FxHashMap<&[u8], Now>,
-    store: &StoreBuilder,
-    set_refs: &[crate::zone::store::SetId],
+    top: &TopBuilder,
     warnings: &mut Vec<String>,
 ) -> Option<Vec<OwnerSets<'w>>> {
     use hickory_proto::rr::rdata::SRV;
     use hickory_proto::rr::{RData, Record, RecordType};
-    let address = |t: RecordType| matches!(t, RecordType::A | RecordType::AAAA);
     let has_addresses = |w: &[u8]| match now.get(w) {
-        Some(Now::Data(node)) => set_refs[node.first as usize..][..usize::from(node.sets)]
-            .iter()
-            .any(|&id| address(store.store().set(id).rtype())),
+        Some(Now::Data(node)) => top.has_addresses(node),
         Some(_) => false,
         None => before
             .node(w)
-            .is_some_and(|n| n.sets().any(|s| address(s.rtype()))),
+            .is_some_and(|n| n.sets().any(|s| is_address(s.rtype()))),
     };
     let mut out = Vec::with_capacity(at.srv_owners.len());
     for (wire, owner) in at.srv_owners {
@@ -489,9 +637,11 @@ fn srv_sets<'w>(
         } else {
             Pick::All
         };
-        let sets = (!records.is_empty())
-            .then(|| smallvec::smallvec![super::NewSet::of(RecordType::SRV, pick, &records)]);
-        out.push((&wire[..], sets, backing.into()));
+        let sets = (!records.is_empty()).then(|| {
+            let set = super::NewSet::of(RecordType::SRV, pick, &records);
+            (smallvec::smallvec![set], backing.into())
+        });
+        out.push((&wire[..], sets));
     }
     Some(out)
 }
@@ -563,8 +713,8 @@ fn inside_only(inst: &Instance, rules: &Rules) -> bool {
 fn hosts_top(
     prev: &Snapshot,
     fleet: &Fleet,
-    delta: &Delta,
     changed: &BTreeSet<u32>,
+    affected: &BTreeSet<u32>,
     touched: &[Touched<'_>],
 ) -> HostsTop {
     let mut top = HostsTop {
@@ -603,38 +753,40 @@ fn hosts_top(
             }
         }
     }
-    // Own names: the instances a touched name was or is single-backed by, and the changed.
+    // Own names: the instances a touched name was or is backed by alone, and the changed.
     let text: FxHashSet<String> = touched
         .iter()
         .map(|t| decoded(&t.wire).to_ascii())
         .collect();
-    let single = |h: &HostName| match &h.backing[..] {
-        [only] if h.single => Some(only.instance),
-        _ => None,
-    };
-    let mut affected: BTreeSet<u32> = changed.clone();
-    affected.extend(delta.was.names.iter().filter_map(single));
-    affected.extend(delta.part.names.iter().filter_map(single));
-    for &at in &affected {
+    for &at in affected {
         let mut own = if changed.contains(&at) {
             Vec::new()
         } else {
             prev.hosts.own_ranked(at as usize)
         };
-        own.retain(|(_, name)| !text.contains(name));
+        own.retain(|o| !text.contains(&o.name));
         top.own.insert(at, own);
     }
     for t in touched {
         let Some(host) = t.host else { continue };
-        if let ([only], true) = (&host.backing[..], host.single) {
-            let name = decoded(&t.wire).to_ascii();
-            top.own
-                .entry(only.instance)
-                .or_default()
-                .push((rank(only), name));
+        if let [only] = &host.backing[..] {
+            top.own.entry(only.instance).or_default().push(Own {
+                rank: rank(only),
+                single: host.single,
+                inside_only: host.inside_only,
+                name: decoded(&t.wire).to_ascii(),
+            });
         }
     }
     top
+}
+
+/// The instances that names of `naming` are backed by alone.
+fn alone(naming: &crate::naming::Naming) -> impl Iterator<Item = u32> + '_ {
+    naming.names.iter().filter_map(|h| match &h.backing[..] {
+        [only] => Some(only.instance),
+        _ => None,
+    })
 }
 
 /// A wire name the store wrote, as a hickory name.
