@@ -201,6 +201,7 @@ def main():
 
         threads = [threading.Thread(target=changer, daemon=True), threading.Thread(target=sampler, daemon=True)]
         publishes_before = metric_safe(admin, "stabledns_snapshots_published_total")
+        patches_before = metric_safe(admin, "stabledns_snapshots_patched_total")
         for t in threads:
             t.start()
         out = subprocess.run(
@@ -211,6 +212,7 @@ def main():
         for t in threads:
             t.join(timeout=10)
         publishes = metric_safe(admin, "stabledns_snapshots_published_total") - publishes_before
+        patches = metric_safe(admin, "stabledns_snapshots_patched_total") - patches_before
 
         sent = int(re.search(r"Queries sent:\s+(\d+)", out).group(1))
         lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))
@@ -230,7 +232,8 @@ def main():
         floor_growth = (min(last) - min(middle)) / min(middle) * 100 if min(middle) else float("nan")
         print(f"queries sent {sent}, lost {lost}, {achieved:.0f} qps achieved")
         print(f"response codes: {codes}")
-        print(f"fleet changes {changes[0]}, snapshots published {publishes:.0f}")
+        print(f"fleet changes {changes[0]}, snapshots published {publishes:.0f} "
+              f"({patches:.0f} patched from an event's change)")
         print(f"RSS MB: start {rss[0]:.0f}, after warm-up {warm[0]:.0f}, end {warm[-1]:.0f}, "
               f"max {max(rss):.0f}; growth after warm-up {growth:+.1f}%; floor {min(middle):.0f} -> "
               f"{min(last):.0f} ({floor_growth:+.1f}%)")
@@ -238,7 +241,7 @@ def main():
         print("RSS MB every {} s: {}".format(step, " ".join(f"{r:.0f}" for r in rss[::step])))
         ok = lost == 0 and servfail == 0 and floor_growth < 5
         print(f"summary seconds={args.seconds} instances={args.instances} events={args.events} rate={rate} sent={sent} lost={lost} "
-              f"servfail={servfail} publishes={publishes:.0f} rss_start_mb={warm[0]:.0f} "
+              f"servfail={servfail} publishes={publishes:.0f} patched={patches:.0f} rss_start_mb={warm[0]:.0f} "
               f"rss_end_mb={warm[-1]:.0f} rss_growth_pct={growth:.1f} rss_floor_growth_pct={floor_growth:.1f} "
               f"goals={'met' if ok else 'NOT met'}")
     finally:

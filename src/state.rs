@@ -318,24 +318,14 @@ mod tests {
         // One instance gone, one terminated: both departed, each once.
         let mut after = fleet[2..].to_vec();
         after[0].state = crate::inventory::InstanceState::Terminated;
-        record_departures(
-            &mut history,
-            &shared(&fleet),
-            &none,
-            &shared(&after),
-            &find(&after),
-            now,
-        );
+        let depart = |history: &mut Vec<Departed>| {
+            let (before, later) = (shared(&fleet), shared(&after));
+            record_departures(history, &before, &none, &later, &find(&after), now);
+        };
+        depart(&mut history);
         let ids: Vec<&str> = history.iter().map(|d| d.instance.id.as_str()).collect();
         assert_eq!(ids, [&fleet[0].id, &fleet[1].id, &fleet[2].id]);
-        record_departures(
-            &mut history,
-            &shared(&fleet),
-            &none,
-            &shared(&after),
-            &find(&after),
-            now,
-        );
+        depart(&mut history);
         assert_eq!(history.len(), 3, "a departure seen again is listed once");
 
         // Departures older than the horizon are forgotten.

@@ -64,6 +64,28 @@ fn ips(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// Terminates an instance in moto and puts its `terminated` event (id `event`) on the queue.
+async fn terminate(
+    ec2: &aws_sdk_ec2::Client,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    instance: &str,
+    event: &str,
+    time: jiff::Timestamp,
+) {
+    ec2.terminate_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .expect("terminate");
+    send(
+        sqs,
+        queue,
+        &state_change(event, instance, "terminated", time),
+    )
+    .await;
+}
+
 async fn send(sqs: &aws_sdk_sqs::Client, queue: &str, body: &str) {
     sqs.send_message()
         .queue_url(queue)
@@ -147,17 +169,7 @@ async fn an_event_s_change_is_patched_into_the_served_snapshot() {
     );
 
     // A termination leaves the tier, and its name is gone.
-    ec2.terminate_instances()
-        .instance_ids(&first[0])
-        .send()
-        .await
-        .expect("terminate");
-    send(
-        &sqs,
-        &queue,
-        &state_change("p2", &first[0], "terminated", at(2)),
-    )
-    .await;
+    terminate(&ec2, &sqs, &queue, &first[0], "p2", at(2)).await;
     wait_for(addr, "api.internal.", RecordType::A, &[&ip1, &ip2], SOON).await;
     let gone = format!("{}.internal.", first[0]);
     wait_for(addr, &gone, RecordType::A, &["Non-Existent Domain"], SOON).await;
@@ -278,17 +290,7 @@ async fn events_move_names_within_seconds_of_a_launch_stop_and_termination() {
     .await;
 
     // A termination.
-    ec2.terminate_instances()
-        .instance_ids(&web[0])
-        .send()
-        .await
-        .expect("terminate");
-    send(
-        &sqs,
-        &queue,
-        &state_change("e6", &web[0], "terminated", at(12)),
-    )
-    .await;
+    terminate(&ec2, &sqs, &queue, &web[0], "e6", at(12)).await;
     wait_for(addr, "web.internal.", RecordType::A, &[&ip2], SOON).await;
 
     // A message that is no event is counted, logged and deleted; applied ones are deleted too.

@@ -343,29 +343,25 @@ fn patch_view(
                     });
                 }
             }
-            Now::Empty => {
-                changed |= was.is_none_or(|w| w.sets != 0);
-                if on_base.is_none_or(|b| b.sets != 0) {
+            Now::Empty | Now::Gone => {
+                // An empty non-terminal, or a tombstone over the base's node.
+                let gone = matches!(state, Now::Gone);
+                // Whether the name was that already, and whether the base says so.
+                let (as_was, as_base) = if gone {
+                    (was.is_none(), on_base.is_none())
+                } else {
+                    let empty = |n: NodeRef<'_>| n.sets == 0;
+                    (was.is_some_and(empty), on_base.is_some_and(empty))
+                };
+                changed |= !as_was;
+                if !as_base {
                     nodes.push(Node {
                         name: store.intern(wire),
                         first: set_refs.len() as u32,
                         sets: 0,
                         forward: *forward,
                         backing: empty.clone(),
-                        gone: false,
-                    });
-                }
-            }
-            Now::Gone => {
-                changed |= was.is_some();
-                if on_base.is_some() {
-                    nodes.push(Node {
-                        name: store.intern(wire),
-                        first: set_refs.len() as u32,
-                        sets: 0,
-                        forward: *forward,
-                        backing: empty.clone(),
-                        gone: true,
+                        gone,
                     });
                 }
             }
