@@ -2,10 +2,9 @@
 #![allow(dead_code)] // each target uses part of it
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use stabledns::Config;
-use stabledns::inventory::Instance;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -16,11 +15,9 @@ pub fn demo_config() -> &'static Config {
     CONFIG.get_or_init(|| Config::load(&root().join("config/demo.toml")).expect("demo config"))
 }
 
-pub fn demo_fleet() -> Arc<[Instance]> {
+pub fn demo_fleet() -> stabledns::inventory::Fleet {
     let path = root().join("config/demo-instances.json");
     let bytes = std::fs::read(&path).expect("demo fleet");
-    stabledns::inventory::file::parse(&path, &bytes, None)
-        .expect("demo fleet parses")
-        .instances
-        .into()
+    let parsed = stabledns::inventory::file::parse(&path, &bytes, None).expect("demo fleet parses");
+    stabledns::inventory::fleet(parsed.instances)
 }

@@ -6,10 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use stabledns::inventory::Instance;
 
 fuzz_target!(|data: &[u8]| {
     // Past a few instances a bigger input only repeats the same code, slower.
@@ -19,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(fetched) = stabledns::inventory::file::parse(Path::new("fuzz.json"), data, None) else {
         return;
     };
-    let fleet: Arc<[Instance]> = fetched.instances.into_iter().take(16).collect();
+    let fleet = stabledns::inventory::fleet(fetched.instances.into_iter().take(16));
     let snapshot =
         stabledns::refresh::build_snapshot(common::demo_config(), &fleet, 1, &Default::default());
     for view in &snapshot.views {
