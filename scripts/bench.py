@@ -449,7 +449,8 @@ def run_fleet(binary, root, n, reps, seconds, logging=False):
         extra.append(collector)
     try:
         for s in servers:
-            wait_answer(s.port, names[0], s.name)
+            # A million instances take each server tens of seconds to read and load.
+            wait_answer(s.port, names[0], s.name, seconds=max(60, n // 5000))
         sample = rng.sample(names, min(50, len(names))) + [f"nx-sample-{i}.{APEX}" for i in range(5)]
         for name in sample:
             answers = {s.name: dig_short(s.port, name) for s in servers}
@@ -505,7 +506,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="stabledns-bench-") as tmp:
         root = Path(tmp)
         for n in fleets:
-            results[n] = run_fleet(binary, root, n, reps, args.seconds, logging=n == fleets[0])
+            # A million instances once: each repetition there is minutes of loading.
+            runs = 1 if n >= 1_000_000 else reps
+            results[n] = run_fleet(binary, root, n, runs, args.seconds, logging=n == fleets[0])
         first = results[fleets[0]]["dir"]
         qsmall = first / "queries-2000.txt"
         ipq_fast = instructions_per_query(binary, first, qsmall, 2000, True)
@@ -550,14 +553,29 @@ def main():
         f"ratio_nsd_large={last['qps']['stabledns'] / last['qps']['NSD']:.2f} "
         f"build100k_s={b100[0]:.3f} rss_mb={last['rss']['stabledns']:.0f} "
         f"ipq_fast={ipq_fast:.0f} ipq_slow={ipq_slow:.0f} "
-        f"rss_ratio_nsd={last['rss']['stabledns'] / last['rss']['NSD']:.2f} "
-        f"rss_ratio_knot={last['rss']['stabledns'] / last['rss']['Knot']:.2f} "
-        f"build_ratio_nsd={builds[fleets[-1]][0] / last['load']['NSD']:.2f} "
-        f"wildcard_vs_bound={first_r['qps'][WILDCARD] / first_r['qps']['stabledns']:.2f} "
+        # RSS and build against NSD and Knot at 100,000 instances (the largest fleet when
+        # the run has none that size), and at a million when it has one.
+        + ratios(results, builds, 100_000 if 100_000 in results else fleets[-1], "")
+        + ratios(results, builds, 1_000_000, "_1m")
+        + f"wildcard_vs_bound={first_r['qps'][WILDCARD] / first_r['qps']['stabledns']:.2f} "
         f"wildcard_vs_bound_large={last['qps'][WILDCARD] / last['qps']['stabledns']:.2f} "
         f"log_vs_off={first_r['qps'][QUERY_LOG] / first_r['qps']['stabledns']:.2f} "
         f"dnstap_vs_off={first_r['qps'][DNSTAP] / first_r['qps']['stabledns']:.2f}"
     )
+
+
+def ratios(results, builds, n, suffix):
+    """stabledns against NSD and Knot at one fleet size, when the run had it: qps, RSS and
+    the snapshot build against loading the same zone."""
+    r = results.get(n)
+    if not r or n not in builds:
+        return ""
+    build = builds[n][0]
+    qps = f"ratio_nsd{suffix}={r['qps']['stabledns'] / r['qps']['NSD']:.2f} " if suffix else ""
+    return (qps + f"rss_ratio_nsd{suffix}={r['rss']['stabledns'] / r['rss']['NSD']:.2f} "
+            f"rss_ratio_knot{suffix}={r['rss']['stabledns'] / r['rss']['Knot']:.2f} "
+            f"build_ratio_nsd{suffix}={build / r['load']['NSD']:.2f} "
+            f"build_ratio_knot{suffix}={build / r['load']['Knot']:.2f} ")
 
 
 if __name__ == "__main__":
