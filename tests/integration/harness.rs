@@ -398,6 +398,14 @@ impl Logged {
         );
     }
 
+    /// Every line it has written so far, without waiting for more.
+    pub fn read_now(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
     /// Every line read so far.
     pub fn log(&self) -> &[String] {
         &self.log
