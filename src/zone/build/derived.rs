@@ -83,15 +83,11 @@ impl ViewBuilder<'_> {
         }
     }
 
-    pub(super) fn has_addresses(&self, store: &StoreBuilder, name: &[u8]) -> bool {
+    fn has_addresses(&self, store: &StoreBuilder, name: &[u8]) -> bool {
         self.node(store, name).is_some_and(|n| {
             let refs = &self.set_refs[n.first as usize..][..usize::from(n.sets)];
-            refs.iter().any(|&id| {
-                matches!(
-                    store.store().set(id).rtype(),
-                    RecordType::A | RecordType::AAAA
-                )
-            })
+            refs.iter()
+                .any(|&id| super::sets::is_address(store.store().set(id).rtype()))
         })
     }
 

@@ -22,6 +22,7 @@ use hickory_proto::rr::{LowerName, Name};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::sets::is_address;
 use super::{owner_wire, public_wire, push_sets, rank};
 use crate::inventory::{Fleet, Instance};
 use crate::naming::delta::Delta;
@@ -563,14 +564,6 @@ impl TopBuilder {
             .iter()
             .any(|&id| is_address(self.store.store().set(id).rtype()))
     }
-}
-
-/// Whether records of this type are addresses.
-fn is_address(t: hickory_proto::rr::RecordType) -> bool {
-    matches!(
-        t,
-        hickory_proto::rr::RecordType::A | hickory_proto::rr::RecordType::AAAA
-    )
 }
 
 /// The SRV sets of the owners under the touched tiers in one view, from the names' new

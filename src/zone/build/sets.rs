@@ -13,6 +13,11 @@ use crate::view::{AddressKind, SingleMode, TierMode, ViewPolicy};
 use crate::zone::Pick;
 use crate::zone::store::{push_record, push_rr};
 
+/// Whether records of this type are addresses (what an SRV target must have).
+pub(super) fn is_address(t: RecordType) -> bool {
+    matches!(t, RecordType::A | RecordType::AAAA)
+}
+
 /// An RRset on its way into the store: its records in answer-section wire form, inline for
 /// the common one-record set (an A record is 16 bytes, a CNAME to an EC2 name about 60).
 pub(super) struct NewSet {
