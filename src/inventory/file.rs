@@ -243,7 +243,7 @@ pub(super) fn convert(
             Some((key, tag.value.unwrap_or_default()))
         })
         .collect();
-    let mut security_groups: Vec<SecurityGroup> = raw
+    let security_groups: Vec<SecurityGroup> = raw
         .security_groups
         .into_iter()
         .filter_map(|g| {
@@ -253,10 +253,7 @@ pub(super) fn convert(
             })
         })
         .collect();
-    // Collected in place into the parser's buffer, which has room for four: the fleet is kept
-    // for the snapshot's life, and 100,000 instances paid 19 MB for the spare room.
-    security_groups.shrink_to_fit();
-    ipv6.shrink_to_fit();
+    let security_groups = strings.groups(security_groups);
     let availability_zone = raw.placement.and_then(|p| non_empty(p.availability_zone));
     let region = match region {
         Some(r) => Some(strings.get(r)),
@@ -280,10 +277,10 @@ pub(super) fn convert(
         vpc_id,
         subnet_id,
         private_ip,
-        private_dns_name: non_empty(raw.private_dns_name),
+        private_dns_name: non_empty(raw.private_dns_name).map(String::into_boxed_str),
         public_ip,
-        public_dns_name: non_empty(raw.public_dns_name),
-        ipv6,
+        public_dns_name: non_empty(raw.public_dns_name).map(String::into_boxed_str),
+        ipv6: ipv6.into(),
         tags,
         security_groups,
         impaired: false,
@@ -486,7 +483,7 @@ mod tests {
         let fleet = demo();
         let db1 = fleet
             .iter()
-            .find(|i| i.tags.get("Name").map(String::as_str) == Some("db1"))
+            .find(|i| i.tags.get("Name") == Some("db1"))
             .expect("db1 in demo");
         assert_eq!(db1.state, InstanceState::Running);
         assert_eq!(db1.region.as_deref(), Some("eu-west-1"));

@@ -44,18 +44,19 @@ pub struct Instance {
     /// The primary private IPv4 address.
     pub private_ip: Option<Ipv4Addr>,
     /// e.g. `ip-10-0-1-10.eu-west-1.compute.internal`.
-    pub private_dns_name: Option<String>,
+    pub private_dns_name: Option<Box<str>>,
     /// The public IPv4 address, when it has one.
     pub public_ip: Option<Ipv4Addr>,
     /// e.g. `ec2-79-125-3-243.eu-west-1.compute.amazonaws.com`: the CNAME target that AWS's
     /// resolver answers with the private address inside the VPC and the public one outside.
-    pub public_dns_name: Option<String>,
+    pub public_dns_name: Option<Box<str>>,
     /// Every IPv6 address on its interfaces.
-    pub ipv6: Vec<Ipv6Addr>,
+    pub ipv6: Box<[Ipv6Addr]>,
     /// Tag key → value.
     pub tags: Tags,
-    /// Its security groups.
-    pub security_groups: Vec<SecurityGroup>,
+    /// Its security groups: one list shared by every instance of a read that has the same
+    /// groups (a tier's members do).
+    pub security_groups: Groups,
     /// EC2 reports its system or instance status `impaired` (read only when
     /// `inventory.instance_status` is on): it leaves its tiers' answers while a healthy member
     /// remains.
@@ -68,32 +69,31 @@ pub struct Instance {
 /// 100,000-instance fleet paid 55 MB for. Keys are shared (every instance has a `Name`).
 /// Serialized as a map, as before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tags(Vec<(Shared, String)>);
+pub struct Tags(Box<[(Shared, Box<str>)]>);
 
 impl Tags {
     /// The value of a tag.
-    pub fn get(&self, key: &str) -> Option<&String> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
-            .map(|i| &self.0[i].1)
+            .map(|i| &*self.0[i].1)
     }
 
     /// Sets a tag, replacing its value if it has one.
     pub fn insert(&mut self, key: impl Into<Shared>, value: String) {
         let key = key.into();
-        match self
-            .0
-            .binary_search_by(|(k, _)| k.as_str().cmp(key.as_str()))
-        {
-            Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (key, value)),
+        let mut tags = std::mem::take(&mut self.0).into_vec();
+        match tags.binary_search_by(|(k, _)| k.as_str().cmp(key.as_str())) {
+            Ok(i) => tags[i].1 = value.into(),
+            Err(i) => tags.insert(i, (key, value.into())),
         }
+        self.0 = tags.into();
     }
 
     /// Every tag, sorted by key.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &String)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), &**v))
     }
 
     /// How many tags there are.
@@ -110,14 +110,15 @@ impl Tags {
 impl<K: Into<Shared>> FromIterator<(K, String)> for Tags {
     /// A key given twice keeps its last value, as a map's `collect` does.
     fn from_iter<I: IntoIterator<Item = (K, String)>>(iter: I) -> Self {
-        let mut tags: Vec<(Shared, String)> =
-            iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let mut tags: Vec<(Shared, Box<str>)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into_boxed_str()))
+            .collect();
         // Reversed, then stably sorted: of equal keys the last given comes first and stays.
         tags.reverse();
         tags.sort_by(|(a, _), (b, _)| a.cmp(b));
         tags.dedup_by(|later, kept| later.0 == kept.0);
-        tags.shrink_to_fit();
-        Self(tags)
+        Self(tags.into())
     }
 }
 
@@ -134,7 +135,7 @@ impl<'de> Deserialize<'de> for Tags {
 }
 
 /// A security group as attached to an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SecurityGroup {
     /// `sg-...`
     pub id: Shared,
@@ -218,19 +219,83 @@ impl<'de> Deserialize<'de> for Shared {
     }
 }
 
-/// Hands out one [`Shared`] per distinct string for one read of the fleet.
+/// An instance's security groups, in the order EC2 lists them. Shared: the members of a tier
+/// have the same list, and one read of the fleet keeps one copy of each ([`Interner`]).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Groups(std::sync::Arc<[SecurityGroup]>);
+
+impl std::ops::Deref for Groups {
+    type Target = [SecurityGroup];
+    fn deref(&self) -> &[SecurityGroup] {
+        &self.0
+    }
+}
+
+impl From<Vec<SecurityGroup>> for Groups {
+    fn from(groups: Vec<SecurityGroup>) -> Self {
+        Self(groups.into())
+    }
+}
+
+impl FromIterator<SecurityGroup> for Groups {
+    fn from_iter<I: IntoIterator<Item = SecurityGroup>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a Groups {
+    type Item = &'a SecurityGroup;
+    type IntoIter = std::slice::Iter<'a, SecurityGroup>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for Groups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Groups {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Groups {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<SecurityGroup>::deserialize(d).map(Self::from)
+    }
+}
+
+/// Hands out one [`Shared`] per distinct string, and one [`Groups`] per distinct list, for
+/// one read of the fleet.
 #[derive(Debug, Default)]
-pub struct Interner(rustc_hash::FxHashSet<Shared>);
+pub struct Interner {
+    strings: rustc_hash::FxHashSet<Shared>,
+    groups: rustc_hash::FxHashSet<Groups>,
+}
 
 impl Interner {
     /// The shared copy of `s`.
     pub fn get(&mut self, s: &str) -> Shared {
-        if let Some(shared) = self.0.get(s) {
+        if let Some(shared) = self.strings.get(s) {
             return shared.clone();
         }
         let shared = Shared::from(s);
-        self.0.insert(shared.clone());
+        self.strings.insert(shared.clone());
         shared
+    }
+
+    /// The shared copy of a list of groups.
+    pub fn groups(&mut self, groups: Vec<SecurityGroup>) -> Groups {
+        let groups = Groups::from(groups);
+        if let Some(shared) = self.groups.get(&groups) {
+            return shared.clone();
+        }
+        self.groups.insert(groups.clone());
+        groups
     }
 }
 
@@ -527,8 +592,8 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        assert_eq!(tags.get("b").map(String::as_str), Some("3"));
-        assert_eq!(tags.get("a").map(String::as_str), Some("2"));
+        assert_eq!(tags.get("b"), Some("3"));
+        assert_eq!(tags.get("a"), Some("2"));
         assert_eq!(tags.get("c"), None);
         assert_eq!(tags.len(), 2);
         let json = serde_json::to_string(&tags).expect("serialize");

@@ -245,7 +245,7 @@ mod tests {
             private_dns_name: None,
             public_ip: None,
             public_dns_name: None,
-            ipv6: vec![],
+            ipv6: Box::default(),
             tags: tags
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -106,14 +106,12 @@ impl Rules {
 impl Rules {
     /// Whether the instance's inside-only tag says yes: no name of it is shown outside.
     pub fn tagged_inside_only(&self, inst: &Instance) -> bool {
-        inst.tags
-            .get(&self.inside_only_tag)
-            .is_some_and(|v| truthy(v))
+        inst.tags.get(&self.inside_only_tag).is_some_and(truthy)
     }
 
     /// Whether the instance's drain tag says yes: it leaves its tiers' answers.
     pub fn tagged_drain(&self, inst: &Instance) -> bool {
-        inst.tags.get(&self.drain_tag).is_some_and(|v| truthy(v))
+        inst.tags.get(&self.drain_tag).is_some_and(truthy)
     }
 
     /// The tag each rule reads (`None` for a security-group rule), by rule index.

@@ -118,7 +118,7 @@ fn kill_9_during_refreshes_never_leaves_an_unreadable_state_file() {
             i.tags
                 .get("Name")
                 .filter(|v| v.starts_with("web-"))
-                .cloned()
+                .map(str::to_owned)
         })
         .expect("the changing name");
     std::fs::remove_file(dir.path().join("fleet.json")).expect("remove the fleet");
