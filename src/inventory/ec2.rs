@@ -527,20 +527,21 @@ impl aws_sdk_ec2::config::Intercept for WholeAnswer {
     }
 }
 
-fn s(v: Option<&str>) -> Option<String> {
-    v.map(str::to_owned)
+fn s(v: Option<&str>) -> super::file::Text<'_> {
+    v.map(std::borrow::Cow::Borrowed)
 }
 
-/// The SDK's instance in the describe-instances JSON shape.
-fn raw(i: &aws_sdk_ec2::types::Instance) -> RawInstance {
+/// The SDK's instance in the describe-instances JSON shape, borrowing its strings.
+fn raw(i: &aws_sdk_ec2::types::Instance) -> RawInstance<'_> {
     RawInstance {
         instance_id: s(i.instance_id()),
         state: i.state().map(|st| RawState {
-            name: st.name().map(|n| n.as_str().to_owned()),
+            name: st.name().map(|n| n.as_str().into()),
         }),
         launch_time: i.launch_time().and_then(|t| {
             t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
                 .ok()
+                .map(std::borrow::Cow::Owned)
         }),
         state_transition_reason: s(i.state_transition_reason()),
         placement: i.placement().map(|p| RawPlacement {

@@ -5,6 +5,7 @@
 //! grows), empty strings treated as absent (the CLI prints `"PublicDnsName": ""` for instances
 //! without one). A malformed document is an error that says where, never a partial fleet.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
@@ -66,13 +67,9 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
             if item.get().trim_start().starts_with('[') {
                 let inner: Vec<&RawValue> = serde_json::from_str(item.get())
                     .map_err(|e| parse_err(format!("[{i}]: {e} (expected a list of instances)")))?;
-                instances.extend(
-                    (0..)
-                        .zip(inner)
-                        .map(|(j, raw)| (format!("[{i}][{j}]"), raw)),
-                );
+                instances.extend((0..).zip(inner).map(|(j, raw)| (Place::Nested(i, j), raw)));
             } else {
-                instances.push((format!("[{i}]"), item));
+                instances.push((Place::Flat(i), item));
             }
         }
         vec![(None, instances)]
@@ -89,7 +86,7 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
             .map(|(r, res)| {
                 let instances = (0..)
                     .zip(res.instances)
-                    .map(|(i, raw)| (format!("Reservations[{r}].Instances[{i}]"), raw))
+                    .map(|(i, raw)| (Place::Reservation(r, i), raw))
                     .collect();
                 (res.owner_id, instances)
             })
@@ -98,25 +95,25 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
     let mut out = Fetched::default();
     for (owner, instances) in reservations {
         for (place, text) in instances {
-            let raw: RawInstance = match read_instance(text) {
+            // Where it is and its id are written out only for an instance that is skipped.
+            let skip = |e: &dyn std::fmt::Display| {
+                let id = serde_json::from_str::<IdOnly>(text.get())
+                    .ok()
+                    .and_then(|i| i.instance_id)
+                    .unwrap_or_else(|| "(no id)".into());
+                format!("{}: {} {id}: {e}; skipped", path.display(), place.text())
+            };
+            let raw = match read_instance(text) {
                 Ok(raw) => raw,
                 Err(e) => {
-                    let id = serde_json::from_str::<IdOnly>(text.get())
-                        .ok()
-                        .and_then(|i| i.instance_id)
-                        .unwrap_or_else(|| "(no id)".into());
-                    out.skipped
-                        .push(format!("{}: {place} {id}: {e}; skipped", path.display()));
+                    out.skipped.push(skip(&e));
                     continue;
                 }
             };
             out.saw_change(change_time(&raw));
-            let id = raw.instance_id.clone().unwrap_or_else(|| "(no id)".into());
             match convert(raw, owner.as_deref(), region, &mut out.strings) {
                 Ok(instance) => out.instances.push(instance),
-                Err(e) => out
-                    .skipped
-                    .push(format!("{}: {place} {id}: {e}; skipped", path.display())),
+                Err(e) => out.skipped.push(skip(&e)),
             }
         }
     }
@@ -126,7 +123,25 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
 
 /// A reservation's owner and its instances, each with where it is in the document and its
 /// raw JSON.
-type Listed<'a> = (Option<String>, Vec<(String, &'a RawValue)>);
+type Listed<'a> = (Option<String>, Vec<(Place, &'a RawValue)>);
+
+/// Where an instance is in the document, for the warning that skips it.
+#[derive(Clone, Copy)]
+enum Place {
+    Flat(usize),
+    Nested(usize, usize),
+    Reservation(usize, usize),
+}
+
+impl Place {
+    fn text(self) -> String {
+        match self {
+            Self::Flat(i) => format!("[{i}]"),
+            Self::Nested(i, j) => format!("[{i}][{j}]"),
+            Self::Reservation(r, i) => format!("Reservations[{r}].Instances[{i}]"),
+        }
+    }
+}
 
 /// ` at Reservations[0]...` for an error inside the document, nothing at its top.
 fn at(path: &serde_path_to_error::Path) -> String {
@@ -137,7 +152,7 @@ fn at(path: &serde_path_to_error::Path) -> String {
 }
 
 /// One instance's JSON, its errors saying which field (`invalid State.Name: …`).
-fn read_instance(text: &RawValue) -> Result<RawInstance, String> {
+fn read_instance(text: &RawValue) -> Result<RawInstance<'_>, String> {
     let de = &mut serde_json::Deserializer::from_str(text.get());
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -162,7 +177,7 @@ struct IdOnly {
 /// When an instance last changed, as far as the API says: its launch (or last start), or the
 /// time in its state transition reason (`User initiated (2026-12-04 01:23:45 GMT)`) for a
 /// stop or termination, whichever is later. Malformed values count as no time.
-pub(super) fn change_time(raw: &RawInstance) -> Option<jiff::Timestamp> {
+pub(super) fn change_time(raw: &RawInstance<'_>) -> Option<jiff::Timestamp> {
     let launched = (raw.launch_time.as_deref()).and_then(|t| t.parse::<jiff::Timestamp>().ok());
     let transition = raw
         .state_transition_reason
@@ -186,7 +201,7 @@ fn transition_time(reason: &str) -> Option<jiff::Timestamp> {
 }
 
 pub(super) fn convert(
-    raw: RawInstance,
+    raw: RawInstance<'_>,
     owner: Option<&str>,
     region: Option<&str>,
     strings: &mut Interner,
@@ -198,24 +213,23 @@ pub(super) fn convert(
         .ok_or(InstanceError::Missing("State.Name"))?;
     let state = state_name
         .parse()
-        .map_err(|_| InstanceError::Invalid("State.Name", state_name))?;
+        .map_err(|_| InstanceError::Invalid("State.Name", state_name.into_owned()))?;
     let launch_time = match non_empty(raw.launch_time) {
         Some(t) => Some(
             t.parse::<jiff::Timestamp>()
-                .map_err(|_| InstanceError::Invalid("LaunchTime", t))?,
+                .map_err(|_| InstanceError::Invalid("LaunchTime", t.into_owned()))?,
         ),
         None => None,
     };
-    let ipv4 =
-        |field: &'static str, v: Option<String>| -> Result<Option<Ipv4Addr>, InstanceError> {
-            match non_empty(v) {
-                Some(s) => s
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| InstanceError::Invalid(field, s)),
-                None => Ok(None),
-            }
-        };
+    let ipv4 = |field: &'static str, v: Text<'_>| -> Result<Option<Ipv4Addr>, InstanceError> {
+        match non_empty(v) {
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| InstanceError::Invalid(field, s.into_owned())),
+            None => Ok(None),
+        }
+    };
     let private_ip = ipv4("PrivateIpAddress", raw.private_ip_address)?;
     let public_ip = ipv4("PublicIpAddress", raw.public_ip_address)?;
 
@@ -229,7 +243,7 @@ pub(super) fn convert(
     for s in v6_strings.filter(|s| !s.is_empty()) {
         let addr: Ipv6Addr = s
             .parse()
-            .map_err(|_| InstanceError::Invalid("Ipv6Address", s))?;
+            .map_err(|_| InstanceError::Invalid("Ipv6Address", s.into_owned()))?;
         if !ipv6.contains(&addr) {
             ipv6.push(addr);
         }
@@ -240,7 +254,7 @@ pub(super) fn convert(
         .into_iter()
         .filter_map(|tag| {
             let key = strings.get(&non_empty(tag.key)?);
-            Some((key, tag.value.unwrap_or_default()))
+            Some((key, tag.value.map(Cow::into_owned).unwrap_or_default()))
         })
         .collect();
     let security_groups: Vec<SecurityGroup> = raw
@@ -266,9 +280,10 @@ pub(super) fn convert(
     let availability_zone = shared(strings, availability_zone);
     let vpc_id = shared(strings, raw.vpc_id);
     let subnet_id = shared(strings, raw.subnet_id);
+    let boxed = |s: Text<'_>| non_empty(s).map(|s| s.into_owned().into_boxed_str());
 
     Ok(Instance {
-        id,
+        id: id.into_owned(),
         state,
         launch_time,
         account,
@@ -277,9 +292,9 @@ pub(super) fn convert(
         vpc_id,
         subnet_id,
         private_ip,
-        private_dns_name: non_empty(raw.private_dns_name).map(String::into_boxed_str),
+        private_dns_name: boxed(raw.private_dns_name),
         public_ip,
-        public_dns_name: non_empty(raw.public_dns_name).map(String::into_boxed_str),
+        public_dns_name: boxed(raw.public_dns_name),
         ipv6: ipv6.into(),
         tags,
         security_groups,
@@ -287,12 +302,12 @@ pub(super) fn convert(
     })
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
+fn non_empty(s: Text<'_>) -> Text<'_> {
     s.filter(|s| !s.trim().is_empty())
 }
 
 /// A field many instances hold alike, stored once.
-fn shared(strings: &mut Interner, s: Option<String>) -> Option<super::Shared> {
+fn shared(strings: &mut Interner, s: Text<'_>) -> Option<super::Shared> {
     non_empty(s).map(|s| strings.get(&s))
 }
 
@@ -311,66 +326,90 @@ struct Reservation<'a> {
     instances: Vec<&'a RawValue>,
 }
 
+/// Text from the document: borrowed where the JSON string has no escapes (nearly always), so
+/// the values that are interned or parsed (tag keys, groups, zones, addresses, states, times)
+/// are never copied, and the ones an instance keeps are copied once, to their exact size.
+pub(super) type Text<'a> = Option<Cow<'a, str>>;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawInstance {
-    pub(super) instance_id: Option<String>,
-    pub(super) state: Option<RawState>,
-    pub(super) launch_time: Option<String>,
-    pub(super) state_transition_reason: Option<String>,
-    pub(super) placement: Option<RawPlacement>,
-    pub(super) vpc_id: Option<String>,
-    pub(super) subnet_id: Option<String>,
-    pub(super) private_ip_address: Option<String>,
-    pub(super) private_dns_name: Option<String>,
-    pub(super) public_ip_address: Option<String>,
-    pub(super) public_dns_name: Option<String>,
-    pub(super) ipv6_address: Option<String>,
-    #[serde(default)]
-    pub(super) network_interfaces: Vec<RawInterface>,
-    #[serde(default)]
-    pub(super) tags: Vec<RawTag>,
-    #[serde(default)]
-    pub(super) security_groups: Vec<RawGroup>,
+pub(super) struct RawInstance<'a> {
+    #[serde(borrow)]
+    pub(super) instance_id: Text<'a>,
+    #[serde(borrow)]
+    pub(super) state: Option<RawState<'a>>,
+    #[serde(borrow)]
+    pub(super) launch_time: Text<'a>,
+    #[serde(borrow)]
+    pub(super) state_transition_reason: Text<'a>,
+    #[serde(borrow)]
+    pub(super) placement: Option<RawPlacement<'a>>,
+    #[serde(borrow)]
+    pub(super) vpc_id: Text<'a>,
+    #[serde(borrow)]
+    pub(super) subnet_id: Text<'a>,
+    #[serde(borrow)]
+    pub(super) private_ip_address: Text<'a>,
+    #[serde(borrow)]
+    pub(super) private_dns_name: Text<'a>,
+    #[serde(borrow)]
+    pub(super) public_ip_address: Text<'a>,
+    #[serde(borrow)]
+    pub(super) public_dns_name: Text<'a>,
+    #[serde(borrow)]
+    pub(super) ipv6_address: Text<'a>,
+    #[serde(default, borrow)]
+    pub(super) network_interfaces: Vec<RawInterface<'a>>,
+    #[serde(default, borrow)]
+    pub(super) tags: Vec<RawTag<'a>>,
+    #[serde(default, borrow)]
+    pub(super) security_groups: Vec<RawGroup<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawState {
-    pub(super) name: Option<String>,
+pub(super) struct RawState<'a> {
+    #[serde(borrow)]
+    pub(super) name: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawPlacement {
-    pub(super) availability_zone: Option<String>,
+pub(super) struct RawPlacement<'a> {
+    #[serde(borrow)]
+    pub(super) availability_zone: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawInterface {
-    #[serde(default)]
-    pub(super) ipv6_addresses: Vec<RawIpv6>,
+pub(super) struct RawInterface<'a> {
+    #[serde(default, borrow)]
+    pub(super) ipv6_addresses: Vec<RawIpv6<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawIpv6 {
-    pub(super) ipv6_address: Option<String>,
+pub(super) struct RawIpv6<'a> {
+    #[serde(borrow)]
+    pub(super) ipv6_address: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawTag {
-    pub(super) key: Option<String>,
-    pub(super) value: Option<String>,
+pub(super) struct RawTag<'a> {
+    #[serde(borrow)]
+    pub(super) key: Text<'a>,
+    #[serde(borrow)]
+    pub(super) value: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct RawGroup {
-    pub(super) group_id: Option<String>,
-    pub(super) group_name: Option<String>,
+pub(super) struct RawGroup<'a> {
+    #[serde(borrow)]
+    pub(super) group_id: Text<'a>,
+    #[serde(borrow)]
+    pub(super) group_name: Text<'a>,
 }
 
 #[cfg(test)]
