@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Soak: stabledns under steady load while its fleet changes, run by scripts/soak.
 
-A moto_server on loopback holds a fleet of N instances (default 10,000) in tiers of 100
-(security groups SG-T-TIER<k>). stabledns reads it every few seconds; a changer replaces a few
+A moto_server on loopback holds a fleet of N instances (default 10,000; STABLEDNS_SOAK_INSTANCES)
+in tiers of 100 (security groups SG-T-TIER<k>), 30,000 to a subnet. stabledns reads it every
+few seconds (or, with --events, hears EC2 events, the way to soak 100,000); a changer replaces a few
 instances between refreshes, so nearly every refresh publishes a new snapshot. dnsperf asks
 for the fleet's names (5% that do not exist) at 80% of the rate it measured first, for the
 given seconds, while the server's RSS is sampled every second. Reports lost queries, the
@@ -73,26 +74,28 @@ def ec2(url):
 
 
 def build_fleet(client, n):
-    vpc = client.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/17")["Subnet"]["SubnetId"]
-    groups = []
+    """n instances in tiers of 100, each tier in one subnet. A /17 subnet holds about 32,000
+    addresses, so a larger fleet spreads over more subnets (two to a /16 VPC), each tier's
+    group in its subnet's VPC. Returns the groups (each with its subnet) and the instance
+    ids, tracked here: listing 100,000 instances in moto takes minutes."""
+    per_subnet = 30_000
+    subnets = []
+    for k in range((n + per_subnet - 1) // per_subnet):
+        if k % 2 == 0:
+            vpc = client.create_vpc(CidrBlock=f"10.{k // 2}.0.0/16")["Vpc"]["VpcId"]
+        cidr = f"10.{k // 2}.{128 * (k % 2)}.0/17"
+        subnets.append((vpc, client.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]))
+    groups, ids = [], []
     for k in range((n + 99) // 100):
+        vpc, subnet = subnets[100 * k // per_subnet]
         g = client.create_security_group(GroupName=f"SG-T-TIER{k}", Description="soak", VpcId=vpc)
-        groups.append(g["GroupId"])
-    for k, g in enumerate(groups):
+        groups.append((g["GroupId"], subnet))
         count = min(100, n - 100 * k)
-        client.run_instances(ImageId="ami-12345678", MinCount=count, MaxCount=count,
-                             SubnetId=subnet, SecurityGroupIds=[g], InstanceType="t3.micro")
-    return subnet, groups
-
-
-def instance_ids(client):
-    ids = []
-    for page in client.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "instance-state-name", "Values": ["running"]}]):
-        for r in page["Reservations"]:
-            ids.extend(i["InstanceId"] for i in r["Instances"])
-    return ids
+        made = client.run_instances(ImageId="ami-12345678", MinCount=count, MaxCount=count,
+                                    SubnetId=subnet, SecurityGroupIds=[g["GroupId"]],
+                                    InstanceType="t3.micro")
+        ids.extend(i["InstanceId"] for i in made["Instances"])
+    return groups, ids
 
 
 def metric(admin, name):
@@ -128,7 +131,7 @@ def main():
                 time.sleep(0.2)
         client = ec2(url)
         t0 = time.time()
-        subnet, groups = build_fleet(client, args.instances)
+        groups, live = build_fleet(client, args.instances)
         print(f"fleet: {args.instances} instances in {len(groups)} tiers, built in {time.time() - t0:.0f} s",
               flush=True)
 
@@ -154,7 +157,6 @@ def main():
             time.sleep(1)
         print(f"stabledns serves {args.instances} instances after {time.time() - t0:.0f} s", flush=True)
 
-        live = instance_ids(client)
         names = [f"tier{k}.soak." for k in range(len(groups))] + [f"{i}.soak." for i in live]
         rng = random.Random(7)
         queries = [f"{rng.choice(names)} A" for _ in range(50_000)]
@@ -179,8 +181,9 @@ def main():
                     client.terminate_instances(InstanceIds=gone)
                     for g in gone:
                         live.remove(g)
+                    group, subnet = rng.choice(groups)
                     new = client.run_instances(ImageId="ami-12345678", MinCount=5, MaxCount=5,
-                                               SubnetId=subnet, SecurityGroupIds=[rng.choice(groups)],
+                                               SubnetId=subnet, SecurityGroupIds=[group],
                                                InstanceType="t3.micro")
                     born = [i["InstanceId"] for i in new["Instances"]]
                     live.extend(born)
