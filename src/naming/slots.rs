@@ -237,7 +237,7 @@ pub(super) fn add_slot_names(
                 name,
                 backing: std::sync::Arc::new([Backing {
                     instance: b.instance,
-                    via: smallvec::smallvec![Via::Slot { n }],
+                    via: crate::naming::Vias::one(Via::Slot { n }),
                 }]),
                 single: true,
                 inside_only: host.inside_only,

@@ -61,7 +61,7 @@ impl ViewBuilder<'_> {
             );
             let backing = Backing {
                 instance: svc.instance,
-                via: smallvec::smallvec![Via::Service { port: svc.port }],
+                via: crate::naming::Vias::one(Via::Service { port: svc.port }),
             };
             match sets.last_mut() {
                 Some((last, records, b)) if *last == owner => {
@@ -153,7 +153,7 @@ impl ViewBuilder<'_> {
                 };
                 let backing = Arc::from([Backing {
                     instance: id,
-                    via: smallvec::smallvec![Via::Address],
+                    via: crate::naming::Vias::one(Via::Address),
                 }]);
                 let name = store.intern(&owner);
                 let apex = apex.clone();

@@ -506,7 +506,7 @@ fn ptr_sets(
             };
             let backing = Arc::from([Backing {
                 instance: p,
-                via: smallvec::smallvec![crate::naming::Via::Address],
+                via: crate::naming::Vias::one(crate::naming::Via::Address),
             }]);
             sets = Some((smallvec::smallvec![set], backing));
             break;
@@ -618,7 +618,7 @@ fn srv_sets<'w>(
             records.push(Record::from_rdata(name, at.zone.record_ttl, rdata));
             backing.push(Backing {
                 instance: svc.instance,
-                via: smallvec::smallvec![crate::naming::Via::Service { port: svc.port }],
+                via: crate::naming::Vias::one(crate::naming::Via::Service { port: svc.port }),
             });
         }
         let pick = if records.len() > 1 {
