@@ -48,11 +48,7 @@ addresses = ["127.0.0.1"]
 public_addresses = ["203.0.113.53"]
 
 [inventory]
-source = "ec2"
-endpoint_url = "{moto}"
-regions = ["us-east-1"]
-refresh_interval = "{refresh}"
-api_timeout = "60s"
+{inventory}refresh_interval = "{refresh}"
 max_removed_fraction = 1.0
 
 {events}
@@ -98,6 +94,51 @@ def build_fleet(client, n):
     return groups, ids
 
 
+class FileFleet:
+    """The fleet as a describe-instances JSON file that stabledns reads on its refresh
+    (--file): each instance's JSON is kept as text, so a change rewrites the file without
+    encoding 100,000 instances again. Written to a temporary name and renamed, as a tool
+    that exports the fleet would, so a read never sees half a file."""
+
+    def __init__(self, path, n):
+        self.path, self.next = path, 0
+        self.text = {}
+        self.groups = [(f"sg-{k:08x}", None) for k in range((n + 99) // 100)]
+        for k in range(n):
+            self.launch(k // 100)
+        self.write()
+
+    def launch(self, tier):
+        i = self.next
+        self.next += 1
+        iid = f"i-{i:017x}"
+        self.text[iid] = json.dumps({
+            "InstanceId": iid, "State": {"Name": "running"},
+            "LaunchTime": "2026-11-01T10:00:00+00:00",
+            "Placement": {"AvailabilityZone": "us-east-1a"},
+            "PrivateIpAddress": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+            "SecurityGroups": [{"GroupId": self.groups[tier][0], "GroupName": f"SG-T-TIER{tier}"}],
+        })
+        return iid
+
+    def write(self):
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text('{"Reservations": [{"OwnerId": "123456789012", "Instances": ['
+                       + ",".join(self.text.values()) + "]}]}")
+        tmp.replace(self.path)
+
+    # The changer's calls, as boto3's for moto.
+    def terminate_instances(self, InstanceIds):  # noqa: N803 (boto3's spelling)
+        for iid in InstanceIds:
+            del self.text[iid]
+
+    def run_instances(self, MinCount, SecurityGroupIds, **_):  # noqa: N803
+        tier = next(k for k, g in enumerate(self.groups) if g[0] == SecurityGroupIds[0])
+        made = [{"InstanceId": self.launch(tier)} for _ in range(MinCount)]
+        self.write()
+        return {"Instances": made}
+
+
 def metric(admin, name):
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
     m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
@@ -114,24 +155,38 @@ def main():
     ap.add_argument("--events", action="store_true",
                     help="changes reach stabledns as EC2 events on an SQS queue (the full read "
                          "hourly), not by its refresh")
+    ap.add_argument("--file", action="store_true",
+                    help="the fleet is a describe-instances JSON file that the changer rewrites "
+                         "and stabledns reads on its refresh: every change a full read and build "
+                         "(no moto: launching 100,000 instances in it takes far longer than the soak)")
     args = ap.parse_args()
+    if args.file and args.events:
+        raise SystemExit("--file and --events: choose one")
 
     root = Path(tempfile.mkdtemp(prefix="stabledns-soak-"))
     mport, port, admin = bench.free_port(), bench.free_port(), bench.free_port()
-    moto = subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(mport)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{mport}"
-    procs = [moto]
+    procs = []
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except Exception:  # noqa: BLE001 (not up yet)
-                time.sleep(0.2)
-        client = ec2(url)
+        if not args.file:
+            procs.append(subprocess.Popen([args.moto, "-H", "127.0.0.1", "-p", str(mport)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(url, timeout=1)
+                    break
+                except Exception:  # noqa: BLE001 (not up yet)
+                    time.sleep(0.2)
         t0 = time.time()
-        groups, live = build_fleet(client, args.instances)
+        if args.file:
+            client = FileFleet(root / "fleet.json", args.instances)
+            groups, live = client.groups, list(client.text)
+            inventory = f'source = "file"\npath = "{root / "fleet.json"}"\n'
+        else:
+            client = ec2(url)
+            groups, live = build_fleet(client, args.instances)
+            inventory = (f'source = "ec2"\nendpoint_url = "{url}"\nregions = ["us-east-1"]\n'
+                         'api_timeout = "60s"\n')
         print(f"fleet: {args.instances} instances in {len(groups)} tiers, built in {time.time() - t0:.0f} s",
               flush=True)
 
@@ -144,8 +199,8 @@ def main():
             events = (f'[inventory.events]\nqueues = {{ us-east-1 = "{queue}" }}\n'
                       f'endpoint_url = "{url}"\nwait = "1s"\n')
         refresh = "1h" if args.events else args.refresh
-        config.write_text(CONFIG.format(port=port, admin=admin, moto=url, refresh=refresh,
-                                        events=events))
+        config.write_text(CONFIG.format(port=port, admin=admin, inventory=inventory,
+                                        refresh=refresh, events=events))
         env = dict(os.environ, RUST_LOG="warn")
         server = subprocess.Popen([args.binary, "serve", "--config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
@@ -175,7 +230,8 @@ def main():
         def changer():
             # The fleet is tracked here: listing 10,000 instances in moto takes longer than the
             # pause between changes.
-            while not stop.wait(2):
+            # A file is rewritten whole: once per refresh, not more often than it is read.
+            while not stop.wait(5 if args.file else 2):
                 try:
                     gone = rng.sample(live, 5)
                     client.terminate_instances(InstanceIds=gone)
@@ -243,7 +299,8 @@ def main():
         step = max(1, len(rss) // 20)
         print("RSS MB every {} s: {}".format(step, " ".join(f"{r:.0f}" for r in rss[::step])))
         ok = lost == 0 and servfail == 0 and floor_growth < 5
-        print(f"summary seconds={args.seconds} instances={args.instances} events={args.events} rate={rate} sent={sent} lost={lost} "
+        print(f"summary seconds={args.seconds} instances={args.instances} events={args.events} file={args.file} "
+              f"rate={rate} sent={sent} lost={lost} "
               f"servfail={servfail} publishes={publishes:.0f} patched={patches:.0f} rss_start_mb={warm[0]:.0f} "
               f"rss_end_mb={warm[-1]:.0f} rss_growth_pct={growth:.1f} rss_floor_growth_pct={floor_growth:.1f} "
               f"goals={'met' if ok else 'NOT met'}")
