@@ -66,7 +66,7 @@ impl Handler {
             if let Some(t) = inst.launch_time {
                 line.push_str(&format!(", launched {t}"));
             }
-            if let Some(az) = &inst.availability_zone {
+            if let Some(az) = inst.availability_zone() {
                 line.push_str(&format!(", {az}"));
             }
             let vias = crate::naming::vias_text(&b.via, inst, relative, &snapshot.rule_tags);

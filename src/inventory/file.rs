@@ -280,17 +280,20 @@ pub(super) fn convert(
     let availability_zone = shared(strings, availability_zone);
     let vpc_id = shared(strings, raw.vpc_id);
     let subnet_id = shared(strings, raw.subnet_id);
+    let place = strings.place(super::Where {
+        account,
+        region,
+        availability_zone,
+        vpc_id,
+        subnet_id,
+    });
     let boxed = |s: Text<'_>| non_empty(s).map(|s| s.into_owned().into_boxed_str());
 
     Ok(Instance {
         id: id.into_owned(),
         state,
         launch_time,
-        account,
-        region,
-        availability_zone,
-        vpc_id,
-        subnet_id,
+        place,
         private_ip,
         private_dns_name: boxed(raw.private_dns_name),
         public_ip,
@@ -525,13 +528,12 @@ mod tests {
             .find(|i| i.tags.get("Name") == Some("db1"))
             .expect("db1 in demo");
         assert_eq!(db1.state, InstanceState::Running);
-        assert_eq!(db1.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(db1.region(), Some("eu-west-1"));
         assert!(
-            db1.availability_zone
-                .as_deref()
+            db1.availability_zone()
                 .is_some_and(|z| z.starts_with("eu-west-1"))
         );
-        assert!(db1.vpc_id.is_some() && db1.subnet_id.is_some() && db1.account.is_some());
+        assert!(db1.vpc_id().is_some() && db1.subnet_id().is_some() && db1.account().is_some());
         assert!(db1.private_ip.is_some() && db1.private_dns_name.is_some());
         assert!(db1.public_ip.is_some());
         assert!(
@@ -561,7 +563,7 @@ mod tests {
             .expect("parses")
             .instances;
         assert_eq!(fleet.len(), 1);
-        assert_eq!(fleet[0].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(fleet[0].region(), Some("eu-west-1"));
     }
 
     fn parse_error(json: &str) -> String {

@@ -13,17 +13,20 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use place::{Place, Where};
 use settings::{InventoryConfig, SourceConfig};
 
 #[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod events;
 pub mod file;
+mod place;
 pub mod security;
 pub mod settings;
 
-/// One EC2 instance, with the fields stabledns names and answers from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One EC2 instance, with the fields stabledns names and answers from. Serialized (the state
+/// file, `--json`) with its place's names as fields of their own, as they always were.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     /// `i-0abc...`
     pub id: String,
@@ -31,16 +34,8 @@ pub struct Instance {
     pub state: InstanceState,
     /// When it was launched; newest wins a contested single-instance name.
     pub launch_time: Option<jiff::Timestamp>,
-    /// The account that owns it (the reservation's owner), when known.
-    pub account: Option<Shared>,
-    /// e.g. `eu-west-1`.
-    pub region: Option<Shared>,
-    /// e.g. `eu-west-1a`.
-    pub availability_zone: Option<Shared>,
-    /// `vpc-...`
-    pub vpc_id: Option<Shared>,
-    /// `subnet-...`
-    pub subnet_id: Option<Shared>,
+    /// Its account, region, zone, VPC and subnet.
+    pub place: Place,
     /// The primary private IPv4 address.
     pub private_ip: Option<Ipv4Addr>,
     /// e.g. `ip-10-0-1-10.eu-west-1.compute.internal`.
@@ -60,8 +55,128 @@ pub struct Instance {
     /// EC2 reports its system or instance status `impaired` (read only when
     /// `inventory.instance_status` is on): it leaves its tiers' answers while a healthy member
     /// remains.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub impaired: bool,
+}
+
+impl Instance {
+    /// The account that owns it (the reservation's owner), when known.
+    pub fn account(&self) -> Option<&str> {
+        self.place.names().account.as_deref()
+    }
+
+    /// e.g. `eu-west-1`.
+    pub fn region(&self) -> Option<&str> {
+        self.place.names().region.as_deref()
+    }
+
+    /// e.g. `eu-west-1a`.
+    pub fn availability_zone(&self) -> Option<&str> {
+        self.place.names().availability_zone.as_deref()
+    }
+
+    /// `vpc-...`
+    pub fn vpc_id(&self) -> Option<&str> {
+        self.place.names().vpc_id.as_deref()
+    }
+
+    /// `subnet-...`
+    pub fn subnet_id(&self) -> Option<&str> {
+        self.place.names().subnet_id.as_deref()
+    }
+}
+
+/// An instance as it is written: every field flat, borrowed.
+#[derive(Serialize)]
+struct InstanceOut<'a> {
+    id: &'a str,
+    state: InstanceState,
+    launch_time: Option<jiff::Timestamp>,
+    account: Option<&'a str>,
+    region: Option<&'a str>,
+    availability_zone: Option<&'a str>,
+    vpc_id: Option<&'a str>,
+    subnet_id: Option<&'a str>,
+    private_ip: Option<Ipv4Addr>,
+    private_dns_name: Option<&'a str>,
+    public_ip: Option<Ipv4Addr>,
+    public_dns_name: Option<&'a str>,
+    ipv6: &'a [Ipv6Addr],
+    tags: &'a Tags,
+    security_groups: &'a Groups,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    impaired: bool,
+}
+
+/// An instance as it is read.
+#[derive(Deserialize)]
+struct InstanceIn {
+    id: String,
+    state: InstanceState,
+    launch_time: Option<jiff::Timestamp>,
+    account: Option<Shared>,
+    region: Option<Shared>,
+    availability_zone: Option<Shared>,
+    vpc_id: Option<Shared>,
+    subnet_id: Option<Shared>,
+    private_ip: Option<Ipv4Addr>,
+    private_dns_name: Option<Box<str>>,
+    public_ip: Option<Ipv4Addr>,
+    public_dns_name: Option<Box<str>>,
+    ipv6: Box<[Ipv6Addr]>,
+    tags: Tags,
+    security_groups: Groups,
+    #[serde(default)]
+    impaired: bool,
+}
+
+impl Serialize for Instance {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InstanceOut {
+            id: &self.id,
+            state: self.state,
+            launch_time: self.launch_time,
+            account: self.account(),
+            region: self.region(),
+            availability_zone: self.availability_zone(),
+            vpc_id: self.vpc_id(),
+            subnet_id: self.subnet_id(),
+            private_ip: self.private_ip,
+            private_dns_name: self.private_dns_name.as_deref(),
+            public_ip: self.public_ip,
+            public_dns_name: self.public_dns_name.as_deref(),
+            ipv6: &self.ipv6,
+            tags: &self.tags,
+            security_groups: &self.security_groups,
+            impaired: self.impaired,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Instance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = InstanceIn::deserialize(d)?;
+        Ok(Self {
+            id: i.id,
+            state: i.state,
+            launch_time: i.launch_time,
+            place: Place::new(Where {
+                account: i.account,
+                region: i.region,
+                availability_zone: i.availability_zone,
+                vpc_id: i.vpc_id,
+                subnet_id: i.subnet_id,
+            }),
+            private_ip: i.private_ip,
+            private_dns_name: i.private_dns_name,
+            public_ip: i.public_ip,
+            public_dns_name: i.public_dns_name,
+            ipv6: i.ipv6,
+            tags: i.tags,
+            security_groups: i.security_groups,
+            impaired: i.impaired,
+        })
+    }
 }
 
 /// An instance's tags, key → value, sorted by key. A sorted vector rather than a `BTreeMap`:
@@ -275,6 +390,7 @@ impl<'de> Deserialize<'de> for Groups {
 pub struct Interner {
     strings: rustc_hash::FxHashSet<Shared>,
     groups: rustc_hash::FxHashSet<Groups>,
+    places: rustc_hash::FxHashSet<Place>,
 }
 
 impl Interner {
@@ -286,6 +402,16 @@ impl Interner {
         let shared = Shared::from(s);
         self.strings.insert(shared.clone());
         shared
+    }
+
+    /// The shared copy of a place.
+    pub fn place(&mut self, names: Where) -> Place {
+        let place = Place::new(names);
+        if let Some(shared) = self.places.get(&place) {
+            return shared.clone();
+        }
+        self.places.insert(place.clone());
+        place
     }
 
     /// The shared copy of a list of groups.
@@ -600,6 +726,73 @@ mod tests {
         assert_eq!(json, r#"{"a":"2","b":"3"}"#);
         let back: Tags = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, tags);
+    }
+
+    #[test]
+    fn an_instance_is_written_with_its_place_s_names_as_fields_as_before() {
+        // The state file's shape from before places were shared: every name a field.
+        let written = serde_json::json!({
+            "id": "i-1", "state": "running", "launch_time": "2026-11-01T10:00:00Z",
+            "account": "123456789012", "region": "eu-west-1", "availability_zone": "eu-west-1a",
+            "vpc_id": "vpc-1", "subnet_id": "subnet-1", "private_ip": "10.0.0.1",
+            "private_dns_name": null, "public_ip": null, "public_dns_name": null, "ipv6": [],
+            "tags": {"Name": "db1"}, "security_groups": [{"id": "sg-1", "name": "SG-I-DB1"}]
+        });
+        let inst: Instance = serde_json::from_value(written.clone()).expect("reads");
+        assert_eq!(inst.region(), Some("eu-west-1"));
+        assert_eq!(inst.availability_zone(), Some("eu-west-1a"));
+        assert_eq!(inst.account(), Some("123456789012"));
+        assert_eq!(
+            (inst.vpc_id(), inst.subnet_id()),
+            (Some("vpc-1"), Some("subnet-1"))
+        );
+        assert!(!inst.impaired);
+        assert_eq!(serde_json::to_value(&inst).expect("writes"), written);
+
+        let mut nowhere = written;
+        for key in [
+            "account",
+            "region",
+            "availability_zone",
+            "vpc_id",
+            "subnet_id",
+        ] {
+            nowhere[key] = serde_json::Value::Null;
+        }
+        nowhere["impaired"] = true.into();
+        let inst: Instance = serde_json::from_value(nowhere.clone()).expect("reads");
+        assert_eq!(inst.place, Place::default());
+        assert_eq!((inst.region(), inst.account()), (None, None));
+        assert_eq!(serde_json::to_value(&inst).expect("writes"), nowhere);
+    }
+
+    #[test]
+    fn one_read_holds_one_copy_of_each_place_and_group_list() {
+        let mut strings = Interner::default();
+        let place = |strings: &mut Interner, subnet: &str| {
+            let names = Where {
+                region: Some(strings.get("eu-west-1")),
+                subnet_id: Some(strings.get(subnet)),
+                ..Where::default()
+            };
+            strings.place(names)
+        };
+        let (a, b, c) = (
+            place(&mut strings, "subnet-1"),
+            place(&mut strings, "subnet-1"),
+            place(&mut strings, "subnet-2"),
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(strings.places.len(), 2);
+        let group = || SecurityGroup {
+            id: "sg-1".into(),
+            name: "SG-T-WEB".into(),
+        };
+        strings.groups(vec![group()]);
+        strings.groups(vec![group()]);
+        assert_eq!(strings.groups.len(), 1);
+        assert_eq!(strings.place(Where::default()), Place::default());
     }
 
     #[test]

@@ -189,8 +189,8 @@ pub fn slot_tag_writes(slots: &Slots, fleet: &[Arc<Instance>]) -> Vec<TagWrite> 
             if inst.tags.get(&key) != Some(&value) {
                 out.push(TagWrite {
                     instance: id.clone(),
-                    region: inst.region.as_ref().map(|r| r.as_str().to_owned()),
-                    account: inst.account.as_ref().map(|a| a.as_str().to_owned()),
+                    region: inst.region().map(str::to_owned),
+                    account: inst.account().map(str::to_owned),
                     key: key.clone(),
                     value,
                 });

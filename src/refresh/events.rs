@@ -450,7 +450,7 @@ pub fn read_back(
     let mut changed = std::collections::BTreeSet::new();
     let mut at = 0;
     while let Some(inst) = fleet.get_mut(at) {
-        if inst.region.as_deref() != Some(region) || !ids.contains(&inst.id) {
+        if inst.region() != Some(region) || !ids.contains(&inst.id) {
             at += 1;
             continue;
         }

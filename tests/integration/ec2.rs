@@ -524,23 +524,18 @@ async fn every_instance_field_is_filled_from_the_api() {
     assert_eq!(inst.id, id);
     assert_eq!(inst.state, InstanceState::Running);
     assert!(inst.launch_time.is_some());
-    assert_eq!(inst.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(inst.region(), Some("eu-west-1"));
     assert!(
-        inst.availability_zone
-            .as_deref()
+        inst.availability_zone()
             .is_some_and(|z| z.starts_with("eu-west-1"))
     );
     assert!(
-        inst.account.as_deref().is_some_and(|a| a.len() == 12),
+        inst.account().is_some_and(|a| a.len() == 12),
         "{:?}",
-        inst.account
+        inst.account()
     );
-    assert!(
-        inst.vpc_id
-            .as_deref()
-            .is_some_and(|v| v.starts_with("vpc-"))
-    );
-    assert_eq!(inst.subnet_id.as_deref(), Some(net.public_subnet.as_str()));
+    assert!(inst.vpc_id().is_some_and(|v| v.starts_with("vpc-")));
+    assert_eq!(inst.subnet_id(), Some(net.public_subnet.as_str()));
     assert_eq!(
         inst.private_ip.map(|ip| ip.to_string()),
         Some(private_ip(&ec2, &id).await)
