@@ -161,7 +161,7 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
             });
         }
     };
-    let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+    let mut saved: Saved = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
@@ -174,6 +174,10 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
             ),
         });
     }
+    let mut strings = crate::inventory::Interner::default();
+    saved.instances = (saved.instances.into_iter())
+        .map(|inst| strings.share(inst))
+        .collect();
     Ok(Some(saved))
 }
 

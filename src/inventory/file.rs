@@ -67,9 +67,13 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
             if item.get().trim_start().starts_with('[') {
                 let inner: Vec<&RawValue> = serde_json::from_str(item.get())
                     .map_err(|e| parse_err(format!("[{i}]: {e} (expected a list of instances)")))?;
-                instances.extend((0..).zip(inner).map(|(j, raw)| (Place::Nested(i, j), raw)));
+                instances.extend(
+                    (0..)
+                        .zip(inner)
+                        .map(|(j, raw)| (Position::Nested(i, j), raw)),
+                );
             } else {
-                instances.push((Place::Flat(i), item));
+                instances.push((Position::Flat(i), item));
             }
         }
         vec![(None, instances)]
@@ -86,7 +90,7 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
             .map(|(r, res)| {
                 let instances = (0..)
                     .zip(res.instances)
-                    .map(|(i, raw)| (Place::Reservation(r, i), raw))
+                    .map(|(i, raw)| (Position::Reservation(r, i), raw))
                     .collect();
                 (res.owner_id, instances)
             })
@@ -94,14 +98,14 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
     };
     let mut out = Fetched::default();
     for (owner, instances) in reservations {
-        for (place, text) in instances {
+        for (position, text) in instances {
             // Where it is and its id are written out only for an instance that is skipped.
             let skip = |e: &dyn std::fmt::Display| {
                 let id = serde_json::from_str::<IdOnly>(text.get())
                     .ok()
                     .and_then(|i| i.instance_id)
                     .unwrap_or_else(|| "(no id)".into());
-                format!("{}: {} {id}: {e}; skipped", path.display(), place.text())
+                format!("{}: {} {id}: {e}; skipped", path.display(), position.text())
             };
             let raw = match read_instance(text) {
                 Ok(raw) => raw,
@@ -123,17 +127,17 @@ pub fn parse(path: &Path, bytes: &[u8], region: Option<&str>) -> Result<Fetched,
 
 /// A reservation's owner and its instances, each with where it is in the document and its
 /// raw JSON.
-type Listed<'a> = (Option<String>, Vec<(Place, &'a RawValue)>);
+type Listed<'a> = (Option<String>, Vec<(Position, &'a RawValue)>);
 
 /// Where an instance is in the document, for the warning that skips it.
 #[derive(Clone, Copy)]
-enum Place {
+enum Position {
     Flat(usize),
     Nested(usize, usize),
     Reservation(usize, usize),
 }
 
-impl Place {
+impl Position {
     fn text(self) -> String {
         match self {
             Self::Flat(i) => format!("[{i}]"),

@@ -414,6 +414,29 @@ impl Interner {
         place
     }
 
+    /// `inst` holding this read's copies of its place and its groups: for instances read
+    /// another way (the state file's), so that they share them as a fetched fleet does.
+    pub fn share(&mut self, mut inst: Instance) -> Instance {
+        let names = inst.place.names();
+        let mut get = |s: &Option<Shared>| s.as_deref().map(|s| self.get(s));
+        let names = Where {
+            account: get(&names.account),
+            region: get(&names.region),
+            availability_zone: get(&names.availability_zone),
+            vpc_id: get(&names.vpc_id),
+            subnet_id: get(&names.subnet_id),
+        };
+        inst.place = self.place(names);
+        let groups = (inst.security_groups.iter())
+            .map(|g| SecurityGroup {
+                id: self.get(&g.id),
+                name: self.get(&g.name),
+            })
+            .collect();
+        inst.security_groups = self.groups(groups);
+        inst
+    }
+
     /// The shared copy of a list of groups.
     pub fn groups(&mut self, groups: Vec<SecurityGroup>) -> Groups {
         let groups = Groups::from(groups);
@@ -793,6 +816,22 @@ mod tests {
         strings.groups(vec![group()]);
         assert_eq!(strings.groups.len(), 1);
         assert_eq!(strings.place(Where::default()), Place::default());
+    }
+
+    #[test]
+    fn instances_read_from_the_state_file_share_their_places_and_groups() {
+        let one = |id: &str| -> Instance {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "state": "running", "region": "eu-west-1", "subnet_id": "subnet-1",
+                "ipv6": [], "tags": {}, "security_groups": [{"id": "sg-1", "name": "SG-T-WEB"}]
+            }))
+            .expect("reads")
+        };
+        let mut strings = Interner::default();
+        let (a, b) = (one("i-1"), one("i-2"));
+        let shared = [strings.share(a.clone()), strings.share(b.clone())];
+        assert_eq!(shared, [a, b], "the same instances");
+        assert_eq!((strings.places.len(), strings.groups.len()), (1, 1));
     }
 
     #[test]
