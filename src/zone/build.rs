@@ -11,6 +11,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
 use super::fast::FastZone;
+use super::layer::{Backings, Layer};
 use super::settings::ZoneConfig;
 use super::store::{NameId, SetId, Store, StoreBuilder, push_plain_labels, wire_name};
 use super::{Node, Pick, Snapshot, ViewZone, ZoneCut};
@@ -64,10 +65,11 @@ pub fn build(
     // Each instance's public DNS name parsed and encoded once, not once per name and view;
     // by fleet index, as backings refer to instances.
     let public_wire: Vec<Option<Vec<u8>>> = instances.iter().map(|i| public_wire(i)).collect();
-    // The instances behind each name, shared by every view that shows them all.
-    let shared: Vec<Arc<[Backing]>> = owners
+    // The instances behind each name, once for every view that shows them all.
+    let mut pool = Pool::default();
+    let shared: Vec<u32> = owners
         .iter()
-        .map(|(_, host)| host.backing.clone())
+        .map(|(_, host)| pool.backings.push(host.backing.iter().cloned()))
         .collect();
     let owner_ids: Vec<NameId> = owners.iter().map(|(id, _)| *id).collect();
     let ctx = Context {
@@ -81,11 +83,10 @@ pub fn build(
         shared: &shared,
         passthrough,
         serial,
-        empty: Arc::from([]),
     };
     let mut builders = Vec::with_capacity(views_in.len());
     for policy in views_in {
-        let (view, w) = build_view(&ctx, policy, &mut store);
+        let (view, w) = build_view(&ctx, policy, &mut store, &mut pool);
         builders.push(view);
         warnings.extend(w);
     }
@@ -94,9 +95,10 @@ pub fn build(
         .map(|w| w.as_ref().map(|w| store.intern(w)))
         .collect();
     let store = Arc::new(store.finish());
+    let backings = pool.backings.finish();
     let views: Vec<ViewZone> = builders
         .into_iter()
-        .map(|b| b.finish(&store, fleet))
+        .map(|b| b.finish(&store, &backings, fleet))
         .collect();
     let names = owner_ids.iter().copied().zip(shared).collect();
     let own = owners
@@ -122,7 +124,7 @@ pub fn build(
         .collect();
     Snapshot {
         serial,
-        hosts: super::hosts::Hosts::new(store, names, fleet.clone(), public_ids, own),
+        hosts: super::hosts::Hosts::new(store, backings, names, fleet.clone(), public_ids, own),
         rule_tags: std::mem::take(&mut naming.rule_tags),
         contested,
         fleet: fleet.clone(),
@@ -200,11 +202,28 @@ struct Context<'a> {
     primary: &'a FxHashMap<u32, (NameId, bool)>,
     owners: &'a [(NameId, &'a HostName)],
     owner_ids: &'a [NameId],
-    shared: &'a [Arc<[Backing]>],
+    /// Each owner's span in the pool.
+    shared: &'a [u32],
     passthrough: Arc<[LowerName]>,
     serial: u32,
-    /// The backing of the zone's own names, shared.
-    empty: Arc<[Backing]>,
+}
+
+/// The instances behind a build's names, and the span of each instance's PTR names: made
+/// once, for every view.
+#[derive(Default)]
+struct Pool {
+    backings: Backings,
+    address: FxHashMap<u32, u32>,
+}
+
+impl Pool {
+    /// The span of a PTR name: the instance whose address it is.
+    fn address(&mut self, instance: u32) -> u32 {
+        *self.address.entry(instance).or_insert_with(|| {
+            let via = crate::naming::Vias::one(Via::Address);
+            self.backings.push([Backing { instance, via }])
+        })
+    }
 }
 
 /// One view's nodes, and the warnings building it gave.
@@ -212,6 +231,7 @@ fn build_view<'a>(
     ctx: &Context<'a>,
     policy: &'a ViewPolicy,
     store: &mut StoreBuilder,
+    pool: &mut Pool,
 ) -> (ViewBuilder<'a>, Vec<String>) {
     let zone = ctx.zone;
     let mut warnings = Vec::new();
@@ -226,7 +246,6 @@ fn build_view<'a>(
         passthrough: ctx.passthrough.clone(),
         capped: Vec::new(),
         over_cap: 0,
-        empty: ctx.empty.clone(),
     };
     view.add_zone(store, &zone.apex);
     view.add_glue(store);
@@ -237,30 +256,43 @@ fn build_view<'a>(
             continue;
         }
         // Instances tagged inside-only are not behind any name outside.
-        let backing: Arc<[Backing]> = if host
+        let hidden = host
             .backing
             .iter()
-            .any(|b| view.hides(ctx.naming, b.instance))
-        {
-            host.backing
-                .iter()
+            .any(|b| view.hides(ctx.naming, b.instance));
+        let shown: Vec<Backing>;
+        let backing: &[Backing] = if hidden {
+            shown = (host.backing.iter())
                 .filter(|b| !view.hides(ctx.naming, b.instance))
                 .cloned()
-                .collect()
+                .collect();
+            &shown
         } else {
-            shared.clone()
+            &host.backing
         };
         let public = |i: usize| ctx.public_wire[i].as_ref();
-        let rrsets = host_rrsets(&backing, ctx.fleet, zone.record_ttl, &public, policy);
+        let rrsets = host_rrsets(backing, ctx.fleet, zone.record_ttl, &public, policy);
         if rrsets.is_empty() {
             // Nothing this view may show (e.g. no public address for an outside view): the
             // name does not exist here rather than leaking another view's answer.
             continue;
         }
-        view.insert(store, &apex, id, rrsets, backing);
+        let span = if hidden {
+            pool.backings.push(backing.iter().cloned())
+        } else {
+            *shared
+        };
+        view.insert(store, &apex, id, rrsets, span);
     }
-    view.add_services(store, ctx.naming, ctx.fleet, &mut warnings);
-    view.add_reverse(store, ctx.naming, ctx.primary, ctx.fleet, &mut warnings);
+    view.add_services(store, pool, ctx.naming, ctx.fleet, &mut warnings);
+    view.add_reverse(
+        store,
+        pool,
+        ctx.naming,
+        ctx.primary,
+        ctx.fleet,
+        &mut warnings,
+    );
     let name = &policy.name;
     warnings.extend(view.capped.drain(..).map(|c| format!("view {name}: {c}")));
     (view, warnings)
@@ -333,7 +365,6 @@ struct ViewBuilder<'a> {
     capped: Vec<String>,
     /// Records past the cap, which transfers leave out (answers rotate them in).
     over_cap: usize,
-    empty: Arc<[Backing]>,
 }
 
 impl ViewBuilder<'_> {
@@ -342,7 +373,7 @@ impl ViewBuilder<'_> {
         self.policy.is_outside() && naming.inside_only_instances.contains(&instance)
     }
 
-    fn finish(self, store: &Arc<Store>, fleet: &Fleet) -> ViewZone {
+    fn finish(self, store: &Arc<Store>, backings: &Arc<Backings>, fleet: &Fleet) -> ViewZone {
         let fast = match self.zones.first() {
             Some(forward) => {
                 // A reverse zone under the forward apex would make "not in the table" mean
@@ -366,7 +397,7 @@ impl ViewBuilder<'_> {
             None => FastZone::default(),
         };
         let apexes: Vec<&[u8]> = self.zones.iter().map(|z| store.name(z.apex_id)).collect();
-        let mut base = super::Layer::new(store.clone(), self.nodes, self.set_refs);
+        let mut base = Layer::new(store.clone(), backings.clone(), self.nodes, self.set_refs);
         base.children = super::layer::child_counts(&base, &apexes);
         ViewZone {
             name: self.policy.name.clone(),
@@ -414,7 +445,7 @@ impl ViewBuilder<'_> {
             smallvec::smallvec![NewSet::of(RecordType::NS, Pick::All, &ns)]
         };
         // The apex has no parent in the zone: no ancestors to add.
-        self.put(store, apex_id, sets, self.empty.clone());
+        self.put(store, apex_id, sets, Backings::NONE);
         self.zones.push(ZoneCut {
             apex: LowerName::from(origin),
             apex_id,
@@ -452,7 +483,7 @@ impl ViewBuilder<'_> {
             let id = store.intern(&wire_name(&ns.name));
             let shown: Vec<IpAddr> = shown.into_iter().collect();
             let sets = address_sets(&shown, z.apex_ttl);
-            self.insert(store, &apex, id, sets, self.empty.clone());
+            self.insert(store, &apex, id, sets, Backings::NONE);
         }
         if let Some(forward) = self.zones.first_mut() {
             forward.glue = glue;
@@ -466,20 +497,14 @@ impl ViewBuilder<'_> {
         apex: &[u8],
         name: NameId,
         sets: NewSets,
-        backing: Arc<[Backing]>,
+        backing: u32,
     ) {
         self.add_ancestors(store, apex, name);
         self.put(store, name, sets, backing);
     }
 
     /// Sets a node's data (replacing an empty non-terminal's), sets stored once per store.
-    fn put(
-        &mut self,
-        store: &mut StoreBuilder,
-        name: NameId,
-        mut sets: NewSets,
-        backing: Arc<[Backing]>,
-    ) {
+    fn put(&mut self, store: &mut StoreBuilder, name: NameId, mut sets: NewSets, backing: u32) {
         let cap = self.zone.max_records_per_rrset;
         let (over, capped) = (&mut self.over_cap, &mut self.capped);
         let first = push_sets(
@@ -534,7 +559,7 @@ impl ViewBuilder<'_> {
                 first: 0,
                 sets: 0,
                 forward,
-                backing: self.empty.clone(),
+                backing: Backings::NONE,
                 gone: false,
             });
         }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
+use super::layer::Backings;
 use super::store::{NameId, Store, hash_name};
 use crate::naming::Backing;
 
@@ -64,8 +65,11 @@ struct Base {
     store: Arc<Store>,
     /// The fleet the backings index.
     fleet: Fleet,
-    /// Sorted by wire name, so two snapshots compare in one merge.
-    names: Vec<(NameId, Arc<[Backing]>)>,
+    /// Sorted by wire name, so two snapshots compare in one merge; each with its span of
+    /// `backings`.
+    names: Vec<(NameId, u32)>,
+    /// The instances behind the names (the build's pool, shared with the views).
+    backings: Arc<Backings>,
     /// Index into the fleet, by instance id.
     by_id: HashTable<u32>,
     /// Index into the fleet, by the lower-case wire form of the public DNS name.
@@ -81,13 +85,15 @@ struct Base {
 impl Hosts {
     pub(crate) fn new(
         store: Arc<Store>,
-        names: Vec<(NameId, Arc<[Backing]>)>,
+        backings: Arc<Backings>,
+        names: Vec<(NameId, u32)>,
         fleet: Fleet,
         public: Vec<Option<NameId>>,
         own: Vec<OwnEntry>,
     ) -> Self {
+        let base = Base::new(store, backings, names, fleet.clone(), public, own);
         Self {
-            base: Arc::new(Base::new(store, names, fleet.clone(), public, own)),
+            base: Arc::new(base),
             top: None,
             fleet,
         }
@@ -119,7 +125,7 @@ impl Hosts {
         (base.names)
             .binary_search_by(|(n, _)| base.store.name(*n).cmp(wire))
             .ok()
-            .map(|i| &base.names[i].1[..])
+            .map(|i| base.backings.get(base.names[i].1))
     }
 
     /// The names the instance at fleet index `instance` has alone, fully qualified (A-labels):
@@ -188,7 +194,7 @@ impl Hosts {
         let base = &*self.base;
         let top = self.top.as_deref();
         let kept = (base.names.iter())
-            .map(move |(n, b)| (base.store.name(*n), &b[..]))
+            .map(move |&(n, b)| (base.store.name(n), base.backings.get(b)))
             .filter(move |(wire, _)| top.is_none_or(|t| !t.names.contains_key(*wire)));
         let over = (top.into_iter())
             .flat_map(|t| t.names.iter())
@@ -333,7 +339,8 @@ pub(crate) fn wire_text(wire: &[u8]) -> String {
 impl Base {
     fn new(
         store: Arc<Store>,
-        mut names: Vec<(NameId, Arc<[Backing]>)>,
+        backings: Arc<Backings>,
+        mut names: Vec<(NameId, u32)>,
         fleet: Fleet,
         public: Vec<Option<NameId>>,
         mut own: Vec<OwnEntry>,
@@ -363,6 +370,7 @@ impl Base {
             store,
             fleet,
             names,
+            backings,
             by_id,
             by_public,
             public,

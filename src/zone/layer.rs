@@ -10,11 +10,65 @@ use hickory_proto::rr::{Name, Record};
 
 use super::Node;
 use super::store::{SetId, SetInfo, Store, hash_name};
+use crate::naming::Backing;
+
+/// The instances behind the names of one build, back to back. A node holds the index of its
+/// span (4 bytes) rather than a shared slice (16 bytes and an allocation a name); the views'
+/// bases and the host table of one full build share one pool.
+#[derive(Debug)]
+pub(crate) struct Backings {
+    items: Vec<Backing>,
+    /// Where each span ends in `items`; span 0 is the empty one.
+    ends: Vec<u32>,
+}
+
+impl Default for Backings {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            ends: vec![0],
+        }
+    }
+}
+
+impl Backings {
+    /// The span of no instance: the zone's own names, empty non-terminals, tombstones.
+    pub(crate) const NONE: u32 = 0;
+
+    /// Adds a span; its index.
+    pub(crate) fn push(&mut self, backing: impl IntoIterator<Item = Backing>) -> u32 {
+        self.items.extend(backing);
+        self.ends.push(self.items.len() as u32);
+        (self.ends.len() - 1) as u32
+    }
+
+    /// A span's instances (none for an index this pool never gave).
+    #[inline]
+    pub(crate) fn get(&self, span: u32) -> &[Backing] {
+        let i = span as usize;
+        match (
+            i.checked_sub(1).and_then(|p| self.ends.get(p)),
+            self.ends.get(i),
+        ) {
+            (Some(&start), Some(&end)) => &self.items[start as usize..end as usize],
+            _ => &[],
+        }
+    }
+
+    /// Sized to what it holds, for the snapshot's life.
+    pub(crate) fn finish(mut self) -> Arc<Self> {
+        self.items.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        Arc::new(self)
+    }
+}
 
 /// Nodes, their sets and the index from wire name to node, over one store.
 #[derive(Debug)]
 pub(crate) struct Layer {
     pub(super) store: Arc<Store>,
+    /// The instances behind its nodes.
+    pub(super) backings: Arc<Backings>,
     /// By the node's lower-case wire name: where that name starts in the store (compared in
     /// place while probing) and the node's index in `nodes`.
     index: HashTable<(u32, u32)>,
@@ -29,7 +83,12 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// A layer of `nodes`, indexed.
-    pub(super) fn new(store: Arc<Store>, mut nodes: Vec<Node>, mut set_refs: Vec<SetId>) -> Self {
+    pub(super) fn new(
+        store: Arc<Store>,
+        backings: Arc<Backings>,
+        mut nodes: Vec<Node>,
+        mut set_refs: Vec<SetId>,
+    ) -> Self {
         let mut index = HashTable::with_capacity(nodes.len());
         for (i, node) in nodes.iter().enumerate() {
             let entry = (store.name_start(node.name), i as u32);
@@ -41,6 +100,7 @@ impl Layer {
         set_refs.shrink_to_fit();
         Self {
             store,
+            backings,
             index,
             nodes,
             set_refs,
@@ -121,6 +181,11 @@ impl<'a> NodeRef<'a> {
         })
     }
 
+    /// The instances behind it and why.
+    pub(crate) fn backing(&self) -> &'a [Backing] {
+        self.layer.backings.get(self.node.backing)
+    }
+
     /// Whether it lives in `layer`.
     pub(super) fn is_in(&self, layer: &Layer) -> bool {
         std::ptr::eq(self.layer, layer)
@@ -185,6 +250,7 @@ impl super::ViewZone {
     pub(crate) fn topped_as(&self, next: &super::ViewZone) -> super::ViewZone {
         use super::store::StoreBuilder;
         let mut store = StoreBuilder::default();
+        let mut backings = Backings::default();
         let (mut nodes, mut set_refs) = (Vec::new(), Vec::new());
         let mut put = |n: NodeRef<'_>, gone: bool| {
             let first = set_refs.len() as u32;
@@ -197,9 +263,9 @@ impl super::ViewZone {
                 sets: if gone { 0 } else { n.sets },
                 forward: n.forward,
                 backing: if gone {
-                    Arc::from([])
+                    Backings::NONE
                 } else {
-                    n.backing.clone()
+                    backings.push(n.backing().iter().cloned())
                 },
                 gone,
             });
@@ -211,7 +277,7 @@ impl super::ViewZone {
                 .map(|b| base.at(b))
                 .is_some_and(|b| {
                     b.sets == n.sets
-                        && b.backing == n.backing
+                        && b.backing() == n.backing()
                         && b.sets().zip(n.sets()).all(|(x, y)| x.same(&y))
                 });
             if !same {
@@ -223,7 +289,7 @@ impl super::ViewZone {
                 put(n, true);
             }
         }
-        let top = Layer::new(Arc::new(store.finish()), nodes, set_refs);
+        let top = Layer::new(Arc::new(store.finish()), backings.finish(), nodes, set_refs);
         let mut zones = next.zones.clone();
         for zone in &mut zones {
             if let Some(ours) = self.zones.iter().find(|z| z.apex == zone.apex) {
@@ -242,5 +308,39 @@ impl super::ViewZone {
             fast: next.fast.clone(),
             history: std::sync::OnceLock::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{Via, Vias};
+
+    fn at(instance: u32) -> Backing {
+        Backing {
+            instance,
+            via: Vias::one(Via::InstanceId),
+        }
+    }
+
+    #[test]
+    fn spans_hand_back_what_was_pushed_and_none_is_empty() {
+        let mut pool = Backings::default();
+        let a = pool.push([at(1), at(2)]);
+        let none = pool.push([]);
+        let b = pool.push([at(3)]);
+        let pool = pool.finish();
+        assert_eq!(pool.get(Backings::NONE), &[] as &[Backing]);
+        assert_eq!(pool.get(a), &[at(1), at(2)]);
+        assert_eq!(pool.get(none), &[] as &[Backing]);
+        assert_eq!(pool.get(b), &[at(3)]);
+        // An index from another pool (a top's, say) reads as nothing, not as a panic.
+        assert_eq!(pool.get(99), &[] as &[Backing]);
+    }
+
+    #[test]
+    fn a_node_stays_sixteen_bytes() {
+        // Hundreds of thousands per view: a wider node is megabytes at 100,000 instances.
+        assert_eq!(std::mem::size_of::<Node>(), 16);
     }
 }

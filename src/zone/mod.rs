@@ -240,8 +240,8 @@ struct ZoneCut {
     glue: Vec<Record>,
 }
 
-/// Everything at one owner name.
-#[derive(Debug)]
+/// Everything at one owner name: 16 bytes, and hundreds of thousands of them per view.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
     name: NameId,
     /// Where its sets start in `set_refs`.
@@ -251,8 +251,8 @@ pub(crate) struct Node {
     /// In the forward zone (not a reverse zone): the fast path answers only those.
     forward: bool,
     /// The instances behind the name and the rules that made it (none for the zone's own
-    /// names).
-    backing: Arc<[Backing]>,
+    /// names): a span of its layer's [`Backings`](layer::Backings).
+    backing: u32,
     /// In a top layer: the name is gone (the base's node for it is not served).
     gone: bool,
 }
@@ -512,7 +512,7 @@ impl ViewZone {
         let same_node = |a: NodeRef<'_>, b: NodeRef<'_>| {
             a.wire_name() == b.wire_name()
                 && a.sets == b.sets
-                && same_backing(&self.fleet, &a.backing, &other.fleet, &b.backing)
+                && same_backing(&self.fleet, a.backing(), &other.fleet, b.backing())
                 && a.sets().zip(b.sets()).all(|(x, y)| x.same(&y))
         };
         let nodes = || match (&self.top, &other.top) {
@@ -577,7 +577,7 @@ impl ViewZone {
 
     /// The instances behind a name and why, if the view has the name.
     pub fn backing(&self, name: &LowerName) -> Option<&[Backing]> {
-        self.node_of(name).map(|n| &n.node.backing[..])
+        self.node_of(name).map(|n| n.backing())
     }
 
     /// How many names have data (not counting empty non-terminals).

@@ -116,7 +116,7 @@ impl ViewZone {
                     rtype,
                     targets,
                     instances: node
-                        .backing
+                        .backing()
                         .iter()
                         .map(|b| self.fleet[b.instance as usize].id.clone())
                         .collect(),

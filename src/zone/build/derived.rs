@@ -6,7 +6,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
-use super::{NewSet, ViewBuilder, fqdn, under, view_addresses};
+use super::{NewSet, Pool, ViewBuilder, fqdn, under, view_addresses};
 use crate::inventory::Instance;
 use crate::naming::{Backing, Naming, Via};
 use crate::view::SingleMode;
@@ -22,6 +22,7 @@ impl ViewBuilder<'_> {
     pub(super) fn add_services(
         &mut self,
         store: &mut StoreBuilder,
+        pool: &mut Pool,
         naming: &Naming,
         fleet: &[Arc<Instance>],
         warnings: &mut Vec<String>,
@@ -79,7 +80,8 @@ impl ViewBuilder<'_> {
             };
             let set = NewSet::of(RecordType::SRV, pick, &records);
             let id = store.intern(&wire_name(&owner));
-            self.insert(store, &apex, id, smallvec::smallvec![set], backing.into());
+            let span = pool.backings.push(backing);
+            self.insert(store, &apex, id, smallvec::smallvec![set], span);
         }
     }
 
@@ -96,6 +98,7 @@ impl ViewBuilder<'_> {
     pub(super) fn add_reverse(
         &mut self,
         store: &mut StoreBuilder,
+        pool: &mut Pool,
         naming: &Naming,
         primary: &FxHashMap<u32, (NameId, bool)>,
         fleet: &[Arc<Instance>],
@@ -151,13 +154,10 @@ impl ViewBuilder<'_> {
                     count: 1,
                     wire,
                 };
-                let backing = Arc::from([Backing {
-                    instance: id,
-                    via: crate::naming::Vias::one(Via::Address),
-                }]);
+                let span = pool.address(id);
                 let name = store.intern(&owner);
                 let apex = apex.clone();
-                self.insert(store, &apex, name, smallvec::smallvec![set], backing);
+                self.insert(store, &apex, name, smallvec::smallvec![set], span);
             }
         }
     }

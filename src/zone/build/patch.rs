@@ -29,7 +29,7 @@ use crate::naming::delta::Delta;
 use crate::naming::{Backing, HostName, Rules};
 use crate::view::ViewPolicy;
 use crate::zone::hosts::{Own, Top as HostsTop};
-use crate::zone::layer::{Layer, NodeRef, parent};
+use crate::zone::layer::{Backings, Layer, NodeRef, parent};
 use crate::zone::settings::ZoneConfig;
 use crate::zone::store::{StoreBuilder, wire_name};
 use crate::zone::{Node, Pick, Snapshot, ViewZone};
@@ -216,13 +216,13 @@ fn patch_view(
     let mut top = TopBuilder {
         store: StoreBuilder::default(),
         set_refs: Vec::new(),
+        backings: Backings::default(),
         cap: zone.max_records_per_rrset,
         over_cap: before.over_cap,
         capped: Vec::new(),
     };
     let mut nodes = Vec::new();
     let mut changed = false;
-    let empty: Arc<[Backing]> = Arc::from([]);
     let base = &*before.base;
     // Declared before `now`, which borrows their names.
     let ptrs: Vec<(Vec<u8>, usize)>;
@@ -299,6 +299,7 @@ fn patch_view(
     let TopBuilder {
         mut store,
         mut set_refs,
+        mut backings,
         over_cap,
         capped,
         ..
@@ -312,9 +313,10 @@ fn patch_view(
                     set_refs[node.first as usize..][..usize::from(node.sets)].to_vec();
                 // Answers compare instances by id (the one at a position may have moved
                 // there); a base node stands for this one only with the same positions.
+                let backing = backings.get(node.backing);
                 let same_instances = |o: &NodeRef<'_>| {
-                    o.backing.len() == node.backing.len()
-                        && o.backing.iter().zip(node.backing.iter()).all(|(x, y)| {
+                    o.backing().len() == backing.len()
+                        && o.backing().iter().zip(backing).all(|(x, y)| {
                             x.via == y.via
                                 && before.fleet.get(x.instance as usize).map(|i| &i.id)
                                     == fleet.get(y.instance as usize).map(|i| &i.id)
@@ -326,7 +328,7 @@ fn patch_view(
                             && (if by_id {
                                 same_instances(&o)
                             } else {
-                                o.backing == node.backing
+                                o.backing() == backing
                             })
                             && o.sets().zip(&sets_now).all(|(x, &y)| {
                                 let y = store.store().set(y);
@@ -338,10 +340,7 @@ fn patch_view(
                 };
                 changed |= !same_as(was, true);
                 if !same_as(on_base, false) {
-                    nodes.push(Node {
-                        backing: node.backing.clone(),
-                        ..*node
-                    });
+                    nodes.push(*node);
                 }
             }
             Now::Empty | Now::Gone => {
@@ -361,7 +360,7 @@ fn patch_view(
                         first: set_refs.len() as u32,
                         sets: 0,
                         forward: *forward,
-                        backing: empty.clone(),
+                        backing: Backings::NONE,
                         gone,
                     });
                 }
@@ -385,7 +384,7 @@ fn patch_view(
                 first,
                 sets: node.sets,
                 forward: node.forward,
-                backing: node.backing.clone(),
+                backing: backings.push(n.backing().iter().cloned()),
                 gone: node.gone,
             });
         }
@@ -397,7 +396,7 @@ fn patch_view(
     warnings.extend(capped.into_iter().map(|c| format!("view {name}: {c}")));
     below.retain(|_, n| *n != 0);
     let top = (!nodes.is_empty() || !below.is_empty()).then(|| {
-        let mut top = Layer::new(Arc::new(store.finish()), nodes, set_refs);
+        let mut top = Layer::new(Arc::new(store.finish()), backings.finish(), nodes, set_refs);
         top.children = below;
         Arc::new(top)
     });
@@ -523,6 +522,7 @@ type OwnerSets<'w> = (&'w [u8], Option<Sets>);
 struct TopBuilder {
     store: StoreBuilder,
     set_refs: Vec<crate::zone::store::SetId>,
+    backings: Backings,
     cap: u16,
     over_cap: usize,
     capped: Vec<String>,
@@ -553,7 +553,7 @@ impl TopBuilder {
             first,
             sets: sets.len() as u16,
             forward,
-            backing,
+            backing: self.backings.push(backing.iter().cloned()),
             gone: false,
         })
     }
