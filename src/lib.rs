@@ -52,6 +52,7 @@ pub mod telemetry;
 pub mod view;
 pub mod zone;
 
+pub use admin::{NotAName, why};
 pub use config::Config;
 
 /// Why the server could not start.
@@ -371,7 +372,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 reports: reports.into(),
                 forwarder: forwarder.clone(),
             };
-            Some(admin::start(a.listen, state, shutdown.clone()).await?)
+            Some(admin::start(a, state, shutdown.clone()).await?)
         }
         None => None,
     };

@@ -14,10 +14,8 @@ use tracing_subscriber::EnvFilter;
 // The binary's own modules, beside the library's in src/ but not part of it.
 #[path = "cli/remote.rs"]
 mod remote;
-#[path = "cli/why.rs"]
-mod why;
 use remote::{diff_servers, served_zone};
-use why::why;
+use stabledns::why;
 
 /// Where the package installs the config, and where every command looks without `--config`.
 const DEFAULT_CONFIG: &str = "/etc/stabledns/stabledns.toml";
@@ -306,7 +304,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     config.server.listen.clone_from(&listen);
                 }
                 if let Some(addr) = admin_listen {
-                    config.admin = Some(stabledns::config::AdminConfig { listen: addr });
+                    // The file's allowlists stay; only the address is the flag's.
+                    match &mut config.admin {
+                        Some(admin) => admin.listen = addr,
+                        None => config.admin = Some(stabledns::config::AdminConfig::on(addr)),
+                    }
                 }
                 if !upstream.is_empty() {
                     config

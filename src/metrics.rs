@@ -129,6 +129,7 @@ mod tests {
             &publish,
             &audit,
             &crate::ReloadStats::default(),
+            &crate::admin::AccessStats::default(),
         ]);
         let mut reported = families.exposed_names();
         // The data age is reported once the inventory has answered.

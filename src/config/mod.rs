@@ -124,11 +124,42 @@ impl TsigKeyConfig {
     }
 }
 
-/// The admin HTTP endpoints.
+/// `[admin]`: where the listener is and who may read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
-    /// Where they listen; loopback unless the operator means otherwise.
+    /// Where it listens; loopback unless the operator means otherwise.
     pub listen: SocketAddr,
+    /// Who may read `/metrics`, `/healthz` and `/readyz` (`admin.metrics_clients`).
+    pub metrics_clients: Vec<IpNet>,
+    /// Who may read the pages that show names (`admin.names_clients`): `/`, `/names`,
+    /// `/zone`, `/zones`.
+    pub names_clients: Vec<IpNet>,
+}
+
+impl AdminConfig {
+    /// A listener at `listen` that only loopback clients may read.
+    pub fn on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            metrics_clients: loopback(),
+            names_clients: loopback(),
+        }
+    }
+
+    /// Whether a client beyond this host may read the names.
+    pub fn names_leave_host(&self) -> bool {
+        self.names_clients
+            .iter()
+            .any(|n| !n.network().is_loopback())
+    }
+}
+
+/// The default of both lists: this host only.
+fn loopback() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 /// toml's message, with the key's whole path (`inventory.refresh_intervall`, not only its
@@ -387,15 +418,23 @@ impl Config {
         let publish = v.publish(&raw.publish, &views)?;
         let log = v.log(&raw.log, base)?;
         let admin = match &raw.admin {
-            Some(a) => Some(AdminConfig {
-                listen: a.listen.get_ref().trim().parse().map_err(|_| {
+            Some(a) => {
+                let listen = a.listen.get_ref().trim().parse().map_err(|_| {
                     v.err(
                         "admin.listen",
                         a.listen.span(),
                         format!("`{}` is not an IP:port socket address", a.listen.get_ref()),
                     )
-                })?,
-            }),
+                })?;
+                let mut admin = AdminConfig::on(listen);
+                if let Some(list) = &a.metrics_clients {
+                    admin.metrics_clients = v.cidrs("admin.metrics_clients", list)?;
+                }
+                if let Some(list) = &a.names_clients {
+                    admin.names_clients = v.cidrs("admin.names_clients", list)?;
+                }
+                Some(admin)
+            }
             None => None,
         };
         Ok(Config {
@@ -541,5 +580,12 @@ impl Validator<'_> {
                 )
             })?;
         Ok(net.trunc())
+    }
+
+    /// A list of CIDRs, each error naming its place (`admin.names_clients[1]`).
+    fn cidrs(&self, key: &str, list: &[toml::Spanned<String>]) -> Result<Vec<IpNet>, ConfigError> {
+        (list.iter().enumerate())
+            .map(|(i, value)| self.cidr(&format!("{key}[{i}]"), value))
+            .collect()
     }
 }

@@ -87,6 +87,10 @@ pub struct Admin {
     /// IP:port of the HTTP listener.
     #[serde(default = "default_admin_listen")]
     pub listen: Spanned<String>,
+    /// Who may read /metrics, /healthz and /readyz (CIDRs; loopback by default).
+    pub metrics_clients: Option<Vec<Spanned<String>>>,
+    /// Who may read the pages that show names (CIDRs; loopback by default).
+    pub names_clients: Option<Vec<Spanned<String>>>,
 }
 
 fn default_admin_listen() -> Spanned<String> {

@@ -174,6 +174,36 @@ fn the_ec2_example_filters_on_tags_and_named_states() {
 }
 
 #[test]
+fn admin_allowlists_default_to_loopback_and_name_a_bad_entry() {
+    let c = Config::parse(Path::new("x.toml"), &format!("{GOOD}\n[admin]\n")).expect("valid");
+    let admin = c.admin.expect("[admin]");
+    let loopback: Vec<String> = vec!["127.0.0.0/8".into(), "::1/128".into()];
+    let shown = |l: &[IpNet]| l.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(shown(&admin.metrics_clients), loopback);
+    assert_eq!(shown(&admin.names_clients), loopback);
+    let c = Config::parse(
+        Path::new("x.toml"),
+        &format!("{GOOD}\n[admin]\nmetrics_clients = [\"10.0.9.7/24\", \"10.1.0.1\"]\n"),
+    )
+    .expect("valid");
+    let admin = c.admin.expect("[admin]");
+    assert_eq!(
+        shown(&admin.metrics_clients),
+        ["10.0.9.0/24", "10.1.0.1/32"]
+    );
+    assert_eq!(
+        shown(&admin.names_clients),
+        loopback,
+        "the other list keeps its default"
+    );
+    let (_, key, msg) = invalid(&format!(
+        "{GOOD}\n[admin]\nnames_clients = [\"127.0.0.1\", \"everyone\"]\n"
+    ));
+    assert_eq!(key, "admin.names_clients[1]");
+    assert!(msg.contains("everyone"), "{msg}");
+}
+
+#[test]
 fn views_are_validated() {
     let with = |views: &str| format!("{GOOD}\n{views}");
     let ok = Config::parse(
@@ -731,7 +761,15 @@ fn every_key_bound_at_start_is_seen_by_a_reload() {
             ],
             "[server]",
         ),
-        ("admin", &[("listen", "\"127.0.0.1:8054\"")], "[admin]"),
+        (
+            "admin",
+            &[
+                ("listen", "\"127.0.0.1:8054\""),
+                ("metrics_clients", "[\"10.0.9.0/24\"]"),
+                ("names_clients", "[\"10.0.9.20\"]"),
+            ],
+            "[admin]",
+        ),
         (
             "log",
             &[

@@ -2,7 +2,7 @@
 //! project's own parser) and the name table.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,9 +14,24 @@ use crate::moto::{Moto, ec2_config};
 
 /// One HTTP/1.1 GET: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect to the admin listener {addr}: {e}"));
+    get_on(stream, addr, path).await
+}
+
+/// One HTTP/1.1 GET from the source address `from` (another loopback address, say).
+pub async fn http_get_from(from: IpAddr, addr: SocketAddr, path: &str) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the source address");
+    let stream = (socket.connect(addr).await)
+        .unwrap_or_else(|e| panic!("connect from {from} to the admin listener {addr}: {e}"));
+    get_on(stream, addr, path).await
+}
+
+async fn get_on(mut stream: tokio::net::TcpStream, addr: SocketAddr, path: &str) -> (u16, String) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
@@ -189,6 +204,137 @@ async fn health_and_names_endpoints() {
     assert_eq!(status, 404);
     assert!(body.contains("inside"), "{body}");
     assert_eq!(http_get(admin, "/nope").await.0, 404);
+    server.stop().await;
+}
+
+/// The pages that show names and the metrics endpoints each answer only their allowlist:
+/// three loopback source addresses, one on both lists, one on the metrics list only, one on
+/// neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_reads_only_what_its_allowlist_lets_it() {
+    let demo = crate::harness::root().join("config/demo.toml");
+    let text = std::fs::read_to_string(&demo)
+        .expect("demo config")
+        .replace(
+            "[admin]\n",
+            "[admin]\nmetrics_clients = [\"127.0.0.1\", \"127.0.0.2/32\"]\n\
+             names_clients = [\"127.0.0.1/32\"]\n",
+        );
+    assert!(
+        text.contains("names_clients"),
+        "the demo config has an [admin] table"
+    );
+    // Parsed as the demo's own file, so its fleet file is found beside it.
+    let mut config = stabledns::Config::parse(&demo, &text).expect("config loads");
+    config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    crate::harness::ephemeral_admin(&mut config);
+    let server = TestServer::start(config).await;
+    let admin = server.admin();
+    let operator: IpAddr = "127.0.0.1".parse().expect("ip");
+    let monitoring: IpAddr = "127.0.0.2".parse().expect("ip");
+    let stranger: IpAddr = "127.0.0.3".parse().expect("ip");
+    let metrics_paths = ["/metrics", "/healthz", "/readyz"];
+    let names_paths = ["/", "/names", "/zone", "/zones"];
+    for path in metrics_paths.iter().chain(&names_paths) {
+        let (status, body) = http_get_from(operator, admin, path).await;
+        assert_eq!(status, 200, "the operator reads {path}: {body}");
+    }
+    for path in metrics_paths {
+        let (status, body) = http_get_from(monitoring, admin, path).await;
+        assert_eq!(status, 200, "the monitoring host reads {path}: {body}");
+    }
+    for path in names_paths {
+        let (status, body) = http_get_from(monitoring, admin, path).await;
+        assert_eq!(
+            status, 403,
+            "the monitoring host may not read {path}: {body}"
+        );
+        assert!(!body.contains("db1"), "a refusal shows no name: {body}");
+        assert!(body.contains("admin.names_clients"), "{body}");
+    }
+    for path in metrics_paths.iter().chain(&names_paths) {
+        let (status, _) = http_get_from(stranger, admin, path).await;
+        assert_eq!(status, 403, "a client on neither list may not read {path}");
+    }
+    let samples = scrape(admin).await;
+    assert_eq!(
+        value(
+            &samples,
+            "stabledns_admin_refused_total{endpoints=\"names\"}"
+        ),
+        8.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "stabledns_admin_refused_total{endpoints=\"metrics\"}"
+        ),
+        3.0
+    );
+    server.stop().await;
+}
+
+/// The status page in a real browser (Debian's Chromium, headless): it loads with no console
+/// message, the search form finds `db1` in every view, and the screenshot is what the README
+/// shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_finds_a_name_in_a_real_browser_without_a_console_error() {
+    let server = TestServer::demo().await;
+    let admin = server.admin();
+    let python = std::env::var("STABLEDNS_PYTHON")
+        .expect("STABLEDNS_PYTHON: run scripts/test, which installs selenium");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shot = dir.path().join("status-page.png");
+    let script = crate::harness::root().join("tests/integration/py/status_page.py");
+    let url = format!("http://{admin}/");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(url)
+            .arg("db1")
+            .arg(&shot)
+            .output()
+            .map(|out| (out, std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0)))
+    })
+    .await
+    .expect("join")
+    .expect("run the browser");
+    let (out, shot_len) = out;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "status_page.py: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for view in ["inside", "peered", "outside"] {
+        assert!(
+            stdout.contains(&format!("{view}\tdb1.internal. exists in view {view}")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("console: 0"), "{stdout}");
+    assert!(
+        shot_len > 10_000,
+        "a screenshot of the page was saved ({shot_len} bytes)"
+    );
+    server.stop().await;
+}
+
+/// The page shows a searched name as text, never as markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_escapes_what_it_is_asked() {
+    let server = TestServer::demo().await;
+    let admin = server.admin();
+    let (status, body) = http_get(admin, "/?name=%3Cscript%3Ealert(1)%3C/script%3E").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("<script>"), "{body}");
+    assert!(body.contains("&lt;script&gt;"), "{body}");
+    let (status, body) = http_get(admin, "/?name=db1").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("db1.internal. exists in view inside"),
+        "{body}"
+    );
     server.stop().await;
 }
 

@@ -1,17 +1,24 @@
-//! `stabledns why`: what a name answers and why, or why it does not exist, from the snapshot
-//! the server would serve and the claims on the name (naming's own checks say why a claim
-//! made no name).
+//! What a name answers and why, or why it does not exist, from a snapshot and the claims on
+//! the name (naming's own checks say why a claim made no name): `stabledns why` and the
+//! status page's search print the same report.
 
-use anyhow::Context;
-use stabledns::Config;
+use crate::Config;
 
-/// `stabledns why`'s report for `name` in view `v`.
+/// A name asked about that is not a domain name.
+#[derive(Debug, thiserror::Error)]
+#[error("`{name}` is not a domain name: {why}")]
+pub struct NotAName {
+    name: String,
+    why: String,
+}
+
+/// The report for `name` in view `v` of `snapshot`.
 pub fn why(
     config: &Config,
-    snapshot: &stabledns::zone::Snapshot,
-    v: &stabledns::zone::ViewZone,
+    snapshot: &crate::zone::Snapshot,
+    v: &crate::zone::ViewZone,
     name: &str,
-) -> anyhow::Result<String> {
+) -> Result<String, NotAName> {
     use std::fmt::Write;
     let apex = config.zone.apex.to_ascii().to_ascii_lowercase();
     let asked = name.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -19,8 +26,10 @@ pub fn why(
     let relative = asked.strip_suffix(&suffix).unwrap_or(&asked).to_owned();
     let fqdn = format!("{relative}.{apex}");
     let lower = hickory_proto::rr::LowerName::from(
-        hickory_proto::rr::Name::from_ascii(&fqdn)
-            .with_context(|| format!("`{name}` is not a domain name"))?,
+        hickory_proto::rr::Name::from_ascii(&fqdn).map_err(|e| NotAName {
+            name: name.to_owned(),
+            why: e.to_string(),
+        })?,
     );
     let mut out = String::new();
     let exists = v.exists(&lower);
@@ -42,17 +51,15 @@ pub fn why(
     } else {
         let _ = writeln!(out, "{fqdn} does not exist in view {}.", v.name);
     }
-    let limits = stabledns::zone::naming_limits(&config.zone);
-    let claimants =
-        stabledns::naming::claimants(&relative, &snapshot.fleet, &config.naming, &limits);
+    let limits = crate::zone::naming_limits(&config.zone);
+    let claimants = crate::naming::claimants(&relative, &snapshot.fleet, &config.naming, &limits);
     let derived = v.backing(&lower).unwrap_or_default();
     if claimants.is_empty() && !derived.is_empty() {
         // A name made from other names (a slot of a tier, a service, an address): the snapshot
         // says which.
         for b in derived {
             if let Some(inst) = snapshot.fleet.get(b.instance as usize) {
-                let via =
-                    stabledns::naming::vias_text(&b.via, inst, &relative, &snapshot.rule_tags);
+                let via = crate::naming::vias_text(&b.via, inst, &relative, &snapshot.rule_tags);
                 let _ = writeln!(out, "  {}: {via}", inst.id);
             }
         }

@@ -1,8 +1,18 @@
-//! The admin HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, `/names`.
+//! The admin HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, and the pages that show
+//! names: `/` (the status page), `/names`, `/zone`, `/zones`.
 //!
-//! On their own listener (loopback by default), never on the DNS port: they tell whoever can
-//! reach them every name, including inside-only ones, and the security group must keep the
-//! port closed to the VPC.
+//! On their own listener (loopback by default), never on the DNS port. The pages that show
+//! names (inside-only ones included) and the metrics and health endpoints each have a client
+//! allowlist (see `access`), so Prometheus can scrape from a monitoring host while the names
+//! stay with the operators.
+
+mod access;
+mod page;
+mod why;
+
+#[cfg(test)]
+pub(crate) use access::AccessStats;
+pub use why::{NotAName, why};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +22,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -21,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::Config;
+use crate::config::AdminConfig;
 use crate::metrics::CONTENT_TYPE;
 use crate::refresh::RefreshStats;
 use crate::telemetry::Report;
@@ -57,15 +69,42 @@ impl Admin {
     }
 }
 
-/// Binds `addr` and serves the endpoints until `shutdown`.
+/// Binds `[admin]`'s address and serves the endpoints until `shutdown`.
 pub(crate) async fn start(
-    addr: SocketAddr,
-    state: AdminState,
+    settings: &AdminConfig,
+    mut state: AdminState,
     shutdown: CancellationToken,
 ) -> std::io::Result<Admin> {
-    if !addr.ip().is_loopback() {
-        warn!(%addr, "the admin endpoints listen beyond loopback: keep the port closed to clients");
+    let addr = settings.listen;
+    if settings.names_leave_host() {
+        warn!(%addr, clients = ?settings.names_clients, "the admin pages that show names (inside-only ones too) may be read beyond this host");
     }
+    let stats = Arc::new(access::AccessStats::default());
+    let mut reports = state.reports.to_vec();
+    reports.push(stats.clone());
+    state.reports = reports.into();
+    let list = |nets: &[ipnet::IpNet], group| access::Allowed {
+        nets: nets.into(),
+        group,
+        stats: stats.clone(),
+    };
+    let health = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(from_fn_with_state(
+            list(&settings.metrics_clients, access::Group::Metrics),
+            access::guard,
+        ));
+    let pages = Router::new()
+        .route("/", get(page::page))
+        .route("/names", get(names))
+        .route("/zone", get(zone))
+        .route("/zones", get(zones))
+        .layer(from_fn_with_state(
+            list(&settings.names_clients, access::Group::Names),
+            access::guard,
+        ));
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -73,14 +112,8 @@ pub(crate) async fn start(
         )
     })?;
     let addr = listener.local_addr()?;
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/names", get(names))
-        .route("/zone", get(zone))
-        .route("/zones", get(zones))
-        .with_state(state);
+    let app = health.merge(pages).with_state(state);
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -89,7 +122,7 @@ pub(crate) async fn start(
             warn!(%error, "the admin listener failed");
         }
     });
-    tracing::info!(%addr, "admin endpoints on http://{addr}/ (healthz, readyz, metrics, names, zone)");
+    tracing::info!(%addr, "admin endpoints on http://{addr}/ (status page, healthz, readyz, metrics, names, zone)");
     Ok(Admin { addr, task })
 }
 
