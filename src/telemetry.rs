@@ -159,9 +159,9 @@ impl QueryCounters {
 pub struct ViewCounters(pub Arc<QueryCounters>);
 
 /// Upper bounds of the latency buckets, in seconds.
-const LATENCY_BOUNDS: [f64; 15] = [
+const LATENCY_BOUNDS: [f64; 19] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// A latency histogram of atomics.
@@ -421,9 +421,10 @@ impl Report for ViewTable {
             Kind::Counter,
             queries,
         );
+        // Every view, at zero until it limits: a series that appears only with its first
+        // increment hides that increment from `rate()` and from the alert on it.
         let limited = views
             .iter()
-            .filter(|(_, c)| c.limited() != (0, 0))
             .flat_map(|(view, c)| {
                 let (dropped, slipped) = c.limited();
                 [
@@ -474,6 +475,10 @@ pub struct RefreshStats {
     pub builds: AtomicU64,
     /// Snapshots made by patching the served one with a change that EC2 events brought.
     pub patches: AtomicU64,
+    /// How long each full build took (naming and building, off the runtime).
+    pub build_full: Histogram,
+    /// How long each patch took.
+    pub build_patch: Histogram,
     /// Instances the last fetch skipped as unusable.
     pub skipped_instances: AtomicU64,
     /// When the API last confirmed the published data (Unix ms; 0 = never).
@@ -520,6 +525,14 @@ impl Report for RefreshStats {
             "stabledns_refresh_duration_seconds",
             "Time one refresh took: fetch, name, build, publish",
             vec![(Vec::new(), &self.duration)],
+        );
+        out.histograms(
+            "stabledns_snapshot_build_duration_seconds",
+            "Time one snapshot took to make: a full build (naming and building) or a patch",
+            vec![
+                (vec![("kind", "full".to_owned())], &self.build_full),
+                (vec![("kind", "patch".to_owned())], &self.build_patch),
+            ],
         );
         let help = "Refreshes whose inventory fetch succeeded";
         out.counter("stabledns_refresh_successes", help, load(&self.successes));

@@ -119,6 +119,8 @@ pub struct EventStats {
     pub delete_errors: AtomicU64,
     /// Groups of batches applied together (each one read-back and at most one build).
     pub groups: AtomicU64,
+    /// From each applied event's time (EC2's, to the second) until its change was served.
+    pub lag: crate::telemetry::Histogram,
 }
 
 impl Report for EventStats {
@@ -137,6 +139,11 @@ impl Report for EventStats {
                 ("ignored", load(&self.ignored)),
                 ("failed", load(&self.failed)),
             ],
+        );
+        out.histograms(
+            "stabledns_event_lag_seconds",
+            "From an applied EC2 event's time (to the second) until its change was served",
+            vec![(Vec::new(), &self.lag)],
         );
         out.counter(
             "stabledns_event_groups",
@@ -389,8 +396,16 @@ impl Refresher {
             .await;
         let build_ms = std::mem::take(&mut self.building).as_secs_f64() * 1000.0;
         add(&counts.applied, news.len());
+        let now = jiff::Timestamp::now();
         for e in &news {
             self.seen.remember(e);
+            // An event stamped ahead of this clock (skew) counts as no lag, not a negative one.
+            let lag = now.duration_since(e.time).unsigned_abs();
+            counts.lag.observe(if now < e.time {
+                std::time::Duration::ZERO
+            } else {
+                lag
+            });
         }
         info!(
             events = news.len(),

@@ -95,6 +95,7 @@ impl Refresher {
         self.claims = Some((fleet, index));
         if patched.is_some() {
             self.stats.patches.fetch_add(1, Ordering::Relaxed);
+            self.stats.build_patch.observe(took);
         }
         patched
     }

@@ -518,6 +518,7 @@ impl Refresher {
         .await
         .map(|(built, took)| {
             self.building += took;
+            self.stats.build_full.observe(took);
             built
         });
         match built {

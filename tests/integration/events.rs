@@ -28,7 +28,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {
+pub(crate) fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
         .http_client(http())
@@ -50,7 +50,7 @@ pub fn state_change(id: &str, instance: &str, state: &str, time: jiff::Timestamp
 }
 
 /// A queue by name (moto gives the same URL again for the same name).
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+pub(crate) async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     sqs.create_queue()
         .queue_name(name)
         .send()
@@ -86,7 +86,7 @@ async fn terminate(
     .await;
 }
 
-async fn send(sqs: &aws_sdk_sqs::Client, queue: &str, body: &str) {
+pub(crate) async fn send(sqs: &aws_sdk_sqs::Client, queue: &str, body: &str) {
     sqs.send_message()
         .queue_url(queue)
         .message_body(body)

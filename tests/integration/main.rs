@@ -9,6 +9,7 @@ mod baddata;
 mod cache;
 mod cli;
 mod crash;
+mod dashboard;
 mod dig;
 mod ec2;
 mod events;
