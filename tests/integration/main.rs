@@ -30,6 +30,7 @@ mod replacements;
 mod replicas;
 mod secondaries;
 mod sockets;
+mod stack;
 mod structure;
 mod transfers;
 mod views;
