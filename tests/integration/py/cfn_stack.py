@@ -14,6 +14,7 @@ import ast
 import base64
 import fnmatch
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,12 @@ from cfnlint.decode import decode_str  # noqa: E402
 body, matches = decode_str(template)
 if matches or body is None:
     sys.exit(f"the template does not parse: {matches}")
+# The admin range is never everyone: the status page shows every name.
+admin_pattern = body["Parameters"]["AdminCidr"]["AllowedPattern"]
+for value, allowed in [("0.0.0.0/0", False), ("10.0.0.0/7", False), ("10.20.9.0/24", True),
+                       ("10.20.9.20/32", True)]:
+    check((re.match(admin_pattern, value) is not None) == allowed,
+          f"AdminCidr {value} {'allowed' if allowed else 'refused'}")
 cfn.create_stack(StackName="stabledns", TemplateBody=template, Capabilities=["CAPABILITY_IAM"],
                  Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
 stack = cfn.describe_stacks(StackName="stabledns")["Stacks"][0]
