@@ -470,6 +470,8 @@ mod naming;
 mod publish;
 pub mod raw;
 #[cfg(test)]
+mod reload_tests;
+#[cfg(test)]
 mod tests;
 mod views;
 mod zone;
