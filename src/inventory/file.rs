@@ -338,32 +338,40 @@ struct Reservation<'a> {
 /// are never copied, and the ones an instance keeps are copied once, to their exact size.
 pub(super) type Text<'a> = Option<Cow<'a, str>>;
 
+/// serde borrows a `Cow<str>` only as a field of its own, never inside an `Option` (there it
+/// always copies): a `Text` field is read through a newtype that borrows.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Text<'de>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RawInstance<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) instance_id: Text<'a>,
     #[serde(borrow)]
     pub(super) state: Option<RawState<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) launch_time: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) state_transition_reason: Text<'a>,
     #[serde(borrow)]
     pub(super) placement: Option<RawPlacement<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) vpc_id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) subnet_id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) private_ip_address: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) private_dns_name: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) public_ip_address: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) public_dns_name: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) ipv6_address: Text<'a>,
     #[serde(default, borrow)]
     pub(super) network_interfaces: Vec<RawInterface<'a>>,
@@ -376,14 +384,14 @@ pub(super) struct RawInstance<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RawState<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) name: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RawPlacement<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) availability_zone: Text<'a>,
 }
 
@@ -397,25 +405,25 @@ pub(super) struct RawInterface<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RawIpv6<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) ipv6_address: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RawTag<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) key: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) value: Text<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RawGroup<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) group_id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "text")]
     pub(super) group_name: Text<'a>,
 }
 
@@ -423,6 +431,18 @@ pub(super) struct RawGroup<'a> {
 mod tests {
     use super::*;
     use crate::inventory::InstanceState;
+
+    /// A document's strings are borrowed, not copied, unless they have escapes.
+    #[test]
+    fn text_is_borrowed_from_the_document() {
+        use std::borrow::Cow;
+        let doc = r#"{"InstanceId":"i-0123","PublicDnsName":"ec2-\u0031.example","VpcId":null}"#;
+        let raw: Box<RawValue> = serde_json::from_str(doc).expect("json");
+        let inst = read_instance(&raw).expect("an instance");
+        assert!(matches!(inst.instance_id, Some(Cow::Borrowed("i-0123"))));
+        assert!(matches!(inst.public_dns_name, Some(Cow::Owned(ref s)) if s == "ec2-1.example"));
+        assert!(inst.vpc_id.is_none() && inst.subnet_id.is_none());
+    }
 
     #[test]
     fn an_instance_of_the_wrong_shape_is_skipped_not_the_file() {
