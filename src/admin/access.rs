@@ -87,6 +87,7 @@ pub(super) async fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AdminConfig;
 
     #[test]
     fn a_list_admits_its_ranges_and_mapped_ipv4() {
@@ -101,8 +102,6 @@ mod tests {
         assert!(!allowed.admits("192.0.2.1".parse().unwrap()));
         assert!(!list(Vec::new()).admits("127.0.0.1".parse().unwrap()));
     }
-
-    use crate::config::AdminConfig;
 
     #[test]
     fn only_a_range_beyond_loopback_lets_names_leave_the_host() {

@@ -54,7 +54,8 @@ fn ago(secs: u64) -> String {
 
 pub(super) async fn page(State(s): State<AdminState>, Query(q): Query<PageQuery>) -> Response {
     let now = SystemTime::now();
-    let config = s.config.load();
+    // One config for the whole page, the search's included.
+    let config = s.config.load_full();
     let mut html = String::with_capacity(4096);
     let _ = write!(
         html,
@@ -144,7 +145,7 @@ pub(super) async fn page(State(s): State<AdminState>, Query(q): Query<PageQuery>
     );
     if let (Some(name), Some(snap)) = (asked, snapshot.clone()) {
         // The claims on a name are found by a walk over the fleet: off the runtime.
-        let (config, name) = (s.config.load_full(), name.to_owned());
+        let (config, name) = (config.clone(), name.to_owned());
         let reports = tokio::task::spawn_blocking(move || {
             (snap.views.iter())
                 .map(|view| {

@@ -400,12 +400,8 @@ impl Refresher {
         for e in &news {
             self.seen.remember(e);
             // An event stamped ahead of this clock (skew) counts as no lag, not a negative one.
-            let lag = now.duration_since(e.time).unsigned_abs();
-            counts.lag.observe(if now < e.time {
-                std::time::Duration::ZERO
-            } else {
-                lag
-            });
+            let lag = std::time::Duration::try_from(now.duration_since(e.time));
+            counts.lag.observe(lag.unwrap_or_default());
         }
         info!(
             events = news.len(),
